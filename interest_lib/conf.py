@@ -1,0 +1,280 @@
+"""Typed configuration: YAML base + environment overlay + command-line overrides.
+
+Precedence (later wins): ``conf/base.yml`` < ``conf/<env>.yml`` < ``--conf-file`` < ``--set a.b=c``.
+Every key has a default here and a comment in ``conf/base.yml``; an unknown key or a value of
+the wrong type is a :class:`ConfigError` that names the key and the file it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+ENVIRONMENTS = ("local", "cluster", "databricks")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key and source."""
+
+
+@dataclass
+class StorageConf:
+    """Where the Delta tables live and which engine writes them."""
+
+    warehouse: str = "./warehouse"
+    """Root folder (or URI on a cluster) under which every table lives as <layer>/<name>."""
+    engine: str = "auto"
+    """auto | delta-spark | delta-rs. auto: Delta data source if its jars are on the classpath."""
+    raw_dir: str = "./data/raw"
+    """Folder of raw input files (the generator writes here, ingest reads here by default)."""
+
+
+@dataclass
+class SparkConf:
+    """How the SparkSession is built when the job does not run under spark-submit/Databricks."""
+
+    master: str = "local[*]"
+    """Spark master for the embedded default; ignored when spark-submit already set one."""
+    app_name: str = "interest-evolution"
+    """Application name shown in the Spark UI."""
+    driver_memory: str = "4g"
+    """Driver heap for local mode (local mode runs executors inside the driver JVM)."""
+    shuffle_partitions: int = 8
+    """spark.sql.shuffle.partitions: small for a laptop, raise on a cluster."""
+    arrow_batch_size: int = 10000
+    """spark.sql.execution.arrow.maxRecordsPerBatch for pandas UDFs."""
+    ui_enabled: bool = False
+    """Start the Spark UI (port 4040) in local mode."""
+    extra: dict = field(default_factory=dict)
+    """Any further spark.* settings, passed through verbatim."""
+
+
+@dataclass
+class GenerateConf:
+    """The synthetic store: catalogue, users with planted interest trajectories, dirt."""
+
+    seed: int = 42
+    """Seed: the same seed and sizes give the same data set, whatever the cluster."""
+    users: int = 2000
+    """Number of users."""
+    mean_events_per_user: int = 120
+    """Mean events per user; activity is heavy-tailed (log-normal) around it."""
+    items_per_category: int = 25
+    """Items per leaf category in the catalogue."""
+    start_date: str = "2026-01-05"
+    """First day of the generated period (UTC, ISO date; a Monday keeps weeks aligned)."""
+    days: int = 84
+    """Length of the generated period in days."""
+    dirt_rate: float = 0.01
+    """Fraction of raw records corrupted (each kind of dirt gets a share of it)."""
+    duplicate_rate: float = 0.01
+    """Fraction of records emitted twice (exact duplicates, same event_id)."""
+    late_rate: float = 0.02
+    """Fraction of records that arrive in a later day's file than the day they happened."""
+    format: str = "jsonl"
+    """Raw file format: jsonl | csv."""
+    partitions: int = 0
+    """Spark partitions used to generate users; 0 = 4 x default parallelism."""
+
+
+@dataclass
+class IngestConf:
+    """Raw files -> bronze.events (+ bronze.events_quarantine)."""
+
+    input: str = ""
+    """Raw events path (file, folder or glob); empty = <storage.raw_dir>/events."""
+    items_input: str = ""
+    """Raw item catalogue path; empty = <storage.raw_dir>/items."""
+    format: str = "auto"
+    """auto | jsonl | csv | parquet; auto decides from the file extensions."""
+    pseudonym_key: str = ""
+    """Key of the keyed hash that pseudonymises user ids; empty = read pseudonym_key_env."""
+    pseudonym_key_env: str = "INTEREST_PSEUDONYM_KEY"
+    """Environment variable holding the pseudonymisation key when pseudonym_key is empty."""
+    max_future_skew_minutes: int = 60
+    """Events stamped later than the ingest time plus this are quarantined (clock skew)."""
+    min_event_date: str = "2000-01-01"
+    """Events before this date are quarantined as implausible."""
+
+
+@dataclass
+class SessionizeConf:
+    """bronze.events -> silver.sessions and silver.events_sessionized."""
+
+    gap_minutes: int = 30
+    """Inactivity gap that closes a session."""
+    max_session_minutes: int = 240
+    """A session is cut when an event comes later than this after the session's start."""
+
+
+@dataclass
+class RunConf:
+    """Identity of one run of a job (lineage and idempotent writes)."""
+
+    run_id: str = ""
+    """Run identifier; empty = derived from the job and its inputs. Reruns with the same id
+    never duplicate rows."""
+    log_level: str = "INFO"
+    """Python log level for interest_lib."""
+
+
+@dataclass
+class Config:
+    """The whole configuration; one section per stage of the data flow."""
+
+    storage: StorageConf = field(default_factory=StorageConf)
+    spark: SparkConf = field(default_factory=SparkConf)
+    generate: GenerateConf = field(default_factory=GenerateConf)
+    ingest: IngestConf = field(default_factory=IngestConf)
+    sessionize: SessionizeConf = field(default_factory=SessionizeConf)
+    run: RunConf = field(default_factory=RunConf)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (for logging the resolved configuration)."""
+        return dataclasses.asdict(self)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, typ: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        return None if value is None else _coerce(value, args[0], key, source)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif typ is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif typ is dict or origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    raise ConfigError(
+        f"{source}: key '{key}' expects {getattr(typ, '__name__', typ)}, got {value!r}"
+    )
+
+
+def _merge_into(obj: Any, data: dict, source: str, prefix: str = "") -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: '{prefix or '<root>'}' must be a mapping, got {data!r}")
+    ftypes = _field_types(type(obj))
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in ftypes:
+            known = ", ".join(sorted(ftypes))
+            raise ConfigError(f"{source}: unknown key '{path}' (known here: {known})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge_into(current, value or {}, source, prefix=f"{path}.")
+        elif isinstance(current, dict) and isinstance(value, dict):
+            current.update(value)
+        else:
+            setattr(obj, key, _coerce(value, ftypes[key], path, source))
+
+
+def _parse_override(text: str) -> dict:
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. generate.users=500")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    nested: dict = {}
+    node = nested
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return nested
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def load_config(
+    env: Optional[str] = None,
+    conf_file: Optional[str] = None,
+    overrides: Optional[list[str]] = None,
+    conf_dir: Path = CONF_DIR,
+) -> Config:
+    """Load the configuration.
+
+    Args:
+        env: overlay name (local | cluster | databricks); default ``$INTEREST_ENV`` or ``local``.
+        conf_file: an extra YAML file applied after the overlay (e.g. a job's own settings).
+        overrides: ``a.b=c`` strings applied last; values are parsed as YAML scalars.
+        conf_dir: folder holding ``base.yml`` and the overlays.
+
+    Returns:
+        A fully typed :class:`Config`.
+    """
+    env = env or os.environ.get("INTEREST_ENV", "local")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"unknown environment '{env}' (choose one of {', '.join(ENVIRONMENTS)})")
+    conf = Config()
+    sources = [conf_dir / "base.yml", conf_dir / f"{env}.yml"]
+    if conf_file:
+        if not Path(conf_file).is_file():
+            raise ConfigError(f"--conf-file {conf_file}: no such file")
+        sources.append(Path(conf_file))
+    for path in sources:
+        if path.is_file():
+            _merge_into(conf, _read_yaml(path), str(path))
+    for text in overrides or []:
+        _merge_into(conf, _parse_override(text), f"--set {text}")
+    _validate(conf)
+    return conf
+
+
+def _validate(conf: Config) -> None:
+    choices = {
+        "storage.engine": (conf.storage.engine, ("auto", "delta-spark", "delta-rs")),
+        "generate.format": (conf.generate.format, ("jsonl", "csv")),
+        "ingest.format": (conf.ingest.format, ("auto", "jsonl", "csv", "parquet")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"key '{key}' is {value!r}; allowed: {', '.join(allowed)}")
+    positive = {
+        "generate.users": conf.generate.users,
+        "generate.mean_events_per_user": conf.generate.mean_events_per_user,
+        "generate.days": conf.generate.days,
+        "sessionize.gap_minutes": conf.sessionize.gap_minutes,
+        "sessionize.max_session_minutes": conf.sessionize.max_session_minutes,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"key '{key}' must be > 0, got {value}")

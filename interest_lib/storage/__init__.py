@@ -1,0 +1,140 @@
+"""The Delta table API every job uses: :class:`Tables`.
+
+Two engines behind one interface, chosen automatically (``storage.engine: auto``): the Delta
+data source when its jars are on the JVM classpath (clusters, Databricks), delta-rs otherwise
+(local machines, CI). Both write genuine Delta tables with atomic, idempotent commits.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+
+from interest_lib.conf import StorageConf
+from interest_lib.logs import get_logger
+from interest_lib.storage.catalog import TABLES, table_path
+from interest_lib.storage.engine import (
+    WRITE_MODES, DeltaEngine, SchemaMismatchError, TableError, TableNotFoundError, Txn,
+    WriteResult,
+)
+
+__all__ = [
+    "Tables", "Txn", "WriteResult", "TableError", "TableNotFoundError", "SchemaMismatchError",
+    "TABLES", "table_path", "choose_engine",
+]
+
+log = get_logger(__name__)
+
+
+def choose_engine(spark: SparkSession, engine: str = "auto") -> DeltaEngine:
+    """The engine named in conf, or for ``auto`` delta-spark when its jars are loaded."""
+    from interest_lib.spark import delta_jars_available
+
+    if engine == "auto":
+        engine = "delta-spark" if delta_jars_available(spark) else "delta-rs"
+    if engine == "delta-spark":
+        if not delta_jars_available(spark):
+            raise TableError(
+                "storage.engine=delta-spark but the Delta jars are not on the classpath: submit "
+                "with --packages io.delta:delta-spark_2.13:<version> or use storage.engine=auto"
+            )
+        from interest_lib.storage.delta_spark import DeltaSparkEngine
+
+        return DeltaSparkEngine(spark)
+    from interest_lib.storage.delta_rs import DeltaRsEngine
+
+    return DeltaRsEngine(spark)
+
+
+class Tables:
+    """Read, write, merge and inspect the project's Delta tables by name (``layer.table``)."""
+
+    def __init__(self, spark: SparkSession, conf: StorageConf, engine: Optional[DeltaEngine] = None):
+        self.spark = spark
+        self.conf = conf
+        self.engine = engine or choose_engine(spark, conf.engine)
+        log.info("Delta engine: %s, warehouse: %s", self.engine.name, conf.warehouse)
+
+    def path(self, name: str) -> str:
+        """Folder or URI of table ``name``."""
+        return table_path(self.conf.warehouse, name)
+
+    def exists(self, name: str) -> bool:
+        """True when the table has been created."""
+        return self.engine.exists(self.path(name))
+
+    def read(self, name: str, version: Optional[int] = None) -> DataFrame:
+        """The table as a DataFrame, at ``version`` (time travel) or the latest."""
+        return self.engine.read(self.path(name), version)
+
+    def version(self, name: str) -> int:
+        """Latest committed version of the table."""
+        return self.engine.version(self.path(name))
+
+    def history(self, name: str) -> list[dict]:
+        """Commit history, newest first."""
+        return self.engine.history(self.path(name))
+
+    def write(
+        self, df: DataFrame, name: str, mode: str = "append", partition_by: Sequence[str] = (),
+        txn: Optional[Txn] = None,
+    ) -> WriteResult:
+        """Commit ``df`` to table ``name`` in one atomic transaction.
+
+        Args:
+            df: rows to write.
+            name: ``layer.table``.
+            mode: ``append`` | ``overwrite`` (whole table) | ``overwrite-partitions`` (replace
+                only the partitions present in ``df``).
+            partition_by: partition columns (used when the table is created).
+            txn: idempotency token; a write whose (app_id, version) was already committed is
+                skipped and reported as such, so a rerun never duplicates rows.
+
+        Returns:
+            :class:`WriteResult` with the table version.
+        """
+        if mode not in WRITE_MODES:
+            raise ValueError(f"write mode {mode!r} not in {WRITE_MODES}")
+        if mode == "overwrite-partitions" and not partition_by:
+            raise ValueError(f"{name}: overwrite-partitions needs partition_by")
+        skipped = self._already_committed(name, txn)
+        if skipped:
+            return skipped
+        result = self.engine.write(df, self.path(name), mode, tuple(partition_by), txn, name)
+        log.info("%s: %s committed as version %s (%s rows)", name, mode, result.version,
+                 "?" if result.rows_written is None else f"{result.rows_written:,}")
+        return result
+
+    def merge(
+        self, source: DataFrame, name: str, keys: Sequence[str], delete_flag: Optional[str] = None,
+        partition_by: Sequence[str] = (), txn: Optional[Txn] = None,
+    ) -> WriteResult:
+        """MERGE ``source`` into ``name`` by ``keys`` in one transaction.
+
+        Matching rows are replaced, new rows inserted; where ``delete_flag`` names a boolean
+        column of ``source``, rows with it true delete their match instead (and are not inserted).
+        """
+        skipped = self._already_committed(name, txn)
+        if skipped:
+            return skipped
+        result = self.engine.merge(
+            source, self.path(name), tuple(keys), delete_flag, tuple(partition_by), txn, name,
+        )
+        log.info("%s: merge committed as version %s", name, result.version)
+        return result
+
+    def txn_version(self, name: str, app_id: str) -> Optional[int]:
+        """Latest version committed by idempotent writer ``app_id`` (None if never)."""
+        return self.engine.txn_version(self.path(name), app_id)
+
+    def _already_committed(self, name: str, txn: Optional[Txn]) -> Optional[WriteResult]:
+        if txn is None:
+            return None
+        seen = self.engine.txn_version(self.path(name), txn.app_id)
+        if seen is not None and seen >= txn.version:
+            version = self.version(name)
+            log.warning("%s: %s v%s already committed; write skipped (table stays at version %s)",
+                        name, txn.app_id, txn.version, version)
+            return WriteResult(name, version, skipped=True)
+        return None

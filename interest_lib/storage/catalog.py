@@ -1,0 +1,35 @@
+"""Table names, defined once, and where each table lives under the warehouse.
+
+A table name is ``<layer>.<table>``; its folder is ``<warehouse>/<layer>/<table>``.
+"""
+
+from __future__ import annotations
+
+import os
+
+BRONZE_EVENTS = "bronze.events"
+BRONZE_QUARANTINE = "bronze.events_quarantine"
+REF_ITEMS = "ref.items"
+REF_PLANTED_MIGRATIONS = "ref.planted_migrations"
+SILVER_SESSIONS = "silver.sessions"
+SILVER_EVENTS_SESSIONIZED = "silver.events_sessionized"
+
+#: Every table the jobs write, with a one-line description (the README's catalogue).
+TABLES = {
+    BRONZE_EVENTS: "cleaned, typed, deduplicated, pseudonymised events (partitioned by event_date)",
+    BRONZE_QUARANTINE: "every rejected raw record with the reason it was rejected",
+    REF_ITEMS: "item catalogue: title, description, category id and path, price",
+    REF_PLANTED_MIGRATIONS: "generator ground truth: every planted interest migration",
+    SILVER_SESSIONS: "one row per session with its features (partitioned by session_date)",
+    SILVER_EVENTS_SESSIONIZED: "bronze events with their session_id (partitioned by event_date)",
+}
+
+
+def table_path(warehouse: str, name: str) -> str:
+    """Folder (or URI) of table ``name`` (``layer.table``) under ``warehouse``."""
+    if name.count(".") != 1:
+        raise ValueError(f"table name {name!r} must be '<layer>.<table>'")
+    layer, table = name.split(".")
+    if "://" in warehouse or warehouse.startswith("dbfs:"):
+        return f"{warehouse.rstrip('/')}/{layer}/{table}"
+    return os.path.join(os.path.abspath(warehouse), layer, table)

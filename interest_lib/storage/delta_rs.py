@@ -1,0 +1,327 @@
+"""Delta tables without the Delta jars: Spark writes Parquet, delta-rs commits once on the driver.
+
+Write: executors write the DataFrame as Parquet into a staging folder inside the table
+(``_staging/<uuid>``, ignored by Delta readers because of the leading underscore); the driver
+validates the files, moves them into the table folder under unique names, and commits all of
+them (plus any removes) as one Delta transaction with ``create_write_transaction``. Nothing is
+visible before that commit, so a failed write leaves the previous version intact.
+
+Read: the snapshot's live files (``get_add_actions``) are handed to Spark's Parquet reader with
+the table schema; partition columns come back from the Hive-style folder names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import time
+import uuid
+from typing import Optional, Sequence
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, functions as F
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+from interest_lib.logs import get_logger
+from interest_lib.storage.engine import (
+    DeltaEngine, SchemaMismatchError, TableError, TableNotFoundError, Txn, WriteResult,
+)
+
+log = get_logger(__name__)
+
+_FILE_COL = "__delta_source_file"
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _local(path: str) -> str:
+    if path.startswith("file://"):
+        return unquote(path[len("file://"):])
+    if "://" in path:
+        raise TableError(
+            f"{path}: the delta-rs engine writes to local or mounted paths only; use "
+            "storage.engine=delta-spark (Delta jars) for object stores"
+        )
+    return path
+
+
+def _stat_value(value) -> object:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def file_stats(path: str) -> tuple[int, str]:
+    """Row count and Delta ``stats`` JSON (numRecords, min/max/nullCount) of one Parquet file."""
+    meta = pq.ParquetFile(path).metadata
+    mins: dict = {}
+    maxs: dict = {}
+    nulls: dict = {}
+    schema = meta.schema.to_arrow_schema()
+    for col_idx, fld in enumerate(schema):
+        if not (pa.types.is_integer(fld.type) or pa.types.is_floating(fld.type)
+                or pa.types.is_timestamp(fld.type) or pa.types.is_date(fld.type)):
+            continue
+        lo = hi = None
+        nc = 0
+        complete = True
+        for rg in range(meta.num_row_groups):
+            stats = meta.row_group(rg).column(col_idx).statistics
+            if stats is None or not stats.has_min_max:
+                if meta.row_group(rg).num_rows:
+                    complete = False
+                nc += stats.null_count if stats is not None and stats.has_null_count else 0
+                continue
+            lo = stats.min if lo is None else min(lo, stats.min)
+            hi = stats.max if hi is None else max(hi, stats.max)
+            nc += stats.null_count if stats.has_null_count else 0
+        nulls[fld.name] = nc
+        if complete and lo is not None:
+            mins[fld.name] = _stat_value(lo)
+            maxs[fld.name] = _stat_value(hi)
+    stats = {"numRecords": meta.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
+    return meta.num_rows, json.dumps(stats)
+
+
+def _partition_text(value) -> Optional[str]:
+    """A typed partition value as Delta writes it in the log (dates ISO, others str)."""
+    if value is None:
+        return None
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _partition_values(rel_dir: str, partition_by: Sequence[str]) -> dict:
+    values: dict = {}
+    for part in [p for p in rel_dir.split("/") if p]:
+        key, _, raw = part.partition("=")
+        raw = unquote(raw)
+        values[key] = None if raw == _HIVE_NULL else raw
+    missing = set(partition_by) - set(values)
+    if missing:
+        raise TableError(f"staged file under {rel_dir!r} lacks partition values for {missing}")
+    return values
+
+
+class DeltaRsEngine(DeltaEngine):
+    """Delta tables committed by delta-rs from Parquet files written by Spark."""
+
+    name = "delta-rs"
+
+    # --- reading ---------------------------------------------------------------------------
+    def _table(self, path: str, version: Optional[int] = None):
+        from deltalake import DeltaTable
+
+        local = _local(path)
+        if not DeltaTable.is_deltatable(local):
+            raise TableNotFoundError(f"no Delta table at {local}")
+        return DeltaTable(local, version=version) if version is not None else DeltaTable(local)
+
+    def exists(self, path: str) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(_local(path))
+
+    def spark_schema(self, path: str, version: Optional[int] = None):
+        """The table schema as a Spark StructType."""
+        table = self._table(path, version)
+        return from_arrow_schema(pa.schema(table.schema().to_arrow()))
+
+    def live_files(self, path: str, version: Optional[int] = None) -> list[str]:
+        """Relative paths of the snapshot's live data files."""
+        table = self._table(path, version)
+        actions = pa.table(table.get_add_actions(flatten=True))
+        return [str(p) for p in actions.column("path").to_pylist()]
+
+    def read(self, path: str, version: Optional[int] = None) -> DataFrame:
+        local = _local(path)
+        schema = self.spark_schema(local, version)
+        files = [os.path.join(local, unquote(p)) for p in self.live_files(local, version)]
+        if not files:
+            return self.spark.createDataFrame([], schema)
+        df = self.spark.read.schema(schema).option("basePath", local).parquet(*files)
+        return df.select(*schema.fieldNames())  # partition columns back in table order
+
+    def version(self, path: str) -> int:
+        return self._table(path).version()
+
+    def history(self, path: str) -> list[dict]:
+        return [
+            {"version": h.get("version"), "timestamp": h.get("timestamp"),
+             "operation": h.get("operation"), "parameters": h.get("operationParameters", {}),
+             "metadata": {k: v for k, v in h.items() if k.startswith("interest.")}}
+            for h in self._table(path).history()
+        ]
+
+    def txn_version(self, path: str, app_id: str) -> Optional[int]:
+        if not self.exists(path):
+            return None
+        return self._table(path).transaction_version(app_id)
+
+    # --- writing ---------------------------------------------------------------------------
+    def _stage(self, df: DataFrame, local: str, partition_by: Sequence[str]):
+        """Write ``df`` as Parquet into a staging folder; return (staging dir, files)."""
+        staging = os.path.join(local, "_staging", uuid.uuid4().hex)
+        writer = df.write.mode("overwrite").option("compression", "snappy")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.parquet(staging)
+        files = []
+        for root, _dirs, names in os.walk(staging):
+            for fname in names:
+                if fname.endswith(".parquet"):
+                    files.append(os.path.relpath(os.path.join(root, fname), staging))
+        return staging, sorted(files)
+
+    def _check_schema(self, df: DataFrame, local: str, name: str) -> None:
+        if not self.exists(local):
+            return
+        table_schema = self.spark_schema(local)
+        have = {f.name: f.dataType for f in df.schema.fields}
+        want = {f.name: f.dataType for f in table_schema.fields}
+        if have != want:
+            missing = sorted(set(want) - set(have))
+            extra = sorted(set(have) - set(want))
+            changed = sorted(k for k in set(have) & set(want) if have[k] != want[k])
+            raise SchemaMismatchError(
+                f"{name}: data does not match the table schema (missing {missing}, "
+                f"unexpected {extra}, type changed {changed})"
+            )
+
+    def _adds(self, staging: str, local: str, files: list[str], partition_by: Sequence[str]):
+        from deltalake.transaction import AddAction
+
+        prefix = uuid.uuid4().hex[:12]
+        adds, moved, rows = [], [], 0
+        now_ms = int(time.time() * 1000)
+        for rel in files:
+            rel_dir, fname = os.path.split(rel)
+            target_rel = os.path.join(rel_dir, f"part-{prefix}-{fname.removeprefix('part-')}")
+            src, dst = os.path.join(staging, rel), os.path.join(local, target_rel)
+            n, stats = file_stats(src)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.replace(src, dst)
+            moved.append(dst)
+            rows += n
+            adds.append(AddAction(
+                target_rel, os.path.getsize(dst), _partition_values(rel_dir, partition_by),
+                now_ms, True, stats,
+            ))
+        return adds, moved, rows
+
+    def _commit(self, local, df_schema, adds, removes, mode, partition_by, txn, name, operation):
+        from deltalake import Schema as DeltaSchema
+        from deltalake.transaction import (
+            CommitProperties, Transaction, create_table_with_add_actions,
+        )
+
+        props = CommitProperties(
+            custom_metadata={"interest.operation": operation, "interest.table": name},
+            app_transactions=[Transaction(txn.app_id, txn.version)] if txn else None,
+        )
+        arrow_schema = to_arrow_schema(df_schema, timezone="UTC")
+        if not self.exists(local):
+            create_table_with_add_actions(
+                local, DeltaSchema.from_arrow(arrow_schema), adds, mode="error",
+                partition_by=list(partition_by) or None, name=name, commit_properties=props,
+            )
+        else:
+            self._table(local).create_write_transaction(
+                removes + adds, mode=mode, schema=DeltaSchema.from_arrow(arrow_schema),
+                partition_by=list(partition_by) or None, commit_properties=props,
+            )
+        return self.version(local)
+
+    def _write_files(self, df, local, partition_by, txn, name, operation, mode, removes_for):
+        """Stage df, build removes with ``removes_for(adds)``, commit; clean up on failure."""
+        os.makedirs(local, exist_ok=True)
+        staging, files = self._stage(df, local, partition_by)
+        moved: list[str] = []
+        try:
+            adds, moved, rows = self._adds(staging, local, files, partition_by)
+            removes = removes_for(adds)
+            version = self._commit(
+                local, df.schema, adds, removes, mode, partition_by, txn, name, operation,
+            )
+        except BaseException:
+            for path in moved:  # unreferenced files: remove them so they never look live
+                if os.path.exists(path):
+                    os.remove(path)
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging_root = os.path.dirname(staging)
+            if os.path.isdir(staging_root) and not os.listdir(staging_root):
+                os.rmdir(staging_root)
+        return WriteResult(name, version, False, len(adds), len(removes), rows)
+
+    def _removes(self, local: str, keep) -> list:
+        """RemoveActions for the live files for which ``keep(path, partition_values)`` is False."""
+        from deltalake.transaction import RemoveAction
+
+        if not self.exists(local):
+            return []
+        actions = pa.table(self._table(local).get_add_actions(flatten=False)).to_pylist()
+        now_ms = int(time.time() * 1000)
+        removes = []
+        for action in actions:
+            pvalues = {k: _partition_text(v) for k, v in (action.get("partition") or {}).items()}
+            if not keep(action["path"], pvalues):
+                removes.append(RemoveAction(
+                    action["path"], True, now_ms, action.get("size_bytes"),
+                    pvalues,
+                ))
+        return removes
+
+    def write(self, df, path, mode, partition_by, txn, name) -> WriteResult:
+        local = _local(path)
+        self._check_schema(df, local, name)
+        if mode == "append":
+            return self._write_files(df, local, partition_by, txn, name, "append", "append",
+                                     lambda adds: [])
+        if mode == "overwrite":
+            return self._write_files(df, local, partition_by, txn, name, "overwrite", "overwrite",
+                                     lambda adds: [])
+        # overwrite-partitions: remove exactly the live files of the partitions being written.
+        def removes_for(adds):
+            touched = {tuple(sorted(a.partition_values.items())) for a in adds}
+            return self._removes(local, lambda _p, pv: tuple(sorted(pv.items())) not in touched)
+        return self._write_files(df, local, partition_by, txn, name, "overwrite-partitions",
+                                 "append", removes_for)
+
+    def merge(self, source, path, keys, delete_flag, partition_by, txn, name) -> WriteResult:
+        """Copy-on-write MERGE: rewrite only the files that hold a matching key."""
+        local = _local(path)
+        upserts = source.filter(~F.col(delete_flag)).drop(delete_flag) if delete_flag else source
+        if not self.exists(local):
+            return self.write(upserts, local, "append", partition_by, txn, name)
+        target = self.read(local).withColumn(_FILE_COL, F.input_file_name())
+        source_keys = source.select(*keys).distinct()
+        touched_uris = [
+            r[0] for r in target.join(source_keys, list(keys), "left_semi")
+            .select(_FILE_COL).distinct().collect()
+        ]
+        touched_rel = {
+            os.path.relpath(_local(unquote(u)), local) for u in touched_uris
+        }
+        kept = (
+            target.filter(F.col(_FILE_COL).isin(touched_uris))
+            .join(source_keys, list(keys), "left_anti")
+            .drop(_FILE_COL)
+        )
+        merged = kept.unionByName(upserts.select(*kept.columns))
+        self._check_schema(upserts, local, name)
+        return self._write_files(
+            merged, local, partition_by, txn, name, "merge", "append",
+            lambda adds: self._removes(local, lambda p, _pv: unquote(p) not in touched_rel),
+        )

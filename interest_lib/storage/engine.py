@@ -1,0 +1,89 @@
+"""The table API every job uses, and the interface both Delta engines implement."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+
+WRITE_MODES = ("append", "overwrite", "overwrite-partitions")
+
+
+class TableError(RuntimeError):
+    """A table operation could not be done; the message names the table."""
+
+
+class TableNotFoundError(TableError):
+    """The table has no Delta log yet."""
+
+
+class SchemaMismatchError(TableError):
+    """Data written to a table does not match the table's schema."""
+
+
+@dataclass(frozen=True)
+class Txn:
+    """An idempotent-write token: a write with an (app_id, version) already committed is skipped.
+
+    ``app_id`` names the writer (job + run id); ``version`` increases with each new write of it.
+    """
+
+    app_id: str
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: the table version it produced (or found), and whether it was skipped."""
+
+    table: str
+    version: int
+    skipped: bool = False
+    files_added: int = 0
+    files_removed: int = 0
+    rows_written: Optional[int] = None
+
+
+class DeltaEngine(abc.ABC):
+    """One way of reading and committing Delta tables (delta-spark or delta-rs)."""
+
+    name = "abstract"
+
+    def __init__(self, spark: SparkSession):
+        self.spark = spark
+
+    @abc.abstractmethod
+    def exists(self, path: str) -> bool:
+        """True when ``path`` holds a Delta table."""
+
+    @abc.abstractmethod
+    def read(self, path: str, version: Optional[int] = None) -> DataFrame:
+        """The table (at ``version``, default latest) as a Spark DataFrame."""
+
+    @abc.abstractmethod
+    def write(
+        self, df: DataFrame, path: str, mode: str, partition_by: Sequence[str],
+        txn: Optional[Txn], name: str,
+    ) -> WriteResult:
+        """Commit ``df`` to the table in one transaction."""
+
+    @abc.abstractmethod
+    def merge(
+        self, source: DataFrame, path: str, keys: Sequence[str], delete_flag: Optional[str],
+        partition_by: Sequence[str], txn: Optional[Txn], name: str,
+    ) -> WriteResult:
+        """Upsert ``source`` by ``keys``; rows whose ``delete_flag`` is true delete the match."""
+
+    @abc.abstractmethod
+    def version(self, path: str) -> int:
+        """Latest committed version."""
+
+    @abc.abstractmethod
+    def history(self, path: str) -> list[dict]:
+        """Commit history, newest first: version, timestamp, operation, parameters."""
+
+    @abc.abstractmethod
+    def txn_version(self, path: str, app_id: str) -> Optional[int]:
+        """Latest committed version of the idempotent writer ``app_id``, or None."""
