@@ -137,9 +137,12 @@ class Config:
     sessionize: SessionizeConf = field(default_factory=SessionizeConf)
     run: RunConf = field(default_factory=RunConf)
 
-    def to_dict(self) -> dict:
-        """Plain nested dict (for logging the resolved configuration)."""
-        return dataclasses.asdict(self)
+    def to_dict(self, redact: bool = True) -> dict:
+        """Plain nested dict for logging; secrets are replaced by ``***`` unless redact=False."""
+        data = dataclasses.asdict(self)
+        if redact and data["ingest"]["pseudonym_key"]:
+            data["ingest"]["pseudonym_key"] = "***"
+        return data
 
 
 def _field_types(cls: type) -> dict[str, Any]:

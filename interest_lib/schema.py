@@ -53,6 +53,7 @@ HAS_PURCHASE = "has_purchase"
 
 # --- quarantine columns --------------------------------------------------------------------
 RAW_RECORD = "raw_record"
+RECORD_TYPE = "record_type"
 REASON = "reason"
 SOURCE_FILE = "source_file"
 
@@ -65,6 +66,9 @@ EVENT_TYPES = ("view", "click", "search", "favourite", "cart", "purchase", "revi
 
 #: Event types that carry no item (the category is the searched one).
 ITEMLESS_EVENT_TYPES = ("search",)
+
+#: Raw fields of an item catalogue record.
+RAW_ITEM_FIELDS = (ITEM_ID, TITLE, DESCRIPTION, CATEGORY_ID, CATEGORY_PATH, PRICE)
 
 #: Raw fields every input record must provide (as strings); anything else is ignored.
 RAW_FIELDS = (
@@ -91,7 +95,9 @@ EVENT_SCHEMA = T.StructType([
     T.StructField(INGESTED_AT, T.TimestampType(), False),
 ])
 
+#: Rejected raw records (``bronze.events_quarantine``); record_type is ``event`` or ``item``.
 QUARANTINE_SCHEMA = T.StructType([
+    T.StructField(RECORD_TYPE, T.StringType(), False),
     T.StructField(RAW_RECORD, T.StringType()),
     T.StructField(REASON, T.StringType(), False),
     T.StructField(SOURCE_FILE, T.StringType()),

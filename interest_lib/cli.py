@@ -1,0 +1,128 @@
+"""The ``interest`` command: one subcommand per job, all sharing the configuration options.
+
+    interest COMMAND [--env local|cluster|databricks] [--conf-file F] [--set a.b=c ...] [options]
+
+``jobs/<job>.py`` and ``spark-submit jobs/<job>.py ...`` land in :func:`main` too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, is_dataclass
+from typing import Optional, Sequence
+
+from interest_lib.conf import ConfigError, load_config
+from interest_lib.task import Task
+
+
+class GenerateTask(Task):
+    """Generate a synthetic store (catalogue, users with planted trajectories, dirty raw files)."""
+
+    name = "generate"
+    help = ("write raw event files with planted interest migrations, the item catalogue, and the "
+            "ground truth table ref.planted_migrations")
+
+    def launch(self):
+        from interest_lib.generate.job import run_generate
+
+        return run_generate(self.spark, self.conf, self.tables)
+
+
+class IngestTask(Task):
+    """Raw files -> bronze.events (+ quarantine) and ref.items."""
+
+    name = "ingest"
+    help = ("validate, dedupe and pseudonymise raw events into bronze.events; rejected records go "
+            "to bronze.events_quarantine with their reason; prints rows in = accepted + "
+            "quarantined + duplicates")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--input", help="raw events path (default: ingest.input or <raw_dir>/events)")
+
+    def launch(self):
+        from interest_lib.ingest import run_ingest
+
+        report = run_ingest(self.spark, self.conf, self.tables, input_path=self.args.input)
+        print(f"ingest batch {report.ingest_batch}: {report.summary()}")
+        return report
+
+
+class SessionizeTask(Task):
+    """bronze.events -> silver.sessions and silver.events_sessionized."""
+
+    name = "sessionize"
+    help = ("split each user's events into sessions (inactivity gap, maximum length); incremental "
+            "over new ingest batches unless --full")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--full", action="store_true", help="recompute all sessions from bronze")
+
+    def launch(self):
+        from interest_lib.sessions import run_sessionize
+
+        report = run_sessionize(self.spark, self.conf, self.tables, full=self.args.full)
+        print(f"sessionize ({report.mode}): {report.new_events:,} new events, "
+              f"{report.sessions_written:,} sessions written, {report.sessions_deleted:,} replaced")
+        return report
+
+
+class ConfigTask(Task):
+    """Print the resolved configuration."""
+
+    name = "config"
+    help = "print the resolved configuration (base + overlay + overrides) as JSON"
+
+    def launch(self):
+        print(json.dumps(self.conf.to_dict(), indent=2))
+        return self.conf
+
+    def run(self):
+        return self.launch()
+
+
+TASKS: dict[str, type[Task]] = {t.name: t for t in (GenerateTask, IngestTask, SessionizeTask, ConfigTask)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``interest`` command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env", help="configuration overlay: local (default), cluster, databricks")
+    common.add_argument("--conf-file", "--conf", dest="conf_file", help="extra YAML applied after the overlay")
+    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one key, e.g. --set generate.users=500 (repeatable)")
+    common.add_argument("--run-id", help="run identifier (same id => rerun writes nothing twice)")
+    parser = argparse.ArgumentParser(
+        prog="interest",
+        description="interest-evolution: capture how users' interests migrate and evolve.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, task in TASKS.items():
+        p = sub.add_parser(name, parents=[common], help=task.help, description=task.help)
+        task.add_arguments(p)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``interest`` console script and of ``jobs/*.py``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = list(args.overrides)
+    if args.run_id:
+        overrides.append(f"run.run_id={args.run_id}")
+    try:
+        conf = load_config(env=args.env, conf_file=args.conf_file, overrides=overrides)
+    except ConfigError as exc:
+        parser.exit(2, f"interest: configuration error: {exc}\n")
+    task = TASKS[args.command](conf, args=args)
+    result = task.run()
+    if is_dataclass(result) and args.command != "config":
+        print(json.dumps(asdict(result), default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Validation and type coercion of raw events: every rejected row gets the first failing reason.
+
+All functions are ``DataFrame -> DataFrame`` and chain with ``df.transform``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, functions as F
+
+from interest_lib import schema as S
+from interest_lib.ingest.readers import CORRUPT
+
+# ISO-8601 date-time, optional fraction and zone; anything else (e.g. 'yesterday', which Spark's
+# cast would accept as a special value) is malformed.
+_ISO_TS = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+_EPOCH_MS = r"^\d{12,13}$"
+_NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
+
+#: Reasons a record is quarantined, in the order they are checked.
+REASONS = {
+    "malformed_record": "not a valid record of the input format",
+    "missing_event_id": "event_id is empty",
+    "missing_user_id": "user_id is empty",
+    "unknown_event_type": "event_type is not one of " + ", ".join(S.EVENT_TYPES),
+    "malformed_event_time": "event_time is not an ISO-8601 timestamp or epoch milliseconds",
+    "event_time_in_future": "event_time is later than ingest time + ingest.max_future_skew_minutes",
+    "event_time_too_old": "event_time is before ingest.min_event_date",
+    "missing_category": "category_id is empty",
+    "missing_item_id": "item_id is empty for an event type that needs an item",
+    "malformed_price": "price is not a number",
+    "negative_price": "price is negative",
+}
+
+
+def _blank(col: str) -> Column:
+    return F.col(col).isNull() | (F.trim(F.col(col)) == "")
+
+
+def parse_event_time(col: str = S.EVENT_TIME) -> Column:
+    """The raw string as a UTC timestamp: ISO-8601 or epoch milliseconds; null if malformed."""
+    raw = F.trim(F.col(col))
+    return (
+        F.when(raw.rlike(_ISO_TS), raw.try_cast("timestamp"))
+        .when(raw.rlike(_EPOCH_MS), F.timestamp_millis(raw.cast("long")))
+    )
+
+
+def with_parsed_fields(df: DataFrame) -> DataFrame:
+    """Add typed ``_ts`` and ``_price`` columns parsed from the raw strings."""
+    return df.withColumn("_ts", parse_event_time()).withColumn(
+        "_price", F.when(F.col(S.PRICE).rlike(_NUMBER), F.trim(F.col(S.PRICE)).cast("double"))
+    )
+
+
+def with_reason(df: DataFrame, now: dt.datetime, max_future_skew_minutes: int,
+                min_event_date: str) -> DataFrame:
+    """Add ``reason``: the first failed check (see :data:`REASONS`), null for a valid event."""
+    latest = F.lit(now + dt.timedelta(minutes=max_future_skew_minutes)).cast("timestamp")
+    etype = F.lower(F.trim(F.col(S.EVENT_TYPE)))
+    checks = [
+        ("malformed_record", F.col(CORRUPT).isNotNull()),
+        ("missing_event_id", _blank(S.EVENT_ID)),
+        ("missing_user_id", _blank(S.USER_ID)),
+        ("unknown_event_type", etype.isNull() | ~etype.isin(*S.EVENT_TYPES)),
+        ("malformed_event_time", F.col("_ts").isNull()),
+        ("event_time_in_future", F.col("_ts") > latest),
+        ("event_time_too_old", F.col("_ts") < F.lit(min_event_date).cast("timestamp")),
+        ("missing_category", _blank(S.CATEGORY_ID)),
+        ("missing_item_id", ~etype.isin(*S.ITEMLESS_EVENT_TYPES) & _blank(S.ITEM_ID)),
+        ("malformed_price", ~_blank(S.PRICE) & F.col("_price").isNull()),
+        ("negative_price", F.col("_price") < 0),
+    ]
+    reason = F.lit(None).cast("string")
+    for name, failed in reversed(checks):
+        reason = F.when(failed, F.lit(name)).otherwise(reason)
+    return df.withColumn(S.REASON, reason)
+
+
+def to_events(df: DataFrame) -> DataFrame:
+    """Valid raw rows as canonical typed columns (before pseudonymisation and batch stamps)."""
+    def text(col: str) -> Column:
+        return F.when(_blank(col), F.lit(None)).otherwise(F.trim(F.col(col)))
+
+    return df.select(
+        F.trim(S.EVENT_ID).alias(S.EVENT_ID),
+        F.trim(S.USER_ID).alias(S.USER_ID),
+        text(S.ITEM_ID).alias(S.ITEM_ID),
+        F.trim(S.CATEGORY_ID).alias(S.CATEGORY_ID),
+        text(S.CATEGORY_PATH).alias(S.CATEGORY_PATH),
+        F.lower(F.trim(S.EVENT_TYPE)).alias(S.EVENT_TYPE),
+        F.col("_ts").alias(S.EVENT_TIME),
+        F.to_date("_ts").alias(S.EVENT_DATE),
+        F.when(F.col(S.TEXT).isNull() | (F.col(S.TEXT) == ""), F.lit(None))
+        .otherwise(F.col(S.TEXT)).alias(S.TEXT),
+        F.col("_price").alias(S.PRICE),
+        text(S.SOURCE).alias(S.SOURCE),
+        S.SOURCE_FILE,
+    )

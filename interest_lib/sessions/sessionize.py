@@ -1,0 +1,114 @@
+"""Sessionization with Spark's own machinery (window functions and SQL higher-order functions).
+
+The rule, applied to each user's events in time order (ties broken by event_id):
+an event opens a new session when it comes more than ``gap`` after the previous event, or more
+than ``max_length`` after the start of the current session. The rule is *causal*: a session
+boundary depends only on earlier events. That makes incremental runs exact: new events can only
+change sessions from the latest stored session start before them onwards.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window, functions as F
+
+from interest_lib import schema as S
+
+_GAP_SESSION = "_gap_session"
+_EPOCH = "_epoch_s"
+
+
+def session_id_col(user_col: str = S.USER_ID, start_col: str = S.SESSION_START) -> F.Column:
+    """Deterministic session id: 128-bit hex of (user, session start)."""
+    return F.substring(
+        F.sha2(F.concat_ws("|", F.col(user_col), F.date_format(start_col, "yyyy-MM-dd'T'HH:mm:ss.SSSSSS")), 256),
+        1, 32,
+    )
+
+
+def _slice_long_sessions(df: DataFrame, max_length_s: int) -> DataFrame:
+    """For gap-sessions longer than max_length, apply the max-length cut iteratively.
+
+    Uses SQL ``aggregate`` over the gap-session's sorted epoch seconds (JVM-side, no Python).
+    """
+    starts = F.expr(
+        f"""aggregate(ts, named_struct('start', CAST(-1 AS BIGINT), 'starts', CAST(array() AS ARRAY<BIGINT>)),
+            (acc, t) -> IF(acc.start < 0 OR t - acc.start > {max_length_s},
+                           named_struct('start', t, 'starts', concat(acc.starts, array(t))),
+                           named_struct('start', acc.start, 'starts', concat(acc.starts, array(acc.start))))
+        ).starts"""
+    )
+    grouped = (
+        df.groupBy(S.USER_ID, _GAP_SESSION)
+        .agg(F.array_sort(F.collect_list(F.struct(_EPOCH, S.EVENT_ID))).alias("_evs"))
+        .withColumn("ts", F.transform("_evs", lambda e: e[_EPOCH]))
+        .withColumn("_starts", starts)
+        .select(S.USER_ID, F.explode(F.arrays_zip(
+            F.transform("_evs", lambda e: e[S.EVENT_ID]).alias("eid"), F.col("_starts").alias("st"),
+        )).alias("z"))
+        .select(S.USER_ID, F.col("z.eid").alias(S.EVENT_ID), F.col("z.st").alias("_slice_start"))
+    )
+    return df.join(grouped, [S.USER_ID, S.EVENT_ID], "left")
+
+
+def assign_sessions(events: DataFrame, gap_minutes: int, max_session_minutes: int) -> DataFrame:
+    """Add ``session_id`` (and ``session_start``) to every event.
+
+    Args:
+        events: events with at least user_id, event_id, event_time; all of a user's events that
+            can share a session must be present (see the module docstring).
+        gap_minutes: inactivity gap that closes a session.
+        max_session_minutes: longest time from a session's start to its last event.
+
+    Returns:
+        ``events`` plus ``session_id`` and ``session_start`` columns.
+    """
+    gap_s, max_s = gap_minutes * 60, max_session_minutes * 60
+    by_user = Window.partitionBy(S.USER_ID).orderBy(S.EVENT_TIME, S.EVENT_ID)
+    with_gap = (
+        events.withColumn(_EPOCH, F.unix_micros(S.EVENT_TIME))
+        .withColumn("_prev", F.lag(_EPOCH).over(by_user))
+        .withColumn("_new", (F.col("_prev").isNull() | (F.col(_EPOCH) - F.col("_prev") > gap_s * 1_000_000)).cast("int"))
+        .withColumn(_GAP_SESSION, F.sum("_new").over(by_user.rowsBetween(Window.unboundedPreceding, 0)))
+    )
+    by_gap = Window.partitionBy(S.USER_ID, _GAP_SESSION)
+    with_gap = (
+        with_gap.withColumn("_gap_start", F.min(_EPOCH).over(by_gap))
+        .withColumn("_gap_len", F.max(_EPOCH).over(by_gap) - F.col("_gap_start"))
+    )
+    long_gap = F.col("_gap_len") > max_s * 1_000_000
+    short = with_gap.filter(~long_gap).withColumn("_slice_start", F.col("_gap_start"))
+    long_ = _slice_long_sessions(with_gap.filter(long_gap), max_s * 1_000_000)
+    sliced = short.unionByName(long_)
+    return (
+        sliced.withColumn(S.SESSION_START, F.timestamp_micros("_slice_start"))
+        .withColumn(S.SESSION_ID, session_id_col())
+        .drop(_EPOCH, "_prev", "_new", _GAP_SESSION, "_gap_start", "_gap_len", "_slice_start")
+    )
+
+
+def session_features(sessionized: DataFrame) -> DataFrame:
+    """One row per session (schema ``SESSION_SCHEMA``): times, counts per event type,
+    categories visited, dominant category (most events; ties -> smallest id), purchase flag."""
+    per_category = (
+        sessionized.groupBy(S.SESSION_ID, S.CATEGORY_ID).count()
+        .groupBy(S.SESSION_ID)
+        .agg(F.min_by(S.CATEGORY_ID, F.struct(-F.col("count"), F.col(S.CATEGORY_ID))).alias(S.DOMINANT_CATEGORY))
+    )
+    type_counts = [
+        F.sum((F.col(S.EVENT_TYPE) == t).cast("long")).alias(f"n_{t}") for t in S.EVENT_TYPES
+    ]
+    sessions = (
+        sessionized.groupBy(S.SESSION_ID, S.USER_ID)
+        .agg(
+            F.min(S.EVENT_TIME).alias(S.SESSION_START),
+            F.max(S.EVENT_TIME).alias(S.SESSION_END),
+            F.count(F.lit(1)).alias(S.N_EVENTS),
+            *type_counts,
+            F.array_sort(F.collect_set(S.CATEGORY_ID)).alias(S.CATEGORIES_VISITED),
+        )
+        .join(per_category, S.SESSION_ID)
+        .withColumn(S.SESSION_DATE, F.to_date(S.SESSION_START))
+        .withColumn(S.DURATION_S, (F.unix_seconds(S.SESSION_END) - F.unix_seconds(S.SESSION_START)).cast("long"))
+        .withColumn(S.HAS_PURCHASE, F.col("n_purchase") > 0)
+    )
+    return sessions.select(*S.SESSION_SCHEMA.fieldNames())

@@ -1,0 +1,67 @@
+"""The job base class: owns configuration, logging, the SparkSession and the table API.
+
+Each job is a subclass with ``name``, ``help``, optional ``add_arguments`` and ``launch()``.
+Tests construct a task with their own ``spark`` and ``conf``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any, Optional
+
+from pyspark.sql import SparkSession
+
+from interest_lib.conf import Config
+from interest_lib.logs import setup_logging
+from interest_lib.spark import get_spark
+from interest_lib.storage import Tables
+
+
+class Task:
+    """Base of every job: ``Task(conf, spark).launch()`` runs it."""
+
+    name = "task"
+    help = ""
+
+    def __init__(self, conf: Config, spark: Optional[SparkSession] = None,
+                 args: Optional[argparse.Namespace] = None):
+        self.conf = conf
+        self.args = args or argparse.Namespace()
+        self.logger = setup_logging(conf.run.log_level)
+        self._spark = spark
+        self._tables: Optional[Tables] = None
+
+    @property
+    def spark(self) -> SparkSession:
+        """The session, built on first use from ``conf.spark``."""
+        if self._spark is None:
+            self._spark = get_spark(self.conf)
+        else:
+            self._spark = get_spark(self.conf, self._spark)
+        return self._spark
+
+    @property
+    def tables(self) -> Tables:
+        """The table API over ``conf.storage``."""
+        if self._tables is None:
+            self._tables = Tables(self.spark, self.conf.storage)
+        return self._tables
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add the job's own command-line options (none by default)."""
+
+    def launch(self) -> Any:
+        """Run the job; return its report."""
+        raise NotImplementedError
+
+    def run(self) -> Any:
+        """Log the resolved configuration, launch, and log the total time."""
+        self.logger.info("job %s starting; configuration: %s", self.name,
+                         json.dumps(self.conf.to_dict(), default=str))
+        start = time.perf_counter()
+        result = self.launch()
+        self.logger.info("job %s finished in %.1f s", self.name, time.perf_counter() - start)
+        return result

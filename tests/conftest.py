@@ -1,0 +1,45 @@
+"""Shared fixtures: one local Spark session for the whole run, and a config in a temp folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A real local Spark session (2 cores) with the project's required settings."""
+    from interest_lib.conf import load_config
+    from interest_lib.spark import get_spark
+
+    conf = load_config(overrides=["spark.master=local[2]", "spark.shuffle_partitions=4",
+                                  "spark.driver_memory=2g"])
+    session = get_spark(conf)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def tmp_conf(tmp_path):
+    """A Config whose warehouse and raw folders are under a fresh temp directory."""
+    from interest_lib.conf import load_config
+
+    return load_config(overrides=[
+        f"storage.warehouse={tmp_path / 'warehouse'}",
+        f"storage.raw_dir={tmp_path / 'raw'}",
+        "spark.master=local[2]",
+        "spark.shuffle_partitions=4",
+    ])
+
+
+@pytest.fixture
+def tables(spark, tmp_conf):
+    """The table API over the temp warehouse."""
+    from interest_lib.storage import Tables
+
+    return Tables(spark, tmp_conf.storage)
