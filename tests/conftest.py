@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import pytest
+
+# Collected timestamps are converted with the Python process' local zone; pin it to UTC like Spark.
+os.environ["TZ"] = "UTC"
+time.tzset()
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

@@ -187,8 +187,9 @@ class DeltaRsEngine(DeltaEngine):
         if not self.exists(local):
             return
         table_schema = self.spark_schema(local)
-        have = {f.name: f.dataType for f in df.schema.fields}
-        want = {f.name: f.dataType for f in table_schema.fields}
+        # simpleString ignores nullability, which Parquet round trips do not preserve.
+        have = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+        want = {f.name: f.dataType.simpleString() for f in table_schema.fields}
         if have != want:
             missing = sorted(set(want) - set(have))
             extra = sorted(set(have) - set(want))

@@ -1,0 +1,106 @@
+"""Sessions on hand-built events whose sessions are known; incremental runs equal a full run."""
+
+import datetime as dt
+
+import pytest
+
+from interest_lib import schema as S
+from interest_lib.sessions import assign_sessions, run_sessionize, session_features
+from interest_lib.storage.catalog import BRONZE_EVENTS, SILVER_EVENTS_SESSIONIZED, SILVER_SESSIONS
+
+pytestmark = pytest.mark.spark
+
+DAY = dt.datetime(2026, 1, 5)
+
+
+def t(hours, minutes=0, day=0):
+    return DAY + dt.timedelta(days=day, hours=hours, minutes=minutes)
+
+
+def events(spark, rows, batch=0):
+    """rows: (event_id, user, time, category, type) -> DataFrame in bronze.events' schema."""
+    data = [
+        (eid, user, "i1", cat, "a/" + cat, etype, ts, ts.date(), None, None, "web", batch, DAY)
+        for eid, user, ts, cat, etype in rows
+    ]
+    return spark.createDataFrame(data, S.EVENT_SCHEMA)
+
+
+def sessions_of(df):
+    """{event_id: session_start} from a sessionized frame."""
+    return {r.event_id: r.session_start for r in df.select(S.EVENT_ID, S.SESSION_START).collect()}
+
+
+def test_gap_and_max_length_rules(spark):
+    rows = [("a1", "a", t(10), "c1", "view"), ("a2", "a", t(10, 10), "c2", "cart"),
+            ("a3", "a", t(10, 50), "c1", "view"), ("a4", "a", t(11), "c1", "purchase")]
+    # b: an event every 20 minutes for 6 hours: the 240-minute cap cuts it at 04:20.
+    rows += [(f"b{i:02d}", "b", t(0, 20 * i), "c3", "view") for i in range(19)]
+    out = assign_sessions(events(spark, rows), gap_minutes=30, max_session_minutes=240)
+    starts = sessions_of(out)
+    assert starts["a1"] == starts["a2"] == t(10)
+    assert starts["a3"] == starts["a4"] == t(10, 50)  # 40-minute gap opened a session
+    assert {starts[f"b{i:02d}"] for i in range(13)} == {t(0)}  # 04:00 is exactly 240 min: kept
+    assert {starts[f"b{i:02d}"] for i in range(13, 19)} == {t(4, 20)}
+
+    feats = {r.session_start: r for r in session_features(out).collect() if r.user_id == "a"}
+    first, second = feats[t(10)], feats[t(10, 50)]
+    assert (first.n_events, first.n_view, first.n_cart, first.duration_s) == (2, 1, 1, 600)
+    assert first.categories_visited == ["c1", "c2"] and first.dominant_category == "c1"
+    assert second.has_purchase and not first.has_purchase
+    assert first.session_id != second.session_id and len(first.session_id) == 32
+
+
+def test_same_timestamp_ties_are_deterministic(spark):
+    rows = [("x2", "u", t(9), "c1", "view"), ("x1", "u", t(9), "c2", "view")]
+    a = assign_sessions(events(spark, rows), 30, 240).collect()
+    b = assign_sessions(events(spark, list(reversed(rows))), 30, 240).collect()
+    assert {r.session_id for r in a} == {r.session_id for r in b}
+
+
+def _silver(tables):
+    ev = {r.event_id: r.session_id for r in tables.read(SILVER_EVENTS_SESSIONIZED).collect()}
+    ss = sorted((r.user_id, r.session_start, r.n_events) for r in tables.read(SILVER_SESSIONS).collect())
+    return ev, ss
+
+
+def test_incremental_runs_merge_midnight_sessions_and_late_arrivals(spark, tmp_conf, tables):
+    day1 = [("m1", "u", t(23, 40), "c1", "view"), ("m2", "u", t(23, 50), "c1", "click"),
+            ("n1", "v", t(8), "c2", "view"), ("n2", "v", t(9), "c2", "view")]
+    # Next day: u continues the session across midnight; a late event of v (08:30 of day 1)
+    # bridges v's two sessions into one; w is new.
+    day2 = [("m3", "u", t(0, 10, day=1), "c1", "cart"), ("n3", "v", t(8, 30), "c2", "view"),
+            ("w1", "w", t(7, day=1), "c3", "view")]
+    tables.write(events(spark, day1, batch=0), BRONZE_EVENTS, partition_by=[S.EVENT_DATE])
+    first = run_sessionize(spark, tmp_conf, tables)
+    assert first.mode == "full" and first.sessions_written == 3
+    tables.write(events(spark, day2, batch=1), BRONZE_EVENTS, partition_by=[S.EVENT_DATE])
+    second = run_sessionize(spark, tmp_conf, tables)
+    assert second.mode == "incremental" and second.new_events == 3
+    incremental = _silver(tables)
+
+    ev, ss = incremental
+    assert ev["m1"] == ev["m2"] == ev["m3"]  # one session spanning midnight
+    assert ev["n1"] == ev["n2"] == ev["n3"]  # gaps of exactly 30 minutes do not split
+    assert ss == [("u", t(23, 40), 3), ("v", t(8), 3), ("w", t(7, day=1), 1)]
+    assert second.sessions_deleted == 1  # v's 09:00 session was absorbed
+
+    third = run_sessionize(spark, tmp_conf, tables)
+    assert third.mode == "up-to-date"
+
+    run_sessionize(spark, tmp_conf, tables, full=True)
+    assert _silver(tables) == incremental  # incremental result == recomputing everything
+
+
+def test_late_event_that_bridges_two_sessions_replaces_them(spark, tmp_conf, tables):
+    tables.write(events(spark, [("a", "u", t(8), "c1", "view"), ("b", "u", t(8, 50), "c1", "view")],
+                        batch=0), BRONZE_EVENTS, partition_by=[S.EVENT_DATE])
+    run_sessionize(spark, tmp_conf, tables)
+    assert tables.read(SILVER_SESSIONS).count() == 2
+    tables.write(events(spark, [("late", "u", t(8, 25), "c1", "view")], batch=1), BRONZE_EVENTS,
+                 partition_by=[S.EVENT_DATE])
+    report = run_sessionize(spark, tmp_conf, tables)
+    sessions = tables.read(SILVER_SESSIONS).collect()
+    assert [(s.session_start, s.n_events) for s in sessions] == [(t(8), 3)]
+    assert report.sessions_deleted == 1
+    assert len({r.session_id for r in tables.read(SILVER_EVENTS_SESSIONIZED).collect()}) == 1
