@@ -70,6 +70,28 @@ class SessionizeTask(Task):
         return report
 
 
+class RunTask(Task):
+    """The whole pipeline on the embedded default (or the configured environment)."""
+
+    name = "run"
+    help = ("run the pipeline end to end: generate (when there is no raw input) -> ingest -> "
+            "sessionize; reruns resume from the tables already built unless --fresh")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--input", help="raw events to ingest instead of generating a store")
+        parser.add_argument("--fresh", action="store_true",
+                            help="delete the warehouse (and generated raw data) and start over")
+
+    def launch(self):
+        from interest_lib.pipeline import run_pipeline
+
+        report = run_pipeline(self.spark, self.conf, self.tables, input_path=self.args.input,
+                              fresh=self.args.fresh)
+        print(report.render(self.conf.storage.warehouse))
+        return None
+
+
 class ConfigTask(Task):
     """Print the resolved configuration."""
 
@@ -84,7 +106,7 @@ class ConfigTask(Task):
         return self.launch()
 
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (GenerateTask, IngestTask, SessionizeTask, ConfigTask)}
+TASKS: dict[str, type[Task]] = {t.name: t for t in (RunTask, GenerateTask, IngestTask, SessionizeTask, ConfigTask)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,8 @@ from typing import Any, Optional
 
 import yaml
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# The repo's conf/ folder; INTEREST_CONF_DIR points elsewhere (e.g. a deployed copy).
+CONF_DIR = Path(os.environ.get("INTEREST_CONF_DIR") or Path(__file__).resolve().parent.parent / "conf")
 ENVIRONMENTS = ("local", "cluster", "databricks")
 
 

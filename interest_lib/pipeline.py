@@ -1,0 +1,84 @@
+"""``interest run``: the whole pipeline on one configuration, each step resumable.
+
+generate (only when no raw input exists or ``--input`` is not given) -> ingest -> sessionize.
+Later stages (featurize, train, evaluate, score) join this list as they are built.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from pyspark.sql import SparkSession
+
+from interest_lib.conf import Config
+from interest_lib.ingest.readers import list_local_files
+from interest_lib.logs import get_logger
+from interest_lib.storage import TABLES, Tables
+
+log = get_logger(__name__)
+
+
+@dataclass
+class PipelineReport:
+    """Per-step timings and reports, plus the table versions at the end."""
+
+    steps: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)
+
+    def render(self, warehouse: str) -> str:
+        """The closing report printed by ``interest run``."""
+        lines = ["", "interest-evolution pipeline report", "=" * 34]
+        for step, secs in self.seconds.items():
+            lines.append(f"  {step:<11} {secs:7.1f} s   {self.steps.get(step, '')}")
+        lines.append(f"tables under {os.path.abspath(warehouse)}:")
+        for name, (version, rows) in self.tables.items():
+            lines.append(f"  {name:<28} version {version:<4} {rows:>12,} rows")
+        return "\n".join(lines)
+
+
+def _has_raw_events(conf: Config) -> bool:
+    path = conf.ingest.input or os.path.join(conf.storage.raw_dir, "events")
+    return "://" in path or bool(list_local_files(path))
+
+
+def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
+                 input_path: Optional[str] = None, fresh: bool = False) -> PipelineReport:
+    """Run every step in order; with ``fresh`` the warehouse (and generated raw data) is rebuilt."""
+    from interest_lib.generate.job import run_generate
+    from interest_lib.ingest import run_ingest
+    from interest_lib.sessions import run_sessionize
+
+    report = PipelineReport()
+    if fresh:
+        log.info("--fresh: removing %s%s", conf.storage.warehouse,
+                 "" if input_path else f" and {conf.storage.raw_dir}")
+        shutil.rmtree(conf.storage.warehouse, ignore_errors=True)
+        if not input_path:
+            shutil.rmtree(conf.storage.raw_dir, ignore_errors=True)
+
+    def step(name, fn, describe):
+        start = time.perf_counter()
+        result = fn()
+        report.seconds[name] = time.perf_counter() - start
+        report.steps[name] = describe(result)
+        log.info("pipeline step %s done in %.1f s: %s", name, report.seconds[name], report.steps[name])
+        return result
+
+    if input_path is None and not _has_raw_events(conf):
+        step("generate", lambda: run_generate(spark, conf, tables),
+             lambda r: ", ".join(f"{k}={v:,}" for k, v in r.items() if isinstance(v, int))[:200])
+    else:
+        log.info("raw input present: generate skipped (use --fresh to regenerate)")
+    step("ingest", lambda: run_ingest(spark, conf, tables, input_path=input_path),
+         lambda r: "already ingested" if r.skipped else r.summary())
+    step("sessionize", lambda: run_sessionize(spark, conf, tables),
+         lambda r: f"{r.mode}: {r.new_events:,} new events, {r.sessions_written:,} sessions")
+    for name in TABLES:
+        if tables.exists(name):
+            report.tables[name] = (tables.version(name), tables.read(name).count())
+    return report

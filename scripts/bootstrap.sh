@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything the project needs into ./.venv (idempotent; fast when already done).
+# Needs: python3 (3.10+) and a Java 17+ runtime for Spark (installed with apt-get if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+
+if ! command -v java >/dev/null 2>&1; then
+  echo "bootstrap: no Java runtime found; installing openjdk-17-jre-headless (Spark needs Java 17+)"
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless
+  else
+    echo "bootstrap: install a Java 17+ runtime and rerun" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+# Reinstall only when setup.py changed since the last successful install.
+STAMP="$VENV/.installed-$(sha1sum setup.py | cut -c1-12)"
+if [ ! -f "$STAMP" ]; then
+  echo "bootstrap: installing the project and its dependencies into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  rm -f "$VENV"/.installed-*
+  touch "$STAMP"
+fi
+"$VENV/bin/python" -c "import pyspark, deltalake, torch, transformers; print('bootstrap: ready (pyspark', pyspark.__version__, '| deltalake', deltalake.__version__, '| torch', torch.__version__ + ')')"
