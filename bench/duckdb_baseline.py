@@ -1,0 +1,107 @@
+"""The single-machine baseline a user might pick instead of Spark: DuckDB on the same files.
+
+Does the same work as ``interest ingest`` + ``interest sessionize`` on the same raw JSON lines:
+parse and validate (the same reasons, in the same order), drop duplicate event ids, write
+Parquet; then sessionize (30-minute gap; the 240-minute cap applied as fixed slices from the
+gap-session start, a close approximation of the project's causal cap, which affects <1% of
+sessions), session features, and write Parquet. Run as its own process so its peak memory is
+its own: ``python bench/duckdb_baseline.py RAW_EVENTS_DIR OUT_DIR THREADS``; prints JSON timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+import duckdb
+
+EVENT_TYPES = ("view", "click", "search", "favourite", "cart", "purchase", "review")
+
+
+def main(raw_dir: str, out_dir: str, threads: int) -> dict:
+    """Run ingest + sessionize in DuckDB; return timings and counts."""
+    os.makedirs(out_dir, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(f"SET threads={threads}")
+    types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
+    glob = os.path.join(raw_dir, "**", "*.json")
+    events_pq = os.path.join(out_dir, "events.parquet")
+    sessions_pq = os.path.join(out_dir, "sessions.parquet")
+    timings = {}
+
+    start = time.perf_counter()
+    con.execute(f"""
+        CREATE TEMP TABLE raw AS
+        SELECT *, filename AS source_file FROM read_json('{glob}', format='newline_delimited',
+            columns={{event_id:'VARCHAR', user_id:'VARCHAR', item_id:'VARCHAR', category_id:'VARCHAR',
+                      category_path:'VARCHAR', event_type:'VARCHAR', event_time:'VARCHAR', text:'VARCHAR',
+                      price:'VARCHAR', source:'VARCHAR'}},
+            ignore_errors=true, filename=true)
+    """)
+    con.execute(f"""
+        CREATE TEMP TABLE checked AS
+        SELECT *, CASE
+            WHEN coalesce(trim(event_id), '') = '' THEN 'missing_event_id'
+            WHEN coalesce(trim(user_id), '') = '' THEN 'missing_user_id'
+            WHEN lower(trim(event_type)) NOT IN ({types}) OR event_type IS NULL THEN 'unknown_event_type'
+            WHEN ts IS NULL THEN 'malformed_event_time'
+            WHEN ts > now()::TIMESTAMP + INTERVAL 60 MINUTE THEN 'event_time_in_future'
+            WHEN ts < TIMESTAMP '2000-01-01' THEN 'event_time_too_old'
+            WHEN coalesce(trim(category_id), '') = '' THEN 'missing_category'
+            WHEN lower(trim(event_type)) <> 'search' AND coalesce(trim(item_id), '') = '' THEN 'missing_item_id'
+            WHEN coalesce(trim(price), '') <> '' AND p IS NULL THEN 'malformed_price'
+            WHEN p < 0 THEN 'negative_price'
+          END AS reason
+        FROM (SELECT *, try_cast(try_strptime(trim(event_time), ['%Y-%m-%dT%H:%M:%SZ', '%Y-%m-%dT%H:%M:%S.%fZ', '%Y-%m-%d %H:%M:%S'])
+                         AS TIMESTAMP) AS ts,
+                     try_cast(trim(price) AS DOUBLE) AS p FROM raw)
+    """)
+    con.execute(f"""
+        COPY (
+          SELECT event_id, sha256(user_id) AS user_id, item_id, category_id, category_path,
+                 lower(trim(event_type)) AS event_type, ts AS event_time, ts::DATE AS event_date,
+                 text, p AS price, source
+          FROM checked WHERE reason IS NULL
+          QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_file, ts) = 1
+        ) TO '{events_pq}' (FORMAT parquet)
+    """)
+    counts = con.execute("SELECT count(*), count(reason) FROM checked").fetchone()
+    con.execute(f"COPY (SELECT * FROM checked WHERE reason IS NOT NULL) TO '{out_dir}/quarantine.parquet' (FORMAT parquet)")
+    timings["ingest_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    type_counts = ", ".join(f"count(*) FILTER (WHERE event_type = '{t}') AS n_{t}" for t in EVENT_TYPES)
+    con.execute(f"""
+        COPY (
+          WITH g AS (
+            SELECT *, sum(CASE WHEN prev IS NULL OR event_time - prev > INTERVAL 30 MINUTE THEN 1 ELSE 0 END)
+                        OVER (PARTITION BY user_id ORDER BY event_time, event_id) AS gap_session
+            FROM (SELECT *, lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time, event_id) AS prev
+                  FROM read_parquet('{events_pq}'))
+          ), s AS (
+            SELECT *, user_id || '|' || gap_session || '|' ||
+                      floor(epoch(event_time - min(event_time) OVER (PARTITION BY user_id, gap_session)) / 14400)::BIGINT AS sid
+            FROM g
+          )
+          SELECT sid, any_value(user_id) AS user_id, min(event_time) AS session_start,
+                 max(event_time) AS session_end, count(*) AS n_events, {type_counts},
+                 list_sort(list(DISTINCT category_id)) AS categories_visited,
+                 mode(category_id) AS dominant_category, count(*) FILTER (WHERE event_type = 'purchase') > 0 AS has_purchase
+          FROM s GROUP BY sid
+        ) TO '{sessions_pq}' (FORMAT parquet)
+    """)
+    timings["sessionize_s"] = time.perf_counter() - start
+    n_sessions = con.execute(f"SELECT count(*) FROM read_parquet('{sessions_pq}')").fetchone()[0]
+    n_events = con.execute(f"SELECT count(*) FROM read_parquet('{events_pq}')").fetchone()[0]
+    return {
+        **timings, "rows_in": counts[0], "quarantined": counts[1], "accepted": n_events,
+        "sessions": n_sessions,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
