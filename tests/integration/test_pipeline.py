@@ -1,0 +1,91 @@
+"""The whole foundation pipeline end to end on a small generated store, as a user runs it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from pyspark.sql import functions as F
+
+from interest_lib import schema as S
+from interest_lib.cli import main
+from interest_lib.conf import load_config
+from interest_lib.generate import DIRT_KINDS
+from interest_lib.ingest.pseudonymise import pseudonymise_py
+from interest_lib.storage import Tables
+from interest_lib.storage.catalog import (
+    BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS, REF_PLANTED_MIGRATIONS, SILVER_EVENTS_SESSIONIZED,
+    SILVER_SESSIONS,
+)
+
+pytestmark = pytest.mark.integration
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, spark):
+    """Run `interest run` once on a small store; return (settings, tables, generator stats)."""
+    root = tmp_path_factory.mktemp("pipeline")
+    settings = [f"storage.warehouse={root / 'warehouse'}", f"storage.raw_dir={root / 'raw'}",
+                "generate.users=120", "generate.days=28", "generate.mean_events_per_user=60"]
+    args = [x for s in settings for x in ("--set", s)]
+    assert main(["run", *args]) == 0
+    conf = load_config(overrides=settings)
+    return settings, Tables(spark, conf.storage), conf
+
+
+def test_every_generated_record_is_accounted_for(pipeline):
+    _settings, tables, _conf = pipeline
+    bronze = tables.read(BRONZE_EVENTS)
+    quarantine = tables.read(BRONZE_QUARANTINE).filter("record_type = 'event'")
+    n_bronze, n_quarantine = bronze.count(), quarantine.count()
+    assert n_bronze > 3000 and n_quarantine > 0
+    # No event id twice in bronze; every quarantined record names a reason.
+    assert bronze.select(S.EVENT_ID).distinct().count() == n_bronze
+    assert quarantine.filter(F.col(S.REASON).isNull()).count() == 0
+    reasons = {r[S.REASON] for r in quarantine.select(S.REASON).distinct().collect()}
+    assert {"unknown_event_type", "malformed_event_time", "missing_user_id"} <= reasons
+    assert tables.read(REF_ITEMS).count() > 100
+
+
+def test_sessions_cover_every_event_once(pipeline):
+    _settings, tables, _conf = pipeline
+    bronze = tables.read(BRONZE_EVENTS)
+    sessionized = tables.read(SILVER_EVENTS_SESSIONIZED)
+    sessions = tables.read(SILVER_SESSIONS)
+    assert sessionized.count() == bronze.count()
+    assert sessions.agg(F.sum(S.N_EVENTS)).first()[0] == bronze.count()
+    # A session never has an inner gap above 30 minutes nor lasts more than 240 minutes.
+    assert sessions.agg(F.max(S.DURATION_S)).first()[0] <= 240 * 60
+    funnel = {r.event_type: r["count"] for r in bronze.groupBy(S.EVENT_TYPE).count().collect()}
+    assert funnel["view"] > funnel["cart"] > funnel["purchase"] > 0
+
+
+def test_planted_users_are_found_under_their_pseudonym(pipeline):
+    _settings, tables, conf = pipeline
+    planted = tables.read(REF_PLANTED_MIGRATIONS).limit(5).collect()
+    assert planted
+    key = conf.ingest.pseudonym_key.encode()
+    users = {r.user_id for r in tables.read(BRONZE_EVENTS).select(S.USER_ID).distinct().collect()}
+    assert all(pseudonymise_py(p.raw_user_id, key) in users for p in planted)
+
+
+def test_rerun_resumes_without_writing_anything_twice(pipeline):
+    settings, tables, _conf = pipeline
+    before = {t: tables.version(t) for t in (BRONZE_EVENTS, SILVER_SESSIONS, SILVER_EVENTS_SESSIONIZED)}
+    n = tables.read(BRONZE_EVENTS).count()
+    assert main(["run", *[x for s in settings for x in ("--set", s)]]) == 0
+    assert {t: tables.version(t) for t in before} == before
+    assert tables.read(BRONZE_EVENTS).count() == n
+
+
+def test_jobs_run_under_spark_submit(pipeline):
+    settings, tables, _conf = pipeline
+    spark_submit = os.path.join(os.path.dirname(__import__("pyspark").__file__), "bin", "spark-submit")
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYTHONPATH=REPO)
+    cmd = [spark_submit, "--master", "local[2]", os.path.join(REPO, "jobs", "sessionize.py"), "--full",
+           *[x for s in settings for x in ("--set", s)]]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sessionize (full)" in proc.stdout
+    assert tables.history(SILVER_SESSIONS)[0]["metadata"]["interest.operation"] == "overwrite"
