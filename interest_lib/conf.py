@@ -116,6 +116,83 @@ class SessionizeConf:
     """A session is cut when an event comes later than this after the session's start."""
 
 
+def _default_event_weights() -> dict:
+    return {"view": 1.0, "click": 2.0, "search": 1.5, "favourite": 3.0, "cart": 4.0,
+            "purchase": 6.0, "review": 5.0}
+
+
+@dataclass
+class FeaturesConf:
+    """silver.* -> per-user interest windows (the interest profile over time)."""
+
+    window_days: int = 7
+    """Window length in days (1 = daily, 7 = weekly)."""
+    step_days: int = 7
+    """Days between window starts; equal to window_days = tumbling, smaller = sliding."""
+    category_level: int = 3
+    """Hierarchy level of the interest vector: 1 = family, 2 = subcategory, 3 = leaf."""
+    event_weights: dict = field(default_factory=_default_event_weights)
+    """Weight of each event type (implicit signals low, explicit ones high)."""
+    decay: float = 0.5
+    """Share of the previous window's profile carried into the next (exponential recency decay)."""
+    min_share: float = 0.01
+    """Categories whose share of a profile falls below this are dropped (keeps vectors sparse)."""
+    top_k: int = 5
+    """Top categories stored per window."""
+
+
+@dataclass
+class MigrationConf:
+    """Migration detection between consecutive windows of a user."""
+
+    js_threshold: float = 0.3
+    """Jensen-Shannon divergence (base 2, 0..1) above which a window change is a migration."""
+    min_events: int = 3
+    """Windows with fewer events than this are not compared (too little evidence)."""
+    min_group_size: int = 5
+    """gold.migration_flows hides from->to cells with fewer users than this (privacy)."""
+
+
+@dataclass
+class StagesConf:
+    """Evolution stage of each (user, category) interest from its weight trajectory."""
+
+    lookback_windows: int = 4
+    """Windows of history used for level, trend and persistence."""
+    active_share: float = 0.1
+    """A category is active in a window when its share is at least this."""
+    trend_threshold: float = 0.05
+    """Share change per window above which an interest is growing (below minus it: fading)."""
+
+
+@dataclass
+class EmbeddingsConf:
+    """Text embeddings of item titles / descriptions and event texts."""
+
+    model: str = ""
+    """Hugging Face model name or local path; empty = bundled all-MiniLM-L6-v2 (offline)."""
+    batch_size: int = 64
+    """Texts per forward pass."""
+    max_length: int = 128
+    """Tokens per text; longer texts are truncated."""
+    device: str = "auto"
+    """auto (CUDA when present) | cpu | cuda."""
+
+
+@dataclass
+class SequencesConf:
+    """gold.training_sequences: fixed-length inputs and labels for the models."""
+
+    max_events: int = 50
+    """Events per sequence (left-padded)."""
+    max_windows: int = 8
+    """Window vectors per sequence (left-padded)."""
+    validation_days: int = 7
+    """Last days before the test period used for validation cut-offs."""
+    test_days: int = 7
+    """Final days used for test cut-offs (strictly after training data)."""
+
+
 @dataclass
 class RunConf:
     """Identity of one run of a job (lineage and idempotent writes)."""
@@ -136,6 +213,11 @@ class Config:
     generate: GenerateConf = field(default_factory=GenerateConf)
     ingest: IngestConf = field(default_factory=IngestConf)
     sessionize: SessionizeConf = field(default_factory=SessionizeConf)
+    features: FeaturesConf = field(default_factory=FeaturesConf)
+    migration: MigrationConf = field(default_factory=MigrationConf)
+    stages: StagesConf = field(default_factory=StagesConf)
+    embeddings: EmbeddingsConf = field(default_factory=EmbeddingsConf)
+    sequences: SequencesConf = field(default_factory=SequencesConf)
     run: RunConf = field(default_factory=RunConf)
 
     def to_dict(self, redact: bool = True) -> dict:
@@ -268,6 +350,8 @@ def _validate(conf: Config) -> None:
         "storage.engine": (conf.storage.engine, ("auto", "delta-spark", "delta-rs")),
         "generate.format": (conf.generate.format, ("jsonl", "csv")),
         "ingest.format": (conf.ingest.format, ("auto", "jsonl", "csv", "parquet")),
+        "embeddings.device": (conf.embeddings.device, ("auto", "cpu", "cuda")),
+        "features.category_level": (conf.features.category_level, (1, 2, 3)),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -278,7 +362,23 @@ def _validate(conf: Config) -> None:
         "generate.days": conf.generate.days,
         "sessionize.gap_minutes": conf.sessionize.gap_minutes,
         "sessionize.max_session_minutes": conf.sessionize.max_session_minutes,
+        "features.window_days": conf.features.window_days,
+        "features.top_k": conf.features.top_k,
+        "embeddings.batch_size": conf.embeddings.batch_size,
+        "sequences.max_events": conf.sequences.max_events,
+        "sequences.max_windows": conf.sequences.max_windows,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"key '{key}' must be > 0, got {value}")
+    f = conf.features
+    if not 0 < f.step_days <= f.window_days:
+        raise ConfigError(f"features.step_days must be in 1..window_days ({f.window_days}), got {f.step_days}")
+    if not 0 <= f.decay < 1:
+        raise ConfigError(f"features.decay must be in [0, 1), got {f.decay}")
+    from interest_lib.schema import EVENT_TYPES
+
+    unknown = set(f.event_weights) - set(EVENT_TYPES)
+    missing = set(EVENT_TYPES) - set(f.event_weights)
+    if unknown or missing:
+        raise ConfigError(f"features.event_weights: unknown types {sorted(unknown)}, missing {sorted(missing)}")
