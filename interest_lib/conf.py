@@ -355,7 +355,7 @@ def _validate(conf: Config) -> None:
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
-            raise ConfigError(f"key '{key}' is {value!r}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"key '{key}' is {value!r}; allowed: {', '.join(map(str, allowed))}")
     positive = {
         "generate.users": conf.generate.users,
         "generate.mean_events_per_user": conf.generate.mean_events_per_user,
