@@ -1,0 +1,72 @@
+"""Time windows and interest keys: which window(s) an event falls in, and at which category level.
+
+Windows are aligned on a fixed origin (Monday 1970-01-05 UTC), so window ``k`` means the same
+interval in every run and incremental runs line up: window k covers
+``[origin + k * step, origin + k * step + length)``. With ``step == length`` windows tumble (each
+event in one window); with ``step < length`` they slide (each event in ``length / step`` windows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, functions as F
+
+from interest_lib import schema as S
+
+#: Window columns added to events and used as keys by every featurize table.
+WINDOW = "window"
+WINDOW_START = "window_start"
+WINDOW_END = "window_end"
+INTEREST = "interest"
+
+ORIGIN = dt.datetime(1970, 1, 5)  # a Monday: weekly windows start on Mondays
+_ORIGIN_S = int((ORIGIN - dt.datetime(1970, 1, 1)).total_seconds())
+
+
+def window_bounds(window: Column | str, window_days: int, step_days: int) -> tuple[Column, Column]:
+    """(start, end) timestamps of window index ``window``."""
+    k = F.col(window) if isinstance(window, str) else window
+    start = F.timestamp_seconds(F.lit(_ORIGIN_S) + k * F.lit(step_days * 86400))
+    return start, F.timestamp_seconds(F.lit(_ORIGIN_S) + k * F.lit(step_days * 86400) + F.lit(window_days * 86400))
+
+
+def window_index_of(ts: dt.datetime, step_days: int) -> int:
+    """Index of the (last) window starting at or before ``ts`` (Python, for tests and cut-offs)."""
+    return int(((ts - ORIGIN).total_seconds()) // (step_days * 86400))
+
+
+def assign_windows(events: DataFrame, window_days: int, step_days: int,
+                   time_col: str = S.EVENT_TIME) -> DataFrame:
+    """Add ``window`` (index), ``window_start`` and ``window_end``; sliding windows repeat events.
+
+    Args:
+        events: rows with a UTC timestamp column ``time_col``.
+        window_days: window length in days.
+        step_days: days between window starts (<= window_days).
+
+    Returns:
+        ``events`` with one row per (event, window containing it).
+    """
+    secs = F.unix_seconds(time_col) - F.lit(_ORIGIN_S)
+    last = F.floor(secs / F.lit(step_days * 86400)).cast("long")
+    per_event = -(-window_days // step_days)  # windows that can contain one instant
+    if per_event == 1:
+        with_k = events.withColumn(WINDOW, last)
+    else:
+        first = last - F.lit(per_event - 1)
+        with_k = events.withColumn(WINDOW, F.explode(F.sequence(first, last)))
+        start, end = window_bounds(WINDOW, window_days, step_days)
+        with_k = with_k.filter((F.col(time_col) >= start) & (F.col(time_col) < end))
+    start, end = window_bounds(WINDOW, window_days, step_days)
+    return with_k.withColumn(WINDOW_START, start).withColumn(WINDOW_END, end)
+
+
+def interest_key(level: int) -> Column:
+    """The category an event counts for: the leaf id at level 3, else the path's first levels."""
+    if level >= 3:
+        return F.col(S.CATEGORY_ID)
+    parts = F.split(F.col(S.CATEGORY_PATH), "/")
+    prefix = F.array_join(F.slice(parts, 1, level), "/")
+    # Events whose path is missing keep the leaf id rather than vanishing from the profile.
+    return F.when(F.col(S.CATEGORY_PATH).isNull(), F.col(S.CATEGORY_ID)).otherwise(prefix)
