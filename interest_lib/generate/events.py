@@ -17,8 +17,9 @@ The behaviour model:
   a search precedes the interaction (35% at a session's start, 6% later) with a query built
   from the category's words. 15% of purchases get a review 0.5-10 days later (same item).
 - Categories: each session has a focus leaf drawn from the user's interest mixture at the
-  session's start (plus 10% random exploration); 80% of its interactions stay on it, the rest
-  are fresh draws. Items within a leaf follow a Zipf popularity.
+  session's start (plus 10% random exploration); half of its interactions stay on it, the
+  rest are fresh draws from the mixture (a session is a mix of a focus and browsing; with a
+  single draw per session a user's weekly interest would rest on one or two draws). Items within a leaf follow a Zipf popularity.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ _SEARCH = S.EVENT_TYPES.index("search")
 _PURCHASE = S.EVENT_TYPES.index("purchase")
 _REVIEW = S.EVENT_TYPES.index("review")
 
+#: Share of a session's interactions on the session's focus leaf.
+_SESSION_FOCUS = 0.5
 _HOUR_OF_DAY = np.array([0.20, 0.10, 0.05, 0.05, 0.05, 0.10, 0.30, 0.60, 0.80, 0.90, 0.90, 1.00,
                          1.10, 1.00, 0.90, 0.90, 1.00, 1.10, 1.30, 1.60, 1.80, 1.70, 1.20, 0.60])
 _WEEKEND_FACTOR = 1.25
@@ -174,7 +177,7 @@ def simulate_user(ctx: EventContext, prof: Profile, rng: np.random.Generator) ->
     # Categories and items: session focus + fresh draws, items by Zipf within the leaf.
     sess_leaf = sample_leaves(rng, prof, starts, ctx.noise_cdf)
     fresh = sample_leaves(rng, prof, starts[sess_of_int[:n_int]], ctx.noise_cdf)
-    int_leaf = np.where(rng.random(n_int) < 0.8, sess_leaf[sess_of_int[:n_int]], fresh)
+    int_leaf = np.where(rng.random(n_int) < _SESSION_FOCUS, sess_leaf[sess_of_int[:n_int]], fresh)
     rank = np.minimum(np.searchsorted(ctx.item_cdf, rng.random(n_int), side="right"),
                       ctx.cat.items_per_category - 1)
     int_item = ctx.cat.item_index(int_leaf, rank)
