@@ -13,6 +13,8 @@ REF_ITEMS = "ref.items"
 REF_PLANTED_MIGRATIONS = "ref.planted_migrations"
 SILVER_SESSIONS = "silver.sessions"
 SILVER_EVENTS_SESSIONIZED = "silver.events_sessionized"
+REF_ITEM_EMBEDDINGS = "ref.item_embeddings"
+REF_TEXT_EMBEDDINGS = "ref.text_embeddings"
 
 #: Every table the jobs write, with a one-line description (the README's catalogue).
 TABLES = {
@@ -22,6 +24,8 @@ TABLES = {
     REF_PLANTED_MIGRATIONS: "generator ground truth: every planted interest migration",
     SILVER_SESSIONS: "one row per session with its features (partitioned by session_date)",
     SILVER_EVENTS_SESSIONIZED: "bronze events with their session_id (partitioned by event_date)",
+    REF_ITEM_EMBEDDINGS: "one sentence vector per item (title + description), keyed by item_id",
+    REF_TEXT_EMBEDDINGS: "one sentence vector per distinct event text (search, review), keyed by text_hash",
 }
 
 
