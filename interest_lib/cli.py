@@ -70,6 +70,29 @@ class SessionizeTask(Task):
         return report
 
 
+class FeaturizeTask(Task):
+    """silver -> interest windows, migrations, stages, embeddings, flows, training sequences."""
+
+    name = "featurize"
+    help = ("build users' interest profiles per window, detect migrations (and score them against "
+            "the generator's planted truth when present), label evolution stages, embed item and "
+            "event texts, and write the training sequences")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--no-embeddings", action="store_true", help="skip the text embeddings")
+
+    def launch(self):
+        from interest_lib.features.job import run_featurize
+
+        report = run_featurize(self.spark, self.conf, self.tables, embed=not self.args.no_embeddings)
+        print(f"featurize: {report.windows:,} user-windows, {report.migrations:,} migrations, "
+              f"{report.stage_rows:,} stage rows, sequences {report.sequences}")
+        if report.detection:
+            print(f"migration detection vs planted truth: {report.detection.summary()}")
+        return report
+
+
 class RunTask(Task):
     """The whole pipeline on the embedded default (or the configured environment)."""
 
@@ -106,7 +129,7 @@ class ConfigTask(Task):
         return self.launch()
 
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (RunTask, GenerateTask, IngestTask, SessionizeTask, ConfigTask)}
+TASKS: dict[str, type[Task]] = {t.name: t for t in (RunTask, GenerateTask, IngestTask, SessionizeTask, FeaturizeTask, ConfigTask)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -149,6 +149,8 @@ class MigrationConf:
     """Jensen-Shannon divergence (base 2, 0..1) above which a window change is a migration."""
     min_events: int = 3
     """Windows with fewer events than this are not compared (too little evidence)."""
+    min_swing: float = 0.2
+    """The new top category must gain, and the old one lose, at least this share."""
     min_group_size: int = 5
     """gold.migration_flows hides from->to cells with fewer users than this (privacy)."""
 

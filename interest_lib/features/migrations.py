@@ -1,13 +1,15 @@
 """Migration detection between a user's consecutive windows, flows for BI, and evaluation.
 
 At each active window k of a user with a previous active window p, compare the smoothed profile
-up to p (P) with the raw distribution of window k (Q):
+up to p (P) with the distribution of what the user did from window k on (Q):
 
+- Q is the event-weighted mix of windows k and the next active window (so every migration is
+  confirmed by one more window: a burst of a few days is outweighed);
 - ``divergence`` = Jensen-Shannon divergence JS(P, Q) in bits (0 = same, 1 = disjoint);
-- a *candidate* when divergence >= ``js_threshold`` and Q's top category differs from P's;
-- *confirmed* when the next active window's top category is the candidate's new one (a burst of
-  a few days does not survive one more window). Only confirmed migrations are written, labelled
-  with the change window k and the confirmation window.
+- a migration when divergence >= ``js_threshold``, Q's top category differs from P's, the new
+  top gained at least ``min_swing`` share and the old top lost at least as much. A repeat with
+  the same destination within two windows is the same migration and is not written again.
+  Rows are labelled with the change window k and the confirmation window.
 
 Kinds, from the shares of ``from`` (P's top) and ``to`` (Q's top), with ``a`` = active_share:
 
@@ -67,41 +69,72 @@ def js_divergence(p_cats: str, p_shares: str, q_cats: str, q_shares: str) -> F.C
     return F.aggregate(keys, F.lit(0.0), step)
 
 
+def merge_distributions(c1: str, s1: str, n1: str, c2: str, s2: str, n2: str) -> F.Column:
+    """Event-count-weighted mix of two sparse distributions, as an array of
+    struct(neg, interest) sorted by share descending (``neg`` = -share)."""
+    keys = F.array_union(F.coalesce(F.col(c1), F.array()), F.coalesce(F.col(c2), F.array()))
+    total = F.col(n1) + F.coalesce(F.col(n2), F.lit(0))
+
+    def mixed(k):
+        return (F.col(n1) * share_of(c1, s1, k) + F.coalesce(F.col(n2), F.lit(0)) * share_of(c2, s2, k)) / total
+
+    return F.array_sort(F.transform(keys, lambda k: F.struct((-mixed(k)).alias("neg"), k.alias("interest"))))
+
+
 def detect_migrations(profiles: DataFrame, conf: MigrationConf, active_share: float) -> DataFrame:
     """silver.user_interest_windows -> silver.interest_migrations (see module docstring)."""
     by_user = Window.partitionBy(S.USER_ID).orderBy(WINDOW)
     w = (
         profiles.filter(F.col(S.N_EVENTS) >= conf.min_events)
-        .select(S.USER_ID, WINDOW, WINDOW_START, WINDOW_CATEGORIES, WINDOW_SHARES,
+        .select(S.USER_ID, WINDOW, WINDOW_START, S.N_EVENTS, WINDOW_CATEGORIES, WINDOW_SHARES,
                 PROFILE_CATEGORIES, PROFILE_SHARES)
         .withColumn("p_cats", F.lag(PROFILE_CATEGORIES).over(by_user))
         .withColumn("p_shares", F.lag(PROFILE_SHARES).over(by_user))
-        .withColumn("next_top", F.lead(F.col(WINDOW_CATEGORIES)[0]).over(by_user))
+        .withColumn("n_next", F.lead(S.N_EVENTS).over(by_user))
+        .withColumn("c_next", F.lead(WINDOW_CATEGORIES).over(by_user))
+        .withColumn("s_next", F.lead(WINDOW_SHARES).over(by_user))
         .withColumn(CONFIRMED_WINDOW, F.lead(WINDOW).over(by_user))
-        .filter(F.col("p_cats").isNotNull() & (F.size(WINDOW_CATEGORIES) > 0))
+        .filter(F.col("p_cats").isNotNull() & F.col(CONFIRMED_WINDOW).isNotNull())
     )
-    frm, to = F.col("p_cats")[0], F.col(WINDOW_CATEGORIES)[0]
+    # Q: the change window and the next one together (more evidence; a burst of a few days is
+    # outweighed by the following window), so a migration is confirmed one window later.
+    q = merge_distributions(WINDOW_CATEGORIES, WINDOW_SHARES, S.N_EVENTS, "c_next", "s_next", "n_next")
+    w = (w.withColumn("_q", q)
+         .withColumn("q_cats", F.transform("_q", lambda x: x["interest"]))
+         .withColumn("q_shares", F.transform("_q", lambda x: -x["neg"])))
+    frm, to = F.col("p_cats")[0], F.col("q_cats")[0]
+    to_before = share_of("p_cats", "p_shares", F.col(TO))
+    to_after = share_of("q_cats", "q_shares", F.col(TO))
+    from_before = share_of("p_cats", "p_shares", F.col(FROM))
+    from_after = share_of("q_cats", "q_shares", F.col(FROM))
     candidates = (
         w.withColumn(FROM, frm).withColumn(TO, to)
-        .withColumn(DIVERGENCE, js_divergence("p_cats", "p_shares", WINDOW_CATEGORIES, WINDOW_SHARES))
-        .filter((F.col(DIVERGENCE) >= conf.js_threshold) & (F.col(FROM) != F.col(TO)))
+        .filter(F.col(FROM) != F.col(TO))
+        .withColumn(DIVERGENCE, js_divergence("p_cats", "p_shares", "q_cats", "q_shares"))
+        .filter((F.col(DIVERGENCE) >= conf.js_threshold)
+                & (to_after - to_before >= conf.min_swing) & (from_before - from_after >= conf.min_swing))
     )
-    to_before = share_of("p_cats", "p_shares", F.col(TO))
-    from_after = share_of(WINDOW_CATEGORIES, WINDOW_SHARES, F.col(FROM))
     kind = (
         F.when((to_before < active_share) & (from_after >= active_share), "new_interest")
         .when(to_before < active_share, "abrupt")
         .when(from_after >= active_share, "gradual_drift")
         .otherwise("fading")
     )
-    # Categories that lost / gained share between P and Q, biggest change first.
-    lost = F.filter("p_cats", lambda c: share_of(WINDOW_CATEGORIES, WINDOW_SHARES, c)
+    lost = F.filter("p_cats", lambda c: share_of("q_cats", "q_shares", c)
                     < share_of("p_cats", "p_shares", c) - active_share)
-    gained = F.filter(WINDOW_CATEGORIES, lambda c: share_of(WINDOW_CATEGORIES, WINDOW_SHARES, c)
+    gained = F.filter("q_cats", lambda c: share_of("q_cats", "q_shares", c)
                       > share_of("p_cats", "p_shares", c) + active_share)
+    # One migration per change: a candidate right after one with the same destination is the
+    # same migration seen again while the smoothed profile catches up.
+    prev = Window.partitionBy(S.USER_ID).orderBy(WINDOW)
+    deduped = (
+        candidates.withColumn("_prev_to", F.lag(TO).over(prev))
+        .withColumn("_prev_w", F.lag(WINDOW).over(prev))
+        .filter(F.col("_prev_to").isNull() | (F.col("_prev_to") != F.col(TO))
+                | (F.col(WINDOW) - F.col("_prev_w") > 2))
+    )
     return (
-        candidates.filter(F.col("next_top") == F.col(TO))
-        .withColumn(MAGNITUDE, share_of(WINDOW_CATEGORIES, WINDOW_SHARES, F.col(TO)) - to_before)
+        deduped.withColumn(MAGNITUDE, to_after - to_before)
         .withColumn(KIND, kind)
         .withColumn(FROM_CATEGORIES, lost)
         .withColumn(TO_CATEGORIES, gained)

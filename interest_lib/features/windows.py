@@ -21,14 +21,14 @@ WINDOW_END = "window_end"
 INTEREST = "interest"
 
 ORIGIN = dt.datetime(1970, 1, 5)  # a Monday: weekly windows start on Mondays
-_ORIGIN_S = int((ORIGIN - dt.datetime(1970, 1, 1)).total_seconds())
+ORIGIN_S = int((ORIGIN - dt.datetime(1970, 1, 1)).total_seconds())
 
 
 def window_bounds(window: Column | str, window_days: int, step_days: int) -> tuple[Column, Column]:
     """(start, end) timestamps of window index ``window``."""
     k = F.col(window) if isinstance(window, str) else window
-    start = F.timestamp_seconds(F.lit(_ORIGIN_S) + k * F.lit(step_days * 86400))
-    return start, F.timestamp_seconds(F.lit(_ORIGIN_S) + k * F.lit(step_days * 86400) + F.lit(window_days * 86400))
+    start = F.timestamp_seconds(F.lit(ORIGIN_S) + k * F.lit(step_days * 86400))
+    return start, F.timestamp_seconds(F.lit(ORIGIN_S) + k * F.lit(step_days * 86400) + F.lit(window_days * 86400))
 
 
 def window_index_of(ts: dt.datetime, step_days: int) -> int:
@@ -48,7 +48,7 @@ def assign_windows(events: DataFrame, window_days: int, step_days: int,
     Returns:
         ``events`` with one row per (event, window containing it).
     """
-    secs = F.unix_seconds(time_col) - F.lit(_ORIGIN_S)
+    secs = F.unix_seconds(time_col) - F.lit(ORIGIN_S)
     last = F.floor(secs / F.lit(step_days * 86400)).cast("long")
     per_event = -(-window_days // step_days)  # windows that can contain one instant
     if per_event == 1:

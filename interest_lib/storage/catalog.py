@@ -13,6 +13,12 @@ REF_ITEMS = "ref.items"
 REF_PLANTED_MIGRATIONS = "ref.planted_migrations"
 SILVER_SESSIONS = "silver.sessions"
 SILVER_EVENTS_SESSIONIZED = "silver.events_sessionized"
+SILVER_USER_INTEREST_WINDOWS = "silver.user_interest_windows"
+SILVER_INTEREST_MIGRATIONS = "silver.interest_migrations"
+SILVER_INTEREST_STAGES = "silver.interest_stages"
+REF_VOCAB = "ref.vocab"
+GOLD_MIGRATION_FLOWS = "gold.migration_flows"
+GOLD_TRAINING_SEQUENCES = "gold.training_sequences"
 REF_ITEM_EMBEDDINGS = "ref.item_embeddings"
 REF_TEXT_EMBEDDINGS = "ref.text_embeddings"
 
@@ -24,6 +30,12 @@ TABLES = {
     REF_PLANTED_MIGRATIONS: "generator ground truth: every planted interest migration",
     SILVER_SESSIONS: "one row per session with its features (partitioned by session_date)",
     SILVER_EVENTS_SESSIONIZED: "bronze events with their session_id (partitioned by event_date)",
+    SILVER_USER_INTEREST_WINDOWS: "per user and window: sparse raw and decayed interest shares, top categories, entropy, activity",
+    SILVER_INTEREST_MIGRATIONS: "detected interest migrations: user, window, from -> to, divergence, magnitude, kind",
+    SILVER_INTEREST_STAGES: "per user, window and followed category: share, trend, persistence, stage",
+    REF_VOCAB: "integer ids of categories, items, event types and texts used by the models (0 = padding)",
+    GOLD_MIGRATION_FLOWS: "per window, from -> to category counts of migrating users (small cells suppressed)",
+    GOLD_TRAINING_SEQUENCES: "fixed-length model inputs and labels per user and cut-off, split by time",
     REF_ITEM_EMBEDDINGS: "one sentence vector per item (title + description), keyed by item_id",
     REF_TEXT_EMBEDDINGS: "one sentence vector per distinct event text (search, review), keyed by text_hash",
 }

@@ -1,0 +1,146 @@
+"""``interest featurize``: silver events -> interest windows, migrations, stages, embeddings,
+migration flows and training sequences.
+
+Every output is recomputed from silver and replaces the previous version in one commit per
+table (Delta keeps the old versions for time travel). Data problems are counted, not fatal:
+users with a single event, windows too thin to compare, events whose category or item is not in
+the catalogue, and empty or very long texts are all reported in :class:`FeaturizeReport`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from pyspark.sql import DataFrame, SparkSession, functions as F
+from pyspark.storagelevel import StorageLevel
+
+from interest_lib import schema as S
+from interest_lib.conf import Config
+from interest_lib.features.migrations import (
+    DetectionQuality, detect_migrations, evaluate_detection, migration_flows,
+)
+from interest_lib.features.profiles import build_profiles
+from interest_lib.features.sequences import build_sequences, build_vocab, split_bounds
+from interest_lib.features.stages import STAGE, interest_stages
+from interest_lib.features.windows import ORIGIN_S, WINDOW
+from interest_lib.ingest.pseudonymise import pseudonymise_col, resolve_key
+from interest_lib.logs import StageTimer, get_logger
+from interest_lib.storage import Tables
+from interest_lib.storage.catalog import (
+    GOLD_MIGRATION_FLOWS, GOLD_TRAINING_SEQUENCES, REF_ITEMS, REF_PLANTED_MIGRATIONS, REF_VOCAB,
+    SILVER_EVENTS_SESSIONIZED, SILVER_INTEREST_MIGRATIONS, SILVER_INTEREST_STAGES,
+    SILVER_USER_INTEREST_WINDOWS,
+)
+
+log = get_logger(__name__)
+
+
+@dataclass
+class FeaturizeReport:
+    """Counts of what featurize wrote and of the data problems it handled."""
+
+    events: int = 0
+    users: int = 0
+    windows: int = 0
+    migrations: int = 0
+    flow_cells: int = 0
+    stage_rows: int = 0
+    sequences: dict = field(default_factory=dict)
+    problems: dict = field(default_factory=dict)
+    embeddings: dict = field(default_factory=dict)
+    detection: Optional[DetectionQuality] = None
+
+
+def data_problems(events: DataFrame, items: Optional[DataFrame], text_limit: int) -> dict:
+    """Counts of the input problems featurize handles explicitly (none of them is dropped)."""
+    per_user = events.groupBy(S.USER_ID).count()
+    counts = {
+        "users_with_one_event": per_user.filter("count = 1").count(),
+        "empty_texts": events.filter(F.col(S.EVENT_TYPE).isin("search", "review")
+                                     & (F.col(S.TEXT).isNull() | (F.trim(S.TEXT) == ""))).count(),
+        "long_texts": events.filter(F.length(S.TEXT) > text_limit).count(),
+    }
+    if items is not None:
+        ev_items = events.filter(F.col(S.ITEM_ID).isNotNull())
+        counts["events_item_not_in_catalogue"] = ev_items.join(items.select(S.ITEM_ID), S.ITEM_ID, "left_anti").count()
+        counts["events_category_not_in_catalogue"] = events.join(
+            items.select(S.CATEGORY_ID).distinct(), S.CATEGORY_ID, "left_anti").count()
+    return counts
+
+
+def planted_windows(tables: Tables, conf: Config) -> Optional[DataFrame]:
+    """The generator's planted migrations with pseudonymised user ids and window indices."""
+    if not tables.exists(REF_PLANTED_MIGRATIONS):
+        return None
+    key = resolve_key(conf.ingest)
+    step = conf.features.step_days * 86400
+    return (
+        tables.read(REF_PLANTED_MIGRATIONS)
+        .withColumn(S.USER_ID, pseudonymise_col("raw_user_id", key))
+        .withColumn(WINDOW, F.floor((F.unix_seconds("migration_time") - F.lit(ORIGIN_S)) / F.lit(step)).cast("long"))
+    )
+
+
+def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool = True) -> FeaturizeReport:
+    """Build every featurize table from silver.events_sessionized (see the module docstring)."""
+    timer = StageTimer(log)
+    report = FeaturizeReport()
+    events = tables.read(SILVER_EVENTS_SESSIONIZED).persist(StorageLevel.MEMORY_AND_DISK)
+    items = tables.read(REF_ITEMS) if tables.exists(REF_ITEMS) else None
+    try:
+        with timer.stage("checks") as c:
+            report.events = events.count()
+            report.users = events.select(S.USER_ID).distinct().count()
+            from interest_lib.features.embeddings import text_char_limit
+
+            report.problems = data_problems(events, items, text_char_limit(conf.embeddings))
+            c.update(events=report.events, users=report.users, **report.problems)
+        if embed and items is not None:
+            from interest_lib.features.embeddings import run_item_embeddings, run_text_embeddings
+
+            with timer.stage("embeddings") as c:
+                report.embeddings = {"items": run_item_embeddings(spark, conf, tables),
+                                     "texts": run_text_embeddings(spark, conf, tables)}
+                c.update(items_embedded=report.embeddings["items"].get("items_embedded", 0),
+                         texts_embedded=report.embeddings["texts"].get("texts_embedded", 0))
+        with timer.stage("profiles") as c:
+            profiles = build_profiles(events, conf.features)
+            w = tables.write(profiles, SILVER_USER_INTEREST_WINDOWS, mode="overwrite")
+            profiles = tables.read(SILVER_USER_INTEREST_WINDOWS).persist(StorageLevel.MEMORY_AND_DISK)
+            report.windows = w.rows_written if w.rows_written is not None else profiles.count()
+            c.update(windows=report.windows)
+        with timer.stage("migrations") as c:
+            migrations = detect_migrations(profiles, conf.migration, conf.stages.active_share)
+            m = tables.write(migrations, SILVER_INTEREST_MIGRATIONS, mode="overwrite")
+            migrations = tables.read(SILVER_INTEREST_MIGRATIONS)
+            report.migrations = m.rows_written if m.rows_written is not None else migrations.count()
+            f = tables.write(migration_flows(migrations, conf.migration.min_group_size), GOLD_MIGRATION_FLOWS,
+                             mode="overwrite")
+            report.flow_cells = f.rows_written if f.rows_written is not None else tables.read(GOLD_MIGRATION_FLOWS).count()
+            planted = planted_windows(tables, conf)
+            if planted is not None:
+                report.detection = evaluate_detection(migrations, planted)
+                log.info("migration detection vs planted truth: %s", report.detection.summary())
+            c.update(migrations=report.migrations, flow_cells=report.flow_cells)
+        with timer.stage("stages") as c:
+            st = tables.write(interest_stages(profiles, conf.stages), SILVER_INTEREST_STAGES, mode="overwrite")
+            stages = tables.read(SILVER_INTEREST_STAGES)
+            report.stage_rows = st.rows_written if st.rows_written is not None else stages.count()
+            c.update(stage_rows=report.stage_rows,
+                     **{f"stage_{r[STAGE]}": r["count"] for r in stages.groupBy(STAGE).count().collect()})
+        with timer.stage("sequences") as c:
+            vocab = build_vocab(events, conf.features.category_level)
+            tables.write(vocab, REF_VOCAB, mode="overwrite")
+            vocab = tables.read(REF_VOCAB)
+            last_event = events.agg(F.max(S.EVENT_TIME)).first()[0]
+            val_start, test_start = split_bounds(last_event, conf.sequences.validation_days, conf.sequences.test_days)
+            seqs = build_sequences(events, profiles, stages, vocab, conf, val_start, test_start)
+            tables.write(seqs, GOLD_TRAINING_SEQUENCES, mode="overwrite", partition_by=["split"])
+            counts = {r["split"]: r["count"] for r in tables.read(GOLD_TRAINING_SEQUENCES).groupBy("split").count().collect()}
+            report.sequences = {**counts, "validation_start": str(val_start), "test_start": str(test_start)}
+            c.update(**{k: v for k, v in counts.items()})
+        profiles.unpersist()
+    finally:
+        events.unpersist()
+    return report

@@ -1,0 +1,147 @@
+"""gold.training_sequences: fixed-length model inputs and labels, split by time (no leakage).
+
+One sample per user and cut-off, the cut-off being the end of one of the user's active windows
+that is followed by another active window (the label window). Inputs, left-padded with 0:
+
+- the last ``max_events`` events before the cut-off: ``ev_category``, ``ev_item``, ``ev_type``,
+  ``ev_interval`` (bucket of the time since the previous event), ``ev_text`` (search/review text);
+- the last ``max_windows`` window profiles up to the cut-off, each as its top-K categories and
+  shares (``win_category`` / ``win_share``, ``max_windows * top_k`` long, oldest first).
+
+Labels: ``next_category`` (the first event after the cut-off), ``is_switch`` (that category is
+not in the cut-off window's own categories), the label window's distribution (``next_dist_category``
+/ ``next_dist_share``, top-K), and ``next_stage`` (stage of the label window's top interest).
+
+Ids are integer indices from ``ref.vocab`` (0 = padding). The split is by time: samples whose
+label window ends at or before the validation start are ``train``; those whose cut-off is at or
+after the test start are ``test``; the rest, with labels before the test start, ``validation``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, Window, functions as F
+
+from interest_lib import schema as S
+from interest_lib.conf import Config
+from interest_lib.features.profiles import PROFILE_CATEGORIES, PROFILE_SHARES, WINDOW_CATEGORIES
+from interest_lib.features.stages import STAGE, STAGES
+from interest_lib.features.windows import INTEREST, WINDOW, WINDOW_END, interest_key
+
+VOCAB_KINDS = ("category", "item", "event_type", "text")
+#: Upper bounds (seconds) of the time-interval buckets 1..7 (bucket 8: longer; 0: padding).
+INTERVAL_BUCKETS = (60, 300, 1800, 7200, 86400, 7 * 86400)
+SPLITS = ("train", "validation", "test")
+
+
+def build_vocab(events: DataFrame, level: int) -> DataFrame:
+    """ref.vocab: (kind, key, idx) with idx 1.. in key order per kind (0 is padding)."""
+    texts = events.filter(F.col(S.TEXT).isNotNull()).select(F.lit("text").alias("kind"), F.col(S.TEXT).alias("key"))
+    parts = [
+        events.select(F.lit("category").alias("kind"), interest_key(level).alias("key")),
+        events.filter(F.col(S.ITEM_ID).isNotNull()).select(F.lit("item").alias("kind"), F.col(S.ITEM_ID).alias("key")),
+        texts,
+    ]
+    keys = parts[0].unionByName(parts[1]).unionByName(parts[2]).distinct()
+    types = events.sparkSession.createDataFrame([("event_type", t) for t in S.EVENT_TYPES], "kind string, key string")
+    ranked = keys.withColumn("idx", F.row_number().over(Window.partitionBy("kind").orderBy("key")))
+    typed = types.withColumn("idx", F.array_position(F.array(*[F.lit(t) for t in S.EVENT_TYPES]), F.col("key")).cast("int"))
+    return ranked.withColumn("idx", F.col("idx").cast("int")).unionByName(typed)
+
+
+def interval_bucket(seconds: Column) -> Column:
+    """Bucket 1..7 of a time gap in seconds (1 = first event of the user)."""
+    expr = F.lit(len(INTERVAL_BUCKETS) + 2)
+    for i, bound in reversed(list(enumerate(INTERVAL_BUCKETS))):
+        expr = F.when(seconds < bound, F.lit(i + 2)).otherwise(expr)
+    return F.when(seconds.isNull(), F.lit(1)).otherwise(expr)
+
+
+def _lookup(df: DataFrame, vocab: DataFrame, kind: str, key: Column, out: str) -> DataFrame:
+    v = vocab.filter(F.col("kind") == kind).select(F.col("key").alias(f"_{out}_key"), F.col("idx").alias(out))
+    return df.withColumn(f"_{out}_key", key).join(F.broadcast(v) if kind == "event_type" else v,
+                                                  f"_{out}_key", "left").drop(f"_{out}_key").fillna({out: 0})
+
+
+def _left_pad(arr: Column, length: int, fill) -> Column:
+    return F.concat(F.array_repeat(F.lit(fill), F.greatest(F.lit(0), F.lit(length) - F.size(arr))), arr)
+
+
+def split_bounds(last_event: dt.datetime, validation_days: int, test_days: int) -> tuple[dt.datetime, dt.datetime]:
+    """(validation start, test start) counted back from the last event."""
+    test_start = last_event - dt.timedelta(days=test_days)
+    return test_start - dt.timedelta(days=validation_days), test_start
+
+
+def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, vocab: DataFrame,
+                    conf: Config, val_start: dt.datetime, test_start: dt.datetime) -> DataFrame:
+    """Training samples (see the module docstring) from sessionized events, profiles and stages."""
+    n_ev, n_win, k = conf.sequences.max_events, conf.sequences.max_windows, conf.features.top_k
+    by_user = Window.partitionBy(S.USER_ID).orderBy(S.EVENT_TIME, S.EVENT_ID)
+    ev = events.withColumn(INTEREST, interest_key(conf.features.category_level))
+    ev = _lookup(ev, vocab, "category", F.col(INTEREST), "c")
+    ev = _lookup(ev, vocab, "item", F.col(S.ITEM_ID), "i")
+    ev = _lookup(ev, vocab, "event_type", F.col(S.EVENT_TYPE), "t")
+    ev = _lookup(ev, vocab, "text", F.col(S.TEXT), "x")
+    ev = ev.withColumn("b", interval_bucket(F.unix_seconds(S.EVENT_TIME) - F.unix_seconds(F.lag(S.EVENT_TIME).over(by_user))))
+    user_events = ev.groupBy(S.USER_ID).agg(
+        F.array_sort(F.collect_list(F.struct(F.col(S.EVENT_TIME).alias("ts"), "c", "i", "t", "b", "x"))).alias("_evs"))
+
+    cat_vocab = vocab.filter(F.col("kind") == "category").select(F.col("key").alias(INTEREST), "idx")
+    prof = profiles.select(S.USER_ID, WINDOW, WINDOW_END, WINDOW_CATEGORIES,
+                           F.slice(PROFILE_CATEGORIES, 1, k).alias("_top"), F.slice(PROFILE_SHARES, 1, k).alias("_shares"))
+    # Category keys -> indices inside the arrays, via a map built once from the (small) vocabulary.
+    cat_map = F.broadcast(cat_vocab.agg(F.map_from_entries(F.collect_list(F.struct(INTEREST, "idx"))).alias("_cmap")))
+    prof = prof.crossJoin(cat_map).withColumn(
+        "_top_idx", F.transform("_top", lambda c: F.coalesce(F.element_at(F.col("_cmap"), c), F.lit(0))))
+    prof = prof.withColumn("_top_idx", _left_pad("_top_idx", k, 0)).withColumn(
+        "_shares", _left_pad(F.col("_shares").cast("array<float>"), k, 0.0))
+    user_windows = prof.groupBy(S.USER_ID).agg(F.array_sort(F.collect_list(F.struct(
+        WINDOW, "_top_idx", "_shares"))).alias("_wins"))
+
+    top_stage = stages.join(
+        profiles.select(S.USER_ID, WINDOW, F.col(PROFILE_CATEGORIES)[0].alias(INTEREST)), [S.USER_ID, WINDOW, INTEREST])
+    stage_idx = F.array_position(F.array(*[F.lit(s) for s in STAGES]), F.col(STAGE)).cast("int")
+    top_stage = top_stage.select(S.USER_ID, F.col(WINDOW).alias("_label_window"), stage_idx.alias("next_stage"))
+
+    nxt = Window.partitionBy(S.USER_ID).orderBy(WINDOW)
+    cutoffs = (
+        prof.withColumn("_label_window", F.lead(WINDOW).over(nxt))
+        .withColumn("_label_end", F.lead(WINDOW_END).over(nxt))
+        .withColumn("next_dist_category", F.lead("_top_idx").over(nxt))
+        .withColumn("next_dist_share", F.lead("_shares").over(nxt))
+        .filter(F.col("_label_window").isNotNull())
+        .select(S.USER_ID, WINDOW, F.col(WINDOW_END).alias("cutoff"), "_label_window", "_label_end",
+                F.col(WINDOW_CATEGORIES).alias("_cut_cats"), "next_dist_category", "next_dist_share")
+    )
+    cut_cat_idx = F.transform("_cut_cats", lambda c: F.coalesce(F.element_at(F.col("_cmap"), c), F.lit(0)))
+    past = F.filter("_evs", lambda e: e["ts"] < F.col("cutoff"))
+    seq = F.slice(past, F.greatest(F.size(past) - F.lit(n_ev) + 1, F.lit(1)), n_ev)
+    nxt_ev = F.filter("_evs", lambda e: e["ts"] >= F.col("cutoff"))[0]
+    wins = F.filter("_wins", lambda w: w[WINDOW] <= F.col(WINDOW))
+    wins = F.slice(wins, F.greatest(F.size(wins) - F.lit(n_win) + 1, F.lit(1)), n_win)
+    split = (
+        F.when(F.col("_label_end") <= F.lit(val_start), "train")
+        .when(F.col("cutoff") >= F.lit(test_start), "test")
+        .when(F.col("_label_end") <= F.lit(test_start), "validation")
+    )
+    samples = (
+        cutoffs.join(user_events, S.USER_ID).join(user_windows, S.USER_ID).crossJoin(cat_map)
+        .withColumn("_seq", seq).withColumn("_next", nxt_ev).withColumn("_w", wins)
+        .filter(F.col("_next").isNotNull())
+        .withColumn("split", split).filter(F.col("split").isNotNull())
+        .join(top_stage, [S.USER_ID, "_label_window"], "left")
+    )
+    ev_cols = {"ev_category": "c", "ev_item": "i", "ev_type": "t", "ev_interval": "b", "ev_text": "x"}
+    out = samples.select(
+        S.USER_ID, F.col(WINDOW), "cutoff", "split",
+        *[_left_pad(F.transform("_seq", lambda e, f=f: e[f]), n_ev, 0).alias(name) for name, f in ev_cols.items()],
+        _left_pad(F.flatten(F.transform("_w", lambda w: w["_top_idx"])), n_win * k, 0).alias("win_category"),
+        _left_pad(F.flatten(F.transform("_w", lambda w: w["_shares"])), n_win * k, 0.0).alias("win_share"),
+        F.col("_next.c").alias("next_category"),
+        (~F.array_contains(cut_cat_idx, F.col("_next.c"))).alias("is_switch"),
+        "next_dist_category", "next_dist_share",
+        F.coalesce(F.col("next_stage"), F.lit(0)).alias("next_stage"),
+    )
+    return out

@@ -1,0 +1,165 @@
+"""Featurize on hand-built events whose profiles, migrations, stages and sequences are known."""
+
+import datetime as dt
+import math
+
+import pytest
+from pyspark.sql import functions as F
+
+from interest_lib import schema as S
+from interest_lib.conf import load_config
+from interest_lib.features.migrations import detect_migrations, evaluate_detection, migration_flows
+from interest_lib.features.profiles import build_profiles, decay_horizon
+from interest_lib.features.sequences import build_sequences, build_vocab, interval_bucket
+from interest_lib.features.stages import interest_stages
+from interest_lib.features.windows import assign_windows, window_index_of
+
+pytestmark = pytest.mark.spark
+
+MONDAY = dt.datetime(2026, 1, 5)  # window starts are Mondays
+
+
+def at(week, day=0, hour=12, minute=0):
+    return MONDAY + dt.timedelta(weeks=week, days=day, hours=hour, minutes=minute)
+
+
+def events(spark, rows):
+    """rows: (user, time, category, type[, item, text]) -> sessionized events."""
+    data = []
+    for i, r in enumerate(rows):
+        user, ts, cat, etype = r[:4]
+        item = r[4] if len(r) > 4 else f"i_{cat}"
+        text = r[5] if len(r) > 5 else None
+        data.append((f"e{i:05d}", user, None if etype == "search" else item, cat, f"fam/sub/{cat}", etype,
+                     ts, ts.date(), text, None, "web", 0, MONDAY, f"s_{user}_{ts:%Y%m%d%H}"))
+    return spark.createDataFrame(data, S.SESSIONIZED_EVENT_SCHEMA)
+
+
+@pytest.fixture
+def conf():
+    return load_config(overrides=["features.decay=0.5", "migration.min_events=3",
+                                  "migration.js_threshold=0.3", "migration.min_group_size=2"])
+
+
+def by_window(df):
+    return {r.window - window_index_of(MONDAY, 7): r for r in df.collect()}
+
+
+def test_tumbling_and_sliding_windows(spark):
+    ev = events(spark, [("u", at(0, day=6, hour=23), "c1", "view")])
+    tumbling = assign_windows(ev, 7, 7).collect()
+    assert [r.window_start for r in tumbling] == [MONDAY]
+    sliding = assign_windows(ev, 7, 1).collect()
+    assert len(sliding) == 7
+    assert all(r.window_start <= at(0, day=6, hour=23) < r.window_end for r in sliding)
+
+
+def test_profile_weights_decay_and_entropy(spark, conf):
+    rows = [("u", at(0), "c1", "view"), ("u", at(0, 1), "c1", "view"), ("u", at(0, 2), "c2", "purchase"),
+            ("u", at(1), "c3", "view"), ("u", at(1, 1), "c3", "view"), ("u", at(1, 2), "c3", "view"),
+            ("u", at(1, 3), "c3", "view"),
+            ("u", at(3), "c3", "view")]  # week 2 empty
+    prof = by_window(build_profiles(events(spark, rows), conf.features))
+    w0, w1, w3 = prof[0], prof[1], prof[3]
+    # view = 1, purchase = 6: c1 2/8, c2 6/8
+    assert w0.window_categories == ["c2", "c1"] and w0.window_shares == pytest.approx([0.75, 0.25])
+    assert w0.n_events == 3 and w0.n_purchase == 1 and w0.windows_since_prev is None
+    # decayed: c3 4 + c2 0.5*6 + c1 0.5*2 = 8
+    assert w1.profile_categories == ["c3", "c2", "c1"]
+    assert w1.profile_shares == pytest.approx([0.5, 0.375, 0.125])
+    assert w1.entropy == pytest.approx(-sum(p * math.log2(p) for p in (0.5, 0.375, 0.125)))
+    assert w3.windows_since_prev == 2  # the empty week is explicit
+    # week 3: c3 1 + 0.25*4 + 0.125*... c2 0.125*6, c1 0.125*2 -> shares stay sparse and sum to 1
+    assert sum(w3.profile_shares) == pytest.approx(1.0)
+    assert decay_horizon(0.5) == 6
+
+
+def test_migration_is_confirmed_and_burst_is_not(spark, conf):
+    def week(user, w, cat, n=4):
+        return [(user, at(w, d % 7, 10 + d), cat, "view") for d in range(n)]
+    rows = week("mover", 0, "c1") + week("mover", 1, "c1") + week("mover", 2, "c2") + week("mover", 3, "c2")
+    rows += week("burst", 0, "c1") + week("burst", 1, "c1") + week("burst", 2, "c9") + week("burst", 3, "c1")
+    prof = build_profiles(events(spark, rows), conf.features)
+    mig = detect_migrations(prof, conf.migration, conf.stages.active_share).collect()
+    assert [(m.user_id, m.window - window_index_of(MONDAY, 7), m.from_category, m.to_category, m.kind)
+            for m in mig] == [("mover", 2, "c1", "c2", "abrupt")]
+    assert mig[0].confirmed_window == mig[0].window + 1
+    assert mig[0].divergence == pytest.approx(1.0, abs=0.05)
+
+
+def test_flows_hide_small_groups(spark, conf):
+    rows = []
+    for u in ("a", "b", "c"):
+        rows += [(u, at(w, d, 10 + d), "c1" if w < 2 else "c2", "view") for w in range(4) for d in range(3)]
+    rows += [("z", at(w, d, 10 + d), "c5" if w < 2 else "c6", "view") for w in range(4) for d in range(3)]
+    prof = build_profiles(events(spark, rows), conf.features)
+    flows = migration_flows(detect_migrations(prof, conf.migration, 0.1), min_group_size=2).collect()
+    assert [(f.from_category, f.to_category, f.users) for f in flows] == [("c1", "c2", 3)]
+
+
+def test_stages_follow_a_known_trajectory(spark, conf):
+    # c1 for weeks 0-5 then nothing; c2 appears at week 3 and grows.
+    rows = []
+    for w in range(9):
+        if w < 6:
+            rows += [("u", at(w, d, 9 + d), "c1", "view") for d in range(4)]
+        if w >= 3:
+            rows += [("u", at(w, d, 15 + d), "c2", "view") for d in range(min(2 * (w - 2), 8))]
+    prof = build_profiles(events(spark, rows), conf.features)
+    stages = {(r.interest, r.window - window_index_of(MONDAY, 7)): r.stage
+              for r in interest_stages(prof, conf.stages).collect()}
+    assert stages[("c1", 0)] == "initial"
+    assert stages[("c1", 4)] == "stable"
+    assert stages[("c1", 7)] == "fading"
+    assert stages[("c2", 3)] == "initial"
+    assert stages[("c2", 5)] == "developing"
+    assert stages[("c2", 8)] == "stable"
+
+
+def test_sequences_are_padded_labelled_and_split_by_time(spark, conf):
+    rows = []
+    for w in range(6):
+        cat = "c1" if w < 4 else "c2"
+        rows += [("u", at(w, d, 9 + d), cat, "view") for d in range(3)]
+        rows += [("v", at(w, d, 9 + d), "c3", "cart") for d in range(2)]
+    rows.append(("u", at(5, 6, 20), "c2", "search", None, "red shoes"))
+    ev = events(spark, rows)
+    conf.sequences.max_events, conf.sequences.max_windows = 4, 3
+    prof = build_profiles(ev, conf.features)
+    stages = interest_stages(prof, conf.stages)
+    vocab = build_vocab(ev, 3)
+    val_start, test_start = at(4, 0, 0), at(5, 0, 0)
+    seqs = build_sequences(ev, prof, stages, vocab, conf, val_start, test_start).collect()
+    idx = {(r.kind, r.key): r.idx for r in vocab.collect()}
+    assert idx[("event_type", "view")] == 1 and idx[("category", "c1")] == 1
+    for s in seqs:
+        assert len(s.ev_category) == 4 and len(s.win_category) == 3 * conf.features.top_k
+        assert len(s.win_share) == len(s.win_category)
+    u = sorted((s for s in seqs if s.user_id == "u"), key=lambda s: s.cutoff)
+    # Cut-off after week 3 (the last c1 week): next event is c2, not in week 3's categories.
+    switch = [s for s in u if s.cutoff == at(4, 0, 0)][0]
+    assert switch.next_category == idx[("category", "c2")] and switch.is_switch
+    assert switch.ev_category == [idx[("category", "c1")]] * 4
+    assert switch.ev_interval[-1] == interval_bucket_py(3600)
+    # No leakage: train labels end by the validation start; test cut-offs at or after test start.
+    for s in seqs:
+        if s.split == "train":
+            assert s.cutoff + dt.timedelta(days=7) <= val_start
+        if s.split == "test":
+            assert s.cutoff >= test_start
+    assert {s.split for s in seqs} == {"train", "validation", "test"}
+
+
+def interval_bucket_py(seconds):
+    # 1 h gap -> bucket for "< 2 h" (bucket 5: bounds 60, 300, 1800, 7200, ...)
+    return 5 if 1800 <= seconds < 7200 else None
+
+
+def test_detection_quality_known_answer(spark):
+    planted = spark.createDataFrame([("a", 10), ("b", 20), ("c", 30)], "user_id string, window long")
+    detected = spark.createDataFrame(
+        [("a", 11, 12), ("b", 25, 26), ("d", 5, 6)], "user_id string, window long, confirmed_window long")
+    q = evaluate_detection(detected, planted)
+    assert (q.planted, q.detected, q.matched_planted, q.matched_detected) == (3, 3, 1, 1)
+    assert q.precision == pytest.approx(1 / 3) and q.recall == pytest.approx(1 / 3)
+    assert q.median_delay_windows == 2
