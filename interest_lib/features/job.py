@@ -134,7 +134,8 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
             tables.write(vocab, REF_VOCAB, mode="overwrite")
             vocab = tables.read(REF_VOCAB)
             last_event = events.agg(F.max(S.EVENT_TIME)).first()[0]
-            val_start, test_start = split_bounds(last_event, conf.sequences.validation_days, conf.sequences.test_days)
+            val_start, test_start = split_bounds(last_event, conf.features.step_days, conf.sequences.validation_days,
+                                               conf.sequences.test_days)
             seqs = build_sequences(events, profiles, stages, vocab, conf, val_start, test_start)
             tables.write(seqs, GOLD_TRAINING_SEQUENCES, mode="overwrite", partition_by=["split"])
             counts = {r["split"]: r["count"] for r in tables.read(GOLD_TRAINING_SEQUENCES).groupBy("split").count().collect()}

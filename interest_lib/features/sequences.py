@@ -12,9 +12,11 @@ Labels: ``next_category`` (the first event after the cut-off), ``is_switch`` (th
 not in the cut-off window's own categories), the label window's distribution (``next_dist_category``
 / ``next_dist_share``, top-K), and ``next_stage`` (stage of the label window's top interest).
 
-Ids are integer indices from ``ref.vocab`` (0 = padding). The split is by time: samples whose
-label window ends at or before the validation start are ``train``; those whose cut-off is at or
-after the test start are ``test``; the rest, with labels before the test start, ``validation``.
+Ids are integer indices from ``ref.vocab`` (0 = padding). The split is by the label window, on
+window boundaries counted back from the last event: ``test`` = label windows in the last
+``test_days``; ``validation`` = those in the ``validation_days`` before; ``train`` = label
+windows that end before validation starts. Training labels therefore never overlap the
+validation or test periods, and inputs always precede their labels.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from interest_lib import schema as S
 from interest_lib.conf import Config
 from interest_lib.features.profiles import PROFILE_CATEGORIES, PROFILE_SHARES, WINDOW_CATEGORIES
 from interest_lib.features.stages import STAGE, STAGES
-from interest_lib.features.windows import INTEREST, WINDOW, WINDOW_END, interest_key
+from interest_lib.features.windows import (
+    INTEREST, ORIGIN, WINDOW, WINDOW_END, WINDOW_START, interest_key, window_index_of,
+)
 
 VOCAB_KINDS = ("category", "item", "event_type", "text")
 #: Upper bounds (seconds) of the time-interval buckets 1..7 (bucket 8: longer; 0: padding).
@@ -64,14 +68,25 @@ def _lookup(df: DataFrame, vocab: DataFrame, kind: str, key: Column, out: str) -
                                                   f"_{out}_key", "left").drop(f"_{out}_key").fillna({out: 0})
 
 
+def _field(name: str):
+    # A one-argument lambda: Spark's transform() passes the index too to two-argument ones.
+    return lambda e: e[name]
+
+
 def _left_pad(arr: Column, length: int, fill) -> Column:
     return F.concat(F.array_repeat(F.lit(fill), F.greatest(F.lit(0), F.lit(length) - F.size(arr))), arr)
 
 
-def split_bounds(last_event: dt.datetime, validation_days: int, test_days: int) -> tuple[dt.datetime, dt.datetime]:
-    """(validation start, test start) counted back from the last event."""
-    test_start = last_event - dt.timedelta(days=test_days)
-    return test_start - dt.timedelta(days=validation_days), test_start
+def split_bounds(last_event: dt.datetime, step_days: int, validation_days: int,
+                 test_days: int) -> tuple[dt.datetime, dt.datetime]:
+    """(validation start, test start): window starts counted back from the last event's window,
+    so the test period holds the last ``test_days`` worth of label windows."""
+    last = window_index_of(last_event, step_days)
+    test_first = last - max(1, -(-test_days // step_days)) + 1
+    val_first = test_first - max(1, -(-validation_days // step_days))
+    def start(k: int) -> dt.datetime:
+        return ORIGIN + dt.timedelta(days=k * step_days)
+    return start(val_first), start(test_first)
 
 
 def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, vocab: DataFrame,
@@ -89,7 +104,7 @@ def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, v
         F.array_sort(F.collect_list(F.struct(F.col(S.EVENT_TIME).alias("ts"), "c", "i", "t", "b", "x"))).alias("_evs"))
 
     cat_vocab = vocab.filter(F.col("kind") == "category").select(F.col("key").alias(INTEREST), "idx")
-    prof = profiles.select(S.USER_ID, WINDOW, WINDOW_END, WINDOW_CATEGORIES,
+    prof = profiles.select(S.USER_ID, WINDOW, WINDOW_START, WINDOW_END, WINDOW_CATEGORIES,
                            F.slice(PROFILE_CATEGORIES, 1, k).alias("_top"), F.slice(PROFILE_SHARES, 1, k).alias("_shares"))
     # Category keys -> indices inside the arrays, via a map built once from the (small) vocabulary.
     cat_map = F.broadcast(cat_vocab.agg(F.map_from_entries(F.collect_list(F.struct(INTEREST, "idx"))).alias("_cmap")))
@@ -108,11 +123,12 @@ def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, v
     nxt = Window.partitionBy(S.USER_ID).orderBy(WINDOW)
     cutoffs = (
         prof.withColumn("_label_window", F.lead(WINDOW).over(nxt))
+        .withColumn("_label_start", F.lead(WINDOW_START).over(nxt))
         .withColumn("_label_end", F.lead(WINDOW_END).over(nxt))
         .withColumn("next_dist_category", F.lead("_top_idx").over(nxt))
         .withColumn("next_dist_share", F.lead("_shares").over(nxt))
         .filter(F.col("_label_window").isNotNull())
-        .select(S.USER_ID, WINDOW, F.col(WINDOW_END).alias("cutoff"), "_label_window", "_label_end",
+        .select(S.USER_ID, WINDOW, F.col(WINDOW_END).alias("cutoff"), "_label_window", "_label_start", "_label_end",
                 F.col(WINDOW_CATEGORIES).alias("_cut_cats"), "next_dist_category", "next_dist_share")
     )
     cut_cat_idx = F.transform("_cut_cats", lambda c: F.coalesce(F.element_at(F.col("_cmap"), c), F.lit(0)))
@@ -123,8 +139,8 @@ def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, v
     wins = F.slice(wins, F.greatest(F.size(wins) - F.lit(n_win) + 1, F.lit(1)), n_win)
     split = (
         F.when(F.col("_label_end") <= F.lit(val_start), "train")
-        .when(F.col("cutoff") >= F.lit(test_start), "test")
-        .when(F.col("_label_end") <= F.lit(test_start), "validation")
+        .when(F.col("_label_start") >= F.lit(test_start), "test")
+        .when((F.col("_label_start") >= F.lit(val_start)) & (F.col("_label_end") <= F.lit(test_start)), "validation")
     )
     samples = (
         cutoffs.join(user_events, S.USER_ID).join(user_windows, S.USER_ID).crossJoin(cat_map)
@@ -136,7 +152,7 @@ def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, v
     ev_cols = {"ev_category": "c", "ev_item": "i", "ev_type": "t", "ev_interval": "b", "ev_text": "x"}
     out = samples.select(
         S.USER_ID, F.col(WINDOW), "cutoff", "split",
-        *[_left_pad(F.transform("_seq", lambda e, f=f: e[f]), n_ev, 0).alias(name) for name, f in ev_cols.items()],
+        *[_left_pad(F.transform("_seq", _field(f)), n_ev, 0).alias(name) for name, f in ev_cols.items()],
         _left_pad(F.flatten(F.transform("_w", lambda w: w["_top_idx"])), n_win * k, 0).alias("win_category"),
         _left_pad(F.flatten(F.transform("_w", lambda w: w["_shares"])), n_win * k, 0.0).alias("win_share"),
         F.col("_next.c").alias("next_category"),

@@ -20,7 +20,7 @@ from pyspark.storagelevel import StorageLevel
 from interest_lib import schema as S
 from interest_lib.conf import Config
 from interest_lib.ingest.pseudonymise import pseudonymise_col, resolve_key
-from interest_lib.ingest.readers import CORRUPT, list_local_files, read_raw
+from interest_lib.ingest.readers import CORRUPT, list_local_files, raw_record, read_raw
 from interest_lib.ingest.validate import to_events, with_parsed_fields, with_reason
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.storage import Tables, Txn
@@ -67,17 +67,18 @@ def default_run_id(path: str) -> str:
 
 def dedupe_events(events: DataFrame, existing_ids: Optional[DataFrame]) -> DataFrame:
     """Keep one row per event_id (from the earliest source file), minus ids already stored."""
-    order = Window.partitionBy(S.EVENT_ID).orderBy(S.SOURCE_FILE, S.EVENT_TIME, S.USER_ID)
+    order = Window.partitionBy(S.EVENT_ID).orderBy(S.SOURCE_FILE, S.EVENT_TIME, S.USER_ID, S.EVENT_TYPE)
     unique = events.withColumn("_n", F.row_number().over(order)).filter("_n = 1").drop("_n")
     if existing_ids is not None:
         unique = unique.join(existing_ids, S.EVENT_ID, "left_anti")
     return unique
 
 
-def quarantine_rows(df: DataFrame, record_type: str, batch: int, now: dt.datetime) -> DataFrame:
+def quarantine_rows(df: DataFrame, record_type: str, fields, batch: int, now: dt.datetime) -> DataFrame:
     """Rejected rows in the quarantine table's shape."""
     return df.select(
-        F.lit(record_type).alias(S.RECORD_TYPE), S.RAW_RECORD, S.REASON, S.SOURCE_FILE,
+        F.lit(record_type).alias(S.RECORD_TYPE), raw_record(fields).alias(S.RAW_RECORD), S.REASON,
+        S.SOURCE_FILE,
         F.lit(batch).cast("long").alias(S.INGEST_BATCH),
         F.lit(now).cast("timestamp").alias(S.INGESTED_AT),
     )
@@ -105,7 +106,7 @@ def _ingest_items(spark: SparkSession, conf: Config, tables: Tables, batch: int,
             F.trim(S.ITEM_ID).alias(S.ITEM_ID), S.TITLE, S.DESCRIPTION,
             F.trim(S.CATEGORY_ID).alias(S.CATEGORY_ID), S.CATEGORY_PATH, price.alias(S.PRICE),
         ).dropDuplicates([S.ITEM_ID])
-        q = tables.write(quarantine_rows(bad, "item", batch, now), BRONZE_QUARANTINE,
+        q = tables.write(quarantine_rows(bad, "item", S.RAW_ITEM_FIELDS, batch, now), BRONZE_QUARANTINE,
                          txn=Txn(txn.app_id + ":items"))
         tables.merge(items, REF_ITEMS, keys=[S.ITEM_ID], txn=txn)
         n_bad = q.rows_written if q.rows_written is not None else bad.count()
@@ -156,7 +157,8 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
         counts.update(rows_in=rows_in, valid=n_valid, invalid=rows_in - n_valid)
     try:
         with timer.stage("quarantine") as counts:
-            bad = quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event", batch, now)
+            bad = quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event", S.RAW_FIELDS,
+                                  batch, now)
             q = tables.write(bad, BRONZE_QUARANTINE, txn=txn)
             quarantined = q.rows_written if q.rows_written is not None else sum(reasons.values())
             counts.update(quarantined=quarantined)

@@ -88,25 +88,27 @@ def assign_sessions(events: DataFrame, gap_minutes: int, max_session_minutes: in
 
 def session_features(sessionized: DataFrame) -> DataFrame:
     """One row per session (schema ``SESSION_SCHEMA``): times, counts per event type,
-    categories visited, dominant category (most events; ties -> smallest id), purchase flag."""
-    per_category = (
-        sessionized.groupBy(S.SESSION_ID, S.CATEGORY_ID).count()
-        .groupBy(S.SESSION_ID)
-        .agg(F.min_by(S.CATEGORY_ID, F.struct(-F.col("count"), F.col(S.CATEGORY_ID))).alias(S.DOMINANT_CATEGORY))
-    )
+    categories visited, dominant category (most events; ties -> smallest id), purchase flag.
+
+    Aggregates per (session, category) first, so the second aggregation runs on few rows.
+    """
     type_counts = [
         F.sum((F.col(S.EVENT_TYPE) == t).cast("long")).alias(f"n_{t}") for t in S.EVENT_TYPES
     ]
+    per_category = sessionized.groupBy(S.SESSION_ID, S.USER_ID, S.CATEGORY_ID).agg(
+        F.count(F.lit(1)).alias("_n"), F.min(S.EVENT_TIME).alias("_t0"), F.max(S.EVENT_TIME).alias("_t1"),
+        *type_counts,
+    )
     sessions = (
-        sessionized.groupBy(S.SESSION_ID, S.USER_ID)
+        per_category.groupBy(S.SESSION_ID, S.USER_ID)
         .agg(
-            F.min(S.EVENT_TIME).alias(S.SESSION_START),
-            F.max(S.EVENT_TIME).alias(S.SESSION_END),
-            F.count(F.lit(1)).alias(S.N_EVENTS),
-            *type_counts,
-            F.array_sort(F.collect_set(S.CATEGORY_ID)).alias(S.CATEGORIES_VISITED),
+            F.min("_t0").alias(S.SESSION_START),
+            F.max("_t1").alias(S.SESSION_END),
+            F.sum("_n").alias(S.N_EVENTS),
+            *[F.sum(f"n_{t}").alias(f"n_{t}") for t in S.EVENT_TYPES],
+            F.array_sort(F.collect_list(S.CATEGORY_ID)).alias(S.CATEGORIES_VISITED),
+            F.min_by(S.CATEGORY_ID, F.struct(-F.col("_n"), F.col(S.CATEGORY_ID))).alias(S.DOMINANT_CATEGORY),
         )
-        .join(per_category, S.SESSION_ID)
         .withColumn(S.SESSION_DATE, F.to_date(S.SESSION_START))
         .withColumn(S.DURATION_S, (F.unix_seconds(S.SESSION_END) - F.unix_seconds(S.SESSION_START)).cast("long"))
         .withColumn(S.HAS_PURCHASE, F.col("n_purchase") > 0)

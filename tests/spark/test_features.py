@@ -98,9 +98,9 @@ def test_flows_hide_small_groups(spark, conf):
 
 
 def test_stages_follow_a_known_trajectory(spark, conf):
-    # c1 for weeks 0-5 then nothing; c2 appears at week 3 and grows.
+    # c1 for weeks 0-5 then nothing; c2 appears at week 3 and grows, then holds.
     rows = []
-    for w in range(9):
+    for w in range(12):
         if w < 6:
             rows += [("u", at(w, d, 9 + d), "c1", "view") for d in range(4)]
         if w >= 3:
@@ -109,11 +109,13 @@ def test_stages_follow_a_known_trajectory(spark, conf):
     stages = {(r.interest, r.window - window_index_of(MONDAY, 7)): r.stage
               for r in interest_stages(prof, conf.stages).collect()}
     assert stages[("c1", 0)] == "initial"
-    assert stages[("c1", 4)] == "stable"
-    assert stages[("c1", 7)] == "fading"
+    assert stages[("c1", 2)] == "stable"  # share 1.0 three windows running
+    assert stages[("c1", 4)] == "fading"  # losing share to c2 (about -0.13 per window)
+    assert stages[("c1", 8)] == "fading"  # below the active share, active two windows ago
+    assert ("c1", 11) not in stages  # no longer an interest at all
     assert stages[("c2", 3)] == "initial"
     assert stages[("c2", 5)] == "developing"
-    assert stages[("c2", 8)] == "stable"
+    assert stages[("c2", 11)] == "stable"  # share ~1.0, flat, active every window
 
 
 def test_sequences_are_padded_labelled_and_split_by_time(spark, conf):
@@ -140,19 +142,21 @@ def test_sequences_are_padded_labelled_and_split_by_time(spark, conf):
     switch = [s for s in u if s.cutoff == at(4, 0, 0)][0]
     assert switch.next_category == idx[("category", "c2")] and switch.is_switch
     assert switch.ev_category == [idx[("category", "c1")]] * 4
-    assert switch.ev_interval[-1] == interval_bucket_py(3600)
-    # No leakage: train labels end by the validation start; test cut-offs at or after test start.
+    # Buckets: 1 first event, 2 <1 min, 3 <5 min, 4 <30 min, 5 <2 h, 6 <1 day, 7 <7 days, 8 longer.
+    assert switch.ev_interval[-1] == 7  # consecutive events are 25 hours apart
+    # No leakage: train labels end by the validation start; test labels start at the test start.
     for s in seqs:
         if s.split == "train":
             assert s.cutoff + dt.timedelta(days=7) <= val_start
         if s.split == "test":
-            assert s.cutoff >= test_start
+            assert s.cutoff >= test_start - dt.timedelta(days=7)
     assert {s.split for s in seqs} == {"train", "validation", "test"}
 
 
-def interval_bucket_py(seconds):
-    # 1 h gap -> bucket for "< 2 h" (bucket 5: bounds 60, 300, 1800, 7200, ...)
-    return 5 if 1800 <= seconds < 7200 else None
+def test_interval_buckets(spark):
+    gaps = [None, 30, 200, 1000, 3600, 40000, 90000, 700000]
+    df = spark.createDataFrame([(g,) for g in gaps], "g long")
+    assert [r.b for r in df.select(interval_bucket(F.col("g")).alias("b")).collect()] == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def test_detection_quality_known_answer(spark):
