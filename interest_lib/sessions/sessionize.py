@@ -25,33 +25,27 @@ def session_id_col(user_col: str = S.USER_ID, start_col: str = S.SESSION_START) 
     )
 
 
-def _slice_long_sessions(df: DataFrame, max_length_s: int) -> DataFrame:
-    """For gap-sessions longer than max_length, apply the max-length cut iteratively.
-
-    Uses SQL ``aggregate`` over the gap-session's sorted epoch seconds (JVM-side, no Python).
-    """
-    starts = F.expr(
-        f"""aggregate(ts, named_struct('start', CAST(-1 AS BIGINT), 'starts', CAST(array() AS ARRAY<BIGINT>)),
-            (acc, t) -> IF(acc.start < 0 OR t - acc.start > {max_length_s},
-                           named_struct('start', t, 'starts', concat(acc.starts, array(t))),
-                           named_struct('start', acc.start, 'starts', concat(acc.starts, array(acc.start))))
-        ).starts"""
+def _long_session_starts(max_length_us: int) -> F.Column:
+    """For an event of a gap-session longer than max_length: its session start after applying
+    the max-length cut iteratively over the gap-session's sorted times (SQL ``aggregate``,
+    JVM-side, no Python). Expects ``_gap_events``: the gap-session's (epoch, event_id) structs."""
+    return F.expr(
+        f"""element_at(
+              aggregate(array_sort(_gap_events),
+                named_struct('start', CAST(-1 AS BIGINT), 'starts', CAST(array() AS ARRAY<BIGINT>)),
+                (acc, e) -> IF(acc.start < 0 OR e.{_EPOCH} - acc.start > {max_length_us},
+                    named_struct('start', e.{_EPOCH}, 'starts', concat(acc.starts, array(e.{_EPOCH}))),
+                    named_struct('start', acc.start, 'starts', concat(acc.starts, array(acc.start))))
+              ).starts,
+              CAST(array_position(transform(array_sort(_gap_events), e -> e.{S.EVENT_ID}), {S.EVENT_ID}) AS INT))"""
     )
-    grouped = (
-        df.groupBy(S.USER_ID, _GAP_SESSION)
-        .agg(F.array_sort(F.collect_list(F.struct(_EPOCH, S.EVENT_ID))).alias("_evs"))
-        .withColumn("ts", F.transform("_evs", lambda e: e[_EPOCH]))
-        .withColumn("_starts", starts)
-        .select(S.USER_ID, F.explode(F.arrays_zip(
-            F.transform("_evs", lambda e: e[S.EVENT_ID]).alias("eid"), F.col("_starts").alias("st"),
-        )).alias("z"))
-        .select(S.USER_ID, F.col("z.eid").alias(S.EVENT_ID), F.col("z.st").alias("_slice_start"))
-    )
-    return df.join(grouped, [S.USER_ID, S.EVENT_ID], "left")
 
 
 def assign_sessions(events: DataFrame, gap_minutes: int, max_session_minutes: int) -> DataFrame:
     """Add ``session_id`` (and ``session_start``) to every event.
+
+    One shuffle of the events (by user) and one pass: window functions number the gap-sessions;
+    only the rare gap-sessions longer than the maximum are cut with the iterative rule.
 
     Args:
         events: events with at least user_id, event_id, event_time; all of a user's events that
@@ -62,27 +56,23 @@ def assign_sessions(events: DataFrame, gap_minutes: int, max_session_minutes: in
     Returns:
         ``events`` plus ``session_id`` and ``session_start`` columns.
     """
-    gap_s, max_s = gap_minutes * 60, max_session_minutes * 60
+    gap_us, max_us = gap_minutes * 60 * 1_000_000, max_session_minutes * 60 * 1_000_000
     by_user = Window.partitionBy(S.USER_ID).orderBy(S.EVENT_TIME, S.EVENT_ID)
+    by_gap = Window.partitionBy(S.USER_ID, _GAP_SESSION)
     with_gap = (
         events.withColumn(_EPOCH, F.unix_micros(S.EVENT_TIME))
         .withColumn("_prev", F.lag(_EPOCH).over(by_user))
-        .withColumn("_new", (F.col("_prev").isNull() | (F.col(_EPOCH) - F.col("_prev") > gap_s * 1_000_000)).cast("int"))
+        .withColumn("_new", (F.col("_prev").isNull() | (F.col(_EPOCH) - F.col("_prev") > gap_us)).cast("int"))
         .withColumn(_GAP_SESSION, F.sum("_new").over(by_user.rowsBetween(Window.unboundedPreceding, 0)))
-    )
-    by_gap = Window.partitionBy(S.USER_ID, _GAP_SESSION)
-    with_gap = (
-        with_gap.withColumn("_gap_start", F.min(_EPOCH).over(by_gap))
+        .withColumn("_gap_start", F.min(_EPOCH).over(by_gap))
         .withColumn("_gap_len", F.max(_EPOCH).over(by_gap) - F.col("_gap_start"))
+        .withColumn("_gap_events", F.collect_list(F.struct(_EPOCH, S.EVENT_ID)).over(by_gap))
     )
-    long_gap = F.col("_gap_len") > max_s * 1_000_000
-    short = with_gap.filter(~long_gap).withColumn("_slice_start", F.col("_gap_start"))
-    long_ = _slice_long_sessions(with_gap.filter(long_gap), max_s * 1_000_000)
-    sliced = short.unionByName(long_)
+    start = F.when(F.col("_gap_len") > max_us, _long_session_starts(max_us)).otherwise(F.col("_gap_start"))
     return (
-        sliced.withColumn(S.SESSION_START, F.timestamp_micros("_slice_start"))
+        with_gap.withColumn(S.SESSION_START, F.timestamp_micros(start))
         .withColumn(S.SESSION_ID, session_id_col())
-        .drop(_EPOCH, "_prev", "_new", _GAP_SESSION, "_gap_start", "_gap_len", "_slice_start")
+        .drop(_EPOCH, "_prev", "_new", _GAP_SESSION, "_gap_start", "_gap_len", "_gap_events")
     )
 
 

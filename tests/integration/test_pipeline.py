@@ -13,9 +13,12 @@ from interest_lib.conf import load_config
 from interest_lib.generate import DIRT_KINDS
 from interest_lib.ingest.pseudonymise import pseudonymise_py
 from interest_lib.storage import Tables
+from interest_lib.features.job import planted_windows
+from interest_lib.features.migrations import evaluate_detection
 from interest_lib.storage.catalog import (
-    BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS, REF_PLANTED_MIGRATIONS, SILVER_EVENTS_SESSIONIZED,
-    SILVER_SESSIONS,
+    BRONZE_EVENTS, BRONZE_QUARANTINE, GOLD_TRAINING_SEQUENCES, REF_ITEM_EMBEDDINGS, REF_ITEMS,
+    REF_PLANTED_MIGRATIONS, SILVER_EVENTS_SESSIONIZED, SILVER_INTEREST_MIGRATIONS, SILVER_INTEREST_STAGES,
+    SILVER_SESSIONS, SILVER_USER_INTEREST_WINDOWS,
 )
 
 pytestmark = pytest.mark.integration
@@ -27,7 +30,7 @@ def pipeline(tmp_path_factory, spark):
     """Run `interest run` once on a small store; return (settings, tables, generator stats)."""
     root = tmp_path_factory.mktemp("pipeline")
     settings = [f"storage.warehouse={root / 'warehouse'}", f"storage.raw_dir={root / 'raw'}",
-                "generate.users=120", "generate.days=28", "generate.mean_events_per_user=60"]
+                "generate.users=150", "generate.days=42", "generate.mean_events_per_user=100"]
     args = [x for s in settings for x in ("--set", s)]
     assert main(["run", *args]) == 0
     conf = load_config(overrides=settings)
@@ -89,3 +92,20 @@ def test_jobs_run_under_spark_submit(pipeline):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "sessionize (full)" in proc.stdout
     assert tables.history(SILVER_SESSIONS)[0]["metadata"]["interest.operation"] == "overwrite"
+
+
+def test_featurize_outputs_and_detection_floor(pipeline):
+    _settings, tables, conf = pipeline
+    windows = tables.read(SILVER_USER_INTEREST_WINDOWS)
+    assert windows.count() > 150 * 3
+    assert windows.filter(F.abs(F.aggregate("profile_shares", F.lit(0.0), lambda a, x: a + x) - 1) > 1e-6).count() == 0
+    stages = {r.stage for r in tables.read(SILVER_INTEREST_STAGES).select("stage").distinct().collect()}
+    assert stages == {"initial", "developing", "stable", "fading"}
+    assert tables.read(REF_ITEM_EMBEDDINGS).count() == tables.read(REF_ITEMS).count()
+    splits = {r.split: r["count"] for r in tables.read(GOLD_TRAINING_SEQUENCES).groupBy("split").count().collect()}
+    assert splits.get("train", 0) > 0 and splits.get("test", 0) > 0 and splits.get("validation", 0) > 0
+    # Detection against the planted truth on this small set: a floor that a broken detector fails.
+    quality = evaluate_detection(tables.read(SILVER_INTEREST_MIGRATIONS), planted_windows(tables, conf))
+    assert quality.planted > 20
+    assert quality.recall >= 0.4 and quality.precision >= 0.3, quality.summary()
+    assert quality.median_delay_windows <= 1

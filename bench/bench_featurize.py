@@ -1,0 +1,122 @@
+"""Benchmark: featurize in Spark vs DuckDB doing the same per-user window aggregation.
+
+    python bench/bench_featurize.py WAREHOUSE [--threads 2]
+
+WAREHOUSE must hold silver.events_sessionized (run ``interest run`` or the foundation bench
+first). Prints, in one run: Spark's per-user window aggregation (interest weights per user,
+window and category, plus activity counts), the same aggregation in DuckDB on the same Parquet
+files, Spark's whole profile build (decay, sparse shares), item embeddings per second, and peak
+memory of each process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+WEIGHTS = {"view": 1.0, "click": 2.0, "search": 1.5, "favourite": 3.0, "cart": 4.0, "purchase": 6.0, "review": 5.0}
+
+
+def duckdb_side(files: list[str], threads: int) -> dict:
+    """Per-user window aggregation in DuckDB; returns seconds and rows."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads={threads}")
+    cases = " ".join(f"WHEN '{k}' THEN {v}" for k, v in WEIGHTS.items())
+    start = time.perf_counter()
+    rows = con.execute(f"""
+        SELECT count(*) FROM (
+          SELECT user_id, floor((epoch(event_time) - 345600) / 604800)::BIGINT AS w, category_id,
+                 sum(CASE event_type {cases} ELSE 0 END) AS weight, count(*) AS n
+          FROM read_parquet({files!r}) GROUP BY ALL)
+    """).fetchone()[0]
+    return {"seconds": time.perf_counter() - start, "rows": rows,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def spark_side(warehouse: str) -> dict:
+    """Spark: the same aggregation, the full profile build, and item embeddings."""
+    from pyspark.sql import functions as F
+
+    from interest_lib.conf import load_config
+    from interest_lib.features.profiles import build_profiles, weighted_window_events
+    from interest_lib.features.windows import INTEREST, WINDOW
+    from interest_lib.logs import setup_logging
+    from interest_lib.spark import get_spark
+    from interest_lib.storage import Tables
+
+    setup_logging("WARNING")
+    conf = load_config(overrides=[f"storage.warehouse={warehouse}", "spark.driver_memory=8g"])
+    spark = get_spark(conf)
+    tables = Tables(spark, conf.storage)
+    events = tables.read("silver.events_sessionized")
+    n = events.count()
+    out = {"events": n, "files": [os.path.join(tables.path("silver.events_sessionized"), p)
+                                  for p in tables.engine.live_files(tables.path("silver.events_sessionized"))]}
+    start = time.perf_counter()
+    agg = weighted_window_events(events, conf.features).groupBy("user_id", WINDOW, INTEREST).agg(
+        F.sum("weight").alias("w"), F.count(F.lit(1)).alias("n"))
+    out["agg_rows"] = agg.count()
+    out["agg_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    out["profile_rows"] = build_profiles(events, conf.features).count()
+    out["profiles_s"] = time.perf_counter() - start
+    if tables.exists("ref.items"):
+        from interest_lib.features.embeddings import embed_texts_df, item_text
+
+        items = tables.read("ref.items").select("item_id", item_text().alias("t"))
+        start = time.perf_counter()
+        out["items_embedded"] = embed_texts_df(items, "item_id", "t", conf.embeddings).count()
+        out["embed_s"] = time.perf_counter() - start
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    spark.stop()
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("warehouse")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--side", choices=["both", "spark", "duckdb"], default="both", help=argparse.SUPPRESS)
+    parser.add_argument("--files", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.side == "spark":
+        print("RESULT " + json.dumps(spark_side(args.warehouse)))
+        return
+    if args.side == "duckdb":
+        print("RESULT " + json.dumps(duckdb_side(json.loads(args.files), args.threads)))
+        return
+
+    def run(extra):
+        proc = subprocess.run([sys.executable, __file__, args.warehouse, *extra], capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(proc.stderr[-4000:])
+        return json.loads([l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1][7:])
+
+    s = run(["--side", "spark"])
+    d = run(["--side", "duckdb", "--files", json.dumps(s["files"]), "--threads", str(args.threads)])
+    n = s["events"]
+    print("| step | Spark s | Spark events/s | DuckDB s | DuckDB events/s | Spark/DuckDB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| per-user window aggregation ({s['agg_rows']:,} rows) | {s['agg_s']:.1f} | {n / s['agg_s']:,.0f} | "
+          f"{d['seconds']:.1f} | {n / d['seconds']:,.0f} | **{s['agg_s'] / d['seconds']:.2f}×** |")
+    print(f"| full profile build (decay, sparse shares; {s['profile_rows']:,} user-windows) | {s['profiles_s']:.1f} | "
+          f"{n / s['profiles_s']:,.0f} | – | – | – |")
+    if "embed_s" in s:
+        print(f"| item embeddings (CPU, {s['items_embedded']:,} items) | {s['embed_s']:.1f} | "
+              f"{s['items_embedded'] / s['embed_s']:,.0f} items/s | – | – | – |")
+    print(f"\nPeak RSS: Spark driver {s['peak_rss_mb']:,.0f} MB (JVM not included), DuckDB {d['peak_rss_mb']:,.0f} MB; "
+          f"{n:,} events.")
+
+
+if __name__ == "__main__":
+    main()
