@@ -28,7 +28,8 @@ from interest_lib.ingest.pseudonymise import pseudonymise_col, resolve_key
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.storage import Tables
 from interest_lib.storage.catalog import (
-    GOLD_MIGRATION_FLOWS, GOLD_TRAINING_SEQUENCES, REF_ITEMS, REF_PLANTED_MIGRATIONS, REF_VOCAB,
+    GOLD_MIGRATION_FLOWS, GOLD_TRAINING_SEQUENCES, REF_ITEM_EMBEDDINGS, REF_ITEMS,
+    REF_PLANTED_MIGRATIONS, REF_TEXT_EMBEDDINGS, REF_VOCAB,
     SILVER_EVENTS_SESSIONIZED, SILVER_INTEREST_MIGRATIONS, SILVER_INTEREST_STAGES,
     SILVER_USER_INTEREST_WINDOWS,
 )
@@ -82,6 +83,20 @@ def planted_windows(tables: Tables, conf: Config) -> Optional[DataFrame]:
     )
 
 
+def _text_vectors(tables: Tables, conf: Config):
+    """The window text-vector builder when embeddings exist, else None."""
+    if not (tables.exists(REF_ITEM_EMBEDDINGS) and tables.exists(REF_TEXT_EMBEDDINGS)):
+        return None
+    from interest_lib.features.embeddings import DIM
+    from interest_lib.features.text_profile import window_text_vectors
+
+    items, texts = tables.read(REF_ITEM_EMBEDDINGS), tables.read(REF_TEXT_EMBEDDINGS)
+    first = items.select(DIM).first()
+    if first is None:
+        return None
+    return lambda ev: window_text_vectors(ev, items, texts, conf.embeddings, int(first[0]))
+
+
 def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool = True) -> FeaturizeReport:
     """Build every featurize table from silver.events_sessionized (see the module docstring)."""
     timer = StageTimer(log)
@@ -105,7 +120,7 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
                 c.update(items_embedded=report.embeddings["items"].get("items_embedded", 0),
                          texts_embedded=report.embeddings["texts"].get("texts_embedded", 0))
         with timer.stage("profiles") as c:
-            profiles = build_profiles(events, conf.features)
+            profiles = build_profiles(events, conf.features, _text_vectors(tables, conf))
             w = tables.write(profiles, SILVER_USER_INTEREST_WINDOWS, mode="overwrite")
             profiles = tables.read(SILVER_USER_INTEREST_WINDOWS).persist(StorageLevel.MEMORY_AND_DISK)
             report.windows = w.rows_written if w.rows_written is not None else profiles.count()

@@ -10,11 +10,13 @@ Both are stored sparse, as parallel arrays sorted by share (categories below ``m
 dropped, the rest renormalised): nothing is ever a dense users x categories matrix. Profiles are
 computed at the windows in which the user was active; ``windows_since_prev`` says how many
 windows passed since the previous active one (empty windows are explicit, and decay applies).
+``text_vector`` is the window's text interest (see :mod:`interest_lib.features.text_profile`).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable, Optional
 
 from pyspark.sql import DataFrame, Window, functions as F
 
@@ -31,12 +33,13 @@ TOP_CATEGORIES = "top_categories"
 ENTROPY = "entropy"
 N_SESSIONS = "n_sessions"
 WINDOWS_SINCE_PREV = "windows_since_prev"
+TEXT_VECTOR = "text_vector"
 
 #: Columns of silver.user_interest_windows, in order.
 PROFILE_COLUMNS = [
     S.USER_ID, WINDOW, WINDOW_START, WINDOW_END, S.N_EVENTS, N_SESSIONS,
     *[f"n_{t}" for t in S.EVENT_TYPES], WINDOWS_SINCE_PREV, WINDOW_CATEGORIES, WINDOW_SHARES,
-    PROFILE_CATEGORIES, PROFILE_SHARES, TOP_CATEGORIES, ENTROPY,
+    PROFILE_CATEGORIES, PROFILE_SHARES, TOP_CATEGORIES, ENTROPY, TEXT_VECTOR,
 ]
 
 
@@ -93,13 +96,17 @@ def entropy_bits(shares_col: str) -> F.Column:
     )
 
 
-def build_profiles(events: DataFrame, conf: FeaturesConf) -> DataFrame:
+def build_profiles(events: DataFrame, conf: FeaturesConf,
+                   text_vectors: Optional[Callable[[DataFrame], DataFrame]] = None) -> DataFrame:
     """silver events -> silver.user_interest_windows (see the module docstring).
 
     Args:
         events: sessionized events (user_id, event_type, event_time, category_id,
             category_path, session_id).
         conf: the ``features`` configuration.
+        text_vectors: optional function from the weighted window events to
+            (user_id, window, text_vector) rows (see :mod:`text_profile`); without it the
+            ``text_vector`` column is null.
 
     Returns:
         One row per (user, active window) with the columns :data:`PROFILE_COLUMNS`.
@@ -126,6 +133,10 @@ def build_profiles(events: DataFrame, conf: FeaturesConf) -> DataFrame:
     profile_dist = to_distribution(decayed, "decayed", conf.min_share, PROFILE_CATEGORIES, PROFILE_SHARES)
     start, end = window_bounds(WINDOW, conf.window_days, conf.step_days)
     by_user = Window.partitionBy(S.USER_ID).orderBy(WINDOW)
+    if text_vectors is not None:
+        activity = activity.join(text_vectors(ev), [S.USER_ID, WINDOW], "left")
+    else:
+        activity = activity.withColumn(TEXT_VECTOR, F.lit(None).cast("array<float>"))
     return (
         activity.join(window_dist, [S.USER_ID, WINDOW], "left")
         .join(profile_dist, [S.USER_ID, WINDOW], "left")

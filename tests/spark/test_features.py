@@ -167,3 +167,22 @@ def test_detection_quality_known_answer(spark):
     assert (q.planted, q.detected, q.matched_planted, q.matched_detected) == (3, 3, 1, 1)
     assert q.precision == pytest.approx(1 / 3) and q.recall == pytest.approx(1 / 3)
     assert q.median_delay_windows == 2
+
+
+def test_window_text_vector_is_the_weighted_mean_of_item_and_text_vectors(spark, conf):
+    from interest_lib.features.embeddings import text_hash
+    from interest_lib.features.profiles import weighted_window_events
+    from interest_lib.features.text_profile import window_text_vectors
+
+    rows = [("u", at(0, 0), "c1", "view", "iA"), ("u", at(0, 1), "c2", "purchase", "iB"),
+            ("u", at(0, 2), "c2", "search", None, "red shoes"), ("u", at(1, 0), "c9", "view", "iZ")]
+    ev = weighted_window_events(events(spark, rows), conf.features)
+    items = spark.createDataFrame([("iA", [1.0, 0.0, 0.0]), ("iB", [0.0, 1.0, 0.0])],
+                                  "item_id string, embedding array<float>")
+    texts = spark.createDataFrame([(text_hash("red shoes", conf.embeddings), [0.0, 0.0, 1.0])],
+                                  "text_hash string, embedding array<float>")
+    got = {r.window - window_index_of(MONDAY, 7): r.text_vector
+           for r in window_text_vectors(ev, items, texts, conf.embeddings, 3).collect()}
+    norm = math.sqrt(1 + 36 + 1.5 ** 2)  # view 1 x A + purchase 6 x B + search 1.5 x text
+    assert got[0] == pytest.approx([1 / norm, 6 / norm, 1.5 / norm], abs=1e-6)
+    assert 1 not in got  # iZ has no embedding: no vector rather than a wrong one
