@@ -87,14 +87,10 @@ def _text_vectors(tables: Tables, conf: Config):
     """The window text-vector builder when embeddings exist, else None."""
     if not (tables.exists(REF_ITEM_EMBEDDINGS) and tables.exists(REF_TEXT_EMBEDDINGS)):
         return None
-    from interest_lib.features.embeddings import DIM
     from interest_lib.features.text_profile import window_text_vectors
 
     items, texts = tables.read(REF_ITEM_EMBEDDINGS), tables.read(REF_TEXT_EMBEDDINGS)
-    first = items.select(DIM).first()
-    if first is None:
-        return None
-    return lambda ev: window_text_vectors(ev, items, texts, conf.embeddings, int(first[0]))
+    return lambda ev: window_text_vectors(ev, items, texts, conf.embeddings)
 
 
 def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool = True) -> FeaturizeReport:

@@ -79,9 +79,10 @@ def _left_pad(arr: Column, length: int, fill) -> Column:
 
 def split_bounds(last_event: dt.datetime, step_days: int, validation_days: int,
                  test_days: int) -> tuple[dt.datetime, dt.datetime]:
-    """(validation start, test start): window starts counted back from the last event's window,
-    so the test period holds the last ``test_days`` worth of label windows."""
-    last = window_index_of(last_event, step_days)
+    """(validation start, test start): window starts counted back from the last complete window
+    (the one ending at or before the last event), so the test period holds the last
+    ``test_days`` worth of label windows and never a nearly empty trailing window."""
+    last = window_index_of(last_event, step_days) - 1
     test_first = last - max(1, -(-test_days // step_days)) + 1
     val_first = test_first - max(1, -(-validation_days // step_days))
     def start(k: int) -> dt.datetime:

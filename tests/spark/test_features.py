@@ -182,7 +182,7 @@ def test_window_text_vector_is_the_weighted_mean_of_item_and_text_vectors(spark,
     texts = spark.createDataFrame([(text_hash("red shoes", conf.embeddings), [0.0, 0.0, 1.0])],
                                   "text_hash string, embedding array<float>")
     got = {r.window - window_index_of(MONDAY, 7): r.text_vector
-           for r in window_text_vectors(ev, items, texts, conf.embeddings, 3).collect()}
+           for r in window_text_vectors(ev, items, texts, conf.embeddings).collect()}
     norm = math.sqrt(1 + 36 + 1.5 ** 2)  # view 1 x A + purchase 6 x B + search 1.5 x text
     assert got[0] == pytest.approx([1 / norm, 6 / norm, 1.5 / norm], abs=1e-6)
     assert 1 not in got  # iZ has no embedding: no vector rather than a wrong one
