@@ -109,3 +109,21 @@ def test_featurize_outputs_and_detection_floor(pipeline):
     assert quality.planted > 20
     assert quality.recall >= 0.4 and quality.precision >= 0.3, quality.summary()
     assert quality.median_delay_windows <= 1
+
+
+def test_stages_agree_with_planted_trajectories(pipeline):
+    """After a planted abrupt / life-stage migration the new interest is young (initial or
+    developing) and, two windows later, the old one is fading."""
+    _settings, tables, conf = pipeline
+    planted = planted_windows(tables, conf).filter("kind in ('abrupt', 'life_stage')").alias("p")
+    stages = tables.read(SILVER_INTEREST_STAGES).alias("s")
+
+    def stages_of(category, offset):
+        cond = ((F.col("p.user_id") == F.col("s.user_id")) & (F.col("s.interest") == F.col(f"p.{category}"))
+                & (F.col("s.window") == F.col("p.window") + offset))
+        return [r.stage for r in planted.join(stages, cond).select("s.stage").collect()]
+
+    new, old = stages_of("to_category", 1), stages_of("from_category", 2)
+    assert len(new) >= 10 and len(old) >= 10
+    assert sum(s in ("initial", "developing") for s in new) / len(new) >= 0.7
+    assert sum(s == "fading" for s in old) / len(old) >= 0.7
