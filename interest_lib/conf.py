@@ -153,6 +153,8 @@ class MigrationConf:
     """The new top category must gain, and the old one lose, at least this share."""
     min_group_size: int = 5
     """gold.migration_flows hides from->to cells with fewer users than this (privacy)."""
+    flow_level: int = 1
+    """Hierarchy level of gold.migration_flows (1 = families, 2 = subcategories, 0 = as detected)."""
 
 
 @dataclass

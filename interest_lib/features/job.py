@@ -126,8 +126,9 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
             m = tables.write(migrations, SILVER_INTEREST_MIGRATIONS, mode="overwrite")
             migrations = tables.read(SILVER_INTEREST_MIGRATIONS)
             report.migrations = m.rows_written if m.rows_written is not None else migrations.count()
-            f = tables.write(migration_flows(migrations, conf.migration.min_group_size), GOLD_MIGRATION_FLOWS,
-                             mode="overwrite")
+            paths = items.select(S.CATEGORY_ID, S.CATEGORY_PATH) if items is not None else None
+            flows = migration_flows(migrations, conf.migration.min_group_size, paths, conf.migration.flow_level)
+            f = tables.write(flows, GOLD_MIGRATION_FLOWS, mode="overwrite")
             report.flow_cells = f.rows_written if f.rows_written is not None else tables.read(GOLD_MIGRATION_FLOWS).count()
             planted = planted_windows(tables, conf)
             if planted is not None:

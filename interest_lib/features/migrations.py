@@ -142,10 +142,31 @@ def detect_migrations(profiles: DataFrame, conf: MigrationConf, active_share: fl
     )
 
 
-def migration_flows(migrations: DataFrame, min_group_size: int) -> DataFrame:
-    """gold.migration_flows: per window, users moving from -> to (cells under the size hidden)."""
+def migration_flows(migrations: DataFrame, min_group_size: int,
+                    paths: DataFrame | None = None, level: int = 0) -> DataFrame:
+    """gold.migration_flows: per window, users moving from -> to (cells under the size hidden).
+
+    Args:
+        migrations: silver.interest_migrations.
+        min_group_size: cells with fewer users are suppressed (nobody can be singled out).
+        paths: (category_id, category_path) rows; with ``level`` >= 1 the from / to categories
+            are rolled up to that level of the hierarchy (e.g. 1 = families), so cells are
+            large enough to publish.
+        level: hierarchy level of the flow matrix; 0 keeps the migrations' own categories.
+    """
+    if paths is not None and level >= 1:
+        rollup = paths.select(
+            F.col(S.CATEGORY_ID).alias("_cat"),
+            F.array_join(F.slice(F.split(S.CATEGORY_PATH, "/"), 1, level), "/").alias("_up"),
+        ).distinct()
+        for col in (FROM, TO):
+            migrations = (
+                migrations.join(rollup.withColumnRenamed("_cat", col), col, "left")
+                .withColumn(col, F.coalesce("_up", F.col(col))).drop("_up")
+            )
     return (
-        migrations.groupBy(WINDOW, WINDOW_START, FROM, TO)
+        migrations.filter(F.col(FROM) != F.col(TO))
+        .groupBy(WINDOW, WINDOW_START, FROM, TO)
         .agg(F.countDistinct(S.USER_ID).alias("users"))
         .filter(F.col("users") >= min_group_size)
     )

@@ -93,8 +93,14 @@ def test_flows_hide_small_groups(spark, conf):
         rows += [(u, at(w, d, 10 + d), "c1" if w < 2 else "c2", "view") for w in range(4) for d in range(3)]
     rows += [("z", at(w, d, 10 + d), "c5" if w < 2 else "c6", "view") for w in range(4) for d in range(3)]
     prof = build_profiles(events(spark, rows), conf.features)
-    flows = migration_flows(detect_migrations(prof, conf.migration, 0.1), min_group_size=2).collect()
+    migrations = detect_migrations(prof, conf.migration, 0.1)
+    flows = migration_flows(migrations, min_group_size=2).collect()
     assert [(f.from_category, f.to_category, f.users) for f in flows] == [("c1", "c2", 3)]
+    # Rolled up to families, z's c5 -> c6 joins the same cell; a move inside a family vanishes.
+    paths = spark.createDataFrame([("c1", "sports/a/c1"), ("c2", "baby/b/c2"), ("c5", "sports/c/c5"),
+                                   ("c6", "baby/d/c6")], "category_id string, category_path string")
+    rolled = migration_flows(migrations, 2, paths, level=1).collect()
+    assert [(f.from_category, f.to_category, f.users) for f in rolled] == [("sports", "baby", 4)]
 
 
 def test_stages_follow_a_known_trajectory(spark, conf):
