@@ -31,15 +31,15 @@ class Task:
         self.args = args or argparse.Namespace()
         self.logger = setup_logging(conf.run.log_level)
         self._spark = spark
+        self._spark_ready = False  # the session's settings are applied once, on first use
         self._tables: Optional[Tables] = None
 
     @property
     def spark(self) -> SparkSession:
-        """The session, built on first use from ``conf.spark``."""
-        if self._spark is None:
-            self._spark = get_spark(self.conf)
-        else:
+        """The session (the given one, or one built from ``conf.spark``), set up on first use."""
+        if not self._spark_ready:
             self._spark = get_spark(self.conf, self._spark)
+            self._spark_ready = True
         return self._spark
 
     @property

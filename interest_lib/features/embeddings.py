@@ -454,6 +454,34 @@ def _rate(n: int, seconds: float) -> float:
     return round(n / seconds, 1) if seconds > 0 else 0.0
 
 
+def _embed_and_merge(spark: SparkSession, todo: DataFrame, n_todo: int, id_col: str,
+                     text_col: str, keep: list, schema: T.StructType, table: str, label: str,
+                     econf: EmbeddingsConf, tables: Tables, timer: StageTimer) -> float:
+    """Embed the ``n_todo`` rows of ``todo`` and MERGE them into ``table`` by ``id_col``;
+    return the seconds the embedding took (model loading included)."""
+    parts = _embedding_partitions(spark, n_todo, econf.batch_size)
+    embedded = None
+    try:
+        with timer.stage(f"{label} embeddings: embed") as counts:
+            t0 = time.perf_counter()
+            vectors = embed_texts_df(todo, id_col, text_col, econf, keep=keep, num_partitions=parts)
+            # Materialised once: the MERGE reads its source more than once, and the model
+            # must not run again (nor embedded_at change) on each read.
+            embedded = (_with_metadata(vectors, model_name(econf))
+                        .select(*schema.fieldNames())
+                        .persist(StorageLevel.MEMORY_AND_DISK))
+            counts.update(**{f"{label}s": embedded.count()}, tasks=parts)
+            embed_seconds = time.perf_counter() - t0
+            counts.update(**{f"{label}s_per_second": _rate(n_todo, embed_seconds)})
+        with timer.stage(f"{label} embeddings: merge") as counts:
+            result = tables.merge(embedded, table, keys=[id_col])
+            counts.update(version=result.version)
+    finally:
+        if embedded is not None:
+            embedded.unpersist()
+    return embed_seconds
+
+
 def run_item_embeddings(spark: SparkSession, conf: Config, tables: Tables) -> dict:
     """Embed new and changed items of ``ref.items`` into ``ref.item_embeddings``.
 
@@ -484,7 +512,6 @@ def run_item_embeddings(spark: SparkSession, conf: Config, tables: Tables) -> di
         stored = tables.read(REF_ITEM_EMBEDDINGS).select(S.ITEM_ID, TEXT_HASH)
         todo = items.join(stored, [S.ITEM_ID, TEXT_HASH], "left_anti")
     todo = todo.persist(StorageLevel.MEMORY_AND_DISK)
-    embedded = None
     try:
         with timer.stage("item embeddings: plan") as counts:
             total, empty = items.agg(
@@ -494,26 +521,11 @@ def run_item_embeddings(spark: SparkSession, conf: Config, tables: Tables) -> di
             counts.update(model=name, items_total=total, to_embed=n_todo)
         embed_seconds = 0.0
         if n_todo:
-            parts = _embedding_partitions(spark, n_todo, econf.batch_size)
-            with timer.stage("item embeddings: embed") as counts:
-                t0 = time.perf_counter()
-                vectors = embed_texts_df(todo, S.ITEM_ID, ITEM_TEXT, econf, keep=[TEXT_HASH],
-                                         num_partitions=parts)
-                # Materialised once: the MERGE reads its source more than once, and the model
-                # must not run again (nor embedded_at change) on each read.
-                embedded = (_with_metadata(vectors, name)
-                            .select(*ITEM_EMBEDDINGS_SCHEMA.fieldNames())
-                            .persist(StorageLevel.MEMORY_AND_DISK))
-                counts.update(items=embedded.count(), tasks=parts)
-                embed_seconds = time.perf_counter() - t0
-                counts.update(items_per_second=_rate(n_todo, embed_seconds))
-            with timer.stage("item embeddings: merge") as counts:
-                result = tables.merge(embedded, REF_ITEM_EMBEDDINGS, keys=[S.ITEM_ID])
-                counts.update(version=result.version)
+            embed_seconds = _embed_and_merge(
+                spark, todo, n_todo, S.ITEM_ID, ITEM_TEXT, [TEXT_HASH], ITEM_EMBEDDINGS_SCHEMA,
+                REF_ITEM_EMBEDDINGS, "item", econf, tables, timer)
     finally:
         todo.unpersist()
-        if embedded is not None:
-            embedded.unpersist()
     return {
         "items_total": int(total), "items_embedded": int(n_todo),
         "items_unchanged": int(total - n_todo), "empty_texts": int(empty or 0),
@@ -556,7 +568,6 @@ def run_text_embeddings(spark: SparkSession, conf: Config, tables: Tables,
         stored = tables.read(REF_TEXT_EMBEDDINGS).select(TEXT_HASH)
         todo = texts.join(stored, [TEXT_HASH], "left_anti")
     todo = todo.persist(StorageLevel.MEMORY_AND_DISK)
-    embedded = None
     try:
         with timer.stage("text embeddings: plan") as counts:
             total = texts.count()
@@ -568,25 +579,11 @@ def run_text_embeddings(spark: SparkSession, conf: Config, tables: Tables,
             counts.update(model=name, texts_total=total, to_embed=n_todo, long_texts=long_texts)
         embed_seconds = 0.0
         if n_todo:
-            parts = _embedding_partitions(spark, n_todo, econf.batch_size)
-            with timer.stage("text embeddings: embed") as counts:
-                t0 = time.perf_counter()
-                vectors = embed_texts_df(todo, TEXT_HASH, S.TEXT, econf, keep=[S.TEXT],
-                                         num_partitions=parts)
-                # Materialised once: the MERGE reads its source more than once.
-                embedded = (_with_metadata(vectors, name)
-                            .select(*TEXT_EMBEDDINGS_SCHEMA.fieldNames())
-                            .persist(StorageLevel.MEMORY_AND_DISK))
-                counts.update(texts=embedded.count(), tasks=parts)
-                embed_seconds = time.perf_counter() - t0
-                counts.update(texts_per_second=_rate(n_todo, embed_seconds))
-            with timer.stage("text embeddings: merge") as counts:
-                result = tables.merge(embedded, REF_TEXT_EMBEDDINGS, keys=[TEXT_HASH])
-                counts.update(version=result.version)
+            embed_seconds = _embed_and_merge(
+                spark, todo, n_todo, TEXT_HASH, S.TEXT, [S.TEXT], TEXT_EMBEDDINGS_SCHEMA,
+                REF_TEXT_EMBEDDINGS, "text", econf, tables, timer)
     finally:
         todo.unpersist()
-        if embedded is not None:
-            embedded.unpersist()
     return {
         "texts_total": int(total), "texts_embedded": int(n_todo),
         "texts_unchanged": int(total - n_todo), "long_texts": long_texts,

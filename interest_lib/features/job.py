@@ -23,7 +23,7 @@ from interest_lib.features.migrations import (
 from interest_lib.features.profiles import build_profiles
 from interest_lib.features.sequences import build_sequences, build_vocab, split_bounds
 from interest_lib.features.stages import STAGE, interest_stages
-from interest_lib.features.windows import ORIGIN_S, WINDOW
+from interest_lib.features.windows import WINDOW, window_index_col
 from interest_lib.ingest.pseudonymise import pseudonymise_col, resolve_key
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.storage import Tables
@@ -75,11 +75,10 @@ def planted_windows(tables: Tables, conf: Config) -> Optional[DataFrame]:
     if not tables.exists(REF_PLANTED_MIGRATIONS):
         return None
     key = resolve_key(conf.ingest)
-    step = conf.features.step_days * 86400
     return (
         tables.read(REF_PLANTED_MIGRATIONS)
         .withColumn(S.USER_ID, pseudonymise_col("raw_user_id", key))
-        .withColumn(WINDOW, F.floor((F.unix_seconds("migration_time") - F.lit(ORIGIN_S)) / F.lit(step)).cast("long"))
+        .withColumn(WINDOW, window_index_col("migration_time", conf.features.step_days))
     )
 
 
@@ -99,10 +98,11 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
     report = FeaturizeReport()
     events = tables.read(SILVER_EVENTS_SESSIONIZED).persist(StorageLevel.MEMORY_AND_DISK)
     items = tables.read(REF_ITEMS) if tables.exists(REF_ITEMS) else None
+    profiles = None
     try:
         with timer.stage("checks") as c:
-            report.events = events.count()
-            report.users = events.select(S.USER_ID).distinct().count()
+            report.events, report.users, last_event = events.agg(
+                F.count(F.lit(1)), F.countDistinct(S.USER_ID), F.max(S.EVENT_TIME)).first()
             from interest_lib.features.embeddings import text_char_limit
 
             report.problems = data_problems(events, items, text_char_limit(conf.embeddings))
@@ -117,35 +117,31 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
                          texts_embedded=report.embeddings["texts"].get("texts_embedded", 0))
         with timer.stage("profiles") as c:
             profiles = build_profiles(events, conf.features, _text_vectors(tables, conf))
-            w = tables.write(profiles, SILVER_USER_INTEREST_WINDOWS, mode="overwrite")
+            report.windows = tables.rows_after_overwrite(tables.write(profiles, SILVER_USER_INTEREST_WINDOWS, mode="overwrite"))
             profiles = tables.read(SILVER_USER_INTEREST_WINDOWS).persist(StorageLevel.MEMORY_AND_DISK)
-            report.windows = w.rows_written if w.rows_written is not None else profiles.count()
             c.update(windows=report.windows)
         with timer.stage("migrations") as c:
             migrations = detect_migrations(profiles, conf.migration, conf.stages.active_share)
-            m = tables.write(migrations, SILVER_INTEREST_MIGRATIONS, mode="overwrite")
+            report.migrations = tables.rows_after_overwrite(tables.write(migrations, SILVER_INTEREST_MIGRATIONS, mode="overwrite"))
             migrations = tables.read(SILVER_INTEREST_MIGRATIONS)
-            report.migrations = m.rows_written if m.rows_written is not None else migrations.count()
             paths = items.select(S.CATEGORY_ID, S.CATEGORY_PATH) if items is not None else None
             flows = migration_flows(migrations, conf.migration.min_group_size, paths, conf.migration.flow_level)
-            f = tables.write(flows, GOLD_MIGRATION_FLOWS, mode="overwrite")
-            report.flow_cells = f.rows_written if f.rows_written is not None else tables.read(GOLD_MIGRATION_FLOWS).count()
+            report.flow_cells = tables.rows_after_overwrite(tables.write(flows, GOLD_MIGRATION_FLOWS, mode="overwrite"))
             planted = planted_windows(tables, conf)
             if planted is not None:
                 report.detection = evaluate_detection(migrations, planted)
                 log.info("migration detection vs planted truth: %s", report.detection.summary())
             c.update(migrations=report.migrations, flow_cells=report.flow_cells)
         with timer.stage("stages") as c:
-            st = tables.write(interest_stages(profiles, conf.stages), SILVER_INTEREST_STAGES, mode="overwrite")
+            report.stage_rows = tables.rows_after_overwrite(tables.write(
+                interest_stages(profiles, conf.stages), SILVER_INTEREST_STAGES, mode="overwrite"))
             stages = tables.read(SILVER_INTEREST_STAGES)
-            report.stage_rows = st.rows_written if st.rows_written is not None else stages.count()
             c.update(stage_rows=report.stage_rows,
                      **{f"stage_{r[STAGE]}": r["count"] for r in stages.groupBy(STAGE).count().collect()})
         with timer.stage("sequences") as c:
             vocab = build_vocab(events, conf.features.category_level)
             tables.write(vocab, REF_VOCAB, mode="overwrite")
             vocab = tables.read(REF_VOCAB)
-            last_event = events.agg(F.max(S.EVENT_TIME)).first()[0]
             val_start, test_start = split_bounds(last_event, conf.features.step_days, conf.sequences.validation_days,
                                                conf.sequences.test_days)
             seqs = build_sequences(events, profiles, stages, vocab, conf, val_start, test_start)
@@ -153,7 +149,8 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
             counts = {r["split"]: r["count"] for r in tables.read(GOLD_TRAINING_SEQUENCES).groupBy("split").count().collect()}
             report.sequences = {**counts, "validation_start": str(val_start), "test_start": str(test_start)}
             c.update(**{k: v for k, v in counts.items()})
-        profiles.unpersist()
     finally:
         events.unpersist()
+        if profiles is not None:
+            profiles.unpersist()
     return report

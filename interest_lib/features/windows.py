@@ -27,8 +27,13 @@ ORIGIN_S = int((ORIGIN - dt.datetime(1970, 1, 1)).total_seconds())
 def window_bounds(window: Column | str, window_days: int, step_days: int) -> tuple[Column, Column]:
     """(start, end) timestamps of window index ``window``."""
     k = F.col(window) if isinstance(window, str) else window
-    start = F.timestamp_seconds(F.lit(ORIGIN_S) + k * F.lit(step_days * 86400))
-    return start, F.timestamp_seconds(F.lit(ORIGIN_S) + k * F.lit(step_days * 86400) + F.lit(window_days * 86400))
+    start_s = F.lit(ORIGIN_S) + k * F.lit(step_days * 86400)
+    return F.timestamp_seconds(start_s), F.timestamp_seconds(start_s + F.lit(window_days * 86400))
+
+
+def window_index_col(time_col: str, step_days: int) -> Column:
+    """Index of the (last) window starting at or before each row's ``time_col`` (Spark)."""
+    return F.floor((F.unix_seconds(time_col) - F.lit(ORIGIN_S)) / F.lit(step_days * 86400)).cast("long")
 
 
 def window_index_of(ts: dt.datetime, step_days: int) -> int:
@@ -48,18 +53,17 @@ def assign_windows(events: DataFrame, window_days: int, step_days: int,
     Returns:
         ``events`` with one row per (event, window containing it).
     """
-    secs = F.unix_seconds(time_col) - F.lit(ORIGIN_S)
-    last = F.floor(secs / F.lit(step_days * 86400)).cast("long")
+    last = window_index_col(time_col, step_days)
     per_event = -(-window_days // step_days)  # windows that can contain one instant
-    if per_event == 1:
-        with_k = events.withColumn(WINDOW, last)
-    else:
-        first = last - F.lit(per_event - 1)
-        with_k = events.withColumn(WINDOW, F.explode(F.sequence(first, last)))
-        start, end = window_bounds(WINDOW, window_days, step_days)
-        with_k = with_k.filter((F.col(time_col) >= start) & (F.col(time_col) < end))
     start, end = window_bounds(WINDOW, window_days, step_days)
-    return with_k.withColumn(WINDOW_START, start).withColumn(WINDOW_END, end)
+    if per_event == 1:
+        return events.withColumn(WINDOW, last).withColumn(WINDOW_START, start).withColumn(WINDOW_END, end)
+    first = last - F.lit(per_event - 1)
+    return (
+        events.withColumn(WINDOW, F.explode(F.sequence(first, last)))
+        .withColumn(WINDOW_START, start).withColumn(WINDOW_END, end)
+        .filter((F.col(time_col) >= F.col(WINDOW_START)) & (F.col(time_col) < F.col(WINDOW_END)))
+    )
 
 
 def interest_key(level: int) -> Column:

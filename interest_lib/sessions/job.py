@@ -58,8 +58,7 @@ def run_full(conf: Config, tables: Tables) -> SessionizeReport:
     e = tables.write(_sessionized_events(sessionized), SILVER_EVENTS_SESSIONIZED,
                      mode="overwrite", partition_by=[S.EVENT_DATE])
     last = bronze.agg(F.max(S.INGEST_BATCH)).first()[0]
-    n_events = e.rows_written if e.rows_written is not None else tables.read(SILVER_EVENTS_SESSIONIZED).count()
-    n_sessions = s.rows_written if s.rows_written is not None else tables.read(SILVER_SESSIONS).count()
+    n_events, n_sessions = tables.rows_after_overwrite(e), tables.rows_after_overwrite(s)
     return SessionizeReport("full", n_events, n_events, n_sessions, 0, -1 if last is None else last)
 
 
@@ -68,7 +67,7 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int) -> Sessionize
     new = tables.read(BRONZE_EVENTS).filter(F.col(S.INGEST_BATCH) > last_batch)
     new = new.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        n_new = new.count()
+        n_new, last = new.agg(F.count(F.lit(1)), F.max(S.INGEST_BATCH)).first()
         if n_new == 0:
             return SessionizeReport("up-to-date", 0, 0, 0, 0, last_batch)
         first_new = new.groupBy(S.USER_ID).agg(F.min(S.EVENT_TIME).alias("_first_new"))
@@ -98,15 +97,14 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int) -> Sessionize
             new_sessions.withColumn(_DELETE, F.lit(False))
             .unionByName(obsolete.withColumn(_DELETE, F.lit(True)))
         ).persist(StorageLevel.MEMORY_AND_DISK)
-        n_deleted = session_changes.filter(F.col(_DELETE)).count()
+        n_deleted, n_sessions = session_changes.agg(
+            F.sum(F.col(_DELETE).cast("long")), F.sum((~F.col(_DELETE)).cast("long"))).first()
         tables.merge(session_changes, SILVER_SESSIONS, keys=[S.SESSION_ID], delete_flag=_DELETE,
                      partition_by=[S.SESSION_DATE])
         events_out = _sessionized_events(sessionized)
         tables.merge(events_out, SILVER_EVENTS_SESSIONIZED, keys=[S.EVENT_ID],
                      partition_by=[S.EVENT_DATE])
-        n_sessions = session_changes.count() - n_deleted
         n_events = sessionized.count()
-        last = new.agg(F.max(S.INGEST_BATCH)).first()[0]
         session_changes.unpersist()
         sessionized.unpersist()
     finally:

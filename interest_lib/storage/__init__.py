@@ -124,6 +124,11 @@ class Tables:
         log.info("%s: merge committed as version %s", name, result.version)
         return result
 
+    def rows_after_overwrite(self, result: WriteResult) -> int:
+        """Rows an overwrite left in the table: from the committed files' stats when the engine
+        reports them, else by counting the table."""
+        return result.rows_written if result.rows_written is not None else self.read(result.table).count()
+
     def txn_version(self, name: str, app_id: str) -> Optional[int]:
         """Latest version committed by idempotent writer ``app_id`` (None if never)."""
         return self.engine.txn_version(self.path(name), app_id)

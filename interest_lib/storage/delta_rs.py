@@ -28,7 +28,7 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from interest_lib.logs import get_logger
 from interest_lib.storage.engine import (
-    DeltaEngine, SchemaMismatchError, TableError, TableNotFoundError, Txn, WriteResult,
+    DeltaEngine, SchemaMismatchError, TableError, TableNotFoundError, WriteResult,
 )
 
 log = get_logger(__name__)
@@ -132,21 +132,27 @@ class DeltaRsEngine(DeltaEngine):
 
         return DeltaTable.is_deltatable(_local(path))
 
+    @staticmethod
+    def _schema_of(table):
+        return from_arrow_schema(pa.schema(table.schema().to_arrow()))
+
+    @staticmethod
+    def _files_of(table) -> list[str]:
+        return [str(p) for p in pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()]
+
     def spark_schema(self, path: str, version: Optional[int] = None):
         """The table schema as a Spark StructType."""
-        table = self._table(path, version)
-        return from_arrow_schema(pa.schema(table.schema().to_arrow()))
+        return self._schema_of(self._table(path, version))
 
     def live_files(self, path: str, version: Optional[int] = None) -> list[str]:
         """Relative paths of the snapshot's live data files."""
-        table = self._table(path, version)
-        actions = pa.table(table.get_add_actions(flatten=True))
-        return [str(p) for p in actions.column("path").to_pylist()]
+        return self._files_of(self._table(path, version))
 
     def read(self, path: str, version: Optional[int] = None) -> DataFrame:
         local = _local(path)
-        schema = self.spark_schema(local, version)
-        files = [os.path.join(local, unquote(p)) for p in self.live_files(local, version)]
+        table = self._table(local, version)  # one snapshot for both the schema and the files
+        schema = self._schema_of(table)
+        files = [os.path.join(local, unquote(p)) for p in self._files_of(table)]
         if not files:
             return self.spark.createDataFrame([], schema)
         df = self.spark.read.schema(schema).option("basePath", local).parquet(*files)
@@ -306,6 +312,7 @@ class DeltaRsEngine(DeltaEngine):
         upserts = source.filter(~F.col(delete_flag)).drop(delete_flag) if delete_flag else source
         if not self.exists(local):
             return self.write(upserts, local, "append", partition_by, txn, name)
+        self._check_schema(upserts, local, name)  # before any work, and before the select below
         target = self.read(local).withColumn(_FILE_COL, F.input_file_name())
         source_keys = source.select(*keys).distinct()
         touched_uris = [
@@ -321,7 +328,6 @@ class DeltaRsEngine(DeltaEngine):
             .drop(_FILE_COL)
         )
         merged = kept.unionByName(upserts.select(*kept.columns))
-        self._check_schema(upserts, local, name)
         return self._write_files(
             merged, local, partition_by, txn, name, "merge", "append",
             lambda adds: self._removes(local, lambda p, _pv: unquote(p) not in touched_rel),

@@ -10,7 +10,6 @@ from pyspark.sql import functions as F
 from interest_lib import schema as S
 from interest_lib.cli import main
 from interest_lib.conf import load_config
-from interest_lib.generate import DIRT_KINDS
 from interest_lib.ingest.pseudonymise import pseudonymise_py
 from interest_lib.storage import Tables
 from interest_lib.features.job import planted_windows

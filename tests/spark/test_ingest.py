@@ -7,7 +7,6 @@ import pytest
 from pyspark.sql import functions as F
 
 from interest_lib.ingest import run_ingest
-from interest_lib.ingest.job import IngestReport
 from interest_lib.ingest.pseudonymise import MissingKeyError, pseudonymise_col, pseudonymise_py
 from interest_lib.ingest.readers import RawInputError
 from interest_lib.storage.catalog import BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS
