@@ -93,6 +93,55 @@ class FeaturizeTask(Task):
         return report
 
 
+class TrainTask(Task):
+    """gold.training_sequences@version -> a trained model in the run store, with its lineage."""
+
+    name = "train"
+    help = ("train the migration or evolution model (distributed with TorchDistributor) on "
+            "gold.training_sequences at its current version; resumes a killed run from its last "
+            "checkpoint; a finished run is not retrained unless --fresh")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--model", default="migration",
+                            help="migration | evolution (the configured model of that task) or a "
+                                 "registered model name, e.g. migration_augru (default: migration)")
+        parser.add_argument("--fresh", action="store_true", help="discard this run's checkpoints and retrain")
+
+    def launch(self):
+        from interest_lib.training.job import run_train
+
+        report = run_train(self.spark, self.conf, self.tables, **_model_choice(self.args.model),
+                           fresh=self.args.fresh)
+        state = "already trained" if report.skipped else f"{report.epochs_run} epochs in {report.seconds:.1f} s"
+        print(f"train {report.model}: run {report.run_id} ({state}), best validation "
+              f"{report.best_validation:.4f}, model at {report.store}/model.pt")
+        return report
+
+
+class EvaluateTask(Task):
+    """Baselines and the newest trained models on the test split -> gold.model_metrics."""
+
+    name = "evaluate"
+    help = ("compare every baseline and the newest trained models on the time-based test split "
+            "(HR@K, NDCG@10, MRR overall and on the switch slice; forecast JS; stage accuracy), "
+            "write gold.model_metrics and print the comparison")
+
+    def launch(self):
+        from interest_lib.evaluate.job import run_evaluate
+
+        report = run_evaluate(self.spark, self.conf, self.tables)
+        print(report.render())
+        return None
+
+
+def _model_choice(text: str) -> dict:
+    """``--model`` value -> run_train keyword arguments."""
+    if text in ("migration", "evolution"):
+        return {"task": text}
+    return {"model_name": text}
+
+
 class RunTask(Task):
     """The whole pipeline on the embedded default (or the configured environment)."""
 
@@ -129,7 +178,8 @@ class ConfigTask(Task):
         return self.launch()
 
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (RunTask, GenerateTask, IngestTask, SessionizeTask, FeaturizeTask, ConfigTask)}
+TASKS: dict[str, type[Task]] = {t.name: t for t in (
+    RunTask, GenerateTask, IngestTask, SessionizeTask, FeaturizeTask, TrainTask, EvaluateTask, ConfigTask)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -198,6 +198,104 @@ class SequencesConf:
 
 
 @dataclass
+class TrainConf:
+    """Distributed training of the migration and evolution models."""
+
+    migration_model: str = "migration_transformer"
+    """Registered migration model: migration_transformer | migration_augru."""
+    evolution_model: str = "evolution_gru"
+    """Registered evolution model: evolution_gru."""
+    backend: str = "torch_distributor"
+    """Distributed backend: torch_distributor (PyTorch DDP)."""
+    feed: str = "delta"
+    """Training feed: delta (the snapshot's Parquet files streamed into torch, no copy)."""
+    num_processes: int = 2
+    """Training processes (DDP ranks); on a cluster, one per executor slot or GPU."""
+    local_mode: bool = True
+    """True: ranks run on the driver; False: in barrier tasks on the executors."""
+    use_gpu: str = "auto"
+    """auto (CUDA when present) | cpu | cuda."""
+    epochs: int = 8
+    """Maximum epochs (early stopping may end sooner)."""
+    batch_size: int = 128
+    """Samples per step per rank."""
+    learning_rate: float = 0.003
+    """AdamW learning rate."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    patience: int = 2
+    """Epochs without validation improvement before early stopping."""
+    shuffle_buffer: int = 4096
+    """Rows held by the feed for shuffling."""
+    seed: int = 7
+    """Seed of initialisation, shuffling and dropout: same seed + data => same model."""
+    torch_threads: int = 0
+    """Intra-op threads per rank; 0 = cores / num_processes."""
+    store: str = "./runs"
+    """Run store: checkpoints, final models, lineage and per-epoch metrics under <store>/<run_id>."""
+
+
+@dataclass
+class MigrationTransformerParams:
+    """Causal Transformer over recent events (SASRec / TiSASRec family)."""
+
+    d_model: int = 64
+    """Width of every embedding and hidden state."""
+    heads: int = 2
+    """Attention heads."""
+    layers: int = 2
+    """Transformer blocks."""
+    dropout: float = 0.1
+    """Dropout in embeddings and blocks."""
+    use_text: bool = True
+    """Add the items' and event texts' sentence embeddings (projected) to each event."""
+    switch_weight: float = 0.3
+    """Weight of the P(switch) loss."""
+    aux_weight: float = 0.5
+    """Weight of the next-event loss at every earlier position (denser supervision)."""
+
+
+@dataclass
+class MigrationAugruParams:
+    """GRU interest extractor + attention-gated GRU (DIEN's AUGRU) over recent events."""
+
+    hidden: int = 64
+    """Width of embeddings and GRU states."""
+    dropout: float = 0.1
+    """Dropout on the event embeddings."""
+    use_text: bool = True
+    """Add the items' and event texts' sentence embeddings (projected) to each event."""
+    switch_weight: float = 0.3
+    """Weight of the P(switch) loss."""
+    aux_weight: float = 0.5
+    """Weight of DIEN's auxiliary loss: each extractor state predicts the next behaviour."""
+
+
+@dataclass
+class EvolutionGruParams:
+    """GRU over the last window interest vectors: next window's distribution and stage."""
+
+    hidden: int = 64
+    """Width of the window projection and GRU state."""
+    dropout: float = 0.1
+    """Dropout on the window projection."""
+    stage_weight: float = 0.3
+    """Weight of the stage cross-entropy beside the JS-divergence forecast loss."""
+
+
+@dataclass
+class ModelsConf:
+    """Hyper-parameters, one block per registered model (found by name from train.*_model)."""
+
+    migration_transformer: MigrationTransformerParams = field(default_factory=MigrationTransformerParams)
+    """Default migration model."""
+    migration_augru: MigrationAugruParams = field(default_factory=MigrationAugruParams)
+    """Alternative migration model."""
+    evolution_gru: EvolutionGruParams = field(default_factory=EvolutionGruParams)
+    """Default evolution model."""
+
+
+@dataclass
 class RunConf:
     """Identity of one run of a job (lineage and idempotent writes)."""
 
@@ -222,6 +320,8 @@ class Config:
     stages: StagesConf = field(default_factory=StagesConf)
     embeddings: EmbeddingsConf = field(default_factory=EmbeddingsConf)
     sequences: SequencesConf = field(default_factory=SequencesConf)
+    train: TrainConf = field(default_factory=TrainConf)
+    models: ModelsConf = field(default_factory=ModelsConf)
     run: RunConf = field(default_factory=RunConf)
 
     def to_dict(self, redact: bool = True) -> dict:
@@ -356,6 +456,11 @@ def _validate(conf: Config) -> None:
         "ingest.format": (conf.ingest.format, ("auto", "jsonl", "csv", "parquet")),
         "embeddings.device": (conf.embeddings.device, ("auto", "cpu", "cuda")),
         "features.category_level": (conf.features.category_level, (1, 2, 3)),
+        "train.backend": (conf.train.backend, ("torch_distributor",)),
+        "train.feed": (conf.train.feed, ("delta",)),
+        "train.use_gpu": (conf.train.use_gpu, ("auto", "cpu", "cuda")),
+        "train.migration_model": (conf.train.migration_model, ("migration_transformer", "migration_augru")),
+        "train.evolution_model": (conf.train.evolution_model, ("evolution_gru",)),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -371,6 +476,9 @@ def _validate(conf: Config) -> None:
         "embeddings.batch_size": conf.embeddings.batch_size,
         "sequences.max_events": conf.sequences.max_events,
         "sequences.max_windows": conf.sequences.max_windows,
+        "train.num_processes": conf.train.num_processes,
+        "train.epochs": conf.train.epochs,
+        "train.batch_size": conf.train.batch_size,
     }
     for key, value in positive.items():
         if value <= 0:

@@ -1,7 +1,9 @@
 """``interest run``: the whole pipeline on one configuration, each step resumable.
 
 generate (only when no raw input exists or ``--input`` is not given) -> ingest -> sessionize ->
-featurize. Later stages (train, evaluate, score) join this list as they are built.
+featurize -> train (migration, evolution) -> evaluate. Later stages (score) join this list as
+they are built. Every step resumes: tables already built are not rewritten, a finished training
+run for the same data version and settings is not retrained.
 """
 
 from __future__ import annotations
@@ -29,16 +31,19 @@ class PipelineReport:
     steps: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     tables: dict = field(default_factory=dict)
+    evaluation: str = ""
 
     def render(self, warehouse: str) -> str:
         """The closing report printed by ``interest run``."""
         lines = ["", "interest-evolution pipeline report", "=" * 34]
         for step, secs in self.seconds.items():
-            lines.append(f"  {step:<11} {secs:7.1f} s   {self.steps.get(step, '')}")
-        lines.append(f"  {'total':<11} {sum(self.seconds.values()):7.1f} s")
+            lines.append(f"  {step:<15} {secs:7.1f} s   {self.steps.get(step, '')}")
+        lines.append(f"  {'total':<15} {sum(self.seconds.values()):7.1f} s")
         lines.append(f"tables under {os.path.abspath(warehouse)}:")
         for name, (version, rows) in self.tables.items():
             lines.append(f"  {name:<28} version {version:<4} {rows:>12,} rows")
+        if self.evaluation:
+            lines += ["", self.evaluation]
         return "\n".join(lines)
 
 
@@ -54,12 +59,15 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
     from interest_lib.ingest import run_ingest
     from interest_lib.features.job import run_featurize
     from interest_lib.sessions import run_sessionize
+    from interest_lib.evaluate.job import run_evaluate
+    from interest_lib.training.job import run_train
 
     report = PipelineReport()
     if fresh:
-        log.info("--fresh: removing %s%s", conf.storage.warehouse,
+        log.info("--fresh: removing %s, %s%s", conf.storage.warehouse, conf.train.store,
                  "" if input_path else f" and {conf.storage.raw_dir}")
         shutil.rmtree(conf.storage.warehouse, ignore_errors=True)
+        shutil.rmtree(conf.train.store, ignore_errors=True)
         if not input_path:
             shutil.rmtree(conf.storage.raw_dir, ignore_errors=True)
 
@@ -85,6 +93,16 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
         return text + (f"; detection vs planted: {r.detection.summary()}" if r.detection else "")
 
     step("featurize", lambda: run_featurize(spark, conf, tables), describe_featurize)
+
+    def describe_train(r):
+        state = "already trained" if r.skipped else f"{r.epochs_run} epochs"
+        return f"{r.model} run {r.run_id}: {state}, best validation {r.best_validation:.4f}"
+
+    step("train_migration", lambda: run_train(spark, conf, tables, task="migration"), describe_train)
+    step("train_evolution", lambda: run_train(spark, conf, tables, task="evolution"), describe_train)
+    evaluation = step("evaluate", lambda: run_evaluate(spark, conf, tables),
+                      lambda r: f"evaluation {r.evaluation_id}: {len(r.rows)} metrics")
+    report.evaluation = evaluation.render()
     for name in TABLES:
         if tables.exists(name):
             report.tables[name] = (tables.version(name), tables.read(name).count())

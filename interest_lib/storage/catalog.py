@@ -21,6 +21,7 @@ GOLD_MIGRATION_FLOWS = "gold.migration_flows"
 GOLD_TRAINING_SEQUENCES = "gold.training_sequences"
 REF_ITEM_EMBEDDINGS = "ref.item_embeddings"
 REF_TEXT_EMBEDDINGS = "ref.text_embeddings"
+GOLD_MODEL_METRICS = "gold.model_metrics"
 
 #: Every table the jobs write, with a one-line description (the README's catalogue).
 TABLES = {
@@ -38,6 +39,7 @@ TABLES = {
     GOLD_TRAINING_SEQUENCES: "fixed-length model inputs and labels per user and cut-off, split by time",
     REF_ITEM_EMBEDDINGS: "one sentence vector per item (title + description), keyed by item_id",
     REF_TEXT_EMBEDDINGS: "one sentence vector per distinct event text (search, review), keyed by text_hash",
+    GOLD_MODEL_METRICS: "per evaluation: every baseline's and model's test metrics (HR, NDCG, MRR, JS, stage accuracy)",
 }
 
 

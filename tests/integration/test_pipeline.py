@@ -9,9 +9,7 @@ from pyspark.sql import functions as F
 
 from interest_lib import schema as S
 from interest_lib.cli import main
-from interest_lib.conf import load_config
 from interest_lib.ingest.pseudonymise import pseudonymise_py
-from interest_lib.storage import Tables
 from interest_lib.features.job import planted_windows
 from interest_lib.features.migrations import evaluate_detection
 from interest_lib.storage.catalog import (
@@ -22,18 +20,6 @@ from interest_lib.storage.catalog import (
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, spark):
-    """Run `interest run` once on a small store; return (settings, tables, generator stats)."""
-    root = tmp_path_factory.mktemp("pipeline")
-    settings = [f"storage.warehouse={root / 'warehouse'}", f"storage.raw_dir={root / 'raw'}",
-                "generate.users=150", "generate.days=42", "generate.mean_events_per_user=100"]
-    args = [x for s in settings for x in ("--set", s)]
-    assert main(["run", *args]) == 0
-    conf = load_config(overrides=settings)
-    return settings, Tables(spark, conf.storage), conf
 
 
 def test_every_generated_record_is_accounted_for(pipeline):

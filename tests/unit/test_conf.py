@@ -23,9 +23,12 @@ def test_base_yml_lists_every_key_with_its_default_and_a_comment():
     base = yaml.safe_load((CONF_DIR / "base.yml").read_text())
     text_lines = (CONF_DIR / "base.yml").read_text().splitlines()
     for key, default in _leaves(Config()):
-        section, name = key.split(".")
-        assert name in base[section], f"{key} missing from base.yml"
-        assert base[section][name] == default, f"{key}: base.yml says {base[section][name]!r}, code {default!r}"
+        *sections, name = key.split(".")
+        node = base
+        for section in sections:
+            node = node[section]
+        assert name in node, f"{key} missing from base.yml"
+        assert node[name] == default, f"{key}: base.yml says {node[name]!r}, code {default!r}"
         line = next(l for l in text_lines if l.strip().startswith(f"{name}:"))
         assert "#" in line, f"{key} has no comment in base.yml"
 

@@ -1,0 +1,1 @@
+"""Evaluation of next-category and next-window models: ranking metrics, distribution distances."""

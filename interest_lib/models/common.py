@@ -1,0 +1,169 @@
+"""Building blocks shared by the models (torch): event encoder, history priors, losses.
+
+Inputs are the columns of ``gold.training_sequences`` as tensors (see
+:mod:`interest_lib.features.sequences`): event sequences are left-padded with 0, so position
+``-1`` is always the most recent event and ``ev_type != 0`` marks real events.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+EVENT_COLUMNS = ["ev_category", "ev_item", "ev_type", "ev_interval", "ev_text"]
+WINDOW_COLUMNS = ["win_category", "win_share"]
+MIGRATION_LABELS = ["next_category", "is_switch"]
+EVOLUTION_LABELS = ["next_dist_category", "next_dist_share", "next_stage"]
+NUM_STAGES = 5  # 0 = unknown, then initial / developing / stable / fading
+_EPS = 1e-3
+
+
+def dense_distribution(idx: torch.Tensor, share: torch.Tensor, num_categories: int) -> torch.Tensor:
+    """[B, K] category ids and shares -> [B, C+1] distribution (padding dropped, rows sum to 1;
+    an empty row stays all zero)."""
+    dense = torch.zeros(idx.shape[0], num_categories + 1, dtype=torch.float32, device=idx.device)
+    dense.scatter_add_(1, idx, share.float())
+    dense[:, 0] = 0.0
+    return dense / dense.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def window_distributions(batch: dict, num_categories: int, top_k: int) -> torch.Tensor:
+    """The W window profiles of each row as dense distributions [B, W, C+1], oldest first."""
+    idx, share = batch["win_category"], batch["win_share"]
+    b, wk = idx.shape
+    w = wk // top_k
+    dense = dense_distribution(idx.reshape(b * w, top_k), share.reshape(b * w, top_k), num_categories)
+    return dense.reshape(b, w, num_categories + 1)
+
+
+def decayed_history(categories: torch.Tensor, num_categories: int, half_life: float = 10.0) -> torch.Tensor:
+    """Recency-decayed category frequencies of the event sequence, [B, C+1], rows sum to 1."""
+    length = categories.shape[1]
+    age = torch.arange(length - 1, -1, -1, device=categories.device, dtype=torch.float32)
+    weight = (0.5 ** (age / half_life)).expand_as(categories) * (categories != 0)
+    hist = torch.zeros(categories.shape[0], num_categories + 1, device=categories.device)
+    hist.scatter_add_(1, categories, weight)
+    hist[:, 0] = 0.0
+    return hist / hist.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def log_prior(dist: torch.Tensor) -> torch.Tensor:
+    """log(dist + eps): a distribution as additive logits (the models learn how much to trust it)."""
+    return torch.log(dist + _EPS)
+
+
+def mask_padding(logits: torch.Tensor) -> torch.Tensor:
+    """Column 0 (padding) can never be predicted."""
+    return logits.masked_fill(
+        torch.arange(logits.shape[-1], device=logits.device) == 0, float("-inf"))
+
+
+def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) between rows of two distributions."""
+    m = 0.5 * (p + q)
+    def kl(a, b):
+        return torch.where(a > 0, a * (torch.log2(a.clamp_min(1e-12)) - torch.log2(b.clamp_min(1e-12))), 0.0).sum(-1)
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+class EventEncoder(nn.Module):
+    """One vector per event: category + item + event type + time-interval bucket + position
+    (counted back from the most recent event), plus the projected sentence embeddings of the
+    item's text and the event's own text (search query, review) when given."""
+
+    def __init__(self, vocab, dim: int, dropout: float, max_len: int = 512,
+                 text_matrix: Optional[tuple] = None):
+        super().__init__()
+        self.category = nn.Embedding(vocab.categories + 1, dim, padding_idx=0)
+        self.item = nn.Embedding(vocab.items + 1, dim, padding_idx=0)
+        self.event_type = nn.Embedding(vocab.event_types + 1, dim, padding_idx=0)
+        self.interval = nn.Embedding(vocab.intervals + 2, dim, padding_idx=0)
+        self.position = nn.Embedding(max_len, dim)
+        self.has_text = text_matrix is not None
+        if self.has_text:
+            items, texts = (torch.as_tensor(np.asarray(m, dtype=np.float32)) for m in text_matrix)
+            self.register_buffer("item_text", items)   # frozen, saved with the model
+            self.register_buffer("event_text", texts)
+            self.text_proj = nn.Linear(items.shape[1], dim)
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(encoded events [B, L, D], mask of real events [B, L])."""
+        cats, items = batch["ev_category"], batch["ev_item"]
+        length = cats.shape[1]
+        pos = torch.arange(length - 1, -1, -1, device=cats.device)
+        x = (self.category(cats) + self.item(items) + self.event_type(batch["ev_type"])
+             + self.interval(batch["ev_interval"]) + self.position(pos))
+        if self.has_text:
+            x = x + self.text_proj(self.item_text[items] + self.event_text[batch["ev_text"]])
+        return self.dropout(self.norm(x)), batch["ev_type"] != 0
+
+
+class NextCategoryHead(nn.Module):
+    """Next-category logits tied to the category embeddings, plus learned weights on two
+    priors the sequence already shows: the decayed event history and the cut-off window."""
+
+    def __init__(self, category_embedding: nn.Embedding, dim: int):
+        super().__init__()
+        self.embedding = category_embedding
+        self.proj = nn.Linear(dim, dim)
+        self.bias = nn.Parameter(torch.zeros(category_embedding.num_embeddings))
+        self.prior_weight = nn.Parameter(torch.tensor([1.0, 0.5]))
+
+    def forward(self, h: torch.Tensor, history: Optional[torch.Tensor] = None,
+                window: Optional[torch.Tensor] = None) -> torch.Tensor:
+        # Scaled like attention so untrained logits start small whatever the width.
+        logits = self.proj(h) @ self.embedding.weight.T / self.embedding.embedding_dim ** 0.5 + self.bias
+        if history is not None:
+            logits = logits + self.prior_weight[0] * log_prior(history) + self.prior_weight[1] * log_prior(window)
+        return mask_padding(logits)
+
+
+def next_event_loss(logits: torch.Tensor, categories: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of predicting each event's successor (positions 0..L-2 -> 1..L-1), on real
+    pairs only: the auxiliary loss of the sequence models (causal, so no future leaks)."""
+    target = categories[:, 1:]
+    valid = mask[:, :-1] & (target != 0)
+    if not valid.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[:, :-1][valid], target[valid])
+
+
+def migration_loss(model, batch: dict, out: dict, switch_weight: float, aux_weight: float):
+    """Shared loss of the migration models: next category + P(switch) + auxiliary next event."""
+    ce = F.cross_entropy(out["logits"], batch["next_category"])
+    switch = F.binary_cross_entropy_with_logits(out["switch_logit"], batch["is_switch"].float())
+    aux = next_event_loss(out["aux_logits"], batch["ev_category"], out["mask"])
+    loss = ce + switch_weight * switch + aux_weight * aux
+    return loss, {"loss": loss.detach(), "next_ce": ce.detach(), "switch_bce": switch.detach(), "aux_ce": aux.detach()}
+
+
+class MigrationModelBase(nn.Module):
+    """What every migration model shares: inputs, loss and the evaluation outputs."""
+
+    task = "migration"
+    columns = EVENT_COLUMNS + WINDOW_COLUMNS + MIGRATION_LABELS
+
+    def __init__(self, params, vocab):
+        super().__init__()
+        self.params, self.vocab = params, vocab
+
+    def priors(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(decayed event history, cut-off window distribution), both [B, C+1]."""
+        windows = window_distributions(batch, self.vocab.categories, self.vocab.top_k)
+        return decayed_history(batch["ev_category"], self.vocab.categories), windows[:, -1]
+
+    def loss(self, batch: dict, out: dict):
+        """(scalar loss, dict of detached parts for logging)."""
+        return migration_loss(self, batch, out, self.params.switch_weight, self.params.aux_weight)
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> dict:
+        """Evaluation / scoring outputs: next-category probabilities [B, C+1] and P(switch) [B]."""
+        out = self(batch)
+        return {"next_probs": torch.softmax(out["logits"], -1), "p_switch": torch.sigmoid(out["switch_logit"])}

@@ -1,0 +1,56 @@
+"""Using a trained model: load it from a run store and apply it to numpy arrays in batches.
+
+Shared by ``interest evaluate`` (on the driver) and ``interest score`` (inside pandas UDFs).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from interest_lib.models import InputSizes
+
+
+def pick_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when present, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_trained(path: str, device: str = "cpu"):
+    """(model in eval mode on ``device``, its saved record) from a run's ``model.pt``."""
+    import torch
+
+    from interest_lib.conf import ModelsConf
+    from interest_lib.models import build_model
+
+    record = torch.load(path, map_location=device, weights_only=False)
+    params = type(getattr(ModelsConf(), record["model_name"]))(**record["params"])
+    sizes = InputSizes(**record["sizes"])
+    text = None
+    if record["text_dim"]:  # shapes only: the saved buffers hold the values
+        text = (np.zeros((sizes.items + 1, record["text_dim"]), np.float32),
+                np.zeros((sizes.texts + 1, record["text_dim"]), np.float32))
+    model = build_model(record["model_name"], params, sizes, text)
+    model.load_state_dict(record["state_dict"])
+    return model.to(device).eval(), record
+
+
+def predict_arrays(model, arrays: dict, batch_size: int = 1024, device: Optional[str] = None) -> dict:
+    """``model.predict`` over numpy input columns, in batches; outputs concatenated as numpy."""
+    import torch
+
+    device = device or next(model.parameters()).device
+    n = len(next(iter(arrays.values())))
+    outputs: dict[str, list] = {}
+    for start in range(0, n, batch_size):
+        batch = {k: torch.as_tensor(np.asarray(v[start:start + batch_size])).to(device)
+                 for k, v in arrays.items() if k in model.columns}
+        for key, value in model.predict(batch).items():
+            outputs.setdefault(key, []).append(value.float().cpu().numpy() if value.is_floating_point()
+                                               else value.cpu().numpy())
+    return {k: np.concatenate(v) for k, v in outputs.items()}

@@ -1,0 +1,54 @@
+"""Migration model (default): a small causal Transformer over the user's recent events.
+
+SASRec / TiSASRec family: each event is category + item + event type + time-interval bucket +
+position (+ projected text embeddings); causal self-attention; the most recent position's state
+feeds two heads: the next-category distribution (tied to the category embeddings, with learned
+weights on the decayed-history and cut-off-window priors) and P(switch to a category outside
+the cut-off window). Every earlier position also predicts its successor (auxiliary loss).
+Hyper-parameters: ``models.migration_transformer`` in the configuration.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from interest_lib.models.common import EventEncoder, MigrationModelBase, NextCategoryHead
+
+
+class Model(MigrationModelBase):
+    """Causal Transformer with next-category and P(switch) heads."""
+
+    def __init__(self, params, vocab, text_matrix=None):
+        super().__init__(params, vocab)
+        d = params.d_model
+        self.encoder = EventEncoder(vocab, d, params.dropout,
+                                    text_matrix=text_matrix if params.use_text else None)
+        layer = nn.TransformerEncoderLayer(d, params.heads, 4 * d, params.dropout,
+                                           batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, params.layers, enable_nested_tensor=False)
+        self.final_norm = nn.LayerNorm(d)
+        self.window_proj = nn.Linear(vocab.categories + 1, d)
+        self.head = NextCategoryHead(self.encoder.category, d)
+        self.switch = nn.Linear(d + 1, 1)
+
+    def forward(self, batch: dict) -> dict:
+        """logits [B, C+1] of the next category, switch_logit [B], aux_logits [B, L, C+1], mask."""
+        x, mask = self.encoder(batch)
+        length = x.shape[1]
+        # Causal, and padding keys hidden from every query but themselves (no all-masked rows).
+        causal = torch.triu(torch.ones(length, length, dtype=torch.bool, device=x.device), 1)
+        eye = torch.eye(length, dtype=torch.bool, device=x.device)
+        blocked = causal | (~mask[:, None, :] & ~eye)
+        attn = blocked.repeat_interleave(self.params.heads, 0)
+        h = self.final_norm(self.blocks(x, mask=attn))
+        history, window = self.priors(batch)
+        last = h[:, -1] + self.window_proj(window)
+        logits = self.head(last, history, window)
+        stay = (torch.softmax(logits, -1) * (window > 0)).sum(-1, keepdim=True)
+        return {
+            "logits": logits,
+            "switch_logit": self.switch(torch.cat([last, torch.logit(stay.clamp(1e-4, 1 - 1e-4))], -1)).squeeze(-1),
+            "aux_logits": self.head(h),
+            "mask": mask,
+        }

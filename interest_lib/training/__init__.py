@@ -1,0 +1,1 @@
+"""Model training: feeds that stream gold tables into PyTorch."""

@@ -1,0 +1,142 @@
+"""Distributed training backends behind one small interface.
+
+The driver calls :meth:`Backend.launch` with a picklable worker function; inside each rank the
+worker calls :meth:`Backend.setup` and then only the interface (rank / size, wrap the model and
+optimizer, all-reduce metrics, barrier, rank-0 checkpoints), so a second backend (Horovod) plugs
+in without touching the training loop.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from typing import Any, Callable
+
+
+class BackendError(RuntimeError):
+    """A backend cannot run as configured (missing package, GPUs not visible to Spark, ...)."""
+
+
+class Backend(abc.ABC):
+    """Driver side: ``launch``. Worker side: everything else."""
+
+    name = "backend"
+
+    def __init__(self, num_processes: int, local_mode: bool = True, use_gpu: bool = False):
+        self.num_processes, self.local_mode, self.use_gpu = num_processes, local_mode, use_gpu
+
+    # --- driver side ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def launch(self, fn: Callable, *args: Any) -> Any:
+        """Run ``fn(*args)`` on every rank; return rank 0's result."""
+
+    # --- worker side ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def setup(self):
+        """Join the process group; return the torch device of this rank."""
+
+    @property
+    @abc.abstractmethod
+    def rank(self) -> int:
+        """This process' rank (0 = chief)."""
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Number of ranks."""
+
+    @property
+    def is_chief(self) -> bool:
+        """Rank 0 writes checkpoints, logs and the final model."""
+        return self.rank == 0
+
+    @abc.abstractmethod
+    def wrap_model(self, model):
+        """The model as trained (gradients averaged across ranks)."""
+
+    def wrap_optimizer(self, optimizer, model):
+        """The optimizer as trained (DDP averages gradients in the model: unchanged)."""
+        return optimizer
+
+    @abc.abstractmethod
+    def allreduce_sum(self, values):
+        """Element-wise sum of a float64 tensor over all ranks."""
+
+    @abc.abstractmethod
+    def barrier(self) -> None:
+        """Wait for every rank."""
+
+    def shutdown(self) -> None:
+        """Leave the process group."""
+
+
+class TorchDistributorBackend(Backend):
+    """PySpark's TorchDistributor: torchrun on the driver (local_mode) or in barrier tasks on the
+    executors; plain PyTorch DDP inside (gloo on CPU, NCCL on GPU)."""
+
+    name = "torch_distributor"
+
+    def launch(self, fn, *args):
+        from pyspark.ml.torch.distributor import TorchDistributor
+
+        return TorchDistributor(num_processes=self.num_processes, local_mode=self.local_mode,
+                                use_gpu=self.use_gpu).run(fn, *args)
+
+    def setup(self):
+        import torch
+        import torch.distributed as dist
+
+        if self.use_gpu:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+        else:
+            device = torch.device("cpu")
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if self.use_gpu else "gloo")
+        self._device = device
+        return device
+
+    @property
+    def rank(self) -> int:
+        import torch.distributed as dist
+
+        return dist.get_rank()
+
+    @property
+    def size(self) -> int:
+        import torch.distributed as dist
+
+        return dist.get_world_size()
+
+    def wrap_model(self, model):
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self._device.index] if self._device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def allreduce_sum(self, values):
+        import torch.distributed as dist
+
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return values
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+    def shutdown(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+BACKENDS = {TorchDistributorBackend.name: TorchDistributorBackend}
+
+
+def make_backend(name: str, num_processes: int, local_mode: bool, use_gpu: bool) -> Backend:
+    """The backend registered as ``name`` (train.backend)."""
+    if name not in BACKENDS:
+        raise BackendError(f"unknown train.backend {name!r}; available: {', '.join(BACKENDS)}")
+    return BACKENDS[name](num_processes, local_mode, use_gpu)

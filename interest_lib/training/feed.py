@@ -1,0 +1,345 @@
+"""Training feeds: stream a pinned Delta snapshot's Parquet files straight into PyTorch.
+
+Why it is built this way:
+
+* **No extra copy of the data.** The Delta log names the Parquet files that make up version ``v``
+  of the table; the feed reads exactly those files, only the requested columns, and turns the
+  Arrow buffers into tensors. Nothing is exported, converted or cached on disk, and pinning the
+  version keeps a training run reproducible while the table moves on.
+* **Row-group sharding.** A (file, row group) pair is the smallest piece Parquet reads on its own,
+  so it is the unit of work. Units are spread over the ranks by their row counts (largest first
+  onto the least-loaded rank): ranks get similar amounts of data and never read each other's rows.
+  Memory stays bounded by the shuffle buffer plus one row group.
+* **Equal steps for DDP.** With ``drop_last=True`` every rank yields exactly
+  :meth:`Feed.steps_per_epoch` full batches, computed from Parquet metadata alone; a rank taking
+  one step more than the others would wait forever in the gradient all-reduce. Each rank's row
+  total is the same in every epoch (see :meth:`DeltaArrowFeed._assign`), so the count holds for
+  all epochs.
+
+:class:`Feed` is the small interface a second implementation (e.g. Petastorm) would fill in;
+:func:`make_feed` picks one by name.
+"""
+
+from __future__ import annotations
+
+import abc
+import heapq
+import itertools
+import math
+import os
+import posixpath
+from dataclasses import dataclass
+from typing import Iterator, NamedTuple, Union
+from urllib.parse import unquote
+
+import deltalake
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import torch
+
+__all__ = ["Batch", "FeedSpec", "Feed", "DeltaArrowFeed", "FEEDS", "make_feed"]
+
+Batch = dict[str, Union[torch.Tensor, list]]
+"""One batch: column -> tensor ``[B]`` or ``[B, L]``, or a list of ``str`` for string columns."""
+
+
+@dataclass
+class FeedSpec:
+    """What to feed: a pinned snapshot of a Delta table, which rows and columns, how to batch them.
+
+    ``split=""`` delivers every row of the snapshot. ``shuffle_buffer`` is the number of rows held
+    for shuffling (0: file order, no shuffle). Training sets ``drop_last=True`` so every rank
+    yields the same number of full batches; evaluation keeps ``False`` to see every row once.
+    """
+
+    table_path: str
+    version: int
+    split: str
+    columns: list[str]
+    batch_size: int = 256
+    shuffle_buffer: int = 0
+    seed: int = 0
+    drop_last: bool = False
+
+
+class Feed(abc.ABC):
+    """A source of tensor batches for one :class:`FeedSpec`, sharded over ``world_size`` ranks."""
+
+    name: str
+
+    def __init__(self, spec: FeedSpec):
+        """Keep the spec; implementations validate the table and columns here."""
+        if spec.batch_size < 1 or spec.shuffle_buffer < 0:
+            raise ValueError(f"batch_size must be >= 1 and shuffle_buffer >= 0, got {spec}")
+        self.spec = spec
+
+    @abc.abstractmethod
+    def batches(self, rank: int = 0, world_size: int = 1, epoch: int = 0) -> Iterator[Batch]:
+        """This rank's batches for one epoch (deterministic for a given seed, epoch and rank)."""
+
+    @abc.abstractmethod
+    def steps_per_epoch(self, world_size: int = 1) -> int:
+        """Batches each rank yields per epoch; with ``drop_last=True`` the same on every rank.
+
+        With ``drop_last=False`` ranks may differ and this is the largest of them.
+        """
+
+    @abc.abstractmethod
+    def num_rows(self) -> int:
+        """Rows of the selected split in the pinned snapshot."""
+
+    def dataset(self, rank: int = 0, world_size: int = 1, epoch: int = 0
+                ) -> torch.utils.data.IterableDataset:
+        """:meth:`batches` as an IterableDataset, for ``DataLoader(ds, batch_size=None)``.
+
+        Use ``num_workers`` 0 or 1: several workers would each deliver the whole stream.
+        """
+        return _FeedDataset(self, rank, world_size, epoch)
+
+
+class _FeedDataset(torch.utils.data.IterableDataset):
+    """Adapter from :meth:`Feed.batches` to the DataLoader protocol."""
+
+    def __init__(self, feed: Feed, rank: int, world_size: int, epoch: int):
+        super().__init__()
+        self.feed, self.rank, self.world_size, self.epoch = feed, rank, world_size, epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = torch.utils.data.get_worker_info()
+        if info is not None and info.num_workers > 1:
+            raise ValueError(f"{type(self.feed).__name__} supports DataLoader num_workers <= 1, "
+                             f"got {info.num_workers}: more workers would repeat every batch")
+        return self.feed.batches(self.rank, self.world_size, self.epoch)
+
+
+class _Unit(NamedTuple):
+    """Rows ``[offset, offset + rows)`` of one row group of one Parquet file: the unit of work
+    that is sharded over ranks (a whole row group unless the table has too few of them)."""
+
+    path: str
+    row_group: int
+    rows: int
+    offset: int = 0
+
+
+#: Units per rank below which row groups are cut into row ranges (small tables, many ranks).
+MIN_UNITS_PER_RANK = 4
+
+
+def _split_units(units: list[_Unit], world_size: int) -> list[_Unit]:
+    """Cut row groups into equal row ranges until there are about MIN_UNITS_PER_RANK per rank,
+    so a table written as a few large row groups still shards evenly over the ranks."""
+    if len(units) >= MIN_UNITS_PER_RANK * world_size:
+        return units
+    target = max(1, math.ceil(sum(u.rows for u in units) / (MIN_UNITS_PER_RANK * world_size)))
+    out = []
+    for u in units:
+        pieces = math.ceil(u.rows / target)
+        bounds = [u.rows * i // pieces for i in range(pieces + 1)]
+        out += [_Unit(u.path, u.row_group, hi - lo, lo) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+    return out
+
+
+def _numpy_dtype(arrow_type: pa.DataType) -> np.dtype | None:
+    """The numpy dtype a scalar Arrow type is delivered as (``object`` = list of str), or None."""
+    if pa.types.is_integer(arrow_type) or pa.types.is_timestamp(arrow_type):
+        return np.dtype(np.int64)
+    if pa.types.is_floating(arrow_type):
+        return np.dtype(np.float32)
+    if pa.types.is_boolean(arrow_type):
+        return np.dtype(bool)
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return np.dtype(object)
+    return None
+
+
+def _is_list(arrow_type: pa.DataType) -> bool:
+    """Whether the Arrow type is a (large) list."""
+    return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)
+
+
+class DeltaArrowFeed(Feed):
+    """Reads the pinned snapshot's Parquet row groups with pyarrow, no copy of the table.
+
+    Delivered per column: list<int> -> int64 ``[B, L]``, list<float> -> float32 ``[B, L]``,
+    int -> int64 ``[B]``, float -> float32 ``[B]``, bool -> bool ``[B]``, timestamp -> int64
+    epoch microseconds ``[B]``, string -> list of ``str``. Nulls become zeros (a null list: a row
+    of zeros; a null scalar: 0 / False). The partition column (``split``) is not deliverable: it
+    lives only in the Delta log.
+    """
+
+    name = "delta"
+
+    def __init__(self, spec: FeedSpec):
+        """List the snapshot's live files for the split and check the requested columns.
+
+        Raises ValueError, naming the table and version, when the split has no rows or a column
+        does not exist or has an unsupported type.
+        """
+        super().__init__(spec)
+        uri = spec.table_path if "://" in spec.table_path else os.path.abspath(spec.table_path)
+        self._uri = uri
+        self._fs, self._root = pafs.FileSystem.from_uri(uri)
+        self._where = f"Delta table {spec.table_path} version {spec.version}"
+        self._widths: dict[str, int] = {}
+        self._units, schema = self._list_units()
+        missing = [c for c in spec.columns if c not in schema.names]
+        if missing or not spec.columns:
+            raise ValueError(f"{self._where}: unknown columns {missing or spec.columns}; "
+                             f"available: {schema.names}")
+        self._types = {c: schema.field(c).type for c in spec.columns}
+        for column, arrow_type in self._types.items():
+            if _numpy_dtype(arrow_type.value_type if _is_list(arrow_type) else arrow_type) is None:
+                raise ValueError(f"{self._where}: column {column!r} has unsupported type "
+                                 f"{arrow_type}")
+
+    def _list_units(self) -> tuple[list[_Unit], pa.Schema]:
+        """The (file, row group) units of the split, in path order, and the Parquet schema."""
+        adds = pa.table(deltalake.DeltaTable(self._uri, version=self.spec.version)
+                        .get_add_actions(flatten=True))
+        paths = adds.column("path").to_pylist()
+        if self.spec.split:
+            if "partition.split" not in adds.column_names:
+                raise ValueError(f"{self._where} is not partitioned by split")
+            splits = adds.column("partition.split").to_pylist()
+            paths = [p for p, s in zip(paths, splits) if s == self.spec.split]
+        units, schema = [], None
+        for rel in sorted(paths):
+            path = posixpath.join(self._root, unquote(rel))
+            meta = pq.read_metadata(path, filesystem=self._fs)
+            schema = schema or meta.schema.to_arrow_schema()
+            units += [_Unit(path, i, meta.row_group(i).num_rows)
+                      for i in range(meta.num_row_groups) if meta.row_group(i).num_rows]
+        if not units:
+            raise ValueError(f"{self._where}: no rows for split {self.spec.split!r}")
+        return units, schema
+
+    def _assign(self, world_size: int, epoch: int) -> list[list[_Unit]]:
+        """Units per rank, in file order: largest first onto the least-loaded rank.
+
+        When shuffling, the units are permuted with (seed, epoch) before a *stable* sort by size,
+        so only equally sized units trade ranks between epochs. The sequence of sizes, and with it
+        every rank's row total, is therefore the same in every epoch.
+        """
+        if world_size < 1:
+            raise ValueError(f"world_size must be >= 1, got {world_size}")
+        units = _split_units(self._units, world_size)
+        sizes = np.array([u.rows for u in units])
+        order = np.arange(len(sizes))
+        if self.spec.shuffle_buffer:
+            order = np.random.default_rng([self.spec.seed, epoch]).permutation(order)
+        order = order[np.argsort(-sizes[order], kind="stable")]
+        heap = [(0, rank) for rank in range(world_size)]
+        owned: list[list[int]] = [[] for _ in range(world_size)]
+        for i in order:
+            load, rank = heapq.heappop(heap)
+            owned[rank].append(i)
+            heapq.heappush(heap, (load + int(sizes[i]), rank))
+        return [[units[i] for i in sorted(idx)] for idx in owned]
+
+    def num_rows(self) -> int:
+        """Rows of the split in the pinned snapshot (from Parquet metadata)."""
+        return sum(u.rows for u in self._units)
+
+    def steps_per_epoch(self, world_size: int = 1) -> int:
+        """``drop_last``: floor(rows of the smallest rank / batch_size); else the largest rank's."""
+        rows = [sum(u.rows for u in units) for units in self._assign(world_size, 0)]
+        size = self.spec.batch_size
+        return min(rows) // size if self.spec.drop_last else max(math.ceil(r / size) for r in rows)
+
+    def batches(self, rank: int = 0, world_size: int = 1, epoch: int = 0) -> Iterator[Batch]:
+        """This rank's batches: its row groups (shuffled in order and through the buffer when
+        ``shuffle_buffer > 0``), exactly :meth:`steps_per_epoch` of them with ``drop_last``."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        rng = np.random.default_rng([self.spec.seed, epoch, rank])
+        units = self._assign(world_size, epoch)[rank]
+        if self.spec.shuffle_buffer:
+            units = [units[i] for i in rng.permutation(len(units))]
+        limit = self.steps_per_epoch(world_size) if self.spec.drop_last else None
+        return itertools.islice(self._stream(units, rng), limit)
+
+    def _stream(self, units: list[_Unit], rng: np.random.Generator) -> Iterator[Batch]:
+        """Stream rows through a buffer of ``shuffle_buffer`` rows, emitting random ones."""
+        size, keep = self.spec.batch_size, self.spec.shuffle_buffer
+        buffer: dict[str, np.ndarray] = {}
+        for unit in units:
+            chunk = self._read(unit)
+            if buffer:
+                chunk = {c: np.concatenate([buffer[c], chunk[c]]) for c in chunk}
+            buffer = chunk
+            n = len(next(iter(buffer.values())))
+            ready = max(0, n - keep) // size * size
+            if ready:
+                order = rng.permutation(n) if keep else np.arange(n)
+                yield from self._emit(buffer, order[:ready])
+                buffer = {c: v[order[ready:]] for c, v in buffer.items()}
+        if buffer:
+            n = len(next(iter(buffer.values())))
+            order = rng.permutation(n) if keep else np.arange(n)
+            yield from self._emit(buffer, order[:n // size * size if self.spec.drop_last else n])
+
+    def _emit(self, buffer: dict[str, np.ndarray], rows: np.ndarray) -> Iterator[Batch]:
+        """Batches of ``batch_size`` (the last one may be short) of the given buffer rows."""
+        for start in range(0, len(rows), self.spec.batch_size):
+            pick = rows[start:start + self.spec.batch_size]
+            yield {c: v[pick].tolist() if v.dtype == object else torch.from_numpy(v[pick])
+                   for c, v in buffer.items()}
+
+    def _read(self, unit: _Unit) -> dict[str, np.ndarray]:
+        """One row group of the requested columns as numpy arrays."""
+        with pq.ParquetFile(unit.path, filesystem=self._fs) as parquet:
+            table = parquet.read_row_group(unit.row_group, columns=self.spec.columns)
+        if unit.offset or unit.rows < table.num_rows:
+            table = table.slice(unit.offset, unit.rows)
+        return {c: self._to_numpy(c, table.column(c).combine_chunks()) for c in self.spec.columns}
+
+    def _to_numpy(self, column: str, array: pa.Array) -> np.ndarray:
+        """A column as numpy without per-row Python work; nulls become zeros."""
+        arrow_type = self._types[column]
+        if _is_list(arrow_type):
+            return self._list_to_numpy(column, array)
+        dtype = _numpy_dtype(arrow_type)
+        if dtype == object:
+            return array.to_numpy(zero_copy_only=False)
+        if pa.types.is_timestamp(arrow_type):
+            array = array.cast(pa.timestamp("us", arrow_type.tz), safe=False).cast(pa.int64())
+        array = array.fill_null(False if dtype == bool else 0)
+        return array.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+
+    def _list_to_numpy(self, column: str, array: pa.Array) -> np.ndarray:
+        """A fixed-length list column as ``[rows, L]``; a null list is a row of zeros."""
+        dtype = _numpy_dtype(self._types[column].value_type)
+        valid = array.is_valid().to_numpy(zero_copy_only=False)
+        lengths = np.unique(pc.list_value_length(array).to_numpy(zero_copy_only=False)[valid])
+        if len(lengths):
+            width = self._widths.setdefault(column, int(lengths[0]))
+            if len(lengths) > 1 or lengths[0] != width:
+                raise ValueError(f"{self._where}: list column {column!r} is not fixed-length "
+                                 f"(lengths {sorted({width, *lengths.tolist()})})")
+        elif column in self._widths:
+            width = self._widths[column]
+        else:
+            raise ValueError(f"{self._where}: list column {column!r} is null in a whole row group "
+                             "read before any non-null value, so its length is unknown")
+        values = array.flatten().fill_null(0).to_numpy(zero_copy_only=False)
+        values = values.astype(dtype, copy=False).reshape(int(valid.sum()), width)
+        if valid.all():
+            return values
+        out = np.zeros((len(array), width), dtype)
+        out[valid] = values
+        return out
+
+
+FEEDS: dict[str, type[Feed]] = {"delta": DeltaArrowFeed}
+"""Feed implementations by name, for :func:`make_feed`."""
+
+
+def make_feed(name: str, spec: FeedSpec) -> Feed:
+    """The feed called ``name`` (a key of :data:`FEEDS`) for ``spec``."""
+    if name not in FEEDS:
+        raise ValueError(f"unknown feed {name!r}; known feeds: {sorted(FEEDS)}")
+    return FEEDS[name](spec)

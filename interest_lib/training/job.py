@@ -1,0 +1,201 @@
+"""``interest train``: train one registered model on gold.training_sequences at a pinned version.
+
+Driver side only: pin the table version, size the inputs from ref.vocab, save the frozen text
+matrices and the lineage to the run store, then launch :func:`train_worker` through the
+configured backend. The run id is derived from (model, table version, hyper-parameters, training
+settings) unless ``run.run_id`` is set, so rerunning the same command resumes the same run from
+its last checkpoint and a finished run is not retrained (``--fresh`` starts it over).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from pyspark.sql import SparkSession, functions as F
+
+from interest_lib.conf import Config
+from interest_lib.logs import get_logger
+from interest_lib.models import InputSizes, model_task
+from interest_lib.storage import Tables
+from interest_lib.storage.catalog import (
+    GOLD_TRAINING_SEQUENCES, REF_ITEM_EMBEDDINGS, REF_TEXT_EMBEDDINGS, REF_VOCAB,
+)
+from interest_lib.training.backend import BackendError, make_backend
+from interest_lib.training.loop import TrainJob, train_worker
+from interest_lib.training.store import RunStore, latest_pointer, write_json
+
+log = get_logger(__name__)
+
+
+@dataclass
+class TrainReport:
+    """What a training run did."""
+
+    model: str
+    run_id: str
+    store: str
+    table_version: int
+    epochs_run: int
+    best_validation: float
+    seconds: float
+    skipped: bool = False
+    resumed_from: Optional[str] = None
+
+
+def input_sizes(tables: Tables, top_k: int) -> InputSizes:
+    """Largest vocabulary index per kind (embedding table sizes) from ref.vocab."""
+    rows = tables.read(REF_VOCAB).groupBy("kind").agg(F.max("idx").alias("n")).collect()
+    n = {r["kind"]: int(r["n"]) for r in rows}
+    return InputSizes(categories=n.get("category", 0), items=n.get("item", 0), texts=n.get("text", 0), top_k=top_k)
+
+
+def text_matrices(tables: Tables, sizes: InputSizes):
+    """(item vectors [items+1, dim], event-text vectors [texts+1, dim]) aligned with ref.vocab
+    indices (row 0 and unembedded ids stay zero), or None when there are no embeddings.
+    Collected to the driver: items x dim floats (1,900 x 384 on the default set)."""
+    import numpy as np
+
+    if not (tables.exists(REF_ITEM_EMBEDDINGS) and tables.exists(REF_TEXT_EMBEDDINGS)):
+        return None
+    vocab = tables.read(REF_VOCAB)
+
+    def matrix(kind: str, emb_table: str, key: str, rows: int):
+        joined = (vocab.filter(F.col("kind") == kind).select(F.col("key").alias(key), "idx")
+                  .join(tables.read(emb_table).select(key, "embedding"), key).select("idx", "embedding").collect())
+        if not joined:
+            return None
+        out = np.zeros((rows + 1, len(joined[0]["embedding"])), np.float32)
+        for r in joined:
+            out[r["idx"]] = r["embedding"]
+        return out
+
+    items = matrix("item", REF_ITEM_EMBEDDINGS, "item_id", sizes.items)
+    texts = matrix("text", REF_TEXT_EMBEDDINGS, "text", sizes.texts)
+    if items is None:
+        return None
+    if texts is None:
+        texts = np.zeros((sizes.texts + 1, items.shape[1]), np.float32)
+    return items, texts
+
+
+def code_version() -> str:
+    """The git commit of the code (with '+dirty' when modified), or the package version."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("interest-evolution")
+        except PackageNotFoundError:
+            return "unknown"
+
+
+def resolve_gpu(conf: Config, spark: SparkSession) -> bool:
+    """Whether to train on GPUs: ``train.use_gpu`` auto = CUDA present and visible to Spark."""
+    import torch
+
+    want = conf.train.use_gpu
+    if want == "cpu":
+        return False
+    key = "spark.driver.resource.gpu.amount" if conf.train.local_mode else "spark.task.resource.gpu.amount"
+    visible = torch.cuda.is_available() and int(spark.conf.get(key, "0") or 0) > 0
+    if want == "cuda" and not visible:
+        raise BackendError(f"train.use_gpu=cuda but CUDA is not available or Spark's {key} is not set "
+                           "(TorchDistributor assigns GPUs through Spark resources)")
+    if want == "auto" and torch.cuda.is_available() and not visible:
+        log.warning("CUDA is present but %s is unset: training on CPU (set it to use the GPUs)", key)
+    return visible
+
+
+def run_id_for(conf: Config, model_name: str, version: int) -> str:
+    """``<model>-v<table version>-<hash of hyper-parameters and training settings>``."""
+    if conf.run.run_id:
+        return f"{conf.run.run_id}-{model_name}"
+    settings = {"params": dataclasses.asdict(getattr(conf.models, model_name)),
+                "train": {k: v for k, v in dataclasses.asdict(conf.train).items() if k != "store"}}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{model_name}-v{version}-{digest}"
+
+
+def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Optional[str] = None,
+              task: str = "migration", fresh: bool = False) -> TrainReport:
+    """Train ``model_name`` (default: the configured model of ``task``) and return its report."""
+    model_name = model_name or (conf.train.migration_model if task == "migration" else conf.train.evolution_model)
+    task = model_task(model_name)
+    if not tables.exists(GOLD_TRAINING_SEQUENCES):
+        raise FileNotFoundError(f"{GOLD_TRAINING_SEQUENCES} does not exist: run `interest featurize` first")
+    version = tables.version(GOLD_TRAINING_SEQUENCES)
+    store_root = os.path.abspath(conf.train.store)
+    store = RunStore(os.path.join(store_root, run_id_for(conf, model_name, version)))
+    if fresh:
+        shutil.rmtree(store.root, ignore_errors=True)
+    if store.finished():
+        log.info("train %s: run %s already finished (use --fresh to retrain)", model_name, store.run_id)
+        return _report(model_name, store, version, 0.0, skipped=True)
+
+    sizes = input_sizes(tables, conf.features.top_k)
+    params = getattr(conf.models, model_name)
+    os.makedirs(store.root, exist_ok=True)
+    if getattr(params, "use_text", False) and not os.path.exists(store.inputs):
+        import numpy as np
+
+        text = text_matrices(tables, sizes)
+        if text is not None:
+            np.savez(store.inputs, items=text[0], texts=text[1])
+        else:
+            log.warning("train %s: no text embeddings found; training without text", model_name)
+    lineage = {
+        "run_id": store.run_id, "model": model_name, "task": task,
+        "table": GOLD_TRAINING_SEQUENCES, "table_path": tables.path(GOLD_TRAINING_SEQUENCES),
+        "table_version": version, "code_version": code_version(), "sizes": dataclasses.asdict(sizes),
+        "conf": conf.to_dict(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if not os.path.exists(store.lineage):
+        write_json(store.lineage, lineage)
+    use_gpu = resolve_gpu(conf, spark)
+    t = conf.train
+    backend = make_backend(t.backend, t.num_processes, t.local_mode, use_gpu)
+    job = TrainJob(model_name=model_name, task=task, params=params, sizes=sizes,
+                   table_path=tables.path(GOLD_TRAINING_SEQUENCES), table_version=version,
+                   store_root=store.root, backend=backend, feed=t.feed, epochs=t.epochs,
+                   batch_size=t.batch_size, learning_rate=t.learning_rate, weight_decay=t.weight_decay,
+                   patience=t.patience, shuffle_buffer=t.shuffle_buffer, seed=t.seed,
+                   torch_threads=t.torch_threads, lineage=lineage)
+    log.info("train %s: run %s on %s@%d, %d process(es) via %s (%s), store %s", model_name, store.run_id,
+             GOLD_TRAINING_SEQUENCES, version, t.num_processes, t.backend,
+             "GPU" if use_gpu else "CPU", store.root)
+    started = time.perf_counter()
+    result = backend.launch(train_worker, job)
+    seconds = time.perf_counter() - started
+    write_json(latest_pointer(store_root, task), {"run_id": store.run_id, "model": model_name,
+                                                  "table_version": version})
+    for record in result["history"]:
+        log.info("train %s epoch %d: %s", model_name, record["epoch"], record)
+    return _report(model_name, store, version, seconds, resumed_from=result.get("resumed_from"))
+
+
+def _report(model_name: str, store: RunStore, version: int, seconds: float, skipped: bool = False,
+            resumed_from: Optional[str] = None) -> TrainReport:
+    import torch
+
+    record = torch.load(store.model, map_location="cpu", weights_only=False)
+    if skipped:
+        write_json(latest_pointer(os.path.dirname(store.root), record["task"]),
+                   {"run_id": store.run_id, "model": model_name, "table_version": version})
+    return TrainReport(model=model_name, run_id=store.run_id, store=store.root, table_version=version,
+                       epochs_run=len(record["history"]), best_validation=float(record["best"]),
+                       seconds=round(seconds, 1), skipped=skipped, resumed_from=resumed_from)

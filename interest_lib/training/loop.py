@@ -1,0 +1,218 @@
+"""The training loop that runs inside every rank (the remote function of the backend).
+
+Imports torch and the model only inside the worker, like Horovod's Spark estimator, so the
+driver never needs them to pickle the job. The loop is the same for every model and backend:
+per epoch, seed (seed, epoch, rank) -> train on this rank's shard of the feed -> validate on a
+shard -> all-reduce the sums -> rank 0 writes a checkpoint and a metrics line -> early stopping
+decided from the all-reduced validation loss (so every rank stops together). A killed run
+restarts from its newest checkpoint and ends with the same weights as an uninterrupted one:
+shuffling and dropout depend only on (seed, epoch, rank), and the checkpoint holds the model,
+the optimizer and the early-stopping state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from interest_lib.models import InputSizes
+from interest_lib.training.store import RunStore, atomic_save
+
+#: The validation quantity early stopping watches, per task (lower is better).
+MONITOR = {"migration": "next_ce", "evolution": "js"}
+
+
+@dataclass
+class TrainJob:
+    """Everything one rank needs, picklable: what to train, on which data, where to write."""
+
+    model_name: str
+    task: str
+    params: Any
+    sizes: InputSizes
+    table_path: str
+    table_version: int
+    store_root: str
+    backend: Any
+    feed: str = "delta"
+    epochs: int = 8
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.01
+    patience: int = 2
+    shuffle_buffer: int = 4096
+    seed: int = 7
+    torch_threads: int = 0
+    lineage: dict = field(default_factory=dict)
+
+
+def _feeds(job: TrainJob, columns: list[str]):
+    from interest_lib.training.feed import FeedSpec, make_feed
+
+    def feed(split: str, shuffle: bool):
+        return make_feed(job.feed, FeedSpec(
+            table_path=job.table_path, version=job.table_version, split=split, columns=columns,
+            batch_size=job.batch_size, shuffle_buffer=job.shuffle_buffer if shuffle else 0,
+            seed=job.seed, drop_last=shuffle))
+    return feed("train", True), feed("validation", False)
+
+
+def _to_device(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items() if hasattr(v, "to")}
+
+
+def load_text_matrix(store: RunStore):
+    """The (item vectors, event-text vectors) pair saved by the driver, or None."""
+    if not os.path.exists(store.inputs):
+        return None
+    import numpy as np
+
+    with np.load(store.inputs) as data:
+        return data["items"], data["texts"]
+
+
+def train_worker(job: TrainJob) -> dict:
+    """Train ``job.model_name`` on this rank; rank 0 returns the per-epoch history."""
+    import torch
+
+    from interest_lib.models import build_model
+
+    backend = job.backend
+    device = backend.setup()
+    rank, size = backend.rank, backend.size
+    torch.set_num_threads(job.torch_threads or max(1, (os.cpu_count() or 1) // size))
+    store = RunStore(job.store_root)
+
+    torch.manual_seed(job.seed)
+    text = load_text_matrix(store)
+    model = build_model(job.model_name, job.params, job.sizes, text).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=job.learning_rate, weight_decay=job.weight_decay)
+    state = {"epoch": -1, "best": float("inf"), "best_state": None, "bad_epochs": 0, "history": [], "stopped": False}
+    resumed_from = store.latest_checkpoint()
+    if resumed_from:
+        ckpt = torch.load(resumed_from, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        if backend.is_chief:
+            print(f"[train {job.model_name}] resuming after epoch {state['epoch'] + 1} from {resumed_from}", flush=True)
+    trained = backend.wrap_model(model)
+    optimizer = backend.wrap_optimizer(optimizer, trained)
+    train_feed, val_feed = _feeds(job, model.columns)
+    steps = train_feed.steps_per_epoch(size)
+    if steps == 0:
+        raise ValueError(f"{job.table_path}@{job.table_version}: too few training rows for "
+                         f"{size} ranks x batch size {job.batch_size}")
+    monitor = MONITOR[job.task]
+
+    for epoch in range(state["epoch"] + 1, job.epochs):
+        if state["stopped"]:
+            break
+        torch.manual_seed(job.seed * 1000 + epoch * 10 + rank)
+        started = time.perf_counter()
+        trained.train()
+        sums = torch.zeros(2, dtype=torch.float64)
+        bar = _progress(steps, f"[train {job.model_name}] epoch {epoch + 1}/{job.epochs}", backend.is_chief)
+        for batch in train_feed.batches(rank, size, epoch):
+            batch = _to_device(batch, device)
+            out = trained(batch)
+            loss, _ = model.loss(batch, out)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            n = _rows(batch)
+            sums += torch.tensor([loss.item() * n, n], dtype=torch.float64)
+            bar.update(1)
+        bar.close()
+        val = _validate(model, val_feed, rank, size, device)
+        totals = backend.allreduce_sum(torch.cat([sums, val]).to(device)).cpu()
+        record = {"epoch": epoch + 1, "train_loss": float(totals[0] / totals[1]),
+                  **{f"val_{k}": float(totals[2 + i] / max(totals[-1], 1.0)) for i, k in enumerate(VAL_KEYS[job.task])},
+                  "seconds": round(time.perf_counter() - started, 2), "samples": int(totals[1])}
+        score = record[f"val_{monitor}"]
+        if score < state["best"] - 1e-5:
+            state.update(best=score, bad_epochs=0,
+                         best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        else:
+            state["bad_epochs"] += 1
+        state["stopped"] = state["bad_epochs"] >= job.patience
+        state["epoch"] = epoch
+        state["history"].append(record)
+        if backend.is_chief:
+            print(f"[train {job.model_name}] epoch {epoch + 1}: " + json.dumps(record), flush=True)
+            with open(store.epochs_log, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
+                        store.checkpoint(epoch))
+        backend.barrier()
+
+    if backend.is_chief:
+        atomic_save({"model_name": job.model_name, "task": job.task,
+                     "params": dataclasses.asdict(job.params), "sizes": dataclasses.asdict(job.sizes),
+                     "text_dim": text[0].shape[1] if text is not None else 0,
+                     "state_dict": state["best_state"] or model.state_dict(),
+                     "history": state["history"], "best": state["best"], "lineage": job.lineage},
+                    store.model)
+    backend.barrier()
+    backend.shutdown()
+    return {"history": state["history"], "best": state["best"], "resumed_from": resumed_from}
+
+
+#: Validation sums per task, in order; the last is the row count.
+VAL_KEYS = {"migration": ["next_ce", "switch_bce", "hr10"], "evolution": ["js", "stage_acc"]}
+
+
+def _validate(model, feed, rank: int, size: int, device):
+    """Sums of the validation quantities on this rank's shard, plus the row count."""
+    import torch
+    import torch.nn.functional as F
+
+    model.eval()
+    task = model.task
+    sums = torch.zeros(len(VAL_KEYS[task]) + 1, dtype=torch.float64)
+    with torch.no_grad():
+        for batch in feed.batches(rank, size, 0):
+            batch = _to_device(batch, device)
+            out = model(batch)
+            if task == "migration":
+                target = batch["next_category"]
+                ce = F.cross_entropy(out["logits"], target, reduction="sum")
+                bce = F.binary_cross_entropy_with_logits(out["switch_logit"], batch["is_switch"].float(), reduction="sum")
+                hit = (out["logits"].topk(10, -1).indices == target[:, None]).any(-1).sum()
+                parts = [ce, bce, hit]
+            else:
+                from interest_lib.models.common import js_divergence
+
+                js = js_divergence(out["forecast"], model.target(batch)).sum()
+                pred = out["stage_logits"][:, 1:].argmax(-1) + 1
+                known = batch["next_stage"] != 0
+                parts = [js, (pred == batch["next_stage"])[known].sum()]
+            sums += torch.tensor([float(p) for p in parts] + [_rows(batch)], dtype=torch.float64)
+    return sums
+
+
+def _rows(batch: dict) -> int:
+    return next(v for v in batch.values() if hasattr(v, "shape")).shape[0]
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, show: bool):
+    """A tqdm bar on rank 0 (stderr), nothing elsewhere."""
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, mininterval=2.0, leave=False)

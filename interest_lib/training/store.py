@@ -1,0 +1,99 @@
+"""The run store: every path a training run writes, in one place.
+
+    <train.store>/<run_id>/
+        lineage.json          which table and version, conf, code version, input sizes
+        inputs.npz            frozen text-embedding matrices aligned with ref.vocab (optional)
+        checkpoints/epoch-NNN.pt   model + optimizer + early-stopping state after each epoch
+        epochs.jsonl          one line of metrics per finished epoch (rank 0)
+        model.pt              the final (best-validation) weights with their lineage
+    <train.store>/latest-<task>.json   pointer to the newest finished run of each task
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class RunStore:
+    """Paths of one run (``root`` = ``<train.store>/<run_id>``); creating it writes nothing."""
+
+    root: str
+
+    @property
+    def run_id(self) -> str:
+        return os.path.basename(self.root.rstrip("/"))
+
+    @property
+    def lineage(self) -> str:
+        return os.path.join(self.root, "lineage.json")
+
+    @property
+    def inputs(self) -> str:
+        return os.path.join(self.root, "inputs.npz")
+
+    @property
+    def checkpoints(self) -> str:
+        return os.path.join(self.root, "checkpoints")
+
+    @property
+    def epochs_log(self) -> str:
+        return os.path.join(self.root, "epochs.jsonl")
+
+    @property
+    def model(self) -> str:
+        return os.path.join(self.root, "model.pt")
+
+    def checkpoint(self, epoch: int) -> str:
+        """Checkpoint written after ``epoch`` (0-based)."""
+        return os.path.join(self.checkpoints, f"epoch-{epoch:03d}.pt")
+
+    def latest_checkpoint(self) -> Optional[str]:
+        """The newest complete checkpoint, or None (partial files are never named *.pt)."""
+        found = sorted(glob.glob(os.path.join(self.checkpoints, "epoch-*.pt")),
+                       key=lambda p: int(re.findall(r"epoch-(\d+)\.pt$", p)[0]))
+        return found[-1] if found else None
+
+    def finished(self) -> bool:
+        """True once the final model is written."""
+        return os.path.exists(self.model)
+
+
+def atomic_save(obj, path: str) -> None:
+    """torch.save to a temporary name, then rename: a killed process never leaves half a file."""
+    import torch
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write JSON atomically (temporary file + rename)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def latest_pointer(store_root: str, task: str) -> str:
+    """Path of the pointer file to the newest finished run of ``task``."""
+    return os.path.join(store_root, f"latest-{task}.json")
+
+
+def latest_run(store_root: str, task: str) -> Optional[RunStore]:
+    """The newest finished run of ``task`` (migration | evolution), or None."""
+    pointer = latest_pointer(store_root, task)
+    if not os.path.exists(pointer):
+        return None
+    with open(pointer) as fh:
+        run_id = json.load(fh)["run_id"]
+    store = RunStore(os.path.join(store_root, run_id))
+    return store if store.finished() else None

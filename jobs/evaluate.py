@@ -1,0 +1,8 @@
+"""spark-submit entry point: `spark-submit jobs/evaluate.py [--env cluster] [--set k=v ...]`."""
+
+import sys
+
+from interest_lib.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["evaluate", *sys.argv[1:]]))

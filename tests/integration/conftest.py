@@ -1,0 +1,20 @@
+"""The small pipeline run shared by the integration tests (built once per test session)."""
+
+import pytest
+
+from interest_lib.cli import main
+from interest_lib.conf import load_config
+from interest_lib.storage import Tables
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory, spark):
+    """Run `interest run` once on a small store; return (settings, tables, conf)."""
+    root = tmp_path_factory.mktemp("pipeline")
+    settings = [f"storage.warehouse={root / 'warehouse'}", f"storage.raw_dir={root / 'raw'}",
+                f"train.store={root / 'runs'}", "generate.users=150", "generate.days=42",
+                "generate.mean_events_per_user=100", "train.epochs=3", "train.batch_size=64"]
+    args = [x for s in settings for x in ("--set", s)]
+    assert main(["run", *args]) == 0
+    conf = load_config(overrides=settings)
+    return settings, Tables(spark, conf.storage), conf
