@@ -135,6 +135,29 @@ class EvaluateTask(Task):
         return None
 
 
+class ScoreTask(Task):
+    """Every eligible user scored in Spark -> gold.user_interest_scores, gold.recommendations."""
+
+    name = "score"
+    help = ("score every user inside Spark with the newest trained models (or baselines: "
+            "--set score.migration=markov): top next categories, P(switch), next-window forecast "
+            "and stage into gold.user_interest_scores, exploit/explore recommendations into "
+            "gold.recommendations; a rerun replaces its own as-of date")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--as-of", help="score as of this UTC time (ISO); default: end of the last window")
+
+    def launch(self):
+        from interest_lib.scoring.job import run_score
+
+        report = run_score(self.spark, self.conf, self.tables, as_of=self.args.as_of)
+        print(f"score as of {report.as_of}: {report.eligible_users:,} users eligible, "
+              f"{report.scored_users:,} scored, {report.recommendation_rows:,} recommendations "
+              f"(migration: {report.migration}; evolution: {report.evolution})")
+        return report
+
+
 def _model_choice(text: str) -> dict:
     """``--model`` value -> run_train keyword arguments."""
     if text in ("migration", "evolution"):
@@ -179,7 +202,8 @@ class ConfigTask(Task):
 
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (
-    RunTask, GenerateTask, IngestTask, SessionizeTask, FeaturizeTask, TrainTask, EvaluateTask, ConfigTask)}
+    RunTask, GenerateTask, IngestTask, SessionizeTask, FeaturizeTask, TrainTask, EvaluateTask, ScoreTask,
+    ConfigTask)}
 
 
 def build_parser() -> argparse.ArgumentParser:

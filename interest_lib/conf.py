@@ -296,6 +296,31 @@ class ModelsConf:
 
 
 @dataclass
+class ScoreConf:
+    """Scoring every user inside Spark into gold.user_interest_scores and gold.recommendations."""
+
+    as_of: str = ""
+    """Score as of this UTC time (ISO); "" = the end of the window holding the last event."""
+    migration: str = "model"
+    """What predicts the next category: model (newest trained run) or a baseline name
+    (popularity | decayed_frequency | markov | persistence)."""
+    evolution: str = "model"
+    """What forecasts the next window: model (newest trained run) or a baseline name."""
+    top_k: int = 10
+    """Next categories (with probabilities) stored per user."""
+    forecast_k: int = 5
+    """Entries of the forecast next-window distribution stored per user."""
+    batch_size: int = 1024
+    """Rows per forward pass inside the scoring UDF (Arrow batches come from spark.arrow_batch_size)."""
+    device: str = "auto"
+    """auto (CUDA when present) | cpu | cuda, in each Python worker."""
+    recommendations: int = 10
+    """Categories recommended per user."""
+    explore_share: float = 0.3
+    """Share of the recommendation slots given to exploration (likely migrations)."""
+
+
+@dataclass
 class RunConf:
     """Identity of one run of a job (lineage and idempotent writes)."""
 
@@ -322,6 +347,7 @@ class Config:
     sequences: SequencesConf = field(default_factory=SequencesConf)
     train: TrainConf = field(default_factory=TrainConf)
     models: ModelsConf = field(default_factory=ModelsConf)
+    score: ScoreConf = field(default_factory=ScoreConf)
     run: RunConf = field(default_factory=RunConf)
 
     def to_dict(self, redact: bool = True) -> dict:
@@ -461,6 +487,9 @@ def _validate(conf: Config) -> None:
         "train.use_gpu": (conf.train.use_gpu, ("auto", "cpu", "cuda")),
         "train.migration_model": (conf.train.migration_model, ("migration_transformer", "migration_augru")),
         "train.evolution_model": (conf.train.evolution_model, ("evolution_gru",)),
+        "score.device": (conf.score.device, ("auto", "cpu", "cuda")),
+        "score.migration": (conf.score.migration, ("model", "popularity", "decayed_frequency", "markov", "persistence")),
+        "score.evolution": (conf.score.evolution, ("model", "popularity", "decayed_frequency", "markov", "persistence")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -479,6 +508,10 @@ def _validate(conf: Config) -> None:
         "train.num_processes": conf.train.num_processes,
         "train.epochs": conf.train.epochs,
         "train.batch_size": conf.train.batch_size,
+        "score.top_k": conf.score.top_k,
+        "score.forecast_k": conf.score.forecast_k,
+        "score.batch_size": conf.score.batch_size,
+        "score.recommendations": conf.score.recommendations,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -486,6 +519,8 @@ def _validate(conf: Config) -> None:
     f = conf.features
     if not 0 < f.step_days <= f.window_days:
         raise ConfigError(f"features.step_days must be in 1..window_days ({f.window_days}), got {f.step_days}")
+    if not 0 <= conf.score.explore_share <= 1:
+        raise ConfigError(f"score.explore_share must be in [0, 1], got {conf.score.explore_share}")
     if not 0 <= f.decay < 1:
         raise ConfigError(f"features.decay must be in [0, 1), got {f.decay}")
     from interest_lib.schema import EVENT_TYPES

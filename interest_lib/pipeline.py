@@ -1,8 +1,7 @@
 """``interest run``: the whole pipeline on one configuration, each step resumable.
 
 generate (only when no raw input exists or ``--input`` is not given) -> ingest -> sessionize ->
-featurize -> train (migration, evolution) -> evaluate. Later stages (score) join this list as
-they are built. Every step resumes: tables already built are not rewritten, a finished training
+featurize -> train (migration, evolution) -> evaluate -> score. Every step resumes: tables already built are not rewritten, a finished training
 run for the same data version and settings is not retrained.
 """
 
@@ -60,6 +59,7 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
     from interest_lib.features.job import run_featurize
     from interest_lib.sessions import run_sessionize
     from interest_lib.evaluate.job import run_evaluate
+    from interest_lib.scoring.job import run_score
     from interest_lib.training.job import run_train
 
     report = PipelineReport()
@@ -103,6 +103,9 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
     evaluation = step("evaluate", lambda: run_evaluate(spark, conf, tables),
                       lambda r: f"evaluation {r.evaluation_id}: {len(r.rows)} metrics")
     report.evaluation = evaluation.render()
+    step("score", lambda: run_score(spark, conf, tables),
+         lambda r: f"as of {r.as_of}: {r.eligible_users:,} eligible, {r.scored_users:,} scored, "
+                   f"{r.recommendation_rows:,} recommendations")
     for name in TABLES:
         if tables.exists(name):
             report.tables[name] = (tables.version(name), tables.read(name).count())

@@ -90,10 +90,10 @@ def split_bounds(last_event: dt.datetime, step_days: int, validation_days: int,
     return start(val_first), start(test_first)
 
 
-def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, vocab: DataFrame,
-                    conf: Config, val_start: dt.datetime, test_start: dt.datetime) -> DataFrame:
-    """Training samples (see the module docstring) from sessionized events, profiles and stages."""
-    n_ev, n_win, k = conf.sequences.max_events, conf.sequences.max_windows, conf.features.top_k
+def _histories(events: DataFrame, profiles: DataFrame, vocab: DataFrame, conf: Config):
+    """What samples are cut from: (profiles with top-K ids, per-user sorted events, per-user
+    sorted windows, the one-row category-key -> id map)."""
+    k = conf.features.top_k
     by_user = Window.partitionBy(S.USER_ID).orderBy(S.EVENT_TIME, S.EVENT_ID)
     ev = events.withColumn(INTEREST, interest_key(conf.features.category_level))
     ev = _lookup(ev, vocab, "category", F.col(INTEREST), "c")
@@ -115,7 +115,30 @@ def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, v
         "_shares", _left_pad(F.col("_shares").cast("array<float>"), k, 0.0))
     user_windows = prof.groupBy(S.USER_ID).agg(F.array_sort(F.collect_list(F.struct(
         WINDOW, "_top_idx", "_shares"))).alias("_wins"))
+    return prof, user_events, user_windows, cat_map
 
+
+def _inputs(df: DataFrame, conf: Config) -> tuple[DataFrame, list[Column]]:
+    """Add this row's history before ``cutoff`` (events) and up to ``window`` (profiles); return
+    it with the model-input columns (left-padded ids and shares) as expressions."""
+    n_ev, n_win, k = conf.sequences.max_events, conf.sequences.max_windows, conf.features.top_k
+    past = F.filter("_evs", lambda e: e["ts"] < F.col("cutoff"))
+    wins = F.filter("_wins", lambda w: w[WINDOW] <= F.col(WINDOW))
+    df = (df.withColumn("_seq", F.slice(past, F.greatest(F.size(past) - F.lit(n_ev) + 1, F.lit(1)), n_ev))
+          .withColumn("_w", F.slice(wins, F.greatest(F.size(wins) - F.lit(n_win) + 1, F.lit(1)), n_win)))
+    ev_cols = {"ev_category": "c", "ev_item": "i", "ev_type": "t", "ev_interval": "b", "ev_text": "x"}
+    columns = [_left_pad(F.transform("_seq", _field(f)), n_ev, 0).alias(name) for name, f in ev_cols.items()]
+    columns += [
+        _left_pad(F.flatten(F.transform("_w", lambda w: w["_top_idx"])), n_win * k, 0).alias("win_category"),
+        _left_pad(F.flatten(F.transform("_w", lambda w: w["_shares"])), n_win * k, 0.0).alias("win_share"),
+    ]
+    return df, columns
+
+
+def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, vocab: DataFrame,
+                    conf: Config, val_start: dt.datetime, test_start: dt.datetime) -> DataFrame:
+    """Training samples (see the module docstring) from sessionized events, profiles and stages."""
+    prof, user_events, user_windows, cat_map = _histories(events, profiles, vocab, conf)
     top_stage = stages.join(
         profiles.select(S.USER_ID, WINDOW, F.col(PROFILE_CATEGORIES)[0].alias(INTEREST)), [S.USER_ID, WINDOW, INTEREST])
     stage_idx = F.array_position(F.array(*[F.lit(s) for s in STAGES]), F.col(STAGE)).cast("int")
@@ -133,11 +156,7 @@ def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, v
                 F.col(WINDOW_CATEGORIES).alias("_cut_cats"), "next_dist_category", "next_dist_share")
     )
     cut_cat_idx = F.transform("_cut_cats", lambda c: F.coalesce(F.element_at(F.col("_cmap"), c), F.lit(0)))
-    past = F.filter("_evs", lambda e: e["ts"] < F.col("cutoff"))
-    seq = F.slice(past, F.greatest(F.size(past) - F.lit(n_ev) + 1, F.lit(1)), n_ev)
     nxt_ev = F.filter("_evs", lambda e: e["ts"] >= F.col("cutoff"))[0]
-    wins = F.filter("_wins", lambda w: w[WINDOW] <= F.col(WINDOW))
-    wins = F.slice(wins, F.greatest(F.size(wins) - F.lit(n_win) + 1, F.lit(1)), n_win)
     split = (
         F.when(F.col("_label_end") <= F.lit(val_start), "train")
         .when(F.col("_label_start") >= F.lit(test_start), "test")
@@ -145,20 +164,29 @@ def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, v
     )
     samples = (
         cutoffs.join(user_events, S.USER_ID).join(user_windows, S.USER_ID).crossJoin(cat_map)
-        .withColumn("_seq", seq).withColumn("_next", nxt_ev).withColumn("_w", wins)
+        .withColumn("_next", nxt_ev)
         .filter(F.col("_next").isNotNull())
         .withColumn("split", split).filter(F.col("split").isNotNull())
         .join(top_stage, [S.USER_ID, "_label_window"], "left")
     )
-    ev_cols = {"ev_category": "c", "ev_item": "i", "ev_type": "t", "ev_interval": "b", "ev_text": "x"}
-    out = samples.select(
-        S.USER_ID, F.col(WINDOW), "cutoff", "split",
-        *[_left_pad(F.transform("_seq", _field(f)), n_ev, 0).alias(name) for name, f in ev_cols.items()],
-        _left_pad(F.flatten(F.transform("_w", lambda w: w["_top_idx"])), n_win * k, 0).alias("win_category"),
-        _left_pad(F.flatten(F.transform("_w", lambda w: w["_shares"])), n_win * k, 0.0).alias("win_share"),
+    samples, inputs = _inputs(samples, conf)
+    return samples.select(
+        S.USER_ID, F.col(WINDOW), "cutoff", "split", *inputs,
         F.col("_next.c").alias("next_category"),
         (~F.array_contains(cut_cat_idx, F.col("_next.c"))).alias("is_switch"),
         "next_dist_category", "next_dist_share",
         F.coalesce(F.col("next_stage"), F.lit(0)).alias("next_stage"),
     )
-    return out
+
+
+def build_scoring_inputs(events: DataFrame, profiles: DataFrame, vocab: DataFrame, conf: Config,
+                         as_of: dt.datetime) -> DataFrame:
+    """One row per user with history before ``as_of``: the same inputs as a training sample whose
+    cut-off is ``as_of`` (the user's last window ending at or before it), without labels.
+    Users with no complete window or no event before ``as_of`` are not eligible."""
+    prof, user_events, user_windows, _ = _histories(events, profiles, vocab, conf)
+    last = prof.filter(F.col(WINDOW_END) <= F.lit(as_of)).groupBy(S.USER_ID).agg(F.max(WINDOW).alias(WINDOW))
+    rows = (last.join(user_events, S.USER_ID).join(user_windows, S.USER_ID)
+            .withColumn("cutoff", F.lit(as_of).cast("timestamp")))
+    rows, inputs = _inputs(rows, conf)
+    return rows.filter(F.size("_seq") > 0).select(S.USER_ID, WINDOW, "cutoff", *inputs)

@@ -51,6 +51,62 @@ def decayed_history(categories: torch.Tensor, num_categories: int, half_life: fl
     return hist / hist.sum(1, keepdim=True).clamp_min(1e-12)
 
 
+#: Per-category history features of :func:`category_features` (their count, then as many logs).
+NUM_CATEGORY_FEATURES = 12
+_EVENT_HALF_LIVES = (3.0, 10.0, 30.0)
+
+
+def category_features(batch: dict, num_categories: int, top_k: int) -> torch.Tensor:
+    """What each row's history says about each category, [B, C+1, 2 * NUM_CATEGORY_FEATURES].
+
+    Per category: its share in the last three window profiles; the last two windows' new
+    interest (profile minus half the previous one, clipped at 0: a window profile carries half of
+    the previous one, so this estimates the window's own events); recency-weighted averages of
+    its share over all windows (weights 0.5 and 0.8 per window back); the share of windows that
+    hold it; when the batch has events, its decayed frequency in the event sequence (half-lives
+    of 3, 10 and 30 events) and whether it is the last event's category. Then the log of each.
+    The features do not depend on the category's identity, so one network scores every category
+    (and a category a user has never shown scores from its zeros).
+    """
+    windows = window_distributions(batch, num_categories, top_k).transpose(1, 2)  # [B, C+1, W]
+    present = (windows.sum(1, keepdim=True) > 0).float()
+    prev = F.pad(windows, (1, 0))[..., :-1]
+    fresh = (windows - 0.5 * prev).clamp_min(0.0)
+    back = torch.arange(windows.shape[-1] - 1, -1, -1, device=windows.device, dtype=torch.float32)
+    def average(decay: float) -> torch.Tensor:
+        weight = decay ** back * present
+        return (windows * weight).sum(-1) / weight.sum(-1).clamp_min(1e-12)
+    parts = [windows[..., -1], prev[..., -1], prev[..., -2] if windows.shape[-1] > 1 else prev[..., -1],
+             fresh[..., -1], fresh[..., -2] if windows.shape[-1] > 1 else fresh[..., -1],
+             average(0.5), average(0.8), (windows > 0).float().sum(-1) / present.sum(-1).clamp_min(1.0)]
+    if "ev_category" in batch:
+        cats = batch["ev_category"]
+        parts += [decayed_history(cats, num_categories, h) for h in _EVENT_HALF_LIVES]
+        last = torch.zeros_like(parts[0]).scatter_(1, cats[:, -1:], 1.0)
+        parts.append(last * (cats[:, -1:] != 0))
+    else:
+        parts += [torch.zeros_like(parts[0])] * (len(_EVENT_HALF_LIVES) + 1)
+    x = torch.stack(parts, -1)
+    return torch.cat([x, log_prior(x)], -1)
+
+
+class CategoryScorer(nn.Module):
+    """Logits [B, C+1] from each category's history features (:func:`category_features`) and a
+    per-row context vector, through one small MLP shared by all categories: it learns how a
+    history (rising, fading, one-off, long-standing) predicts the next period, whatever the
+    category, so it generalises across categories and to users with little history."""
+
+    def __init__(self, context_dim: int, hidden: int = 32, context_width: int = 16):
+        super().__init__()
+        self.context = nn.Linear(context_dim, context_width)
+        self.mlp = nn.Sequential(nn.Linear(2 * NUM_CATEGORY_FEATURES + context_width, hidden), nn.GELU(),
+                                 nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+
+    def forward(self, features: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        ctx = self.context(context)[:, None].expand(-1, features.shape[1], -1)
+        return self.mlp(torch.cat([features, ctx], -1)).squeeze(-1)
+
+
 def log_prior(dist: torch.Tensor) -> torch.Tensor:
     """log(dist + eps): a distribution as additive logits (the models learn how much to trust it)."""
     return torch.log(dist + _EPS)

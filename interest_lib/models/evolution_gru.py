@@ -1,11 +1,18 @@
 """Evolution model: a GRU over the user's last window interest vectors.
 
 Forecasts the next window's category distribution (trained on the Jensen-Shannon divergence to
-the label window) and the stage of the next window's top interest. The forecast is a per-user
-gated mixture of three distributions: the last window ("persistence"), the mean of the user's
-windows (the long-run interest), and a free distribution from the GRU state (what is new). A
-mixture keeps the forecast as sparse as the profiles it mixes, where smoothing logits would
-spread mass over every category. Hyper-parameters: ``models.evolution_gru``.
+the label window) and the stage of the next window's top interest. The forecast is one softmax
+over the sum of two logits:
+
+- a per-category score from that category's own history (its shares in the last windows, the
+  new interest of each window, recency-weighted averages, its frequency in the recent events;
+  see :func:`~interest_lib.models.common.category_features`), by an MLP shared by all categories
+  with the GRU state as context: how a rising, fading or long-standing interest carries into the
+  next window, learned once for every category;
+- a free distribution from the GRU state (rules tied to particular categories).
+
+Both read the same inputs, so neither can starve the other of gradient (as a gate between fixed
+priors would). Hyper-parameters: ``models.evolution_gru``.
 """
 
 from __future__ import annotations
@@ -15,16 +22,16 @@ from torch import nn
 import torch.nn.functional as F
 
 from interest_lib.models.common import (
-    EVOLUTION_LABELS, NUM_STAGES, WINDOW_COLUMNS, dense_distribution, js_divergence, mask_padding,
-    window_distributions,
+    EVENT_COLUMNS, EVOLUTION_LABELS, NUM_STAGES, WINDOW_COLUMNS, CategoryScorer, category_features,
+    dense_distribution, js_divergence, mask_padding, window_distributions,
 )
 
 
 class Model(nn.Module):
-    """Next-window distribution and stage from the sequence of window interest vectors."""
+    """Next-window distribution and stage from the window interest vectors and recent events."""
 
     task = "evolution"
-    columns = WINDOW_COLUMNS + EVOLUTION_LABELS
+    columns = ["ev_category"] + WINDOW_COLUMNS + EVOLUTION_LABELS
 
     def __init__(self, params, vocab, text_matrix=None):
         super().__init__()
@@ -32,8 +39,8 @@ class Model(nn.Module):
         c, d = vocab.categories + 1, params.hidden
         self.proj = nn.Sequential(nn.Linear(c, d), nn.GELU(), nn.Dropout(params.dropout))
         self.gru = nn.GRU(d, d, batch_first=True)
+        self.scorer = CategoryScorer(d)
         self.out = nn.Linear(d, c)
-        self.gate = nn.Linear(d, 3)
         self.stage = nn.Linear(d + c, NUM_STAGES)
 
     def forward(self, batch: dict) -> dict:
@@ -41,10 +48,9 @@ class Model(nn.Module):
         windows = window_distributions(batch, self.vocab.categories, self.vocab.top_k)
         states, _ = self.gru(self.proj(windows))
         h = states[:, -1]
-        present = (windows.sum(-1, keepdim=True) > 0).float()
-        mean = (windows * present).sum(1) / present.sum(1).clamp_min(1.0)
-        parts = torch.stack([windows[:, -1], mean, torch.softmax(mask_padding(self.out(h)), -1)], 1)
-        forecast = (torch.softmax(self.gate(h), -1)[:, :, None] * parts).sum(1)
+        features = category_features(batch, self.vocab.categories, self.vocab.top_k)
+        logits = self.scorer(features, h) + self.out(h)
+        forecast = torch.softmax(mask_padding(logits), -1)
         return {"forecast": forecast, "stage_logits": self.stage(torch.cat([h, forecast], -1))}
 
     def target(self, batch: dict) -> torch.Tensor:

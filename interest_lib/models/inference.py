@@ -21,8 +21,9 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-def load_trained(path: str, device: str = "cpu"):
-    """(model in eval mode on ``device``, its saved record) from a run's ``model.pt``."""
+def load_trained(path, device: str = "cpu"):
+    """(model in eval mode on ``device``, its saved record) from a run's ``model.pt`` (a path
+    or a file-like object holding its bytes)."""
     import torch
 
     from interest_lib.conf import ModelsConf

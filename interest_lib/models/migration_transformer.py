@@ -3,8 +3,10 @@
 SASRec / TiSASRec family: each event is category + item + event type + time-interval bucket +
 position (+ projected text embeddings); causal self-attention; the most recent position's state
 feeds two heads: the next-category distribution (tied to the category embeddings, with learned
-weights on the decayed-history and cut-off-window priors) and P(switch to a category outside
-the cut-off window). Every earlier position also predicts its successor (auxiliary loss).
+weights on the decayed-history and cut-off-window priors, plus a per-category score from each
+category's own event and window history by an MLP shared by all categories, see
+:class:`~interest_lib.models.common.CategoryScorer`) and P(switch to a category outside the
+cut-off window). Every earlier position also predicts its successor (auxiliary loss).
 Hyper-parameters: ``models.migration_transformer`` in the configuration.
 """
 
@@ -13,7 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from interest_lib.models.common import EventEncoder, MigrationModelBase, NextCategoryHead
+from interest_lib.models.common import (
+    CategoryScorer, EventEncoder, MigrationModelBase, NextCategoryHead, category_features,
+)
 
 
 class Model(MigrationModelBase):
@@ -30,6 +34,7 @@ class Model(MigrationModelBase):
         self.final_norm = nn.LayerNorm(d)
         self.window_proj = nn.Linear(vocab.categories + 1, d)
         self.head = NextCategoryHead(self.encoder.category, d)
+        self.scorer = CategoryScorer(d)
         self.switch = nn.Linear(d + 1, 1)
 
     def forward(self, batch: dict) -> dict:
@@ -44,7 +49,8 @@ class Model(MigrationModelBase):
         h = self.final_norm(self.blocks(x, mask=attn))
         history, window = self.priors(batch)
         last = h[:, -1] + self.window_proj(window)
-        logits = self.head(last, history, window)
+        features = category_features(batch, self.vocab.categories, self.vocab.top_k)
+        logits = self.head(last, history, window) + self.scorer(features, last)
         stay = (torch.softmax(logits, -1) * (window > 0)).sum(-1, keepdim=True)
         return {
             "logits": logits,

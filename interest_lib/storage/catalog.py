@@ -22,6 +22,8 @@ GOLD_TRAINING_SEQUENCES = "gold.training_sequences"
 REF_ITEM_EMBEDDINGS = "ref.item_embeddings"
 REF_TEXT_EMBEDDINGS = "ref.text_embeddings"
 GOLD_MODEL_METRICS = "gold.model_metrics"
+GOLD_USER_INTEREST_SCORES = "gold.user_interest_scores"
+GOLD_RECOMMENDATIONS = "gold.recommendations"
 
 #: Every table the jobs write, with a one-line description (the README's catalogue).
 TABLES = {
@@ -39,6 +41,8 @@ TABLES = {
     GOLD_TRAINING_SEQUENCES: "fixed-length model inputs and labels per user and cut-off, split by time",
     REF_ITEM_EMBEDDINGS: "one sentence vector per item (title + description), keyed by item_id",
     REF_TEXT_EMBEDDINGS: "one sentence vector per distinct event text (search, review), keyed by text_hash",
+    GOLD_USER_INTEREST_SCORES: "per user and as-of date: top next categories, P(switch), next-window forecast and its stage, current interests with stages, model versions",
+    GOLD_RECOMMENDATIONS: "per user and as-of date: ranked categories, each marked exploit (current / forecast interest) or explore (likely migration)",
     GOLD_MODEL_METRICS: "per evaluation: every baseline's and model's test metrics (HR, NDCG, MRR, JS, stage accuracy)",
 }
 

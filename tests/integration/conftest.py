@@ -13,7 +13,8 @@ def pipeline(tmp_path_factory, spark):
     root = tmp_path_factory.mktemp("pipeline")
     settings = [f"storage.warehouse={root / 'warehouse'}", f"storage.raw_dir={root / 'raw'}",
                 f"train.store={root / 'runs'}", "generate.users=150", "generate.days=42",
-                "generate.mean_events_per_user=100", "train.epochs=3", "train.batch_size=64"]
+                "generate.mean_events_per_user=100", "train.epochs=3", "train.batch_size=64",
+                "migration.min_group_size=2"]  # a small store: smaller privacy cells so flows exist
     args = [x for s in settings for x in ("--set", s)]
     assert main(["run", *args]) == 0
     conf = load_config(overrides=settings)

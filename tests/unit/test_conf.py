@@ -29,7 +29,11 @@ def test_base_yml_lists_every_key_with_its_default_and_a_comment():
             node = node[section]
         assert name in node, f"{key} missing from base.yml"
         assert node[name] == default, f"{key}: base.yml says {node[name]!r}, code {default!r}"
-        line = next(l for l in text_lines if l.strip().startswith(f"{name}:"))
+        # The key's line: the first one after its enclosing section headers, in order.
+        at = 0
+        for part in sections:
+            at = next(i for i in range(at, len(text_lines)) if text_lines[i].strip().startswith(f"{part}:"))
+        line = next(l for l in text_lines[at + 1:] if l.strip().startswith(f"{name}:"))
         assert "#" in line, f"{key} has no comment in base.yml"
 
 

@@ -1,0 +1,1 @@
+"""Scoring users inside Spark: predictors, recommendations, and the ``interest score`` job."""

@@ -1,0 +1,215 @@
+"""``interest score``: every eligible user scored inside Spark -> gold.user_interest_scores and
+gold.recommendations.
+
+1. Inputs: one row per user as of ``score.as_of`` (default: the end of the window holding the
+   last event), built by the same code as the training samples (``build_scoring_inputs``).
+2. Predictors: the newest trained runs (or baselines fitted on the train split), pickled into one
+   broadcast; each Python worker rebuilds a model once and keeps it.
+3. ``mapInPandas``: Arrow batches of ``spark.arrow_batch_size`` rows -> tensors in
+   ``score.batch_size`` chunks (CUDA when present) -> top-K next categories, P(switch), the
+   forecast, its stage, and the exploit / explore recommendations, as typed columns.
+4. Both tables are replaced per ``as_of_date`` partition: rerunning a scoring run replaces its
+   own output and never duplicates rows. Scored users must equal eligible users (else an error).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession, functions as F
+
+from interest_lib import schema as S
+from interest_lib.conf import Config
+from interest_lib.features.sequences import build_scoring_inputs
+from interest_lib.features.profiles import PROFILE_CATEGORIES, PROFILE_SHARES
+from interest_lib.features.stages import INTEREST as STAGE_INTEREST, SHARE, STAGE, STAGES
+from interest_lib.features.windows import ORIGIN, WINDOW, window_index_of
+from interest_lib.logs import StageTimer, get_logger
+from interest_lib.scoring.predictors import Predictor, baseline_predictor, model_predictor
+from interest_lib.scoring.recommend import recommend
+from interest_lib.storage import Tables
+from interest_lib.storage.catalog import (
+    GOLD_RECOMMENDATIONS, GOLD_TRAINING_SEQUENCES, GOLD_USER_INTEREST_SCORES, REF_VOCAB,
+    SILVER_EVENTS_SESSIONIZED, SILVER_INTEREST_STAGES, SILVER_USER_INTEREST_WINDOWS,
+)
+from interest_lib.training.store import latest_run
+
+log = get_logger(__name__)
+
+INPUT_COLUMNS = ["ev_category", "ev_item", "ev_type", "ev_interval", "ev_text", "win_category", "win_share"]
+#: What the scoring UDF returns per user (arrays of category keys, not ids).
+UDF_SCHEMA = (
+    "user_id string, window long, next_categories array<string>, next_probs array<float>, "
+    "p_switch float, forecast_categories array<string>, forecast_shares array<float>, "
+    "forecast_stage string, rec_categories array<string>, rec_scores array<float>, rec_reasons array<string>"
+)
+
+
+@dataclass
+class ScoreReport:
+    """Counts and versions of one scoring run."""
+
+    as_of: str
+    eligible_users: int
+    scored_users: int
+    recommendation_rows: int
+    migration: str
+    evolution: str
+    scores_version: int
+    recommendations_version: int
+
+
+def default_as_of(last_event: dt.datetime, conf: Config) -> dt.datetime:
+    """The end of the (latest) window holding ``last_event``."""
+    f = conf.features
+    start = ORIGIN + dt.timedelta(days=window_index_of(last_event, f.step_days) * f.step_days)
+    return start + dt.timedelta(days=f.window_days)
+
+
+def _arrays(pdf: pd.DataFrame) -> dict:
+    """Fixed-length list columns of a pandas batch as 2-D numpy arrays."""
+    return {c: np.stack(pdf[c].to_numpy()) for c in INPUT_COLUMNS}
+
+
+def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, n_recs: int,
+                     explore_share: float, batch_size: int, device: str, window_top_k: int):
+    """The ``mapInPandas`` function: predictor broadcast + settings -> scored pandas batches."""
+    from interest_lib.evaluate.metrics import sparse_to_dense, top_k as top_entries
+
+    stage_names = np.array(["", *STAGES], dtype=object)
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        migration, evolution = predictors.value
+        for pdf in batches:
+            arrays = _arrays(pdf)
+            mig = migration.predict(arrays, batch_size, device)
+            evo = evolution.predict(arrays, batch_size, device)
+            n_cat = min(len(keys) - 1, mig["next_probs"].shape[1] - 1, evo["forecast"].shape[1] - 1)
+            probs, forecast = mig["next_probs"][:, :n_cat + 1], evo["forecast"][:, :n_cat + 1]
+            current = sparse_to_dense(arrays["win_category"][:, -window_top_k:],
+                                      arrays["win_share"][:, -window_top_k:], n_cat)
+            next_idx, next_p = top_entries(probs, top_k)
+            fc_idx, fc_p = top_entries(forecast, forecast_k)
+            fc_keep = fc_p > 0
+            rec_idx, rec_score, rec_reason = recommend(current, forecast, probs, n_recs, explore_share)
+            stage = evo["stage"]
+            yield pd.DataFrame({
+                "user_id": pdf["user_id"], "window": pdf["window"],
+                "next_categories": list(keys[next_idx]), "next_probs": list(next_p.astype(np.float32)),
+                "p_switch": mig["p_switch"].astype(np.float32),
+                "forecast_categories": [keys[i[m]] for i, m in zip(fc_idx, fc_keep)],
+                "forecast_shares": [p[m].astype(np.float32) for p, m in zip(fc_p, fc_keep)],
+                "forecast_stage": np.where(stage > 0, stage_names[np.clip(stage, 0, len(STAGES))], None),
+                "rec_categories": list(keys[rec_idx]), "rec_scores": list(rec_score),
+                "rec_reasons": list(rec_reason.astype(object)),
+            })
+    return run
+
+
+def _predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
+    store_root = os.path.abspath(conf.train.store)
+    chosen, train = {}, None
+    version = tables.version(GOLD_TRAINING_SEQUENCES)
+    for task, source in (("migration", conf.score.migration), ("evolution", conf.score.evolution)):
+        if source == "model":
+            run = latest_run(store_root, task)
+            if run is None:
+                raise FileNotFoundError(f"no finished {task} run under {store_root}: run `interest train "
+                                        f"--model {task}` first, or set score.{task} to a baseline name")
+            chosen[task] = model_predictor(task, run)
+        else:
+            if train is None:
+                from interest_lib.evaluate.job import EVOLUTION_COLUMNS, MIGRATION_COLUMNS, load_split
+
+                train = load_split(tables.path(GOLD_TRAINING_SEQUENCES), version, "train",
+                                   sorted(set(MIGRATION_COLUMNS + EVOLUTION_COLUMNS)))
+            n_cat = int(max(train["ev_category"].max(), train["win_category"].max(), train["next_category"].max()))
+            chosen[task] = baseline_predictor(task, source, train, n_cat, version, conf.features.top_k)
+    return chosen["migration"], chosen["evolution"]
+
+
+def _category_keys(tables: Tables) -> np.ndarray:
+    """Vocabulary index -> category key ('' for padding and unknown ids)."""
+    rows = tables.read(REF_VOCAB).filter(F.col("kind") == "category").select("key", "idx").collect()
+    keys = np.full(max((r["idx"] for r in rows), default=0) + 1, "", dtype=object)
+    for r in rows:
+        keys[r["idx"]] = r["key"]
+    return keys
+
+
+def _current_interests(tables: Tables, scored: DataFrame, top_k: int) -> DataFrame:
+    """Per scored user: the cut-off window profile's top-K categories (the model's input), largest
+    share first, each with its evolution stage (null where the category is not followed)."""
+    profile = (tables.read(SILVER_USER_INTEREST_WINDOWS)
+               .select(S.USER_ID, WINDOW, F.posexplode(F.arrays_zip(F.slice(PROFILE_CATEGORIES, 1, top_k).alias("c"),
+                                                                   F.slice(PROFILE_SHARES, 1, top_k).alias("s"))))
+               .select(S.USER_ID, WINDOW, "pos", F.col("col.c").alias(STAGE_INTEREST), F.col("col.s").alias(SHARE)))
+    stages = tables.read(SILVER_INTEREST_STAGES).select(S.USER_ID, WINDOW, STAGE_INTEREST, STAGE)
+    return (scored.select(S.USER_ID, WINDOW).join(profile, [S.USER_ID, WINDOW])
+            .join(stages, [S.USER_ID, WINDOW, STAGE_INTEREST], "left")
+            .groupBy(S.USER_ID).agg(F.sort_array(F.collect_list(F.struct(
+                "pos", F.col(STAGE_INTEREST).alias("category"), F.col(SHARE).alias("share"), STAGE))).alias("_i"))
+            .select(S.USER_ID, F.transform("_i", lambda x: F.struct(
+                x["category"].alias("category"), x["share"].alias("share"), x[STAGE].alias("stage"))).alias("current_interests")))
+
+
+def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional[str] = None) -> ScoreReport:
+    """Score every eligible user (see the module docstring) and return the counts."""
+    timer = StageTimer(log)
+    for name in (SILVER_EVENTS_SESSIONIZED, SILVER_USER_INTEREST_WINDOWS, REF_VOCAB, GOLD_TRAINING_SEQUENCES):
+        if not tables.exists(name):
+            raise FileNotFoundError(f"{name} does not exist: run `interest featurize` first")
+    events = tables.read(SILVER_EVENTS_SESSIONIZED)
+    text = as_of or conf.score.as_of
+    when = (dt.datetime.fromisoformat(text).replace(tzinfo=None) if text
+            else default_as_of(events.agg(F.max(S.EVENT_TIME)).first()[0], conf))
+    migration, evolution = _predictors(conf, tables)
+    score_run = conf.run.run_id or "score-" + hashlib.sha256(
+        f"{migration.version}|{evolution.version}|{when.isoformat()}".encode()).hexdigest()[:12]
+    log.info("score as of %s with %s (%s) and %s (%s)", when, migration.name, migration.version,
+             evolution.name, evolution.version)
+    with timer.stage("inputs") as c:
+        inputs = build_scoring_inputs(events, tables.read(SILVER_USER_INTEREST_WINDOWS), tables.read(REF_VOCAB), conf, when)
+        inputs = inputs.localCheckpoint()
+        eligible = inputs.count()
+        c.update(eligible_users=eligible)
+    s = conf.score
+    with timer.stage("predict") as c:
+        broadcast = spark.sparkContext.broadcast((migration, evolution))
+        scored = inputs.mapInPandas(
+            score_partitions(broadcast, _category_keys(tables), s.top_k, s.forecast_k, s.recommendations,
+                             s.explore_share, s.batch_size, s.device, conf.features.top_k), UDF_SCHEMA)
+        scored = scored.localCheckpoint()
+        c.update(scored=scored.count())
+    stamp = {"as_of": F.lit(when).cast("timestamp"), "as_of_date": F.lit(when.date()).cast("date"),
+             "score_run_id": F.lit(score_run), "scored_at": F.current_timestamp()}
+    with timer.stage("write") as c:
+        scores = (scored.join(_current_interests(tables, scored, conf.features.top_k), S.USER_ID, "left")
+                  .select(S.USER_ID, stamp["as_of"].alias("as_of"), WINDOW, "next_categories", "next_probs", "p_switch",
+                          "forecast_categories", "forecast_shares", "forecast_stage", "current_interests",
+                          F.lit(migration.name).alias("migration_model"), F.lit(migration.version).alias("migration_version"),
+                          F.lit(evolution.name).alias("evolution_model"), F.lit(evolution.version).alias("evolution_version"),
+                          F.lit(migration.table_version).cast("long").alias("training_table_version"),
+                          stamp["score_run_id"].alias("score_run_id"), stamp["scored_at"].alias("scored_at"),
+                          stamp["as_of_date"].alias("as_of_date")))
+        written = tables.write(scores, GOLD_USER_INTEREST_SCORES, mode="overwrite-partitions", partition_by=["as_of_date"])
+        recs = (scored.select(S.USER_ID, F.posexplode(F.arrays_zip("rec_categories", "rec_scores", "rec_reasons")).alias("pos", "r"))
+                .select(S.USER_ID, stamp["as_of"].alias("as_of"), (F.col("pos") + 1).alias("rank"),
+                        F.col("r.rec_categories").alias("category"), F.col("r.rec_scores").alias("score"),
+                        F.col("r.rec_reasons").alias("reason"), stamp["score_run_id"].alias("score_run_id"),
+                        stamp["as_of_date"].alias("as_of_date")))
+        rec_written = tables.write(recs, GOLD_RECOMMENDATIONS, mode="overwrite-partitions", partition_by=["as_of_date"])
+        n_scored = tables.read(GOLD_USER_INTEREST_SCORES).filter(F.col("as_of_date") == when.date()).count()
+        n_recs = tables.read(GOLD_RECOMMENDATIONS).filter(F.col("as_of_date") == when.date()).count()
+        c.update(scored_users=n_scored, recommendation_rows=n_recs)
+    if n_scored != eligible:
+        raise RuntimeError(f"scored {n_scored:,} users but {eligible:,} were eligible as of {when}")
+    return ScoreReport(as_of=str(when), eligible_users=eligible, scored_users=n_scored, recommendation_rows=n_recs,
+                       migration=f"{migration.name} {migration.version}", evolution=f"{evolution.name} {evolution.version}",
+                       scores_version=written.version, recommendations_version=rec_written.version)
