@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install run test test-fast bench bench-training bench-scoring airflow-env clean
 
 install:
 	./scripts/bootstrap.sh
@@ -20,5 +20,14 @@ test-fast: install
 bench: install
 	$(PY) bench/bench_foundation.py $(ARGS)
 
+bench-training: install
+	$(PY) bench/bench_training.py $(ARGS)
+
+bench-scoring: install
+	$(PY) bench/bench_scoring.py $(ARGS)
+
+airflow-env:
+	./scripts/airflow_env.sh
+
 clean:
-	rm -rf warehouse data spark-warehouse .pytest_cache
+	rm -rf warehouse data runs spark-warehouse .pytest_cache

@@ -17,9 +17,26 @@ from typing import Any, Optional
 
 import yaml
 
-# The repo's conf/ folder; INTEREST_CONF_DIR points elsewhere (e.g. a deployed copy).
-CONF_DIR = Path(os.environ.get("INTEREST_CONF_DIR") or Path(__file__).resolve().parent.parent / "conf")
+
+
+def _conf_dir():
+    """Where base.yml and the overlays are: $INTEREST_CONF_DIR, else the checkout's conf/, else
+    the copy packaged inside the wheel (``interest_lib/_conf``; readable even from a zip on
+    ``--py-files``, so ``--env cluster`` never silently falls back to defaults)."""
+    if os.environ.get("INTEREST_CONF_DIR"):
+        return Path(os.environ["INTEREST_CONF_DIR"])
+    checkout = Path(__file__).resolve().parent.parent / "conf"
+    if (checkout / "base.yml").is_file():
+        return checkout
+    from importlib.resources import files
+
+    return files("interest_lib") / "_conf"
+
+
+CONF_DIR = _conf_dir()
 ENVIRONMENTS = ("local", "cluster", "databricks")
+#: What score.migration / score.evolution may name besides an MLflow model URI.
+SCORE_SOURCES = ("model", "popularity", "decayed_frequency", "markov", "persistence")
 
 
 class ConfigError(ValueError):
@@ -296,16 +313,28 @@ class ModelsConf:
 
 
 @dataclass
+class TrackingConf:
+    """MLflow tracking of training runs."""
+
+    enabled: bool = True
+    """Log every training run (params, per-epoch metrics, table version, model) to MLflow."""
+    uri: str = ""
+    """Tracking URI; "" = a local file store at <train.store>/mlruns; "databricks" on Databricks."""
+    experiment: str = "interest-evolution"
+    """Experiment name (a workspace path such as /Shared/interest-evolution on Databricks)."""
+
+
+@dataclass
 class ScoreConf:
     """Scoring every user inside Spark into gold.user_interest_scores and gold.recommendations."""
 
     as_of: str = ""
     """Score as of this UTC time (ISO); "" = the end of the window holding the last event."""
     migration: str = "model"
-    """What predicts the next category: model (newest trained run) or a baseline name
-    (popularity | decayed_frequency | markov | persistence)."""
+    """What predicts the next category: model (newest trained run), an MLflow model URI
+    (runs:/..., models:/...), or a baseline name (popularity | decayed_frequency | markov | persistence)."""
     evolution: str = "model"
-    """What forecasts the next window: model (newest trained run) or a baseline name."""
+    """What forecasts the next window: model (newest trained run), an MLflow model URI, or a baseline name."""
     top_k: int = 10
     """Next categories (with probabilities) stored per user."""
     forecast_k: int = 5
@@ -347,6 +376,7 @@ class Config:
     sequences: SequencesConf = field(default_factory=SequencesConf)
     train: TrainConf = field(default_factory=TrainConf)
     models: ModelsConf = field(default_factory=ModelsConf)
+    tracking: TrackingConf = field(default_factory=TrackingConf)
     score: ScoreConf = field(default_factory=ScoreConf)
     run: RunConf = field(default_factory=RunConf)
 
@@ -432,10 +462,9 @@ def _parse_override(text: str) -> dict:
     return nested
 
 
-def _read_yaml(path: Path) -> dict:
+def _read_yaml(path) -> dict:
     try:
-        with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
 
@@ -444,7 +473,7 @@ def load_config(
     env: Optional[str] = None,
     conf_file: Optional[str] = None,
     overrides: Optional[list[str]] = None,
-    conf_dir: Path = CONF_DIR,
+    conf_dir=CONF_DIR,
 ) -> Config:
     """Load the configuration.
 
@@ -462,6 +491,10 @@ def load_config(
         raise ConfigError(f"unknown environment '{env}' (choose one of {', '.join(ENVIRONMENTS)})")
     conf = Config()
     sources = [conf_dir / "base.yml", conf_dir / f"{env}.yml"]
+    missing = [str(p) for p in sources if not p.is_file()]
+    if missing:
+        raise ConfigError(f"configuration file(s) not found: {', '.join(missing)} (set INTEREST_CONF_DIR "
+                          "to the folder holding base.yml and the overlays)")
     if conf_file:
         if not Path(conf_file).is_file():
             raise ConfigError(f"--conf-file {conf_file}: no such file")
@@ -488,8 +521,6 @@ def _validate(conf: Config) -> None:
         "train.migration_model": (conf.train.migration_model, ("migration_transformer", "migration_augru")),
         "train.evolution_model": (conf.train.evolution_model, ("evolution_gru",)),
         "score.device": (conf.score.device, ("auto", "cpu", "cuda")),
-        "score.migration": (conf.score.migration, ("model", "popularity", "decayed_frequency", "markov", "persistence")),
-        "score.evolution": (conf.score.evolution, ("model", "popularity", "decayed_frequency", "markov", "persistence")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -519,6 +550,10 @@ def _validate(conf: Config) -> None:
     f = conf.features
     if not 0 < f.step_days <= f.window_days:
         raise ConfigError(f"features.step_days must be in 1..window_days ({f.window_days}), got {f.step_days}")
+    for key in ("migration", "evolution"):
+        value = getattr(conf.score, key)
+        if value not in SCORE_SOURCES and ":/" not in value:
+            raise ConfigError(f"key 'score.{key}' is {value!r}; allowed: {', '.join(SCORE_SOURCES)} or an MLflow model URI")
     if not 0 <= conf.score.explore_share <= 1:
         raise ConfigError(f"score.explore_share must be in [0, 1], got {conf.score.explore_share}")
     if not 0 <= f.decay < 1:

@@ -27,7 +27,7 @@ STAMP="$VENV/.installed-$(sha1sum setup.py | cut -c1-12)"
 if [ ! -f "$STAMP" ]; then
   echo "bootstrap: installing the project and its dependencies into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  "$VENV/bin/python" -m pip install -q -e ".[spark,dev]"
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi

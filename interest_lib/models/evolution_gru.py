@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from interest_lib.models.common import (
     EVENT_COLUMNS, EVOLUTION_LABELS, NUM_STAGES, WINDOW_COLUMNS, CategoryScorer, category_features,
-    dense_distribution, js_divergence, mask_padding, window_distributions,
+    dense_distribution, js_divergence, log_prior, mask_padding, window_distributions,
 )
 
 
@@ -41,6 +41,9 @@ class Model(nn.Module):
         self.gru = nn.GRU(d, d, batch_first=True)
         self.scorer = CategoryScorer(d)
         self.out = nn.Linear(d, c)
+        # Starts from persistence (the last window as logits), so even a few steps on a small
+        # data set give a sensible forecast; training learns how far to move away from it.
+        self.persistence_gain = nn.Parameter(torch.tensor(1.0))
         self.stage = nn.Linear(d + c, NUM_STAGES)
 
     def forward(self, batch: dict) -> dict:
@@ -49,7 +52,7 @@ class Model(nn.Module):
         states, _ = self.gru(self.proj(windows))
         h = states[:, -1]
         features = category_features(batch, self.vocab.categories, self.vocab.top_k)
-        logits = self.scorer(features, h) + self.out(h)
+        logits = self.scorer(features, h) + self.out(h) + self.persistence_gain * log_prior(windows[:, -1])
         forecast = torch.softmax(mask_padding(logits), -1)
         return {"forecast": forecast, "stage_logits": self.stage(torch.cat([h, forecast], -1))}
 

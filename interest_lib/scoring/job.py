@@ -122,7 +122,11 @@ def _predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
             if run is None:
                 raise FileNotFoundError(f"no finished {task} run under {store_root}: run `interest train "
                                         f"--model {task}` first, or set score.{task} to a baseline name")
-            chosen[task] = model_predictor(task, run)
+            chosen[task] = model_predictor(task, run.model)
+        elif ":/" in source:
+            from interest_lib.tracking import download_model
+
+            chosen[task] = model_predictor(task, download_model(conf, source))
         else:
             if train is None:
                 from interest_lib.evaluate.job import EVOLUTION_COLUMNS, MIGRATION_COLUMNS, load_split

@@ -53,15 +53,17 @@ class Predictor:
         return {"forecast": forecast, "stage": np.full(len(forecast), -1)}
 
 
-def model_predictor(task: str, store) -> Predictor:
-    """The predictor of a finished run (``RunStore``)."""
-    import json
+def model_predictor(task: str, model_path: str) -> Predictor:
+    """The predictor of a trained model's ``model.pt`` (from a run store or an MLflow model)."""
+    import torch
 
-    with open(store.lineage) as fh:
-        lineage = json.load(fh)
-    with open(store.model, "rb") as fh:
+    with open(model_path, "rb") as fh:
         data = fh.read()
-    return Predictor(task=task, name=lineage["model"], version=store.run_id, model_bytes=data,
+    record = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    if record["task"] != task:
+        raise ValueError(f"{model_path} is a {record['task']} model, not a {task} model")
+    lineage = record["lineage"]
+    return Predictor(task=task, name=record["model_name"], version=lineage["run_id"], model_bytes=data,
                      table_version=int(lineage["table_version"]))
 
 

@@ -48,6 +48,7 @@ class TrainReport:
     seconds: float
     skipped: bool = False
     resumed_from: Optional[str] = None
+    mlflow_model_uri: Optional[str] = None
 
 
 def input_sizes(tables: Tables, top_k: int) -> InputSizes:
@@ -121,12 +122,27 @@ def resolve_gpu(conf: Config, spark: SparkSession) -> bool:
     return visible
 
 
+def model_fingerprint(model_name: str) -> str:
+    """Hash of the model's source (its module and the shared building blocks): a changed
+    architecture is a new run, never a resume from incompatible checkpoints."""
+    import importlib
+
+    from interest_lib.models import MODELS
+
+    digest = hashlib.sha256()
+    for module in (MODELS[model_name][0], "interest_lib.models.common"):
+        # through the module's loader: works when interest_lib is shipped as a zip (--py-files)
+        digest.update(importlib.import_module(module).__loader__.get_source(module).encode())
+    return digest.hexdigest()[:12]
+
+
 def run_id_for(conf: Config, model_name: str, version: int) -> str:
-    """``<model>-v<table version>-<hash of hyper-parameters and training settings>``."""
+    """``<model>-v<table version>-<hash of hyper-parameters, training settings, model code>``."""
     if conf.run.run_id:
         return f"{conf.run.run_id}-{model_name}"
     settings = {"params": dataclasses.asdict(getattr(conf.models, model_name)),
-                "train": {k: v for k, v in dataclasses.asdict(conf.train).items() if k != "store"}}
+                "train": {k: v for k, v in dataclasses.asdict(conf.train).items() if k != "store"},
+                "code": model_fingerprint(model_name)}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{model_name}-v{version}-{digest}"
 
@@ -185,6 +201,9 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
                                                   "table_version": version})
     for record in result["history"]:
         log.info("train %s epoch %d: %s", model_name, record["epoch"], record)
+    from interest_lib.tracking import log_training_run
+
+    log_training_run(conf, store, model_name)
     return _report(model_name, store, version, seconds, resumed_from=result.get("resumed_from"))
 
 
@@ -193,9 +212,12 @@ def _report(model_name: str, store: RunStore, version: int, seconds: float, skip
     import torch
 
     record = torch.load(store.model, map_location="cpu", weights_only=False)
+    tracked = os.path.join(store.root, "mlflow.json")
+    uri = json.load(open(tracked))["model_uri"] if os.path.exists(tracked) else None
     if skipped:
         write_json(latest_pointer(os.path.dirname(store.root), record["task"]),
                    {"run_id": store.run_id, "model": model_name, "table_version": version})
     return TrainReport(model=model_name, run_id=store.run_id, store=store.root, table_version=version,
                        epochs_run=len(record["history"]), best_validation=float(record["best"]),
-                       seconds=round(seconds, 1), skipped=skipped, resumed_from=resumed_from)
+                       seconds=round(seconds, 1), skipped=skipped, resumed_from=resumed_from,
+                       mlflow_model_uri=uri)

@@ -82,3 +82,29 @@ def test_killed_run_resumes_to_the_same_weights(pipeline, tmp_path):
     assert a["history"][-1]["val_next_ce"] == pytest.approx(b["history"][-1]["val_next_ce"], rel=1e-6)
     for key, value in a["state_dict"].items():
         assert torch.allclose(value, b["state_dict"][key], atol=1e-6), key
+
+
+def test_runs_are_tracked_in_mlflow_and_load_back_by_uri(pipeline):
+    import mlflow.pyfunc
+
+    from interest_lib.evaluate.job import load_split
+    from interest_lib.models.inference import load_trained, predict_arrays
+    from interest_lib.tracking import download_model, tracking_uri
+
+    _settings, tables, conf = pipeline
+    run = latest_run(conf.train.store, "migration")
+    tracked = json.load(open(os.path.join(run.root, "mlflow.json")))
+    assert tracked["tracking_uri"] == tracking_uri(conf)
+    mlflow.set_tracking_uri(tracked["tracking_uri"])
+    logged = mlflow.get_run(tracked["run_id"])
+    assert int(logged.data.params["table_version"]) == tables.version(GOLD_TRAINING_SEQUENCES)
+    history = mlflow.tracking.MlflowClient().get_metric_history(tracked["run_id"], "val_next_ce")
+    assert [m.step for m in history] == list(range(1, len(history) + 1)) and history
+    # The logged pyfunc predicts what the run store's model predicts, from the MLflow URI alone.
+    test = load_split(tables.path(GOLD_TRAINING_SEQUENCES), tables.version(GOLD_TRAINING_SEQUENCES), "test",
+                      ["ev_category", "ev_item", "ev_type", "ev_interval", "ev_text", "win_category", "win_share"])
+    frame = __import__("pandas").DataFrame({k: list(v[:8]) for k, v in test.items()})
+    served = mlflow.pyfunc.load_model(tracked["model_uri"]).predict(frame)
+    model, _record = load_trained(download_model(conf, tracked["model_uri"]))
+    direct = predict_arrays(model, {k: v[:8] for k, v in test.items()})
+    assert torch.allclose(torch.tensor(list(served["next_probs"])), torch.tensor(direct["next_probs"]), atol=1e-6)

@@ -76,3 +76,20 @@ def test_secret_is_redacted_when_logged():
     conf = load_config(overrides=["ingest.pseudonym_key=s3cret"])
     assert conf.to_dict()["ingest"]["pseudonym_key"] == "***"
     assert conf.to_dict(redact=False)["ingest"]["pseudonym_key"] == "s3cret"
+
+
+def test_missing_conf_files_are_an_error_not_silent_defaults(tmp_path):
+    with pytest.raises(ConfigError, match="base.yml"):
+        load_config(env="cluster", conf_dir=tmp_path)
+
+
+def test_conf_is_read_from_inside_a_zip_like_a_wheel_on_py_files(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "pkg.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in CONF_DIR.iterdir():
+            if f.name.endswith(".yml"):
+                z.writestr(f"interest_lib/_conf/{f.name}", f.read_text())
+    conf = load_config(env="cluster", conf_dir=zipfile.Path(archive, "interest_lib/_conf/"))
+    assert conf.spark.shuffle_partitions == 400

@@ -224,10 +224,6 @@ def test_evolution_model_learns_a_cyclic_shift(name, gen):
     _assert_learns(name, cyclic_next_interest, 150, gen)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "evolution_gru's gate saturates on the mean-window prior (JS ~0.5) within ~25 steps, before "
-    "the free GRU distribution improves on it; the free part then gets ~1e-4 of the gradient and "
-    "never learns, although trained alone it reaches JS ~0.1 on this rule in 200 steps"))
 def test_evolution_model_learns_a_period_two_user(gen):
     _assert_learns("evolution_gru", repeat_previous_but_one, 200, gen)
 
