@@ -443,9 +443,21 @@ def _merge_into(obj: Any, data: dict, source: str, prefix: str = "") -> None:
         if dataclasses.is_dataclass(current):
             _merge_into(current, value or {}, source, prefix=f"{path}.")
         elif isinstance(current, dict) and isinstance(value, dict):
-            current.update(value)
+            current.update(_flatten(value) if key == "extra" else value)
         else:
             setattr(obj, key, _coerce(value, ftypes[key], path, source))
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    """Nested mappings as dotted keys: ``--set spark.extra.spark.executor.memory=8g`` arrives as
+    {"spark": {"executor": {"memory": "8g"}}} and means {"spark.executor.memory": "8g"}."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _parse_override(text: str) -> dict:

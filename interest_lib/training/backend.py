@@ -17,6 +17,22 @@ class BackendError(RuntimeError):
     """A backend cannot run as configured (missing package, GPUs not visible to Spark, ...)."""
 
 
+def export_package_path() -> None:
+    """Put the archive interest_lib was imported from (a ``--py-files`` zip or wheel) on
+    PYTHONPATH so that subprocesses import it too. PySpark adds ``--py-files`` to its Python
+    workers' ``sys.path`` only; TorchDistributor's ranks are new interpreters (torchrun) that
+    inherit just the environment, so without this they fail with "No module named
+    'interest_lib'" unless the package is installed on every executor."""
+    import interest_lib
+
+    archive = os.path.dirname(os.path.dirname(os.path.abspath(interest_lib.__file__)))
+    if not os.path.isfile(archive):  # installed package or checkout: importable already
+        return
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if archive not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([archive, *paths])
+
+
 class Backend(abc.ABC):
     """Driver side: ``launch``. Worker side: everything else."""
 
@@ -29,6 +45,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def launch(self, fn: Callable, *args: Any) -> Any:
         """Run ``fn(*args)`` on every rank; return rank 0's result."""
+
+    def __setstate__(self, state):
+        # Unpickled inside a Spark task (the barrier task that starts the ranks): the rank
+        # processes it spawns must import interest_lib from where this process did.
+        self.__dict__.update(state)
+        export_package_path()
 
     # --- worker side ---------------------------------------------------------------------
     @abc.abstractmethod

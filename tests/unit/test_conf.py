@@ -93,3 +93,9 @@ def test_conf_is_read_from_inside_a_zip_like_a_wheel_on_py_files(tmp_path):
                 z.writestr(f"interest_lib/_conf/{f.name}", f.read_text())
     conf = load_config(env="cluster", conf_dir=zipfile.Path(archive, "interest_lib/_conf/"))
     assert conf.spark.shuffle_partitions == 400
+
+
+def test_set_reaches_dotted_spark_settings_in_extra():
+    conf = load_config(overrides=["spark.extra.spark.executor.memory=1g", "features.event_weights.view=2"])
+    assert conf.spark.extra["spark.executor.memory"] == "1g"
+    assert conf.features.event_weights["view"] == 2
