@@ -72,7 +72,7 @@ class EvaluateReport:
             if not models:
                 continue
             slices = ["all", "switch"] if task == "migration" else ["all"]
-            header = "".join(f"{s[:3]}:{m:>8}" for s in slices for m in metrics)
+            header = "".join(f"{s[:3] + ':' + m:>12}" for s in slices for m in metrics)
             lines.append(f"  {task:<22}{header}")
             for model in models:
                 cells = []
