@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: install run test test-fast bench bench-training bench-scoring airflow-env clean
+.PHONY: install run test test-default test-fast bench bench-training bench-scoring airflow-env install-card test-card test-card-all bench-card clean
 
 install:
 	./scripts/bootstrap.sh
@@ -11,7 +11,11 @@ install:
 run: install
 	$(VENV)/bin/interest run $(ARGS)
 
-test: install
+# The default suite in .venv, then the card path's suite in .venv-card (built once; the horovod
+# wheel is cached outside the repo).
+test: test-default test-card
+
+test-default: install
 	$(PY) -m pytest -q $(ARGS)
 
 test-fast: install
@@ -31,3 +35,18 @@ airflow-env:
 
 clean:
 	rm -rf warehouse data runs spark-warehouse .pytest_cache
+
+# The design card's path (Petastorm feeds Horovod) in its own pinned environment: see README.
+CARD_VENV ?= .venv-card
+
+install-card:
+	./scripts/install_card_env.sh $(CARD_VENV)
+
+test-card: install-card
+	$(CARD_VENV)/bin/python -m pytest -q -m card tests/card
+
+test-card-all: install-card
+	$(CARD_VENV)/bin/python -m pytest -q $(ARGS)
+
+bench-card: install-card
+	$(CARD_VENV)/bin/python bench/bench_card.py $(ARGS)

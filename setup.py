@@ -39,9 +39,11 @@ setup(
     ],
     extras_require={
         "spark": ["pyspark==4.2.0", "delta-spark==4.4.1"],
-        # The design card's path (petastorm feed); needs its own environment: see README.
+        # The design card's path (Petastorm feeds Horovod) needs its own environment: pyarrow 14,
+        # numpy < 2, pyspark 4.0, horovod built from its sdist with a C++17 patch. Build it with
+        # scripts/install_card_env.sh (requirements-card.txt); `pip install .[petastorm]` into the
+        # default environment does not work. These extras only record the versions.
         "petastorm": ["petastorm==0.13.1"],
-        # Horovod is built from its sdist with a C++17 patch by scripts/, see README.
         "horovod": ["horovod==0.28.1"],
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "duckdb>=1.1", "psutil>=5.9",
                 # notebooks run headless in the tests

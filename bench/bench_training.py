@@ -198,7 +198,7 @@ def feed_and_step(warehouse: str, store: str, model_name: str, epochs: int) -> d
     val_rows = int(_validate(model, val_feed, 0, 1, device)[-1])
     val_s = time.perf_counter() - started
     return {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-            "table_version": version, "batches": len(batches), "feed_rows": rows, "feed_s": feed_s,
+            "table_version": version, "batch_size": t.batch_size, "batches": len(batches), "feed_rows": rows, "feed_s": feed_s,
             "step_samples": samples, "step_s": step_s, "val_rows": val_rows, "val_s": val_s,
             "params": sum(p.numel() for p in model.parameters()), "text": text is not None,
             "peak_mb": _mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)}
@@ -217,7 +217,7 @@ def render(local: dict, runs: list[dict]) -> list[dict]:
     rows = [
         ("feed alone: DeltaArrowFeed, train split, 1 rank", feed, "rows/s", feed / step, "step alone"),
         (f"step alone: fwd+bwd+AdamW, preloaded, {TORCH_THREADS} threads", step, "samples/s", 1.0, "step alone"),
-        ("feed / step (> 1: the feed is not the bottleneck)", feed / step, "x", None, ""),
+        (f"feed / step: the feed is {'not ' if feed > step else ''}the bottleneck", feed / step, "x", None, ""),
         # train_worker reads the next batch between steps (no prefetch): feed and step add up.
         ("feed share of a feed+step epoch (serial, as in loop.py)", step / (feed + step), "share", None, ""),
         ("validation pass: feed + forward, no grad", val, "rows/s", val / step, "step alone"),
@@ -236,13 +236,14 @@ def render(local: dict, runs: list[dict]) -> list[dict]:
         ]
     rows.append(("peak RSS: feed + step process (no Spark)", local["peak_mb"], "MB", None, ""))
     for run in runs:
-        n = run["procs"]
+        n = f"{run['procs']} proc{'s' if run['procs'] > 1 else ''}"
         rows += [
-            (f"peak RSS, {n} proc: Python driver (getrusage SELF)", run["driver_peak_mb"], "MB", None, ""),
-            (f"peak RSS, {n} proc: largest single training process (getrusage CHILDREN)",
+            (f"peak RSS, {n}: Python driver (getrusage SELF)", run["driver_peak_mb"], "MB", None, ""),
+            (f"peak RSS, {n}: largest single training process (getrusage CHILDREN)",
              run["child_peak_mb"], "MB", None, ""),
-            (f"peak RSS, {n} proc: Spark driver JVM (VmHWM)", run["jvm_peak_mb"] or float("nan"), "MB", None, ""),
-            (f"peak RSS, {n} proc: driver + JVM + torchrun + ranks, summed (sampled every 0.2 s)",
+            (f"peak RSS, {n}: Spark driver JVM (VmHWM)", run["jvm_peak_mb"] or float("nan"), "MB", None, ""),
+            (f"peak RSS, {n}: whole process tree (driver, JVM, Spark Python workers, torchrun, ranks) "
+             "summed, sampled every 0.2 s",
              run["tree_peak_mb"], "MB", None, ""),
         ]
     return [{"name": r[0], "value": r[1], "unit": r[2], "ratio": r[3], "baseline": r[4]} for r in rows]
@@ -257,17 +258,22 @@ def _print(rows: list[dict], local: dict, runs: list[dict], model: str, epochs: 
           f"1-min load average {load[0]:.1f} at start, {load[1]:.1f} at end (other work skews every number).")
     print(f"Model {model} ({local['params']:,} parameters, text vectors: {local['text']}); "
           f"gold.training_sequences v{local['table_version']}: {local['feed_rows'] // epochs:,} train rows/epoch "
-          f"= {local['batches']} batches of 128; {epochs} epochs; Spark start "
+          f"= {local['batches']} batches of {local['batch_size']}; {epochs} epochs; Spark start "
           f"{runs[0]['spark_start_s']:.1f} s (not in wall).\n")
     print("| measure | value | unit | ratio | baseline |")
     print("|---|---:|---|---:|---|")
     for r in rows:
         value = f"{r['value']:,.0f}" if abs(r["value"]) >= 100 else f"{r['value']:.2f}"
+        if r["unit"] == "share":
+            value = f"{r['value']:.1%}"
         ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}×"
+        if r["baseline"].startswith("share"):
+            ratio = f"{r['ratio']:.0%}"
         print(f"| {r['name']} | {value} | {r['unit']} | {ratio} | {r['baseline']} |")
     for run in runs:
         epochs_txt = ", ".join(f"{h['samples'] / h['seconds']:,.0f}" for h in run["history"])
-        print(f"\nrun_train {run['procs']} proc: per-epoch samples/s {epochs_txt}; "
+        print(f"\nrun_train {run['procs']} proc: samples per epoch {run['history'][0]['samples']:,} "
+              f"(drop_last on every rank); per-epoch samples/s {epochs_txt}; "
               f"epoch seconds {[h['seconds'] for h in run['history']]}")
 
 

@@ -223,9 +223,11 @@ class TrainConf:
     evolution_model: str = "evolution_gru"
     """Registered evolution model: evolution_gru."""
     backend: str = "torch_distributor"
-    """Distributed backend: torch_distributor (PyTorch DDP)."""
+    """Distributed backend: torch_distributor (PyTorch DDP) | horovod (horovod.spark.run over
+    gloo; card env only, scripts/install_card_env.sh)."""
     feed: str = "delta"
-    """Training feed: delta (the snapshot's Parquet files streamed into torch, no copy)."""
+    """Training feed: delta (the snapshot's Parquet files streamed into torch, no copy) |
+    petastorm (make_batch_reader over the same files; card env only)."""
     num_processes: int = 2
     """Training processes (DDP ranks); on a cluster, one per executor slot or GPU."""
     local_mode: bool = True
@@ -527,8 +529,8 @@ def _validate(conf: Config) -> None:
         "ingest.format": (conf.ingest.format, ("auto", "jsonl", "csv", "parquet")),
         "embeddings.device": (conf.embeddings.device, ("auto", "cpu", "cuda")),
         "features.category_level": (conf.features.category_level, (1, 2, 3)),
-        "train.backend": (conf.train.backend, ("torch_distributor",)),
-        "train.feed": (conf.train.feed, ("delta",)),
+        "train.backend": (conf.train.backend, ("torch_distributor", "horovod")),
+        "train.feed": (conf.train.feed, ("delta", "petastorm")),
         "train.use_gpu": (conf.train.use_gpu, ("auto", "cpu", "cuda")),
         "train.migration_model": (conf.train.migration_model, ("migration_transformer", "migration_augru")),
         "train.evolution_model": (conf.train.evolution_model, ("evolution_gru",)),

@@ -37,6 +37,15 @@ _FILE_COL = "__delta_source_file"
 _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
+def _to_arrow_schema_utc(schema):
+    """``to_arrow_schema`` with UTC timestamps: ``timezone="UTC"`` from pyspark 4.1 on,
+    ``timestamp_utc=True`` on pyspark 4.0 (the card environment, see scripts/install_card_env.sh)."""
+    try:
+        return to_arrow_schema(schema, timezone="UTC")
+    except TypeError:
+        return to_arrow_schema(schema, timestamp_utc=True)
+
+
 def _local(path: str) -> str:
     if path.startswith("file://"):
         return unquote(path[len("file://"):])
@@ -236,7 +245,7 @@ class DeltaRsEngine(DeltaEngine):
             custom_metadata={"interest.operation": operation, "interest.table": name},
             app_transactions=[Transaction(txn.app_id, txn.version)] if txn else None,
         )
-        arrow_schema = to_arrow_schema(df_schema, timezone="UTC")
+        arrow_schema = _to_arrow_schema_utc(df_schema)
         if not self.exists(local):
             create_table_with_add_actions(
                 local, DeltaSchema.from_arrow(arrow_schema), adds, mode="error",

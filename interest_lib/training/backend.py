@@ -155,6 +155,7 @@ class TorchDistributorBackend(Backend):
 
 
 BACKENDS = {TorchDistributorBackend.name: TorchDistributorBackend}
+BACKENDS["horovod"] = lambda *a: __import__("interest_lib.training.horovod_backend", fromlist=["_"]).HorovodBackend(*a)  # card env only (imported on use): scripts/install_card_env.sh
 
 
 def make_backend(name: str, num_processes: int, local_mode: bool, use_gpu: bool) -> Backend:

@@ -125,22 +125,27 @@ class _Unit(NamedTuple):
     offset: int = 0
 
 
-#: Units per rank below which row groups are cut into row ranges (small tables, many ranks).
-MIN_UNITS_PER_RANK = 4
+#: Row groups per rank below which ranks get exact row quotas instead (small tables, many ranks).
+MIN_UNITS_PER_RANK = 16
 
 
-def _split_units(units: list[_Unit], world_size: int) -> list[_Unit]:
-    """Cut row groups into equal row ranges until there are about MIN_UNITS_PER_RANK per rank,
-    so a table written as a few large row groups still shards evenly over the ranks."""
-    if len(units) >= MIN_UNITS_PER_RANK * world_size:
-        return units
-    target = max(1, math.ceil(sum(u.rows for u in units) / (MIN_UNITS_PER_RANK * world_size)))
-    out = []
+def _quota_split(units: list[_Unit], world_size: int) -> list[list[_Unit]]:
+    """Cut the units, in the given order, into ``world_size`` runs of equal row counts (±1),
+    cutting row groups into row ranges where a boundary falls inside one. Used when a table has
+    too few row groups for whole-row-group sharding to balance the ranks."""
+    total = sum(u.rows for u in units)
+    bounds = [total * r // world_size for r in range(world_size + 1)]
+    owned: list[list[_Unit]] = [[] for _ in range(world_size)]
+    start = 0  # global row index of the current unit's first row
     for u in units:
-        pieces = math.ceil(u.rows / target)
-        bounds = [u.rows * i // pieces for i in range(pieces + 1)]
-        out += [_Unit(u.path, u.row_group, hi - lo, lo) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
-    return out
+        lo = 0
+        while lo < u.rows:
+            rank = next(r for r in range(world_size) if start + lo < bounds[r + 1])
+            hi = min(u.rows, bounds[rank + 1] - start)
+            owned[rank].append(_Unit(u.path, u.row_group, hi - lo, u.offset + lo))
+            lo = hi
+        start += u.rows
+    return owned
 
 
 def _numpy_dtype(arrow_type: pa.DataType) -> np.dtype | None:
@@ -226,11 +231,13 @@ class DeltaArrowFeed(Feed):
         """
         if world_size < 1:
             raise ValueError(f"world_size must be >= 1, got {world_size}")
-        units = _split_units(self._units, world_size)
+        units = self._units
         sizes = np.array([u.rows for u in units])
         order = np.arange(len(sizes))
         if self.spec.shuffle_buffer:
             order = np.random.default_rng([self.spec.seed, epoch]).permutation(order)
+        if len(units) < MIN_UNITS_PER_RANK * world_size:
+            return _quota_split([units[i] for i in order], world_size)
         order = order[np.argsort(-sizes[order], kind="stable")]
         heap = [(0, rank) for rank in range(world_size)]
         owned: list[list[int]] = [[] for _ in range(world_size)]
@@ -336,6 +343,7 @@ class DeltaArrowFeed(Feed):
 
 FEEDS: dict[str, type[Feed]] = {"delta": DeltaArrowFeed}
 """Feed implementations by name, for :func:`make_feed`."""
+FEEDS["petastorm"] = lambda spec: __import__("interest_lib.training.petastorm_feed", fromlist=["_"]).PetastormFeed(spec)  # card env only (imported on use): scripts/install_card_env.sh
 
 
 def make_feed(name: str, spec: FeedSpec) -> Feed:

@@ -159,7 +159,7 @@ def test_clear_errors_name_the_table_and_version(table, kwargs, message):
 def test_make_feed_by_name(table):
     assert isinstance(make_feed("delta", FeedSpec(table, 2, "test", ["user_id"])), FEEDS["delta"])
     with pytest.raises(ValueError, match="'delta'"):
-        make_feed("petastorm", FeedSpec(table, 2, "test", ["user_id"]))
+        make_feed("nope", FeedSpec(table, 2, "test", ["user_id"]))
 
 
 def test_a_single_row_group_is_cut_into_row_ranges_so_every_rank_gets_work(tmp_path):
