@@ -8,11 +8,36 @@ import pyarrow as pa
 
 
 def read_with_delta_rs(path: str, version: Optional[int] = None) -> pa.Table:
-    """Read a Delta table with delta-rs' own query engine, as a non-Spark consumer would."""
+    """Read a Delta table with delta-rs' own query engine, as a non-Spark consumer would.
+
+    Under pyarrow < 16 (the card environment's 14.0.2) the engine's string_view columns cannot
+    be imported, so the snapshot's files (from delta-rs' log) are read with pyarrow instead."""
     from deltalake import DeltaTable, QueryBuilder
 
     table = DeltaTable(path, version=version) if version is not None else DeltaTable(path)
+    if int(pa.__version__.split(".")[0]) < 16:
+        return _read_snapshot_files(path, table)
     return pa.table(QueryBuilder().register("t", table).execute("SELECT * FROM t").read_all())
+
+
+def _read_snapshot_files(path: str, table) -> pa.Table:
+    """The snapshot's live files read with pyarrow, partition columns restored, in table order."""
+    import os
+    from urllib.parse import unquote
+
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(table.schema().to_arrow())
+    adds = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+    parts = []
+    for add in adds:
+        piece = pq.read_table(os.path.join(path, unquote(add["path"])))
+        for field in schema:
+            if field.name not in piece.column_names:
+                value = add.get(f"partition.{field.name}")
+                piece = piece.append_column(field.name, pa.array([value] * piece.num_rows).cast(field.type))
+        parts.append(piece.select(schema.names).cast(schema))
+    return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
 def _plain(t: pa.DataType) -> pa.DataType:
