@@ -42,7 +42,7 @@ def _read_snapshot_files(path: str, table) -> pa.Table:
 
 def _plain(t: pa.DataType) -> pa.DataType:
     """The type with string_view (what delta-rs' engine returns) replaced by string, recursively."""
-    if t == pa.string_view():
+    if hasattr(pa, "string_view") and t == pa.string_view():  # pyarrow >= 16
         return pa.string()
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return pa.list_(pa.field(t.value_field.name, _plain(t.value_type), t.value_field.nullable))
