@@ -62,11 +62,11 @@ class InterestModel(mlflow.pyfunc.PythonModel):
 
 def _example(model, rows: int = 2) -> pd.DataFrame:
     """A small input frame with the model's input columns: one event and one window each."""
-    from interest_lib.models.common import EVENT_COLUMNS, WINDOW_COLUMNS
+    from interest_lib.models import INPUT_COLUMNS
 
     width = {"win_category": 8 * model.vocab.top_k, "win_share": 8 * model.vocab.top_k}
     frame = {}
-    for c in (c for c in EVENT_COLUMNS + WINDOW_COLUMNS if c in model.columns):
+    for c in (c for c in INPUT_COLUMNS if c in model.columns):
         value = np.zeros(width.get(c, 50), np.float32 if c == "win_share" else np.int64)
         value[-1] = 1  # the most recent event / window is real
         frame[c] = [value] * rows

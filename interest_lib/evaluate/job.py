@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 from interest_lib.conf import Config
 from interest_lib.evaluate.metrics import js_divergence, sliced_ranking_metrics, sparse_to_dense, stage_accuracy
 from interest_lib.logs import get_logger
+from interest_lib.models import SEQUENCE_COLUMNS
 from interest_lib.models.baselines import fit_baselines
 from interest_lib.storage import Tables, Txn
 from interest_lib.storage.catalog import GOLD_MODEL_METRICS, GOLD_TRAINING_SEQUENCES
@@ -28,9 +29,6 @@ from interest_lib.training.store import RunStore, latest_run
 
 log = get_logger(__name__)
 
-MIGRATION_COLUMNS = ["ev_category", "ev_item", "ev_type", "ev_interval", "ev_text", "win_category",
-                     "win_share", "next_category", "is_switch"]
-EVOLUTION_COLUMNS = ["win_category", "win_share", "next_dist_category", "next_dist_share", "next_stage"]
 #: Targets of the issue: relative gain of the model over the best baseline.
 TARGETS = {("migration", "all", "ndcg@10"): 0.10, ("migration", "switch", "ndcg@10"): 0.20,
            ("evolution", "all", "js"): 0.10}
@@ -118,9 +116,8 @@ def evaluate_runs(table_path: str, version: int, runs: dict[str, RunStore], devi
     """Metric rows of every baseline and of the given trained runs (task -> run store)."""
     from interest_lib.models.inference import load_trained, predict_arrays
 
-    columns = sorted(set(MIGRATION_COLUMNS + EVOLUTION_COLUMNS))
-    train = load_split(table_path, version, "train", columns)
-    test = load_split(table_path, version, "test", columns)
+    train = load_split(table_path, version, "train", SEQUENCE_COLUMNS)
+    test = load_split(table_path, version, "test", SEQUENCE_COLUMNS)
     num_categories = int(max(train["ev_category"].max(), train["win_category"].max(), train["next_category"].max(),
                              test["ev_category"].max(), test["win_category"].max(), test["next_category"].max()))
     target_dist = sparse_to_dense(test["next_dist_category"], test["next_dist_share"], num_categories)

@@ -18,6 +18,15 @@ MODELS = {
 }
 TASKS = ("migration", "evolution")
 
+#: Columns of gold.training_sequences the models read (inputs) and learn (labels), in one place.
+EVENT_COLUMNS = ["ev_category", "ev_item", "ev_type", "ev_interval", "ev_text"]
+WINDOW_COLUMNS = ["win_category", "win_share"]
+INPUT_COLUMNS = EVENT_COLUMNS + WINDOW_COLUMNS
+MIGRATION_LABELS = ["next_category", "is_switch"]
+EVOLUTION_LABELS = ["next_dist_category", "next_dist_share", "next_stage"]
+#: Every model column: what evaluation and baseline fitting load.
+SEQUENCE_COLUMNS = INPUT_COLUMNS + MIGRATION_LABELS + EVOLUTION_LABELS
+
 
 @dataclass
 class InputSizes:

@@ -14,10 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-EVENT_COLUMNS = ["ev_category", "ev_item", "ev_type", "ev_interval", "ev_text"]
-WINDOW_COLUMNS = ["win_category", "win_share"]
-MIGRATION_LABELS = ["next_category", "is_switch"]
-EVOLUTION_LABELS = ["next_dist_category", "next_dist_share", "next_stage"]
+from interest_lib.models import EVENT_COLUMNS, MIGRATION_LABELS, WINDOW_COLUMNS
 NUM_STAGES = 5  # 0 = unknown, then initial / developing / stable / fading
 _EPS = 1e-3
 

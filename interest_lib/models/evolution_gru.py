@@ -21,8 +21,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from interest_lib.models import EVOLUTION_LABELS, WINDOW_COLUMNS
 from interest_lib.models.common import (
-    EVENT_COLUMNS, EVOLUTION_LABELS, NUM_STAGES, WINDOW_COLUMNS, CategoryScorer, category_features,
+    NUM_STAGES, CategoryScorer, category_features,
     dense_distribution, js_divergence, log_prior, mask_padding, window_distributions,
 )
 

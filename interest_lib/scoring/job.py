@@ -31,6 +31,7 @@ from interest_lib.features.profiles import PROFILE_CATEGORIES, PROFILE_SHARES
 from interest_lib.features.stages import INTEREST as STAGE_INTEREST, SHARE, STAGE, STAGES
 from interest_lib.features.windows import ORIGIN, WINDOW, window_index_of
 from interest_lib.logs import StageTimer, get_logger
+from interest_lib.models import INPUT_COLUMNS, SEQUENCE_COLUMNS
 from interest_lib.scoring.predictors import Predictor, baseline_predictor, model_predictor
 from interest_lib.scoring.recommend import recommend
 from interest_lib.storage import Tables
@@ -42,7 +43,6 @@ from interest_lib.training.store import latest_run
 
 log = get_logger(__name__)
 
-INPUT_COLUMNS = ["ev_category", "ev_item", "ev_type", "ev_interval", "ev_text", "win_category", "win_share"]
 #: What the scoring UDF returns per user (arrays of category keys, not ids).
 UDF_SCHEMA = (
     "user_id string, window long, next_categories array<string>, next_probs array<float>, "
@@ -129,10 +129,9 @@ def _predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
             chosen[task] = model_predictor(task, download_model(conf, source))
         else:
             if train is None:
-                from interest_lib.evaluate.job import EVOLUTION_COLUMNS, MIGRATION_COLUMNS, load_split
+                from interest_lib.evaluate.job import load_split
 
-                train = load_split(tables.path(GOLD_TRAINING_SEQUENCES), version, "train",
-                                   sorted(set(MIGRATION_COLUMNS + EVOLUTION_COLUMNS)))
+                train = load_split(tables.path(GOLD_TRAINING_SEQUENCES), version, "train", SEQUENCE_COLUMNS)
             n_cat = int(max(train["ev_category"].max(), train["win_category"].max(), train["next_category"].max()))
             chosen[task] = baseline_predictor(task, source, train, n_cat, version, conf.features.top_k)
     return chosen["migration"], chosen["evolution"]

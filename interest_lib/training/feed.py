@@ -29,7 +29,7 @@ import math
 import os
 import posixpath
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple, Union
+from typing import Iterable, Iterator, NamedTuple, Union
 from urllib.parse import unquote
 
 import deltalake
@@ -166,6 +166,35 @@ def _is_list(arrow_type: pa.DataType) -> bool:
     return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)
 
 
+def shuffled_batches(chunks: Iterable[dict], spec: FeedSpec, rng: np.random.Generator) -> Iterator[Batch]:
+    """Stream column chunks (numpy arrays per column) through a buffer of ``spec.shuffle_buffer``
+    rows, emitting batches of random rows from it (file order when 0); the last batch is short
+    unless ``spec.drop_last``. Shared by every feed so they batch and shuffle alike."""
+    size, keep = spec.batch_size, spec.shuffle_buffer
+
+    def emit(buffer: dict[str, np.ndarray], rows: np.ndarray) -> Iterator[Batch]:
+        for start in range(0, len(rows), size):
+            pick = rows[start:start + size]
+            yield {c: v[pick].tolist() if v.dtype == object else torch.from_numpy(v[pick])
+                   for c, v in buffer.items()}
+
+    buffer: dict[str, np.ndarray] = {}
+    for chunk in chunks:
+        if buffer:
+            chunk = {c: np.concatenate([buffer[c], chunk[c]]) for c in chunk}
+        buffer = chunk
+        n = len(next(iter(buffer.values())))
+        ready = max(0, n - keep) // size * size
+        if ready:
+            order = rng.permutation(n) if keep else np.arange(n)
+            yield from emit(buffer, order[:ready])
+            buffer = {c: v[order[ready:]] for c, v in buffer.items()}
+    if buffer:
+        n = len(next(iter(buffer.values())))
+        order = rng.permutation(n) if keep else np.arange(n)
+        yield from emit(buffer, order[:n // size * size if spec.drop_last else n])
+
+
 class DeltaArrowFeed(Feed):
     """Reads the pinned snapshot's Parquet row groups with pyarrow, no copy of the table.
 
@@ -267,34 +296,7 @@ class DeltaArrowFeed(Feed):
         if self.spec.shuffle_buffer:
             units = [units[i] for i in rng.permutation(len(units))]
         limit = self.steps_per_epoch(world_size) if self.spec.drop_last else None
-        return itertools.islice(self._stream(units, rng), limit)
-
-    def _stream(self, units: list[_Unit], rng: np.random.Generator) -> Iterator[Batch]:
-        """Stream rows through a buffer of ``shuffle_buffer`` rows, emitting random ones."""
-        size, keep = self.spec.batch_size, self.spec.shuffle_buffer
-        buffer: dict[str, np.ndarray] = {}
-        for unit in units:
-            chunk = self._read(unit)
-            if buffer:
-                chunk = {c: np.concatenate([buffer[c], chunk[c]]) for c in chunk}
-            buffer = chunk
-            n = len(next(iter(buffer.values())))
-            ready = max(0, n - keep) // size * size
-            if ready:
-                order = rng.permutation(n) if keep else np.arange(n)
-                yield from self._emit(buffer, order[:ready])
-                buffer = {c: v[order[ready:]] for c, v in buffer.items()}
-        if buffer:
-            n = len(next(iter(buffer.values())))
-            order = rng.permutation(n) if keep else np.arange(n)
-            yield from self._emit(buffer, order[:n // size * size if self.spec.drop_last else n])
-
-    def _emit(self, buffer: dict[str, np.ndarray], rows: np.ndarray) -> Iterator[Batch]:
-        """Batches of ``batch_size`` (the last one may be short) of the given buffer rows."""
-        for start in range(0, len(rows), self.spec.batch_size):
-            pick = rows[start:start + self.spec.batch_size]
-            yield {c: v[pick].tolist() if v.dtype == object else torch.from_numpy(v[pick])
-                   for c, v in buffer.items()}
+        return itertools.islice(shuffled_batches((self._read(u) for u in units), self.spec, rng), limit)
 
     def _read(self, unit: _Unit) -> dict[str, np.ndarray]:
         """One row group of the requested columns as numpy arrays."""

@@ -46,9 +46,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa
-import torch
 
-from interest_lib.training.feed import Batch, DeltaArrowFeed, Feed, FeedSpec, _is_list, _numpy_dtype
+from interest_lib.training.feed import (
+    Batch, DeltaArrowFeed, Feed, FeedSpec, _is_list, _numpy_dtype, shuffled_batches,
+)
 
 __all__ = ["PetastormFeed", "PetastormMissing", "PETASTORM_INSTALL_HINT", "require_petastorm"]
 
@@ -249,7 +250,8 @@ class PetastormFeed(Feed):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         limit = self.steps_per_epoch(world_size) if self.spec.drop_last else None
-        return itertools.islice(self._stream(rank, world_size, epoch), limit)
+        rng = np.random.default_rng([self.spec.seed, epoch, rank])
+        return itertools.islice(shuffled_batches(self._chunks(rank, world_size, epoch), self.spec, rng), limit)
 
     def _chunks(self, rank: int, world_size: int, epoch: int) -> Iterator[dict[str, np.ndarray]]:
         """Petastorm's row-group batches of this shard, converted to the native feed's arrays.
@@ -277,32 +279,6 @@ class PetastormFeed(Feed):
                 disk = getattr(getattr(reader, "cache", None), "_cache", None)
                 if disk is not None:  # the kept local-disk cache: release its files and threads
                     disk.close()
-
-    def _stream(self, rank: int, world_size: int, epoch: int) -> Iterator[Batch]:
-        """Rows through a buffer of ``shuffle_buffer`` rows, emitting random ones (as the native feed)."""
-        size, keep = self.spec.batch_size, self.spec.shuffle_buffer
-        rng = np.random.default_rng([self.spec.seed, epoch, rank])
-        buffer: dict[str, np.ndarray] = {}
-        for chunk in self._chunks(rank, world_size, epoch):
-            if buffer:
-                chunk = {c: np.concatenate([buffer[c], chunk[c]]) for c in chunk}
-            buffer = chunk
-            n = len(next(iter(buffer.values())))
-            ready = max(0, n - keep) // size * size
-            if ready:
-                order = rng.permutation(n) if keep else np.arange(n)
-                yield from self._emit(buffer, order[:ready])
-                buffer = {c: v[order[ready:]] for c, v in buffer.items()}
-        if buffer:
-            n = len(next(iter(buffer.values())))
-            order = rng.permutation(n) if keep else np.arange(n)
-            yield from self._emit(buffer, order[:n // size * size if self.spec.drop_last else n])
-
-    def _emit(self, buffer: dict[str, np.ndarray], rows: np.ndarray) -> Iterator[Batch]:
-        for start in range(0, len(rows), self.spec.batch_size):
-            pick = rows[start:start + self.spec.batch_size]
-            yield {c: v[pick].tolist() if v.dtype == object else torch.from_numpy(v[pick])
-                   for c, v in buffer.items()}
 
     def _convert(self, column: str, values: np.ndarray) -> np.ndarray:
         """Petastorm's numpy column -> the native feed's dtype (nulls -> 0 / False)."""
