@@ -1,10 +1,12 @@
 """The single-machine baseline a user might pick instead of Spark: DuckDB on the same files.
 
 Does the same work as ``interest ingest`` + ``interest sessionize`` on the same raw JSON lines:
-parse and validate (the same reasons, in the same order), drop duplicate event ids, write
-Parquet; then sessionize (30-minute gap; the 240-minute cap applied as fixed slices from the
-gap-session start, a close approximation of the project's causal cap, which affects <1% of
-sessions), session features, and write Parquet. Run as its own process so its peak memory is
+parse and validate (the same reasons, in the same order), drop duplicate event ids, write the
+accepted events and the quarantine as Parquet, the events partitioned by date as in
+bronze.events; then sessionize (30-minute gap; the 240-minute cap applied as fixed slices from
+the gap-session start, a close approximation of the project's causal cap, which affects <1% of
+sessions) and write both outputs Spark writes, date-partitioned like silver: the events with
+their session id, and the sessions with their features. Run as its own process so its peak memory is
 its own: ``python bench/duckdb_baseline.py RAW_EVENTS_DIR OUT_DIR THREADS``; prints JSON timings.
 """
 
@@ -28,8 +30,9 @@ def main(raw_dir: str, out_dir: str, threads: int) -> dict:
     con.execute(f"SET threads={threads}")
     types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
     glob = os.path.join(raw_dir, "**", "*.json")
-    events_pq = os.path.join(out_dir, "events.parquet")
-    sessions_pq = os.path.join(out_dir, "sessions.parquet")
+    events_pq = os.path.join(out_dir, "events")
+    sessionized_pq = os.path.join(out_dir, "events_sessionized")
+    sessions_pq = os.path.join(out_dir, "sessions")
     timings = {}
 
     start = time.perf_counter()
@@ -66,7 +69,7 @@ def main(raw_dir: str, out_dir: str, threads: int) -> dict:
                  text, p AS price, source
           FROM checked WHERE reason IS NULL
           QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_file, ts) = 1
-        ) TO '{events_pq}' (FORMAT parquet)
+        ) TO '{events_pq}' (FORMAT parquet, PARTITION_BY (event_date))
     """)
     counts = con.execute("SELECT count(*), count(reason) FROM checked").fetchone()
     con.execute(f"COPY (SELECT * FROM checked WHERE reason IS NOT NULL) TO '{out_dir}/quarantine.parquet' (FORMAT parquet)")
@@ -75,27 +78,33 @@ def main(raw_dir: str, out_dir: str, threads: int) -> dict:
     start = time.perf_counter()
     type_counts = ", ".join(f"count(*) FILTER (WHERE event_type = '{t}') AS n_{t}" for t in EVENT_TYPES)
     con.execute(f"""
+        CREATE TEMP TABLE sessionized AS
+        WITH g AS (
+          SELECT *, sum(CASE WHEN prev IS NULL OR event_time - prev > INTERVAL 30 MINUTE THEN 1 ELSE 0 END)
+                      OVER (PARTITION BY user_id ORDER BY event_time, event_id) AS gap_session
+          FROM (SELECT *, lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time, event_id) AS prev
+                FROM read_parquet('{events_pq}/**/*.parquet', hive_partitioning=true))
+        )
+        SELECT * EXCLUDE (prev, gap_session), user_id || '|' || gap_session || '|' ||
+               floor(epoch(event_time - min(event_time) OVER (PARTITION BY user_id, gap_session)) / 14400)::BIGINT
+               AS session_id
+        FROM g
+    """)
+    con.execute(f"COPY sessionized TO '{sessionized_pq}' (FORMAT parquet, PARTITION_BY (event_date))")
+    con.execute(f"""
         COPY (
-          WITH g AS (
-            SELECT *, sum(CASE WHEN prev IS NULL OR event_time - prev > INTERVAL 30 MINUTE THEN 1 ELSE 0 END)
-                        OVER (PARTITION BY user_id ORDER BY event_time, event_id) AS gap_session
-            FROM (SELECT *, lag(event_time) OVER (PARTITION BY user_id ORDER BY event_time, event_id) AS prev
-                  FROM read_parquet('{events_pq}'))
-          ), s AS (
-            SELECT *, user_id || '|' || gap_session || '|' ||
-                      floor(epoch(event_time - min(event_time) OVER (PARTITION BY user_id, gap_session)) / 14400)::BIGINT AS sid
-            FROM g
-          )
-          SELECT sid, any_value(user_id) AS user_id, min(event_time) AS session_start,
-                 max(event_time) AS session_end, count(*) AS n_events, {type_counts},
-                 list_sort(list(DISTINCT category_id)) AS categories_visited,
-                 mode(category_id) AS dominant_category, count(*) FILTER (WHERE event_type = 'purchase') > 0 AS has_purchase
-          FROM s GROUP BY sid
-        ) TO '{sessions_pq}' (FORMAT parquet)
+          SELECT *, session_start::DATE AS session_date FROM (
+            SELECT session_id, any_value(user_id) AS user_id, min(event_time) AS session_start,
+                   max(event_time) AS session_end, count(*) AS n_events, {type_counts},
+                   list_sort(list(DISTINCT category_id)) AS categories_visited,
+                   mode(category_id) AS dominant_category,
+                   count(*) FILTER (WHERE event_type = 'purchase') > 0 AS has_purchase
+            FROM sessionized GROUP BY session_id)
+        ) TO '{sessions_pq}' (FORMAT parquet, PARTITION_BY (session_date))
     """)
     timings["sessionize_s"] = time.perf_counter() - start
-    n_sessions = con.execute(f"SELECT count(*) FROM read_parquet('{sessions_pq}')").fetchone()[0]
-    n_events = con.execute(f"SELECT count(*) FROM read_parquet('{events_pq}')").fetchone()[0]
+    n_sessions = con.execute(f"SELECT count(*) FROM read_parquet('{sessions_pq}/**/*.parquet')").fetchone()[0]
+    n_events = con.execute(f"SELECT count(*) FROM read_parquet('{events_pq}/**/*.parquet')").fetchone()[0]
     return {
         **timings, "rows_in": counts[0], "quarantined": counts[1], "accepted": n_events,
         "sessions": n_sessions,
