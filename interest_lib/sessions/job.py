@@ -4,8 +4,14 @@ Incremental by ingest batch: the batches already sessionized are those present i
 silver.events_sessionized. For the users with new events, sessions are recomputed from the
 latest stored session start at or before their earliest new event (exact, because the session
 rule is causal; see :mod:`interest_lib.sessions.sessionize`), so a session spanning midnight or
-a late arrival merges correctly with what is stored. Sessions first, then events: the events
-table is the watermark, so a run interrupted between the two writes is redone in full.
+a late arrival merges correctly with what is stored.
+
+Events first, then sessions. The events are sessionized once and committed; a full run then
+aggregates the sessions from the committed events (a narrow column read instead of a second
+sort of every wide event row). Each sessions commit records, as the Delta app transaction
+``sessionize:events``, the version of silver.events_sessionized it was built from; a run that
+finds the two out of step (a run stopped between the commits) first rebuilds the sessions from
+the stored events, so nothing is lost or counted twice.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from interest_lib import schema as S
 from interest_lib.conf import Config
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.sessions.sessionize import assign_sessions, session_features
-from interest_lib.storage import Tables
+from interest_lib.storage import Tables, Txn
 from interest_lib.storage.catalog import BRONZE_EVENTS, SILVER_EVENTS_SESSIONIZED, SILVER_SESSIONS
 
 log = get_logger(__name__)
 _DELETE = "_delete"
 _CUT = "_recompute_from"
+#: App transaction on silver.sessions: its version is the events version the sessions match.
+SESSIONS_TXN = "sessionize:events"
 
 
 @dataclass
@@ -47,17 +55,21 @@ def _sessionized_events(df: DataFrame) -> DataFrame:
     return df.select(*S.SESSIONIZED_EVENT_SCHEMA.fieldNames())
 
 
+def write_sessions_from_events(tables: Tables, events_version: int):
+    """Overwrite silver.sessions with the sessions of silver.events_sessionized at
+    ``events_version``, recording that version (see the module docstring)."""
+    events = tables.read(SILVER_EVENTS_SESSIONIZED, version=events_version)
+    return tables.write(session_features(events), SILVER_SESSIONS, mode="overwrite",
+                        partition_by=[S.SESSION_DATE], txn=Txn(SESSIONS_TXN, events_version))
+
+
 def run_full(conf: Config, tables: Tables) -> SessionizeReport:
     """Sessionize all of bronze.events and overwrite both silver tables."""
     bronze = tables.read(BRONZE_EVENTS)
-    # Not cached on purpose: sessionizing twice (once per output) costs less than caching every
-    # wide event row (measured at 10 M events: 27 s per pass vs ~60 s to build the cache).
-    sessionized = _sessionize(bronze, conf)
-    s = tables.write(session_features(sessionized), SILVER_SESSIONS, mode="overwrite",
-                     partition_by=[S.SESSION_DATE])
-    e = tables.write(_sessionized_events(sessionized), SILVER_EVENTS_SESSIONIZED,
-                     mode="overwrite", partition_by=[S.EVENT_DATE])
     last = bronze.agg(F.max(S.INGEST_BATCH)).first()[0]
+    e = tables.write(_sessionized_events(_sessionize(bronze, conf)), SILVER_EVENTS_SESSIONIZED,
+                     mode="overwrite", partition_by=[S.EVENT_DATE])
+    s = write_sessions_from_events(tables, e.version)
     n_events, n_sessions = tables.rows_after_overwrite(e), tables.rows_after_overwrite(s)
     return SessionizeReport("full", n_events, n_events, n_sessions, 0, -1 if last is None else last)
 
@@ -81,6 +93,7 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int) -> Sessionize
         )
         stored_events = (
             tables.read(SILVER_EVENTS_SESSIONIZED).drop(S.SESSION_ID)
+            .filter(F.col(S.INGEST_BATCH) <= last_batch)
             .join(cuts, S.USER_ID)
             .filter(F.col(S.EVENT_TIME) >= F.col(_CUT)).drop(_CUT)
         )
@@ -99,11 +112,10 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int) -> Sessionize
         ).persist(StorageLevel.MEMORY_AND_DISK)
         n_deleted, n_sessions = session_changes.agg(
             F.sum(F.col(_DELETE).cast("long")), F.sum((~F.col(_DELETE)).cast("long"))).first()
+        e = tables.merge(_sessionized_events(sessionized), SILVER_EVENTS_SESSIONIZED,
+                         keys=[S.EVENT_ID], partition_by=[S.EVENT_DATE])
         tables.merge(session_changes, SILVER_SESSIONS, keys=[S.SESSION_ID], delete_flag=_DELETE,
-                     partition_by=[S.SESSION_DATE])
-        events_out = _sessionized_events(sessionized)
-        tables.merge(events_out, SILVER_EVENTS_SESSIONIZED, keys=[S.EVENT_ID],
-                     partition_by=[S.EVENT_DATE])
+                     partition_by=[S.SESSION_DATE], txn=Txn(SESSIONS_TXN, e.version))
         n_events = sessionized.count()
         session_changes.unpersist()
         sessionized.unpersist()
@@ -120,9 +132,22 @@ def last_sessionized_batch(tables: Tables) -> int | None:
     return -1 if value is None else int(value)
 
 
+def sessions_out_of_step(tables: Tables) -> bool:
+    """True when both silver tables exist but silver.sessions was not built from the latest
+    silver.events_sessionized (a run stopped between the two commits)."""
+    if not tables.exists(SILVER_EVENTS_SESSIONIZED) or not tables.exists(SILVER_SESSIONS):
+        return False
+    return tables.txn_version(SILVER_SESSIONS, SESSIONS_TXN) != tables.version(SILVER_EVENTS_SESSIONIZED)
+
+
 def run_sessionize(spark: SparkSession, conf: Config, tables: Tables, full: bool = False) -> SessionizeReport:
     """Sessionize new bronze batches (or everything with ``full=True``) into the silver tables."""
     timer = StageTimer(log)
+    if not full and sessions_out_of_step(tables):
+        with timer.stage("rebuild sessions"):
+            log.warning("silver.sessions does not match silver.events_sessionized (a run stopped "
+                        "between the two commits): rebuilding the sessions from the stored events")
+            write_sessions_from_events(tables, tables.version(SILVER_EVENTS_SESSIONIZED))
     last = None if full else last_sessionized_batch(tables)
     with timer.stage("sessionize") as counts:
         report = run_full(conf, tables) if last is None else run_incremental(conf, tables, last)

@@ -13,7 +13,6 @@ from pyspark.sql import DataFrame, Window, functions as F
 
 from interest_lib import schema as S
 
-_GAP_SESSION = "_gap_session"
 _EPOCH = "_epoch_s"
 
 
@@ -25,27 +24,23 @@ def session_id_col(user_col: str = S.USER_ID, start_col: str = S.SESSION_START) 
     )
 
 
-def _long_session_starts(max_length_us: int) -> F.Column:
-    """For an event of a gap-session longer than max_length: its session start after applying
-    the max-length cut iteratively over the gap-session's sorted times (SQL ``aggregate``,
-    JVM-side, no Python). Expects ``_gap_events``: the gap-session's (epoch, event_id) structs."""
+def _cut_start(max_length_us: int) -> F.Column:
+    """Session start of a *late* event (more than max_length after its gap-session's start):
+    the max-length cut applied iteratively, from the gap-session's start, over the user's late
+    events up to this one (SQL ``aggregate``, JVM-side, no Python). Only late events can open a
+    session: the first cut is the first late event, and every later cut is later still. Late
+    events of earlier gap-sessions are older than the start, so they never cut."""
     return F.expr(
-        f"""element_at(
-              aggregate(array_sort(_gap_events),
-                named_struct('start', CAST(-1 AS BIGINT), 'starts', CAST(array() AS ARRAY<BIGINT>)),
-                (acc, e) -> IF(acc.start < 0 OR e.{_EPOCH} - acc.start > {max_length_us},
-                    named_struct('start', e.{_EPOCH}, 'starts', concat(acc.starts, array(e.{_EPOCH}))),
-                    named_struct('start', acc.start, 'starts', concat(acc.starts, array(acc.start))))
-              ).starts,
-              CAST(array_position(transform(array_sort(_gap_events), e -> e.{S.EVENT_ID}), {S.EVENT_ID}) AS INT))"""
+        f"aggregate(_late_times, _gap_start, (s, e) -> IF(e - s > {max_length_us}, e, s))"
     )
 
 
 def assign_sessions(events: DataFrame, gap_minutes: int, max_session_minutes: int) -> DataFrame:
     """Add ``session_id`` (and ``session_start``) to every event.
 
-    One shuffle of the events (by user) and one pass: window functions number the gap-sessions;
-    only the rare gap-sessions longer than the maximum are cut with the iterative rule.
+    One shuffle of the events (by user), one sort and one window specification: running
+    aggregates over each user's events in time order find each gap-session's start; only the rare events more than the maximum length after their gap-session's start
+    go through the iterative cut (:func:`_cut_start`).
 
     Args:
         events: events with at least user_id, event_id, event_time; all of a user's events that
@@ -58,21 +53,21 @@ def assign_sessions(events: DataFrame, gap_minutes: int, max_session_minutes: in
     """
     gap_us, max_us = gap_minutes * 60 * 1_000_000, max_session_minutes * 60 * 1_000_000
     by_user = Window.partitionBy(S.USER_ID).orderBy(S.EVENT_TIME, S.EVENT_ID)
-    by_gap = Window.partitionBy(S.USER_ID, _GAP_SESSION)
+    so_far = by_user.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    # Times never decrease in this order, so a gap-session's start is the latest gap opening.
     with_gap = (
         events.withColumn(_EPOCH, F.unix_micros(S.EVENT_TIME))
         .withColumn("_prev", F.lag(_EPOCH).over(by_user))
-        .withColumn("_new", (F.col("_prev").isNull() | (F.col(_EPOCH) - F.col("_prev") > gap_us)).cast("int"))
-        .withColumn(_GAP_SESSION, F.sum("_new").over(by_user.rowsBetween(Window.unboundedPreceding, 0)))
-        .withColumn("_gap_start", F.min(_EPOCH).over(by_gap))
-        .withColumn("_gap_len", F.max(_EPOCH).over(by_gap) - F.col("_gap_start"))
-        .withColumn("_gap_events", F.collect_list(F.struct(_EPOCH, S.EVENT_ID)).over(by_gap))
+        .withColumn("_new", F.col("_prev").isNull() | (F.col(_EPOCH) - F.col("_prev") > gap_us))
+        .withColumn("_gap_start", F.max(F.when(F.col("_new"), F.col(_EPOCH))).over(so_far))
+        .withColumn("_late", F.col(_EPOCH) - F.col("_gap_start") > max_us)
+        .withColumn("_late_times", F.collect_list(F.when(F.col("_late"), F.col(_EPOCH))).over(so_far))
     )
-    start = F.when(F.col("_gap_len") > max_us, _long_session_starts(max_us)).otherwise(F.col("_gap_start"))
+    start = F.when(F.col("_late"), _cut_start(max_us)).otherwise(F.col("_gap_start"))
     return (
         with_gap.withColumn(S.SESSION_START, F.timestamp_micros(start))
         .withColumn(S.SESSION_ID, session_id_col())
-        .drop(_EPOCH, "_prev", "_new", _GAP_SESSION, "_gap_start", "_gap_len", "_gap_events")
+        .drop(_EPOCH, "_prev", "_new", "_gap_start", "_late", "_late_times")
     )
 
 

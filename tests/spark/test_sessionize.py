@@ -51,6 +51,42 @@ def test_gap_and_max_length_rules(spark):
     assert first.session_id != second.session_id and len(first.session_id) == 32
 
 
+def reference_session_starts(rows, gap_minutes, max_minutes):
+    """The session rule written the plain way: {event_id: session_start}."""
+    out, by_user = {}, {}
+    for eid, user, ts, _cat, _etype in rows:
+        by_user.setdefault(user, []).append((ts, eid))
+    gap, cap = dt.timedelta(minutes=gap_minutes), dt.timedelta(minutes=max_minutes)
+    for evs in by_user.values():
+        start = prev = None
+        for ts, eid in sorted(evs):
+            if prev is None or ts - prev > gap or ts - start > cap:
+                start = ts
+            out[eid], prev = start, ts
+    return out
+
+
+def test_matches_the_plain_rule_on_random_streams(spark):
+    """Random streams with long gap-sessions (several cuts each, two per user, equal times)
+    and short ones: the window-function version equals the plain loop event by event."""
+    import random
+
+    rng = random.Random(11)
+    rows = []
+    for u in range(12):
+        ts = t(0, day=u % 3)
+        for i in range(rng.randint(5, 120)):
+            # Mostly 0-25 minute steps (long gap-sessions, cut every 60 minutes here), some
+            # equal timestamps, and now and then a gap that closes the session.
+            step = rng.choice([0, 5, 10, 20, 25, 25, 25, 45, 90]) if rng.random() < 0.9 else 600
+            ts += dt.timedelta(minutes=step, seconds=rng.randint(0, 3) * 15)
+            rows.append((f"u{u}-{i:03d}", f"user{u}", ts, "c1", "view"))
+    got = sessions_of(assign_sessions(events(spark, rows), gap_minutes=30, max_session_minutes=60))
+    want = reference_session_starts(rows, 30, 60)
+    assert got == want
+    assert len(set(want.values())) > 40  # the data really has many sessions and cuts
+
+
 def test_same_timestamp_ties_are_deterministic(spark):
     rows = [("x2", "u", t(9), "c1", "view"), ("x1", "u", t(9), "c2", "view")]
     a = assign_sessions(events(spark, rows), 30, 240).collect()
@@ -104,3 +140,39 @@ def test_late_event_that_bridges_two_sessions_replaces_them(spark, tmp_conf, tab
     assert [(s.session_start, s.n_events) for s in sessions] == [(t(8), 3)]
     assert report.sessions_deleted == 1
     assert len({r.session_id for r in tables.read(SILVER_EVENTS_SESSIONIZED).collect()}) == 1
+
+
+def test_run_stopped_between_the_two_commits_is_repaired(spark, tmp_conf, tables, monkeypatch):
+    """Events committed, sessions not (the job died in between): the next run rebuilds the
+    sessions from the stored events, and the result equals a full recompute."""
+    from interest_lib.sessions.job import SESSIONS_TXN, sessions_out_of_step
+    from interest_lib.storage import Tables
+
+    tables.write(events(spark, [("a", "u", t(8), "c1", "view"), ("b", "u", t(8, 50), "c1", "view")],
+                        batch=0), BRONZE_EVENTS, partition_by=[S.EVENT_DATE])
+    run_sessionize(spark, tmp_conf, tables)
+    assert tables.txn_version(SILVER_SESSIONS, SESSIONS_TXN) == tables.version(SILVER_EVENTS_SESSIONIZED)
+    tables.write(events(spark, [("late", "u", t(8, 25), "c1", "view")], batch=1), BRONZE_EVENTS,
+                 partition_by=[S.EVENT_DATE])
+
+    real_merge = Tables.merge
+
+    def dies_on_sessions(self, source, name, *args, **kwargs):
+        if name == SILVER_SESSIONS:
+            raise RuntimeError("executor lost")
+        return real_merge(self, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(Tables, "merge", dies_on_sessions)
+    with pytest.raises(RuntimeError, match="executor lost"):
+        run_sessionize(spark, tmp_conf, tables)
+    monkeypatch.setattr(Tables, "merge", real_merge)
+    assert sessions_out_of_step(tables)  # the late event is in the events, not in the sessions
+    assert tables.read(SILVER_SESSIONS).count() == 2
+
+    report = run_sessionize(spark, tmp_conf, tables)
+    assert report.mode == "up-to-date"  # the events already hold batch 1; sessions rebuilt
+    assert not sessions_out_of_step(tables)
+    repaired = _silver(tables)
+    assert [(s[1], s[2]) for s in repaired[1]] == [(t(8), 3)]
+    run_sessionize(spark, tmp_conf, tables, full=True)
+    assert _silver(tables) == repaired
