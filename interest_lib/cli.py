@@ -65,8 +65,7 @@ class SessionizeTask(Task):
         from interest_lib.sessions import run_sessionize
 
         report = run_sessionize(self.spark, self.conf, self.tables, full=self.args.full)
-        print(f"sessionize ({report.mode}): {report.new_events:,} new events, "
-              f"{report.sessions_written:,} sessions written, {report.sessions_deleted:,} replaced")
+        print(f"sessionize {report.summary()}")
         return report
 
 

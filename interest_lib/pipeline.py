@@ -87,7 +87,7 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
     step("ingest", lambda: run_ingest(spark, conf, tables, input_path=input_path),
          lambda r: "already ingested" if r.skipped else r.summary())
     step("sessionize", lambda: run_sessionize(spark, conf, tables),
-         lambda r: f"{r.mode}: {r.new_events:,} new events, {r.sessions_written:,} sessions")
+         lambda r: r.summary())
     def describe_featurize(r):
         text = f"{r.windows:,} user-windows, {r.migrations:,} migrations, sequences {r.sequences}"
         return text + (f"; detection vs planted: {r.detection.summary()}" if r.detection else "")

@@ -45,6 +45,16 @@ class SessionizeReport:
     sessions_written: int
     sessions_deleted: int
     last_batch: int
+    sessions_rebuilt: bool = False  # silver.sessions was out of step and rebuilt first
+
+    def summary(self) -> str:
+        """One line for the CLI and the pipeline report."""
+        text = (f"({self.mode}): {self.new_events:,} new events, {self.sessions_written:,} sessions "
+                f"written, {self.sessions_deleted:,} replaced")
+        if self.sessions_rebuilt:
+            text += ("; silver.sessions first rebuilt from the stored events (a previous run "
+                     "stopped between its two commits)")
+        return text
 
 
 def _sessionize(events: DataFrame, conf: Config) -> DataFrame:
@@ -143,7 +153,8 @@ def sessions_out_of_step(tables: Tables) -> bool:
 def run_sessionize(spark: SparkSession, conf: Config, tables: Tables, full: bool = False) -> SessionizeReport:
     """Sessionize new bronze batches (or everything with ``full=True``) into the silver tables."""
     timer = StageTimer(log)
-    if not full and sessions_out_of_step(tables):
+    rebuilt = not full and sessions_out_of_step(tables)
+    if rebuilt:
         with timer.stage("rebuild sessions"):
             log.warning("silver.sessions does not match silver.events_sessionized (a run stopped "
                         "between the two commits): rebuilding the sessions from the stored events")
@@ -154,4 +165,5 @@ def run_sessionize(spark: SparkSession, conf: Config, tables: Tables, full: bool
         counts.update(mode=report.mode, new_events=report.new_events,
                       events_written=report.events_written, sessions_written=report.sessions_written,
                       sessions_deleted=report.sessions_deleted)
+    report.sessions_rebuilt = rebuilt
     return report

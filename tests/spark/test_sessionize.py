@@ -171,7 +171,9 @@ def test_run_stopped_between_the_two_commits_is_repaired(spark, tmp_conf, tables
 
     report = run_sessionize(spark, tmp_conf, tables)
     assert report.mode == "up-to-date"  # the events already hold batch 1; sessions rebuilt
+    assert report.sessions_rebuilt and "rebuilt from the stored events" in report.summary()
     assert not sessions_out_of_step(tables)
+    assert not run_sessionize(spark, tmp_conf, tables).sessions_rebuilt
     repaired = _silver(tables)
     assert [(s[1], s[2]) for s in repaired[1]] == [(t(8), 3)]
     run_sessionize(spark, tmp_conf, tables, full=True)
