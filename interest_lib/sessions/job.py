@@ -103,7 +103,6 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int) -> Sessionize
         )
         stored_events = (
             tables.read(SILVER_EVENTS_SESSIONIZED).drop(S.SESSION_ID)
-            .filter(F.col(S.INGEST_BATCH) <= last_batch)
             .join(cuts, S.USER_ID)
             .filter(F.col(S.EVENT_TIME) >= F.col(_CUT)).drop(_CUT)
         )

@@ -39,8 +39,9 @@ def assign_sessions(events: DataFrame, gap_minutes: int, max_session_minutes: in
     """Add ``session_id`` (and ``session_start``) to every event.
 
     One shuffle of the events (by user), one sort and one window specification: running
-    aggregates over each user's events in time order find each gap-session's start; only the rare events more than the maximum length after their gap-session's start
-    go through the iterative cut (:func:`_cut_start`).
+    aggregates over each user's events in time order find each gap-session's start; only the
+    rare events more than the maximum length after their gap-session's start go through the
+    iterative cut (:func:`_cut_start`).
 
     Args:
         events: events with at least user_id, event_id, event_time; all of a user's events that
