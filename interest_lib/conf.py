@@ -300,6 +300,8 @@ class EvolutionGruParams:
     """Dropout on the window projection."""
     stage_weight: float = 0.3
     """Weight of the stage cross-entropy beside the JS-divergence forecast loss."""
+    scorer_hidden: int = 64
+    """Width of the per-category scorer MLP (shared by all categories)."""
 
 
 @dataclass

@@ -48,9 +48,44 @@ def decayed_history(categories: torch.Tensor, num_categories: int, half_life: fl
     return hist / hist.sum(1, keepdim=True).clamp_min(1e-12)
 
 
-#: Per-category history features of :func:`category_features` (their count, then as many logs).
-NUM_CATEGORY_FEATURES = 12
+#: Windows of per-category trajectory :func:`category_features` gives (older ones are dropped,
+#: missing ones are zeros), so the scorer's input width does not depend on ``max_windows``.
+TRAJECTORY_WINDOWS = 8
 _EVENT_HALF_LIVES = (3.0, 10.0, 30.0)
+_SESSION_HALF_LIVES = (1.0, 2.0, 4.0, float("inf"))
+#: Interval buckets (see :data:`interest_lib.features.sequences.INTERVAL_BUCKETS`) that start a
+#: session: 1 = the user's first event, 5 and above = 30 minutes or more since the previous one.
+_FIRST_EVENT_BUCKET, _NEW_SESSION_BUCKET = 1, 5
+#: Per-category history features of :func:`category_features` (their count, then as many logs).
+NUM_CATEGORY_FEATURES = 8 + len(_EVENT_HALF_LIVES) + 1 + 2 * TRAJECTORY_WINDOWS + len(_SESSION_HALF_LIVES)
+
+
+def session_history(categories: torch.Tensor, intervals: torch.Tensor, num_categories: int,
+                    half_life: float) -> torch.Tensor:
+    """Category frequencies over the event sequence's sessions, [B, C+1], rows sum to 1.
+
+    Each session counts once whatever its length (its events share its weight), and sessions
+    are weighted ``0.5 ** (sessions_back / half_life)`` (the last one 1; ``inf`` = all equal).
+    Sessions start at the first event and after gaps of 30 minutes or more (the interval
+    bucket). Users browse one interest per session, so a session, not an event, is one draw of
+    the user's current interests.
+    """
+    real = (categories != 0).float()
+    starts = ((intervals >= _NEW_SESSION_BUCKET) | (intervals == _FIRST_EVENT_BUCKET)).long()
+    # Sessions after each event's own: 0 for the most recent session.
+    back = torch.flip(torch.cumsum(torch.flip(starts, [1]), 1), [1]) - starts
+    back = back.clamp(0, categories.shape[1] - 1)
+    size = torch.zeros_like(real).scatter_add_(1, back, real).gather(1, back).clamp_min(1.0)
+    weight = real / size * 0.5 ** (back.float() / half_life)
+    hist = torch.zeros(categories.shape[0], num_categories + 1, device=categories.device)
+    hist.scatter_add_(1, categories, weight)
+    hist[:, 0] = 0.0
+    return hist / hist.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def _last_windows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """The last ``n`` entries of the last axis, left-padded with zeros when there are fewer."""
+    return F.pad(x, (max(0, n - x.shape[-1]), 0))[..., -n:]
 
 
 def category_features(batch: dict, num_categories: int, top_k: int) -> torch.Tensor:
@@ -61,7 +96,10 @@ def category_features(batch: dict, num_categories: int, top_k: int) -> torch.Ten
     the previous one, so this estimates the window's own events); recency-weighted averages of
     its share over all windows (weights 0.5 and 0.8 per window back); the share of windows that
     hold it; when the batch has events, its decayed frequency in the event sequence (half-lives
-    of 3, 10 and 30 events) and whether it is the last event's category. Then the log of each.
+    of 3, 10 and 30 events) and whether it is the last event's category; its whole trajectory
+    (share and new interest in each of the last :data:`TRAJECTORY_WINDOWS` windows); and, when
+    the batch has interval buckets, its frequency over sessions (:func:`session_history`,
+    half-lives of 1, 2, 4 and all sessions). Then the log of each.
     The features do not depend on the category's identity, so one network scores every category
     (and a category a user has never shown scores from its zeros).
     """
@@ -76,13 +114,21 @@ def category_features(batch: dict, num_categories: int, top_k: int) -> torch.Ten
     parts = [windows[..., -1], prev[..., -1], prev[..., -2] if windows.shape[-1] > 1 else prev[..., -1],
              fresh[..., -1], fresh[..., -2] if windows.shape[-1] > 1 else fresh[..., -1],
              average(0.5), average(0.8), (windows > 0).float().sum(-1) / present.sum(-1).clamp_min(1.0)]
+    zeros = torch.zeros_like(parts[0])
     if "ev_category" in batch:
         cats = batch["ev_category"]
         parts += [decayed_history(cats, num_categories, h) for h in _EVENT_HALF_LIVES]
-        last = torch.zeros_like(parts[0]).scatter_(1, cats[:, -1:], 1.0)
+        last = zeros.scatter(1, cats[:, -1:], 1.0)
         parts.append(last * (cats[:, -1:] != 0))
     else:
-        parts += [torch.zeros_like(parts[0])] * (len(_EVENT_HALF_LIVES) + 1)
+        parts += [zeros] * (len(_EVENT_HALF_LIVES) + 1)
+    parts += list(_last_windows(windows, TRAJECTORY_WINDOWS).unbind(-1))
+    parts += list(_last_windows(fresh, TRAJECTORY_WINDOWS).unbind(-1))
+    if "ev_category" in batch and "ev_interval" in batch:
+        parts += [session_history(batch["ev_category"], batch["ev_interval"], num_categories, h)
+                  for h in _SESSION_HALF_LIVES]
+    else:
+        parts += [zeros] * len(_SESSION_HALF_LIVES)
     x = torch.stack(parts, -1)
     return torch.cat([x, log_prior(x)], -1)
 

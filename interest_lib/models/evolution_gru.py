@@ -2,17 +2,16 @@
 
 Forecasts the next window's category distribution (trained on the Jensen-Shannon divergence to
 the label window) and the stage of the next window's top interest. The forecast is one softmax
-over the sum of two logits:
-
-- a per-category score from that category's own history (its shares in the last windows, the
-  new interest of each window, recency-weighted averages, its frequency in the recent events;
-  see :func:`~interest_lib.models.common.category_features`), by an MLP shared by all categories
-  with the GRU state as context: how a rising, fading or long-standing interest carries into the
-  next window, learned once for every category;
-- a free distribution from the GRU state (rules tied to particular categories).
-
-Both read the same inputs, so neither can starve the other of gradient (as a gate between fixed
-priors would). Hyper-parameters: ``models.evolution_gru``.
+over a per-category score from that category's own history (its share and new interest in each
+of the last windows, recency-weighted averages, its frequency in the recent events and sessions;
+see :func:`~interest_lib.models.common.category_features`), by an MLP shared by all categories
+with the GRU state as context (how a rising, fading, one-off or long-standing interest carries
+into the next window, learned once for every category), plus the last window as a prior, plus a
+category-to-category transition from the last window's interests (rules tied to particular
+categories: a season's garden interest turning into swimwear). The transition starts at zero and
+reads only the last window: a free distribution from the GRU state, which it replaces, overfitted
+on the default store (12k samples for ~80 categories: test JS 1 point worse).
+Hyper-parameters: ``models.evolution_gru``.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ class Model(nn.Module):
     """Next-window distribution and stage from the window interest vectors and recent events."""
 
     task = "evolution"
-    columns = ["ev_category"] + WINDOW_COLUMNS + EVOLUTION_LABELS
+    columns = ["ev_category", "ev_interval"] + WINDOW_COLUMNS + EVOLUTION_LABELS
 
     def __init__(self, params, vocab, text_matrix=None):
         super().__init__()
@@ -40,8 +39,9 @@ class Model(nn.Module):
         c, d = vocab.categories + 1, params.hidden
         self.proj = nn.Sequential(nn.Linear(c, d), nn.GELU(), nn.Dropout(params.dropout))
         self.gru = nn.GRU(d, d, batch_first=True)
-        self.scorer = CategoryScorer(d)
-        self.out = nn.Linear(d, c)
+        self.scorer = CategoryScorer(d, hidden=params.scorer_hidden)
+        self.transition = nn.Linear(c, c, bias=False)
+        nn.init.zeros_(self.transition.weight)
         # Starts from persistence (the last window as logits), so even a few steps on a small
         # data set give a sensible forecast; training learns how far to move away from it.
         self.persistence_gain = nn.Parameter(torch.tensor(1.0))
@@ -52,8 +52,11 @@ class Model(nn.Module):
         windows = window_distributions(batch, self.vocab.categories, self.vocab.top_k)
         states, _ = self.gru(self.proj(windows))
         h = states[:, -1]
+        last = windows[:, -1]
         features = category_features(batch, self.vocab.categories, self.vocab.top_k)
-        logits = self.scorer(features, h) + self.out(h) + self.persistence_gain * log_prior(windows[:, -1])
+        top_scaled = last / last.amax(-1, keepdim=True).clamp_min(1e-12)  # the top interest = 1
+        logits = (self.scorer(features, h) + self.transition(top_scaled)
+                  + self.persistence_gain * log_prior(last))
         forecast = torch.softmax(mask_padding(logits), -1)
         return {"forecast": forecast, "stage_logits": self.stage(torch.cat([h, forecast], -1))}
 

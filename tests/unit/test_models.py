@@ -14,7 +14,9 @@ import torch
 
 from interest_lib.conf import ModelsConf
 from interest_lib.models import MODELS, InputSizes, build_model, model_task
-from interest_lib.models.common import NUM_STAGES, js_divergence, window_distributions
+from interest_lib.models.common import (
+    NUM_CATEGORY_FEATURES, NUM_STAGES, category_features, js_divergence, session_history, window_distributions,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -138,6 +140,32 @@ def test_loss_is_finite_and_gradients_reach_the_embeddings(name, gen):
             assert not emb.weight.grad[0].any(), "the padding row must not be trained"
     else:
         assert model.proj[0].weight.grad.abs().sum() > 0  # the window-vector embedding
+
+
+# --- history features ---------------------------------------------------------------------
+
+
+def test_session_history_counts_each_session_once():
+    # Left-padded: a first session of three events on category 3 (bucket 1 = first event), then,
+    # after a gap of hours (bucket 6), a session of one event on 5 and one on 2 (bucket 2).
+    cats = torch.tensor([[0, 0, 3, 3, 3, 5, 2]])
+    intervals = torch.tensor([[0, 0, 1, 2, 2, 6, 2]])
+    equal = session_history(cats, intervals, 6, float("inf"))[0]
+    assert torch.allclose(equal, torch.tensor([0, 0, 0.25, 0.5, 0, 0.25, 0]))
+    recent = session_history(cats, intervals, 6, 1.0)[0]  # the older session weighs half
+    assert torch.allclose(recent, torch.tensor([0, 0, 1 / 3, 1 / 3, 0, 1 / 3, 0]))
+    empty = session_history(torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long), 6, 2.0)
+    assert not empty.any()
+
+
+def test_category_features_have_a_fixed_width_and_ignore_missing_inputs(gen):
+    batch = make_batch(4, gen)
+    full = category_features(batch, C, K)
+    assert full.shape == (4, C + 1, 2 * NUM_CATEGORY_FEATURES)
+    windows_only = {k: batch[k] for k in ("win_category", "win_share")}
+    assert category_features(windows_only, C, K).shape == full.shape
+    short = {k: v[:, -2 * K:] for k, v in windows_only.items()}  # two windows instead of W
+    assert category_features(short, C, K).shape == full.shape
 
 
 # --- learnability: rules the frequency priors cannot explain --------------------------------

@@ -1,0 +1,151 @@
+"""How good can the models get on this data? Baselines vs oracles that know the generator's truth.
+
+    python bench/model_ceiling.py [WAREHOUSE]   (default ./warehouse, after `make run` on the
+                                                 default generated set)
+
+Reads gold.training_sequences and ref.vocab, fits the baselines on the train split exactly as
+``interest evaluate`` does, and scores on the test split, beside them, forecasters that know
+what no model can see: each user's true interest mixture, recomputed from the generator
+(:func:`~interest_lib.generate.trajectories.draw_profile` with the conf's seed; users are matched
+through the pseudonymisation key), averaged over a window and mixed with the catalogue
+exploration every user does (``NOISE_SHARE`` of the draws, by leaf popularity):
+
+- ``oracle (mixture at cut-off)``: the mixture over the cut-off window itself. It uses nothing
+  from the future, only a perfectly denoised present: the ceiling of a model that estimated a
+  user's current interests without error.
+- ``oracle (mixture a week later)``: the mixture over the week after the cut-off (knows the
+  future, e.g. that a switch happens).
+
+For the next category an oracle ranks categories by the mixture; for the next window it
+forecasts ``a * cut-off window + (1 - a) * mixture`` (a label window's profile carries half of
+the previous one), keeping the top ``top_k`` like the labels, with ``a`` tuned on the validation
+split. Prints NDCG@10 (all / switch slice) and the forecast JS divergence with each row's change
+against the best baseline. Pure numpy / pyarrow, no Spark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from interest_lib.conf import load_config  # noqa: E402
+from interest_lib.evaluate.metrics import js_divergence, sliced_ranking_metrics, sparse_to_dense  # noqa: E402
+from interest_lib.features.windows import ORIGIN  # noqa: E402
+from interest_lib.generate.catalogue import get_catalogue  # noqa: E402
+from interest_lib.generate.trajectories import NOISE_SHARE, draw_profile, mixture, raw_user_id  # noqa: E402
+from interest_lib.ingest.pseudonymise import pseudonymise_py, resolve_key  # noqa: E402
+from interest_lib.models import SEQUENCE_COLUMNS  # noqa: E402
+from interest_lib.models.baselines import fit_baselines  # noqa: E402
+from interest_lib.storage import catalog  # noqa: E402
+from interest_lib.storage.arrow_snapshot import read_snapshot  # noqa: E402
+
+_SAMPLES_PER_WINDOW = 24  # time points averaged per window (hourly mixtures barely change)
+
+
+def load_splits(warehouse: str) -> tuple[dict, int, dict]:
+    """({split: {column: array}} with user_id and window, number of categories, {key: idx})."""
+    table = read_snapshot(catalog.table_path(warehouse, catalog.GOLD_TRAINING_SEQUENCES),
+                          columns=["user_id", "window", "split", *SEQUENCE_COLUMNS])
+    columns = table.to_pydict()
+    split = np.array(columns.pop("split"))
+    arrays = {c: np.array(v) for c, v in columns.items()}
+    vocab = read_snapshot(catalog.table_path(warehouse, catalog.REF_VOCAB)).to_pydict()
+    categories = {k: i for kind, k, i in zip(vocab["kind"], vocab["key"], vocab["idx"]) if kind == "category"}
+    splits = {s: {c: v[split == s] for c, v in arrays.items()} for s in ("train", "validation", "test")}
+    return splits, max(categories.values()), categories
+
+
+def true_mixtures(rows: dict, conf, categories: dict, weeks_ahead: int) -> np.ndarray:
+    """[N, C+1]: each row's true category mixture over the window ``weeks_ahead`` after its
+    cut-off window (0 = the cut-off window), exploration included."""
+    g = conf.generate
+    cat = get_catalogue(g.seed, g.items_per_category)
+    leaf_idx = np.array([categories.get(c, 0) for c in cat.category_ids])
+    explore = np.zeros(max(categories.values()) + 1)
+    np.add.at(explore, leaf_idx, cat.leaf_popularity)
+    key = resolve_key(conf.ingest)
+    users = {pseudonymise_py(raw_user_id(u), key): u for u in range(g.users)}
+    start = dt.datetime.fromisoformat(g.start_date).replace(tzinfo=dt.timezone.utc)
+    origin = ORIGIN if ORIGIN.tzinfo else ORIGIN.replace(tzinfo=dt.timezone.utc)
+    step = conf.features.step_days * 86400.0
+    offsets = (np.arange(_SAMPLES_PER_WINDOW) + 0.5) / _SAMPLES_PER_WINDOW * step
+    profiles: dict = {}
+    out = np.zeros((len(rows["user_id"]), len(explore)))
+    for i, (user, window) in enumerate(zip(rows["user_id"], rows["window"])):
+        u = users[user]
+        if u not in profiles:
+            profiles[u] = draw_profile(g.seed, u, cat, g.days, g.mean_events_per_user)
+        begin = (origin - start).total_seconds() + (int(window) + weeks_ahead) * step
+        t = np.clip(begin + offsets, 0.0, g.days * 86400.0 - 1.0)
+        np.add.at(out[i], leaf_idx[profiles[u].leaves], mixture(profiles[u], t).mean(axis=0))
+    out = (1.0 - NOISE_SHARE) * out + NOISE_SHARE * explore
+    out[:, 0] = 0.0
+    return out
+
+
+def keep_top(dist: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``k`` largest entries, renormalised (the labels keep a window's top K)."""
+    out = dist.copy()
+    np.put_along_axis(out, np.argsort(-out, axis=1)[:, k:], 0.0, axis=1)
+    return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
+
+
+def blended_forecast(rows: dict, mix: np.ndarray, a: float, num_categories: int, k: int) -> np.ndarray:
+    """``a`` * the cut-off window's distribution + (1 - ``a``) * ``mix``, top ``k`` kept."""
+    last = sparse_to_dense(rows["win_category"][:, -k:], rows["win_share"][:, -k:], num_categories)
+    return keep_top(a * last + (1.0 - a) * mix, k)
+
+
+def main(warehouse: str = "warehouse") -> None:
+    """Print the baselines-vs-oracles table for the warehouse's test split."""
+    conf = load_config()
+    splits, num_categories, categories = load_splits(warehouse)
+    k = splits["train"]["next_dist_category"].shape[1]
+    rows = []
+
+    def row(name: str, scores: np.ndarray | None, forecast: np.ndarray | None) -> None:
+        test = splits["test"]
+        ranking = sliced_ranking_metrics(scores, test["next_category"], test["is_switch"]) if scores is not None else None
+        target = sparse_to_dense(test["next_dist_category"], test["next_dist_share"], num_categories)
+        js = float(js_divergence(forecast, target).mean()) if forecast is not None else None
+        rows.append((name, ranking and ranking["all"]["ndcg@10"], ranking and ranking["switch"]["ndcg@10"], js))
+
+    for name, baseline in fit_baselines(splits["train"], num_categories).items():
+        row(name, baseline.next_scores(splits["test"]), baseline.forecast(splits["test"]))
+    for label, ahead in (("oracle (mixture at cut-off)", 0), ("oracle (mixture a week later)", 1)):
+        mixes = {s: true_mixtures(splits[s], conf, categories, ahead) for s in ("validation", "test")}
+        val = splits["validation"]
+        val_target = sparse_to_dense(val["next_dist_category"], val["next_dist_share"], num_categories)
+        a = min(np.linspace(0.0, 1.0, 21), key=lambda w: js_divergence(
+            blended_forecast(val, mixes["validation"], w, num_categories, k), val_target).mean())
+        row(f"{label}, a={a:.2f}", mixes["test"],
+            blended_forecast(splits["test"], mixes["test"], a, num_categories, k))
+
+    n_base = 4
+    best = [max(r[1] for r in rows[:n_base]), max(r[2] for r in rows[:n_base]),
+            min(r[3] for r in rows[:n_base] if r[3] is not None)]
+    print(f"test split: {len(splits['test']['user_id']):,} samples of {warehouse}")
+    print("| forecaster | NDCG@10 all | vs best | NDCG@10 switch | vs best | forecast JS | vs best |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, ndcg, switch, js in rows:
+        cells = [name]
+        for value, ref, lower_is_better in ((ndcg, best[0], False), (switch, best[1], False), (js, best[2], True)):
+            if value is None:
+                cells += ["–", "–"]
+                continue
+            change = ((ref - value) if lower_is_better else (value - ref)) / ref
+            cells += [f"{value:.3f}", f"{100 * change:+.1f}%"]
+        print("| " + " | ".join(cells) + " |")
+    print("(vs best: gain over the best baseline as `interest evaluate` counts it, (best - value) / best "
+          "for JS: the issue asks +10% NDCG@10 all, +20% switch, +10% JS)")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
+    sys.stdout.flush()
+    os._exit(0)  # deltalake 1.6.6 can abort the interpreter at exit
