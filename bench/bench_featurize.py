@@ -1,6 +1,6 @@
 """Benchmark: featurize in Spark vs DuckDB doing the same per-user window aggregation.
 
-    python bench/bench_featurize.py WAREHOUSE [--threads 2]
+    python bench/bench_featurize.py WAREHOUSE [--threads 2] [--repeats 3] [--set KEY=VALUE ...]
 
 WAREHOUSE must hold silver.events_sessionized (run ``interest run`` or the foundation bench
 first). Prints, in one run: Spark's per-user window aggregation (interest weights per user,
@@ -48,7 +48,7 @@ def duckdb_side(files: list[str], threads: int, repeats: int) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def spark_side(warehouse: str, repeats: int) -> dict:
+def spark_side(warehouse: str, repeats: int, overrides: list[str]) -> dict:
     """Spark: the same aggregation, the full profile build, and item embeddings."""
     from pyspark.sql import functions as F
 
@@ -60,7 +60,7 @@ def spark_side(warehouse: str, repeats: int) -> dict:
     from interest_lib.storage import Tables
 
     setup_logging("WARNING")
-    conf = load_config(overrides=[f"storage.warehouse={warehouse}", "spark.driver_memory=8g"])
+    conf = load_config(overrides=[f"storage.warehouse={warehouse}", "spark.driver_memory=8g", *overrides])
     spark = get_spark(conf)
     tables = Tables(spark, conf.storage)
     events = tables.read("silver.events_sessionized")
@@ -98,11 +98,13 @@ def main(argv=None) -> None:
     parser.add_argument("warehouse")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--repeats", type=int, default=3, help="runs of the aggregation on each side")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="configuration override for the Spark side (repeatable), e.g. spark.shuffle_partitions=4")
     parser.add_argument("--side", choices=["both", "spark", "duckdb"], default="both", help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.side == "spark":
-        print("RESULT " + json.dumps(spark_side(args.warehouse, args.repeats)))
+        print("RESULT " + json.dumps(spark_side(args.warehouse, args.repeats, args.set)))
         return
     if args.side == "duckdb":
         print("RESULT " + json.dumps(duckdb_side(json.loads(args.files), args.threads, args.repeats)))
@@ -114,7 +116,7 @@ def main(argv=None) -> None:
             sys.exit(proc.stderr[-4000:])
         return json.loads([l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1][7:])
 
-    s = run(["--side", "spark", "--repeats", str(args.repeats)])
+    s = run(["--side", "spark", "--repeats", str(args.repeats), *[f"--set={kv}" for kv in args.set]])
     d = run(["--side", "duckdb", "--files", json.dumps(s["files"]), "--threads", str(args.threads),
              "--repeats", str(args.repeats)])
     n = s["events"]
