@@ -32,10 +32,9 @@ from interest_lib.features.stages import STAGE, STAGES
 from interest_lib.features.windows import (
     INTEREST, ORIGIN, WINDOW, WINDOW_END, WINDOW_START, interest_key, window_index_of,
 )
+from interest_lib.models import FIRST_EVENT_BUCKET, INTERVAL_BUCKETS
 
 VOCAB_KINDS = ("category", "item", "event_type", "text")
-#: Upper bounds (seconds) of the time-interval buckets 1..7 (bucket 8: longer; 0: padding).
-INTERVAL_BUCKETS = (60, 300, 1800, 7200, 86400, 7 * 86400)
 SPLITS = ("train", "validation", "test")
 
 
@@ -55,11 +54,12 @@ def build_vocab(events: DataFrame, level: int) -> DataFrame:
 
 
 def interval_bucket(seconds: Column) -> Column:
-    """Bucket 1..7 of a time gap in seconds (1 = first event of the user)."""
+    """The bucket of a time gap in seconds (:func:`interest_lib.models.interval_bucket_of`; null,
+    the user's first event, is :data:`~interest_lib.models.FIRST_EVENT_BUCKET`)."""
     expr = F.lit(len(INTERVAL_BUCKETS) + 2)
     for i, bound in reversed(list(enumerate(INTERVAL_BUCKETS))):
         expr = F.when(seconds < bound, F.lit(i + 2)).otherwise(expr)
-    return F.when(seconds.isNull(), F.lit(1)).otherwise(expr)
+    return F.when(seconds.isNull(), F.lit(FIRST_EVENT_BUCKET)).otherwise(expr)
 
 
 def _lookup(df: DataFrame, vocab: DataFrame, kind: str, key: Column, out: str) -> DataFrame:

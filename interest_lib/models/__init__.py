@@ -7,6 +7,7 @@ block of the same name under ``models:`` in the configuration. Baselines live in
 
 from __future__ import annotations
 
+import bisect
 import importlib
 from dataclasses import dataclass
 
@@ -27,6 +28,16 @@ EVOLUTION_LABELS = ["next_dist_category", "next_dist_share", "next_stage"]
 #: Every model column: what evaluation and baseline fitting load.
 SEQUENCE_COLUMNS = INPUT_COLUMNS + MIGRATION_LABELS + EVOLUTION_LABELS
 
+#: ``ev_interval``: upper bounds (seconds) of the time-gap buckets 2..7 (bucket 8: longer;
+#: bucket 1: the user's first event; 0: padding). Written by the featurize job, read by the models.
+INTERVAL_BUCKETS = (60, 300, 1800, 7200, 86400, 7 * 86400)
+FIRST_EVENT_BUCKET = 1
+
+
+def interval_bucket_of(seconds: float) -> int:
+    """The ``ev_interval`` bucket of a gap of ``seconds`` since the previous event."""
+    return 2 + bisect.bisect_right(INTERVAL_BUCKETS, seconds)
+
 
 @dataclass
 class InputSizes:
@@ -38,7 +49,7 @@ class InputSizes:
     texts: int
     top_k: int = 5
     event_types: int = 7
-    intervals: int = 8
+    intervals: int = len(INTERVAL_BUCKETS) + 2
 
 
 def model_task(name: str) -> str:

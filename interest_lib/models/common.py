@@ -14,7 +14,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from interest_lib.models import EVENT_COLUMNS, MIGRATION_LABELS, WINDOW_COLUMNS
+from interest_lib.models import (
+    EVENT_COLUMNS, FIRST_EVENT_BUCKET, MIGRATION_LABELS, WINDOW_COLUMNS, interval_bucket_of,
+)
 NUM_STAGES = 5  # 0 = unknown, then initial / developing / stable / fading
 _EPS = 1e-3
 
@@ -53,9 +55,9 @@ def decayed_history(categories: torch.Tensor, num_categories: int, half_life: fl
 TRAJECTORY_WINDOWS = 8
 _EVENT_HALF_LIVES = (3.0, 10.0, 30.0)
 _SESSION_HALF_LIVES = (1.0, 2.0, 4.0, float("inf"))
-#: Interval buckets (see :data:`interest_lib.features.sequences.INTERVAL_BUCKETS`) that start a
-#: session: 1 = the user's first event, 5 and above = 30 minutes or more since the previous one.
-_FIRST_EVENT_BUCKET, _NEW_SESSION_BUCKET = 1, 5
+#: Interval buckets from this one up start a session: gaps of 30 minutes or more (the default
+#: ``sessionize.gap_minutes``, and a bucket bound), as does the user's first event.
+_NEW_SESSION_BUCKET = interval_bucket_of(30 * 60)
 #: Per-category history features of :func:`category_features` (their count, then as many logs).
 NUM_CATEGORY_FEATURES = 8 + len(_EVENT_HALF_LIVES) + 1 + 2 * TRAJECTORY_WINDOWS + len(_SESSION_HALF_LIVES)
 
@@ -71,7 +73,7 @@ def session_history(categories: torch.Tensor, intervals: torch.Tensor, num_categ
     the user's current interests.
     """
     real = (categories != 0).float()
-    starts = ((intervals >= _NEW_SESSION_BUCKET) | (intervals == _FIRST_EVENT_BUCKET)).long()
+    starts = ((intervals >= _NEW_SESSION_BUCKET) | (intervals == FIRST_EVENT_BUCKET)).long()
     # Sessions after each event's own: 0 for the most recent session.
     back = torch.flip(torch.cumsum(torch.flip(starts, [1]), 1), [1]) - starts
     back = back.clamp(0, categories.shape[1] - 1)

@@ -11,6 +11,7 @@ from interest_lib.conf import load_config
 from interest_lib.features.migrations import detect_migrations, evaluate_detection, migration_flows
 from interest_lib.features.profiles import build_profiles, decay_horizon
 from interest_lib.features.sequences import build_sequences, build_vocab, interval_bucket
+from interest_lib.models import interval_bucket_of
 from interest_lib.features.stages import interest_stages
 from interest_lib.features.windows import assign_windows, window_index_of
 
@@ -163,6 +164,9 @@ def test_interval_buckets(spark):
     gaps = [None, 30, 200, 1000, 3600, 40000, 90000, 700000]
     df = spark.createDataFrame([(g,) for g in gaps], "g long")
     assert [r.b for r in df.select(interval_bucket(F.col("g")).alias("b")).collect()] == [1, 2, 3, 4, 5, 6, 7, 8]
+    # The models read the same buckets through the Python twin (session starts: 30 minutes+).
+    assert [interval_bucket_of(g) for g in gaps[1:]] == [2, 3, 4, 5, 6, 7, 8]
+    assert interval_bucket_of(1799) == 4 and interval_bucket_of(1800) == 5
 
 
 def test_detection_quality_known_answer(spark):
