@@ -95,9 +95,8 @@ def keep_top(dist: np.ndarray, k: int) -> np.ndarray:
     return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
 
 
-def blended_forecast(rows: dict, mix: np.ndarray, a: float, num_categories: int, k: int) -> np.ndarray:
-    """``a`` * the cut-off window's distribution + (1 - ``a``) * ``mix``, top ``k`` kept."""
-    last = sparse_to_dense(rows["win_category"][:, -k:], rows["win_share"][:, -k:], num_categories)
+def blended_forecast(last: np.ndarray, mix: np.ndarray, a: float, k: int) -> np.ndarray:
+    """``a`` * the cut-off window's distribution (``last``) + (1 - ``a``) * ``mix``, top ``k`` kept."""
     return keep_top(a * last + (1.0 - a) * mix, k)
 
 
@@ -106,38 +105,34 @@ def main(warehouse: str = "warehouse") -> None:
     conf = load_config()
     splits, num_categories, categories = load_splits(warehouse)
     k = splits["train"]["next_dist_category"].shape[1]
+    baselines = fit_baselines(splits["train"], num_categories)
+    targets = {s: sparse_to_dense(splits[s]["next_dist_category"], splits[s]["next_dist_share"], num_categories)
+               for s in ("validation", "test")}
+    last = {s: baselines["persistence"].forecast(splits[s]) for s in ("validation", "test")}
+    test = splits["test"]
     rows = []
 
-    def row(name: str, scores: np.ndarray | None, forecast: np.ndarray | None) -> None:
-        test = splits["test"]
-        ranking = sliced_ranking_metrics(scores, test["next_category"], test["is_switch"]) if scores is not None else None
-        target = sparse_to_dense(test["next_dist_category"], test["next_dist_share"], num_categories)
-        js = float(js_divergence(forecast, target).mean()) if forecast is not None else None
-        rows.append((name, ranking and ranking["all"]["ndcg@10"], ranking and ranking["switch"]["ndcg@10"], js))
+    def row(name: str, scores: np.ndarray, forecast: np.ndarray) -> None:
+        ranking = sliced_ranking_metrics(scores, test["next_category"], test["is_switch"])
+        js = float(js_divergence(forecast, targets["test"]).mean())
+        rows.append((name, ranking["all"]["ndcg@10"], ranking["switch"]["ndcg@10"], js))
 
-    for name, baseline in fit_baselines(splits["train"], num_categories).items():
-        row(name, baseline.next_scores(splits["test"]), baseline.forecast(splits["test"]))
+    for name, baseline in baselines.items():
+        row(name, baseline.next_scores(test), baseline.forecast(test))
     for label, ahead in (("oracle (mixture at cut-off)", 0), ("oracle (mixture a week later)", 1)):
         mixes = {s: true_mixtures(splits[s], conf, categories, ahead) for s in ("validation", "test")}
-        val = splits["validation"]
-        val_target = sparse_to_dense(val["next_dist_category"], val["next_dist_share"], num_categories)
         a = min(np.linspace(0.0, 1.0, 21), key=lambda w: js_divergence(
-            blended_forecast(val, mixes["validation"], w, num_categories, k), val_target).mean())
-        row(f"{label}, a={a:.2f}", mixes["test"],
-            blended_forecast(splits["test"], mixes["test"], a, num_categories, k))
+            blended_forecast(last["validation"], mixes["validation"], w, k), targets["validation"]).mean())
+        row(f"{label}, a={a:.2f}", mixes["test"], blended_forecast(last["test"], mixes["test"], a, k))
 
-    n_base = 4
-    best = [max(r[1] for r in rows[:n_base]), max(r[2] for r in rows[:n_base]),
-            min(r[3] for r in rows[:n_base] if r[3] is not None)]
+    measured = rows[:len(baselines)]
+    best = [max(r[1] for r in measured), max(r[2] for r in measured), min(r[3] for r in measured)]
     print(f"test split: {len(splits['test']['user_id']):,} samples of {warehouse}")
     print("| forecaster | NDCG@10 all | vs best | NDCG@10 switch | vs best | forecast JS | vs best |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, ndcg, switch, js in rows:
         cells = [name]
         for value, ref, lower_is_better in ((ndcg, best[0], False), (switch, best[1], False), (js, best[2], True)):
-            if value is None:
-                cells += ["–", "–"]
-                continue
             change = ((ref - value) if lower_is_better else (value - ref)) / ref
             cells += [f"{value:.3f}", f"{100 * change:+.1f}%"]
         print("| " + " | ".join(cells) + " |")
