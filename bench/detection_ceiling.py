@@ -33,26 +33,27 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from interest_lib.conf import load_config  # noqa: E402
 from interest_lib.features.windows import ORIGIN  # noqa: E402
 from interest_lib.ingest.pseudonymise import pseudonymise_py, resolve_key  # noqa: E402
+from interest_lib.storage import catalog  # noqa: E402
 from interest_lib.storage.arrow_snapshot import read_snapshot  # noqa: E402
 
 
 def load(warehouse: str, step_days: int, key: bytes):
     """users: {user: [(window, n_sessions, {category: share})]}, planted: {user: [window]},
     detected: {user: [window]}."""
-    w = read_snapshot(os.path.join(warehouse, "silver", "user_interest_windows")).to_pydict()
+    w = read_snapshot(catalog.table_path(warehouse, catalog.SILVER_USER_INTEREST_WINDOWS)).to_pydict()
     users = collections.defaultdict(list)
     for u, win, ns, cats, shares in zip(w["user_id"], w["window"], w["n_sessions"],
                                         w["window_categories"], w["window_shares"]):
         users[u].append((win, ns, dict(zip(cats or [], shares or []))))
     for ws in users.values():
         ws.sort(key=lambda x: x[0])
-    p = read_snapshot(os.path.join(warehouse, "ref", "planted_migrations")).to_pydict()
+    p = read_snapshot(catalog.table_path(warehouse, catalog.REF_PLANTED_MIGRATIONS)).to_pydict()
     origin = ORIGIN.replace(tzinfo=None)
     planted = collections.defaultdict(list)
     for raw, ts in zip(p["raw_user_id"], p["migration_time"]):
         ts = ts.replace(tzinfo=None)
         planted[pseudonymise_py(raw, key)].append(int((ts - origin).total_seconds() // (step_days * 86400)))
-    d = read_snapshot(os.path.join(warehouse, "silver", "interest_migrations")).to_pydict()
+    d = read_snapshot(catalog.table_path(warehouse, catalog.SILVER_INTEREST_MIGRATIONS)).to_pydict()
     detected = collections.defaultdict(list)
     for u, win in zip(d["user_id"], d["window"]):
         detected[u].append(win)
