@@ -5,8 +5,9 @@ Pins and why:
   same code runs with the Delta jars on a cluster and with delta-rs locally. pyspark and
   delta-spark are the [spark] extra (scripts/bootstrap.sh installs it): a cluster or Databricks
   runtime brings its own Spark, which installing the wheel must not replace.
-- torch 2.13.0: the CPU build on the development machines' disk (an unpinned torch pulls a
-  multi-GB CUDA build); any CUDA build of 2.13 works on GPU machines.
+- torch 2.13.0: PyPI's build, which bundles its CUDA libraries (several GB; pip's cache keeps it,
+  so the second environment and reruns install it from the cache). It runs on CPU as well, and
+  the code uses CUDA when a GPU is present. Don't unpin it: the horovod wheel is keyed by it.
 - pandas < 3: PySpark 4.2 warns that pandas 3 is not yet fully supported for pandas UDFs.
 - pyarrow >= 18: PySpark 4.2's minimum for pandas UDFs.
 - deltalake 1.6.6: the delta-rs release whose transaction API (create_write_transaction with

@@ -5,7 +5,7 @@
 #
 # A second venv beside the default .venv, because Petastorm 0.13.1 needs pyarrow <= 14.0.2 and
 # numpy < 2, which rules out the default env's pyspark 4.2. It holds pyspark 4.0.x + delta-spark
-# 4.0 + pyarrow 14.0.2 + numpy < 2 + pandas 2.2 + torch 2.13 (CPU build from local disk) +
+# 4.0 + pyarrow 14.0.2 + numpy < 2 + pandas 2.2 + torch 2.13 (PyPI's CUDA build, from pip's cache) +
 # petastorm 0.13.1 (--no-deps) + horovod 0.28.1 built from its sdist with the project's C++17
 # patch (scripts/patches/horovod-0.28.1-cxx17.patch) + the project (editable, --no-deps).
 #
@@ -92,7 +92,7 @@ if [ ! -f "$STAMP" ]; then
 else
   say "pinned stack already installed ($(basename "$STAMP"))"
 fi
-TORCH_BUILT="$("$PY" -c 'import torch; print(torch.__version__)')"   # e.g. 2.13.0+cpu
+TORCH_BUILT="$("$PY" -c 'import torch; print(torch.__version__)')"   # e.g. 2.13.0+cu130
 case "$TORCH_BUILT" in "$TORCH_VERSION"*) ;; *) die "torch $TORCH_BUILT in $VENV, expected $TORCH_VERSION";; esac
 
 # --- 2. petastorm without its stale setuptools<70 pin (runtime deps came with step 1) -----------
