@@ -325,11 +325,12 @@ FIXED = {
 
 
 def personal_frequency_grid() -> list[Candidate]:
-    """Settings of the repeat-aware personal frequency tried on the validation period."""
+    """Settings of the repeat-aware personal frequency tried on the validation period (its prior
+    is tuned afterwards, see :mod:`interest_lib.evaluate.event_benchmark`)."""
     grid = [{"unit": "basket", "decay": d} for d in (0.8, 0.9, 0.95, 0.98, 1.0)]
     grid += [{"unit": "day", "decay": d} for d in (0.97, 0.99, 0.995)]
-    return [Candidate("personal_frequency", {**g, "binary": b, "prior": p})
-            for g, b, p in product(grid, (True, False), (1e-6, 0.05))]
+    return [Candidate("personal_frequency", {**g, "binary": b, "prior": 1e-6})
+            for g, b in product(grid, (True, False))]
 
 
 def tifu_grid(own: dict) -> list[Candidate]:
