@@ -23,7 +23,7 @@ from interest_lib.evaluate.metrics import metrics_from_ranks
 from interest_lib.models.event_baselines import FIXED, Candidate, personal_frequency_grid, tifu_grid
 
 SELECT_METRIC = "ndcg@10"
-PRIORS = (0.01, 0.05, 0.2)  # repeat/explore weights tried on the chosen personal frequency
+PRIORS = (0.01, 0.05, 0.2, 0.5, 1.0)  # repeat/explore weights tried on the chosen personal frequency
 
 
 @dataclass

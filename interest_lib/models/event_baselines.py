@@ -289,7 +289,9 @@ class TifuKnn(PersonalFrequency):
         k = min(self.k, max(self.num_users - 1, 1))
         nn = np.argpartition(-sim, k - 1, axis=1)[:, :k]
         valid = np.isfinite(np.take_along_axis(sim, nn, axis=1))
-        self.neighbours = (shares[nn] * valid[..., None]).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)[:, None]
+        weight = np.zeros_like(sim)  # row u: 1/k on u's valid neighbours; the mean is one matmul
+        np.put_along_axis(weight, nn, valid / np.maximum(valid.sum(axis=1, keepdims=True), 1), axis=1)
+        self.neighbours = weight @ shares
 
     def scores(self, users, now):
         """alpha x own shares + (1 - alpha) x neighbours' mean shares + prior x popularity share."""
@@ -328,7 +330,7 @@ def personal_frequency_grid() -> list[Candidate]:
     """Settings of the repeat-aware personal frequency tried on the validation period (its prior
     is tuned afterwards, see :mod:`interest_lib.evaluate.event_benchmark`)."""
     grid = [{"unit": "basket", "decay": d} for d in (0.8, 0.9, 0.95, 0.98, 1.0)]
-    grid += [{"unit": "day", "decay": d} for d in (0.97, 0.99, 0.995)]
+    grid += [{"unit": "day", "decay": d} for d in (0.97, 0.99, 0.995, 0.998)]
     return [Candidate("personal_frequency", {**g, "binary": b, "prior": 1e-6})
             for g, b in product(grid, (True, False))]
 
