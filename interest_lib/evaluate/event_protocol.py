@@ -236,21 +236,44 @@ def evaluate_model(model, log: EventLog, targets: Targets) -> np.ndarray:
     return target_ranks_of(score_targets(model, log, targets), targets)
 
 
+@dataclass(frozen=True)
+class ClusterBootstrap:
+    """Resampling weights drawn once for a set of targets: ``cluster`` (index 0..K-1 of each
+    target's cluster) and ``weights`` ``[n_boot, K]`` (how often each cluster is drawn)."""
+
+    cluster: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def draw(cls, clusters: np.ndarray, n_boot: int = 1000, seed: int = 0) -> "ClusterBootstrap":
+        """Draw ``n_boot`` resamples of the clusters (with replacement, K out of K)."""
+        _, k = np.unique(clusters, return_inverse=True)
+        n = int(k.max()) + 1 if len(k) else 0
+        rng = np.random.default_rng(seed)
+        w = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64) if n else np.zeros((n_boot, 0))
+        return cls(cluster=k, weights=w)
+
+    def ci(self, a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+        """Mean of ``a - b`` and its percentile CI over the resamples."""
+        diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+        if len(diff) == 0:
+            return float("nan"), float("nan"), float("nan")
+        n = self.weights.shape[1]
+        sums = np.bincount(self.cluster, weights=diff, minlength=n)
+        counts = np.bincount(self.cluster, minlength=n).astype(np.float64)
+        boot = (self.weights @ sums) / np.maximum(self.weights @ counts, 1.0)
+        tail = (1.0 - level) / 2.0
+        lo, hi = np.quantile(boot, [tail, 1.0 - tail])
+        return float(diff.mean()), float(lo), float(hi)
+
+
 def paired_bootstrap_ci(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, n_boot: int = 1000,
                         level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
     """Mean of ``a - b`` (paired per-target values) and its bootstrap ``level`` CI (percentile),
     resampling clusters (users) with replacement and keeping all targets of a drawn cluster."""
-    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    if len(diff) == 0:
+    if len(a) == 0:
         return float("nan"), float("nan"), float("nan")
-    _, k = np.unique(clusters, return_inverse=True)
-    sums, counts = np.bincount(k, weights=diff), np.bincount(k).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    w = rng.multinomial(len(sums), np.full(len(sums), 1.0 / len(sums)), size=n_boot).astype(np.float64)
-    boot = (w @ sums) / np.maximum(w @ counts, 1.0)
-    tail = (1.0 - level) / 2.0
-    lo, hi = np.quantile(boot, [tail, 1.0 - tail])
-    return float(diff.mean()), float(lo), float(hi)
+    return ClusterBootstrap.draw(clusters, n_boot, seed).ci(a, b, level)
 
 
 def protocol_table(ranks: dict[str, np.ndarray], targets: Targets, reference: str,
@@ -264,12 +287,14 @@ def protocol_table(ranks: dict[str, np.ndarray], targets: Targets, reference: st
     rows = []
     for sl in SLICES:
         mask = targets.slice_mask(sl)
+        boot = ClusterBootstrap.draw(targets.user[mask], n_boot, seed) if mask.any() else None
         for name in ranks:
+            values = metrics_from_ranks(ranks[name][mask], KS)
             for metric in METRICS:
                 v, ref = per[name][metric][mask], per[reference][metric][mask]
-                value = metrics_from_ranks(ranks[name][mask], KS)[metric]
+                value = values[metric]
                 d, lo, hi = ((0.0, 0.0, 0.0) if name == reference else
-                             paired_bootstrap_ci(v, ref, targets.user[mask], n_boot=n_boot, seed=seed))
+                             boot.ci(v, ref) if boot is not None else (float("nan"),) * 3)
                 ref_mean = float(ref.mean()) if len(ref) else float("nan")
                 rows.append({"model": name, "slice": sl, "metric": metric, "n": int(mask.sum()),
                              "value": value, "diff": d, "lo": lo, "hi": hi,
