@@ -63,7 +63,7 @@ def choose_baselines(log: EventLog, targets: Targets, log_line: Callable[[str], 
         _, m, secs = _score(candidate, log, targets)
         rows.append({"baseline": name, "setting": candidate.label(), "ndcg@10": m["ndcg@10"],
                      "hr@10": m["hr@10"], "seconds": round(secs, 1)})
-        log_line(f"  validation {candidate.label():<80} ndcg@10 {m['ndcg@10']:.4f}  ({secs:.1f}s)")
+        log_line(f"  validation {candidate.label():<80} ndcg@10 {m['ndcg@10']:.5f}  ({secs:.1f}s)")
         if m[SELECT_METRIC] > best_value.get(name, -1.0):
             best_value[name], chosen[name] = m[SELECT_METRIC], candidate
         return m[SELECT_METRIC]
