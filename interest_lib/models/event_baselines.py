@@ -311,6 +311,7 @@ class Candidate:
         return FAMILIES[self.family](**self.params)
 
     def label(self) -> str:
+        """``family(key=value, ...)``, as the bench prints it."""
         return self.family + "(" + ", ".join(f"{k}={v}" for k, v in self.params.items()) + ")"
 
 
