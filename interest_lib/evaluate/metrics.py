@@ -28,21 +28,30 @@ def target_ranks(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
     return (s >= own).sum(axis=1)
 
 
-def ranking_metrics(scores: np.ndarray, target: np.ndarray, ks=DEFAULT_KS) -> dict[str, float]:
-    """HR@k and NDCG@k for each k, MRR and the row count ``n`` (NaN metrics when there are no rows)."""
-    ranks = target_ranks(scores, target).astype(np.float64)
-    out: dict[str, float] = {}
-
-    def mean(x: np.ndarray) -> float:
-        return float(x.mean()) if len(x) else float("nan")
-
+def per_target_metrics(ranks: np.ndarray, ks=DEFAULT_KS) -> dict[str, np.ndarray]:
+    """Per-row HR@k and NDCG@k for each k and reciprocal rank (``mrr``) from 1-based ranks."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    out: dict[str, np.ndarray] = {}
     for k in ks:
         hit = ranks <= k
-        out[f"hr@{k}"] = mean(hit)
-        out[f"ndcg@{k}"] = mean(np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0))
-    out["mrr"] = mean(1.0 / ranks)
+        out[f"hr@{k}"] = hit.astype(np.float64)
+        out[f"ndcg@{k}"] = np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0)
+    out["mrr"] = 1.0 / ranks
+    return out
+
+
+def metrics_from_ranks(ranks: np.ndarray, ks=DEFAULT_KS) -> dict[str, float]:
+    """HR@k and NDCG@k for each k, MRR and the row count ``n`` from 1-based ranks (NaN metrics
+    when there are no rows)."""
+    out: dict[str, float] = {name: float(v.mean()) if len(v) else float("nan")
+                             for name, v in per_target_metrics(ranks, ks).items()}
     out["n"] = int(len(ranks))
     return out
+
+
+def ranking_metrics(scores: np.ndarray, target: np.ndarray, ks=DEFAULT_KS) -> dict[str, float]:
+    """HR@k and NDCG@k for each k, MRR and the row count ``n`` (NaN metrics when there are no rows)."""
+    return metrics_from_ranks(target_ranks(scores, target), ks)
 
 
 def sliced_ranking_metrics(scores: np.ndarray, target: np.ndarray, is_switch: np.ndarray,
