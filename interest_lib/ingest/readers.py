@@ -21,6 +21,7 @@ import csv
 import glob
 import gzip
 import os
+import re
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
@@ -62,8 +63,8 @@ class RawInput:
 
 
 def is_remote(path: str) -> bool:
-    """True for URIs (s3://, abfss://, dbfs:/, file://...): listed through Hadoop's FileSystem."""
-    return "://" in path or path.startswith("dbfs:")
+    """True for URIs (s3://, abfss://, dbfs:/, file:/...): listed through Hadoop's FileSystem."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", path) is not None
 
 
 def list_local_files(path: str) -> list[str]:
@@ -283,14 +284,14 @@ def _read_csv(spark: SparkSession, raw: RawInput, fields: Sequence[str], columns
     frames = []
     for cols, paths in groups.items():
         where = paths[0] + (f" (and {len(paths) - 1} more file(s) with that header)" if len(paths) > 1 else "")
-        dup = sorted({c for c in cols if cols.count(c) > 1})
-        if dup:
-            raise RawInputError(f"{where}: CSV header names column(s) {dup} more than once")
         missing = [f for f in fields if names[f] not in cols and (f in required or f in columns)]
         if missing:
             what = "CSV header" if header else f"a CSV row of {len(cols)} columns (no header)"
             raise RawInputError(_misfit(where, what, missing, names,
                                         [c for c in cols if c not in names.values()], csv_hint=header))
+        dup = sorted({c for c in cols if cols.count(c) > 1 and c in names.values()})
+        if dup:
+            raise RawInputError(f"{where}: CSV header names column(s) {dup} more than once")
         ignored = [c for c in cols if c not in names.values()]
         if ignored and header:
             log.warning("%s: CSV column(s) %s are not raw fields and are not read", where, ignored)
