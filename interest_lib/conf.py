@@ -8,6 +8,7 @@ the wrong type is a :class:`ConfigError` that names the key and the file it came
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import types
 import typing
@@ -120,7 +121,15 @@ class IngestConf:
     max_future_skew_minutes: int = 60
     """Events stamped later than the ingest time plus this are quarantined (clock skew)."""
     min_event_date: str = "2000-01-01"
-    """Events before this date are quarantined as implausible."""
+    """Events before this date (ISO date or date-time, UTC) are quarantined as implausible."""
+    columns: dict = field(default_factory=dict)
+    """Raw event field -> the input's column name, for the fields named differently in the files
+    (e.g. {user_id: household_key}); unmapped fields are read under their own name."""
+    item_columns: dict = field(default_factory=dict)
+    """The same mapping for the item catalogue's fields."""
+    csv_header: bool = True
+    """CSV files start with a header and columns are bound by name; false: no header, columns
+    are bound by position (raw schema order, or ``ingest.columns`` naming ``_c0``, ``_c1``...)."""
 
 
 @dataclass
@@ -426,6 +435,8 @@ def _coerce(value: Any, typ: Any, key: str, source: str) -> Any:
     elif typ is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
+        if isinstance(value, (dt.date, dt.datetime)):  # YAML reads 2001-01-01 as a date
+            return value.isoformat()
     elif typ is dict or origin is dict:
         if isinstance(value, dict):
             return dict(value)
@@ -574,9 +585,44 @@ def _validate(conf: Config) -> None:
         raise ConfigError(f"score.explore_share must be in [0, 1], got {conf.score.explore_share}")
     if not 0 <= f.decay < 1:
         raise ConfigError(f"features.decay must be in [0, 1), got {f.decay}")
-    from interest_lib.schema import EVENT_TYPES
+    from interest_lib.schema import EVENT_TYPES, RAW_FIELDS, RAW_ITEM_FIELDS
 
     unknown = set(f.event_weights) - set(EVENT_TYPES)
     missing = set(EVENT_TYPES) - set(f.event_weights)
     if unknown or missing:
         raise ConfigError(f"features.event_weights: unknown types {sorted(unknown)}, missing {sorted(missing)}")
+    for key, fields in (("ingest.columns", RAW_FIELDS), ("ingest.item_columns", RAW_ITEM_FIELDS)):
+        setattr(conf.ingest, key.split(".")[1], _column_mapping(getattr(conf.ingest, key.split(".")[1]), fields, key))
+    _check_date("ingest.min_event_date", conf.ingest.min_event_date)
+    _check_date("generate.start_date", conf.generate.start_date, date_only=True)
+    if conf.score.as_of:
+        _check_date("score.as_of", conf.score.as_of)
+
+
+def _check_date(key: str, value: str, date_only: bool = False) -> None:
+    """An ISO date (``2001-01-01``) or, unless ``date_only``, date-time (``2001-01-01T06:00:00Z``)."""
+    try:
+        if date_only:
+            dt.date.fromisoformat(value)
+        else:
+            dt.datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise ConfigError(f"key '{key}' is {value!r}: expected an ISO date such as 2001-01-01"
+                          + ("" if date_only else " or a date-time such as 2001-01-01T06:00:00Z")) from None
+
+
+def _column_mapping(mapping: dict, fields, key: str) -> dict:
+    """``ingest.columns``-style mapping checked: raw field names as keys, distinct non-empty
+    column names (as strings) as values."""
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise ConfigError(f"{key}: unknown raw field(s) {unknown}; the raw fields are {', '.join(fields)}")
+    out = {}
+    for name, column in mapping.items():
+        if column is None or isinstance(column, (bool, dict, list)) or not str(column).strip():
+            raise ConfigError(f"{key}.{name}: expected the input's column name, got {column!r}")
+        out[name] = str(column).strip()
+    taken = [c for c in out.values() if list(out.values()).count(c) > 1]
+    if taken:
+        raise ConfigError(f"{key}: column(s) {sorted(set(taken))} mapped to more than one raw field")
+    return out

@@ -76,6 +76,12 @@ RAW_FIELDS = (
     SOURCE,
 )
 
+#: Raw fields a CSV header or Parquet schema must provide (the others may be absent: null).
+REQUIRED_RAW_FIELDS = (EVENT_ID, USER_ID, ITEM_ID, CATEGORY_ID, EVENT_TYPE, EVENT_TIME)
+
+#: Raw item fields a CSV header or Parquet schema must provide.
+REQUIRED_RAW_ITEM_FIELDS = (ITEM_ID, CATEGORY_ID, CATEGORY_PATH)
+
 #: Raw input read as strings so that every malformed value can be quarantined with a reason.
 RAW_EVENT_SCHEMA = T.StructType([T.StructField(name, T.StringType()) for name in RAW_FIELDS])
 

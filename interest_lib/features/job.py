@@ -17,6 +17,7 @@ from pyspark.storagelevel import StorageLevel
 
 from interest_lib import schema as S
 from interest_lib.conf import Config
+from interest_lib.errors import EmptyInputError
 from interest_lib.features.migrations import (
     DetectionQuality, detect_migrations, evaluate_detection, migration_flows,
 )
@@ -103,6 +104,9 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
         with timer.stage("checks") as c:
             report.events, report.users, last_event = events.agg(
                 F.count(F.lit(1)), F.countDistinct(S.USER_ID), F.max(S.EVENT_TIME)).first()
+            if report.events == 0:
+                raise EmptyInputError(f"{SILVER_EVENTS_SESSIONIZED} holds no events: nothing to "
+                                      "featurize (run ingest and sessionize on data first)")
             from interest_lib.features.embeddings import text_char_limit
 
             report.problems = data_problems(events, items, text_char_limit(conf.embeddings))

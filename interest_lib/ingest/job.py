@@ -1,27 +1,42 @@
 """``interest ingest``: raw files -> bronze.events, bronze.events_quarantine and ref.items.
 
 Accounting invariant, checked on every run and reported:
-``rows in = accepted + quarantined + duplicates removed``. Duplicates are events whose
-event_id appears earlier in the same input (the copy from the earliest file is kept) or is
-already in bronze.events from an earlier batch.
+``rows in = accepted + quarantined + duplicates removed``, each term counted on its own (rows
+read and reasons by one aggregation, accepted and quarantined as the rows the commits wrote,
+duplicates as the rows the dedupe flagged), so a row lost in a write breaks the identity instead
+of being booked as a duplicate. Duplicates are events whose event_id appears earlier in the same
+input (the copy from the earliest file is kept) or is already in bronze.events.
+
+Run id: ``ingest-<hash>`` of the input files (names, sizes, modification times) and of the
+settings that change what ingest writes (:func:`output_settings`). A rerun with the same files
+and settings is a no-op; a rerun after changing a setting (e.g. ``ingest.min_event_date``) is a
+new batch: rows it now accepts are added, rows already in bronze.events (same event_id) are
+counted as duplicates and not added again, its quarantined rows are recorded under the new
+batch (earlier batches' quarantine rows stay), and nothing already in bronze.events is deleted.
+
+A run that finds no valid record (everything quarantined, or no records at all) stops with
+:class:`NothingAcceptedError` naming the top quarantine reasons, after recording the quarantine.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
+import json
 import os
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from pyspark.sql import DataFrame, SparkSession, Window, functions as F
+from pyspark.sql import DataFrame, Observation, SparkSession, Window, functions as F
 from pyspark.storagelevel import StorageLevel
 
 from interest_lib import schema as S
-from interest_lib.conf import Config
+from interest_lib.conf import Config, IngestConf
+from interest_lib.errors import InputError
 from interest_lib.ingest.pseudonymise import pseudonymise_col, resolve_key
-from interest_lib.ingest.readers import CORRUPT, list_local_files, raw_record, read_raw
-from interest_lib.ingest.validate import to_events, with_parsed_fields, with_reason
+from interest_lib.ingest.readers import CORRUPT, RawInput, raw_record, read_raw, scan_input
+from interest_lib.ingest.validate import REASONS, to_events, with_parsed_fields, with_reason
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.storage import Tables, Txn
 from interest_lib.storage.catalog import BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS
@@ -31,6 +46,14 @@ log = get_logger(__name__)
 
 class IngestAccountingError(RuntimeError):
     """rows in != accepted + quarantined + duplicates: a row was lost or invented."""
+
+
+class NothingAcceptedError(InputError):
+    """No record of the input is valid: every one was quarantined (or there were none)."""
+
+
+#: Boolean column set by :func:`flag_duplicates`.
+DUPLICATE = "_duplicate"
 
 
 @dataclass
@@ -54,24 +77,43 @@ class IngestReport:
                 f"{self.quarantined:,} + duplicates removed {self.duplicates_removed:,}")
 
 
-def default_run_id(path: str) -> str:
-    """A run id derived from the input files (names, sizes, mtimes): same files, same id."""
-    if "://" in path:
-        return "ingest-" + hashlib.sha1(path.encode()).hexdigest()[:16]
-    entries = sorted(
-        (f, os.path.getsize(f), int(os.path.getmtime(f))) for f in list_local_files(path)
-        if os.path.isfile(f)
-    )
-    return "ingest-" + hashlib.sha1(repr(entries).encode()).hexdigest()[:16]
+def output_settings(conf: IngestConf, key: bytes) -> dict:
+    """The ingest settings that change what a run writes (part of the default run id). The
+    pseudonymisation key enters only as an HMAC fingerprint."""
+    return {
+        "format": conf.format, "columns": dict(sorted(conf.columns.items())),
+        "item_columns": dict(sorted(conf.item_columns.items())), "csv_header": conf.csv_header,
+        "max_future_skew_minutes": conf.max_future_skew_minutes,
+        "min_event_date": conf.min_event_date,
+        "key": hmac.new(key, b"interest-ingest-run-id", hashlib.sha256).hexdigest()[:16],
+    }
 
 
-def dedupe_events(events: DataFrame, existing_ids: Optional[DataFrame]) -> DataFrame:
-    """Keep one row per event_id (from the earliest source file), minus ids already stored."""
+def default_run_id(inputs: list[Optional[RawInput]], settings: dict) -> str:
+    """``ingest-<hash>`` of the input files (paths, sizes, mtimes) and the output settings:
+    the same files and settings give the same id, a changed setting a new one."""
+    files = [(i.format, [(f.path, f.size, f.mtime) for f in i.files]) if i else None for i in inputs]
+    text = json.dumps({"files": files, "settings": settings}, sort_keys=True)
+    return "ingest-" + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def flag_duplicates(events: DataFrame, existing_ids: Optional[DataFrame]) -> DataFrame:
+    """Add :data:`DUPLICATE`: true for every copy of an event_id but the one from the earliest
+    source file, and for ids already stored (``existing_ids``: a frame with an event_id column)."""
     order = Window.partitionBy(S.EVENT_ID).orderBy(S.SOURCE_FILE, S.EVENT_TIME, S.USER_ID, S.EVENT_TYPE)
-    unique = events.withColumn("_n", F.row_number().over(order)).filter("_n = 1").drop("_n")
+    flagged = events.withColumn("_n", F.row_number().over(order))
+    dup = F.col("_n") > 1
     if existing_ids is not None:
-        unique = unique.join(existing_ids, S.EVENT_ID, "left_anti")
-    return unique
+        stored = existing_ids.select(S.EVENT_ID).distinct().withColumn("_stored", F.lit(True))
+        flagged = flagged.join(stored, S.EVENT_ID, "left")
+        dup = dup | F.col("_stored").isNotNull()
+    return flagged.withColumn(DUPLICATE, dup).drop("_n", "_stored")
+
+
+def top_reasons(reasons: dict, n: int = 3) -> str:
+    """The ``n`` most frequent quarantine reasons with counts and meanings, for messages."""
+    top = sorted(reasons.items(), key=lambda kv: -kv[1])[:n]
+    return "; ".join(f"{r} {c:,} ({REASONS.get(r, r)})" for r, c in top)
 
 
 def quarantine_rows(df: DataFrame, record_type: str, fields, batch: int, now: dt.datetime) -> DataFrame:
@@ -84,13 +126,24 @@ def quarantine_rows(df: DataFrame, record_type: str, fields, batch: int, now: dt
     )
 
 
-def _ingest_items(spark: SparkSession, conf: Config, tables: Tables, batch: int,
-                  now: dt.datetime, txn: Txn) -> tuple[int, int]:
-    path = conf.ingest.items_input or os.path.join(conf.storage.raw_dir, "items")
-    if "://" not in path and not list_local_files(path):
-        log.warning("no item catalogue at %s; ref.items left as it is", path)
+def _read_items(spark: SparkSession, conf: Config, items_in: Optional[RawInput]) -> Optional[DataFrame]:
+    """The raw catalogue (read before any commit, so that a header that does not fit stops the run
+    before bronze.events is written), or None when there is none."""
+    if items_in is None:
+        log.warning("no item catalogue at %s; ref.items left as it is", _items_path(conf))
+        return None
+    return read_raw(spark, items_in, S.RAW_ITEM_FIELDS, columns=conf.ingest.item_columns,
+                    required=S.REQUIRED_RAW_ITEM_FIELDS, csv_header=conf.ingest.csv_header)
+
+
+def _items_path(conf: Config) -> str:
+    return conf.ingest.items_input or os.path.join(conf.storage.raw_dir, "items")
+
+
+def _ingest_items(raw: Optional[DataFrame], tables: Tables, batch: int, now: dt.datetime,
+                  txn: Txn) -> tuple[int, int]:
+    if raw is None:
         return 0, 0
-    raw = read_raw(spark, path, S.RAW_ITEM_FIELDS, conf.ingest.format)
     price = F.trim(F.col(S.PRICE)).try_cast("double")
     reason = (
         F.when(F.col(CORRUPT).isNotNull(), "malformed_record")
@@ -127,23 +180,31 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
         now: ingest time (tests pin it); default the current UTC time.
 
     Returns:
-        :class:`IngestReport`; raises :class:`IngestAccountingError` if rows went missing.
+        :class:`IngestReport`. Raises :class:`~interest_lib.ingest.readers.RawInputError` when
+        the input cannot be read (naming the file and columns), :class:`NothingAcceptedError` when
+        no record is valid, :class:`IngestAccountingError` if rows went missing.
     """
     timer = StageTimer(log)
     path = input_path or conf.ingest.input or os.path.join(conf.storage.raw_dir, "events")
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
-    run_id = conf.run.run_id or default_run_id(path)
-    txn = Txn(f"ingest:{run_id}")
     key = resolve_key(conf.ingest)
+    events_in = scan_input(spark, path, conf.ingest.format)
+    items_in = scan_input(spark, _items_path(conf), conf.ingest.format, missing_ok=True)
+    run_id = conf.run.run_id or default_run_id([events_in, items_in], output_settings(conf.ingest, key))
+    txn = Txn(f"ingest:{run_id}")
     if tables.txn_version(BRONZE_EVENTS, txn.app_id) is not None:
-        log.warning("ingest run %s was already committed; nothing to do", run_id)
+        log.warning("ingest run %s was already committed; nothing to do (the same input files and "
+                    "settings; change a setting or pass another --run-id to ingest again)", run_id)
         return IngestReport(run_id, -1, 0, 0, 0, 0, {}, 0, 0, skipped=True)
     bronze_exists = tables.exists(BRONZE_EVENTS)
     batch = tables.version(BRONZE_EVENTS) + 1 if bronze_exists else 0
-    log.info("ingest run %s: batch %d from %s", run_id, batch, path)
+    log.info("ingest run %s: batch %d from %s (%d %s files)", run_id, batch, path,
+             len(events_in.files), events_in.format)
 
     with timer.stage("read+validate") as counts:
-        raw = read_raw(spark, path, S.RAW_FIELDS, conf.ingest.format)
+        raw = read_raw(spark, events_in, S.RAW_FIELDS, columns=conf.ingest.columns,
+                       required=S.REQUIRED_RAW_FIELDS, csv_header=conf.ingest.csv_header)
+        items_raw = _read_items(spark, conf, items_in)
         checked = (
             raw.transform(with_parsed_fields)
             .transform(lambda d: with_reason(d, now, conf.ingest.max_future_skew_minutes,
@@ -156,17 +217,28 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
         n_valid = rows_in - sum(reasons.values())
         counts.update(rows_in=rows_in, valid=n_valid, invalid=rows_in - n_valid)
     try:
+        if rows_in == 0:
+            raise NothingAcceptedError(f"{path}: the {len(events_in.files)} input file(s) hold no records")
         with timer.stage("quarantine") as counts:
             bad = quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event", S.RAW_FIELDS,
                                   batch, now)
             q = tables.write(bad, BRONZE_QUARANTINE, txn=txn)
             quarantined = q.rows_written if q.rows_written is not None else sum(reasons.values())
             counts.update(quarantined=quarantined)
+        if n_valid == 0:
+            raise NothingAcceptedError(
+                f"{path}: none of the {rows_in:,} records is valid; all were quarantined to "
+                f"{BRONZE_QUARANTINE} (ingest batch {batch}). Top reasons: {top_reasons(reasons)}. "
+                "Check the input's columns (ingest.columns) and the ingest.* settings")
         with timer.stage("dedupe+pseudonymise+write") as counts:
             events = checked.filter(F.col(S.REASON).isNull()).transform(to_events)
-            existing = tables.read(BRONZE_EVENTS).select(S.EVENT_ID) if bronze_exists else None
+            existing = tables.read(BRONZE_EVENTS) if bronze_exists else None
+            seen = Observation("ingest_dedupe")
+            flagged = flag_duplicates(events, existing).observe(
+                seen, F.count(F.lit(1)).alias("valid"),
+                F.coalesce(F.sum(F.col(DUPLICATE).cast("long")), F.lit(0)).alias("duplicates"))
             accepted_df = (
-                dedupe_events(events, existing)
+                flagged.filter(~F.col(DUPLICATE))
                 .withColumn(S.USER_ID, pseudonymise_col(S.USER_ID, key))
                 .withColumn(S.INGEST_BATCH, F.lit(batch).cast("long"))
                 .withColumn(S.INGESTED_AT, F.lit(now).cast("timestamp"))
@@ -176,18 +248,23 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
             accepted = w.rows_written if w.rows_written is not None else (
                 tables.read(BRONZE_EVENTS).filter(F.col(S.INGEST_BATCH) == batch).count()
             )
-            counts.update(accepted=accepted, duplicates_removed=n_valid - accepted)
+            if w.skipped:  # nothing ran the observed plan: count the flags directly
+                seen_valid, duplicates = n_valid, flagged.filter(F.col(DUPLICATE)).count()
+            else:
+                seen_valid, duplicates = seen.get["valid"], seen.get["duplicates"]
+            counts.update(accepted=accepted, duplicates_removed=duplicates)
     finally:
         checked.unpersist()
     with timer.stage("items") as counts:
-        items_ok, items_bad = _ingest_items(spark, conf, tables, batch, now, txn)
+        items_ok, items_bad = _ingest_items(items_raw, tables, batch, now, txn)
         counts.update(items=items_ok, items_quarantined=items_bad)
 
-    report = IngestReport(run_id, batch, rows_in, accepted, quarantined, n_valid - accepted,
+    report = IngestReport(run_id, batch, rows_in, accepted, quarantined, duplicates,
                           reasons, items_ok, items_bad)
     if report.rows_in != report.accepted + report.quarantined + report.duplicates_removed \
-            or report.quarantined != sum(reasons.values()):
-        raise IngestAccountingError(f"ingest accounting broken: {report.summary()}; {asdict(report)}")
+            or report.quarantined != sum(reasons.values()) or seen_valid != n_valid:
+        raise IngestAccountingError(f"ingest accounting broken: {report.summary()}; valid rows "
+                                    f"{n_valid:,} counted, {seen_valid:,} deduplicated; {asdict(report)}")
     log.info("ingest: %s", report.summary())
     for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
         log.info("  quarantined %-22s %s", reason, f"{n:,}")

@@ -23,10 +23,13 @@ from pyspark.storagelevel import StorageLevel
 
 from interest_lib import schema as S
 from interest_lib.conf import Config
+from interest_lib.errors import EmptyInputError
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.sessions.sessionize import assign_sessions, session_features
 from interest_lib.storage import Tables, Txn
-from interest_lib.storage.catalog import BRONZE_EVENTS, SILVER_EVENTS_SESSIONIZED, SILVER_SESSIONS
+from interest_lib.storage.catalog import (
+    BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS_SESSIONIZED, SILVER_SESSIONS,
+)
 
 log = get_logger(__name__)
 _DELETE = "_delete"
@@ -76,7 +79,10 @@ def write_sessions_from_events(tables: Tables, events_version: int):
 def run_full(conf: Config, tables: Tables) -> SessionizeReport:
     """Sessionize all of bronze.events and overwrite both silver tables."""
     bronze = tables.read(BRONZE_EVENTS)
-    last = bronze.agg(F.max(S.INGEST_BATCH)).first()[0]
+    n_bronze, last = bronze.agg(F.count(F.lit(1)), F.max(S.INGEST_BATCH)).first()
+    if n_bronze == 0:
+        raise EmptyInputError(f"{BRONZE_EVENTS} holds no events: nothing to sessionize (did "
+                              f"ingest accept anything? see {BRONZE_QUARANTINE})")
     e = tables.write(_sessionized_events(_sessionize(bronze, conf)), SILVER_EVENTS_SESSIONIZED,
                      mode="overwrite", partition_by=[S.EVENT_DATE])
     s = write_sessions_from_events(tables, e.version)

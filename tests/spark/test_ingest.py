@@ -1,15 +1,22 @@
 """Ingest on hand-built raw records whose fate is known: accepted, quarantined (why), duplicate."""
 
 import datetime as dt
+import gzip
 import json
 
 import pytest
 from pyspark.sql import functions as F
 
+from interest_lib import schema as S
+from interest_lib.cli import main
+from interest_lib.errors import EmptyInputError
+from interest_lib.features.job import run_featurize
 from interest_lib.ingest import run_ingest
+from interest_lib.ingest.job import IngestAccountingError, NothingAcceptedError
 from interest_lib.ingest.pseudonymise import MissingKeyError, pseudonymise_col, pseudonymise_py
 from interest_lib.ingest.readers import RawInputError
-from interest_lib.storage.catalog import BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS
+from interest_lib.sessions import run_sessionize
+from interest_lib.storage.catalog import BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS, SILVER_EVENTS_SESSIONIZED
 from tests.helpers import read_with_delta_rs
 
 pytestmark = pytest.mark.spark
@@ -162,3 +169,147 @@ def test_spark_hmac_matches_python_hmac(spark):
     df = spark.createDataFrame([(i,) for i in ids] + [(None,)], "id string")
     got = [r.p for r in df.select(pseudonymise_col("id", key).alias("p")).collect()]
     assert got == [pseudonymise_py(i, key) for i in ids] + [None]
+
+
+HEADER = "event_id,user_id,item_id,category_id,category_path,event_type,event_time,text,price,source"
+
+
+def test_csv_columns_are_bound_by_header_name_per_file(spark, tmp_conf, tables, tmp_path):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "a.csv").write_text(HEADER + "\nx1,user-a,item-a,c1,a/b/c1,view,2026-01-05T10:00:00Z,,,web\n")
+    # user_id and item_id swapped, other columns reordered, optional ones absent, one extra column
+    (folder / "b.csv").write_text("event_time,item_id,user_id,extra,event_type,category_id,event_id\n"
+                                  "2026-01-05T11:00:00Z,item-b,user-b,zzz,cart,c2,x2\n")
+    report = ingest(spark, tmp_conf, tables, folder)
+    assert (report.rows_in, report.accepted, report.quarantined) == (2, 2, 0)
+    rows = {r.event_id: r for r in tables.read(BRONZE_EVENTS).collect()}
+    assert rows["x2"].item_id == "item-b" and rows["x2"].event_type == "cart"
+    assert rows["x2"].user_id == pseudonymise_py("user-b", KEY.encode())
+    assert rows["x2"].category_path is None and rows["x1"].item_id == "item-a"
+    assert not {"user-a", "user-b"} & {v for r in rows.values() for v in r.asDict().values()}
+
+
+def test_column_mapping_and_header_that_does_not_fit(spark, tmp_conf, tables, tmp_path):
+    folder = tmp_path / "mapped"
+    folder.mkdir()
+    (folder / "t.csv").write_text("basket,household,product,cat,kind,ts\n"
+                                  "k1,h1,p1,dairy,purchase,2026-01-05T10:00:00Z\n")
+    with pytest.raises(RawInputError) as exc:
+        ingest(spark, tmp_conf, tables, folder)
+    text = str(exc.value)
+    assert "t.csv" in text and "event_id" in text and "user_id" in text and "'household'" in text
+    assert "ingest.columns" in text and tables.exists(BRONZE_EVENTS) is False
+    tmp_conf.ingest.columns = {"event_id": "basket", "user_id": "household", "item_id": "product",
+                               "category_id": "cat", "event_type": "kind", "event_time": "ts"}
+    report = ingest(spark, tmp_conf, tables, folder)
+    assert report.accepted == 1
+    row = tables.read(BRONZE_EVENTS).first()
+    assert (row.event_id, row.item_id, row.category_id, row.event_type) == ("k1", "p1", "dairy", "purchase")
+    assert row.user_id == pseudonymise_py("h1", KEY.encode())
+
+
+def test_headerless_csv_is_refused_or_read_by_position_without_losing_a_row(spark, tmp_conf, tables, tmp_path):
+    folder = tmp_path / "nohead"
+    folder.mkdir()
+    lines = [f"n{i},u{i},i{i},c1,a/b/c1,view,2026-01-05T10:0{i}:00Z,,,web" for i in range(3)]
+    (folder / "a.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RawInputError, match="csv_header: false"):
+        ingest(spark, tmp_conf, tables, folder)
+    tmp_conf.ingest.csv_header = False
+    report = ingest(spark, tmp_conf, tables, folder)
+    assert (report.rows_in, report.accepted) == (3, 3)
+    assert sorted(r.event_id for r in tables.read(BRONZE_EVENTS).collect()) == ["n0", "n1", "n2"]
+
+
+def test_compressed_inputs_are_detected(spark, tmp_conf, tables, tmp_path):
+    folder = tmp_path / "gz"
+    folder.mkdir()
+    with gzip.open(folder / "a.csv.gz", "wt") as fh:
+        fh.write(HEADER + "\nz1,u1,i1,c1,a/b/c1,view,2026-01-05T10:00:00Z,,,web\n")
+    assert ingest(spark, tmp_conf, tables, folder).accepted == 1
+    jfolder = tmp_path / "jgz"
+    jfolder.mkdir()
+    with gzip.open(jfolder / "a.jsonl.gz", "wt") as fh:
+        fh.write("\n".join([ev("z2"), ev("z3")]) + "\n")
+    assert ingest(spark, tmp_conf, tables, jfolder).accepted == 2
+    # A URI is listed and its CSV header read through Hadoop's FileSystem (as on a cluster).
+    tmp_conf.ingest.columns = {}
+    with gzip.open(folder / "b.csv.gz", "wt") as fh:
+        fh.write("event_time,user_id,item_id,category_id,event_type,event_id\n"
+                 "2026-01-05T12:00:00Z,u9,i9,c1,view,z4\n")
+    report = ingest(spark, tmp_conf, tables, f"file://{folder}")
+    assert (report.accepted, report.duplicates_removed) == (1, 1)
+    assert tables.read(BRONZE_EVENTS).filter("event_id = 'z4'").first().item_id == "i9"
+
+
+def test_every_json_line_is_one_counted_record(spark, tmp_conf, tables, tmp_path):
+    odd = [ev("j2") + " " + ev("j3"), "[]", "[" + ev("j4") + "," + ev("j5") + "]", '"text"', ev("j6") + "x"]
+    write_raw(tmp_path / "j", "a.jsonl", [ev("j1")] + odd + ["", "   "])
+    report = ingest(spark, tmp_conf, tables, tmp_path / "j")
+    assert (report.rows_in, report.accepted, report.quarantined) == (6, 1, 5)
+    assert report.reasons == {"malformed_record": 5}
+    raw = sorted(r.raw_record for r in tables.read(BRONZE_QUARANTINE).collect())
+    assert raw == sorted(odd)
+
+
+def test_hidden_data_files_are_refused_not_skipped(spark, tmp_conf, tables, tmp_path):
+    write_raw(tmp_path / "h", "a.json", [ev("h1")])
+    write_raw(tmp_path / "h", "_b.json", [ev("h2"), ev("h3"), ev("h4")])
+    with pytest.raises(RawInputError, match=r"_b\.json.*rename"):
+        ingest(spark, tmp_conf, tables, tmp_path / "h")
+
+
+def test_rerun_after_changing_a_setting_is_a_new_batch(spark, tmp_conf, tables, tmp_path):
+    write_raw(tmp_path / "r", "a.json", [ev("r1", ts="2026-01-05T10:00:00Z"), ev("r2", ts="2001-06-01T10:00:00Z")])
+    tmp_conf.ingest.min_event_date = "2020-01-01"
+    first = ingest(spark, tmp_conf, tables, tmp_path / "r")
+    assert (first.accepted, first.reasons) == (1, {"event_time_too_old": 1})
+    assert ingest(spark, tmp_conf, tables, tmp_path / "r").skipped  # same files and settings
+    tmp_conf.ingest.min_event_date = "2001-01-01"
+    second = ingest(spark, tmp_conf, tables, tmp_path / "r")
+    assert not second.skipped and second.run_id != first.run_id
+    assert (second.rows_in, second.accepted, second.quarantined, second.duplicates_removed) == (2, 1, 0, 1)
+    assert sorted(r.event_id for r in tables.read(BRONZE_EVENTS).collect()) == ["r1", "r2"]
+
+
+def test_nothing_valid_stops_with_the_top_reasons(spark, tmp_conf, tables, tmp_path):
+    write_raw(tmp_path / "bad", "a.json", [ev("q1", user=""), ev("q2", user=""), ev("q3", etype="hover")])
+    with pytest.raises(NothingAcceptedError) as exc:
+        ingest(spark, tmp_conf, tables, tmp_path / "bad")
+    assert "none of the 3 records" in str(exc.value)
+    assert str(exc.value).index("missing_user_id 2") < str(exc.value).index("unknown_event_type 1")
+    assert tables.read(BRONZE_QUARANTINE).count() == 3 and not tables.exists(BRONZE_EVENTS)
+    write_raw(tmp_path / "empty", "a.json", ["", ""])
+    with pytest.raises(NothingAcceptedError, match="hold no records"):
+        ingest(spark, tmp_conf, tables, tmp_path / "empty")
+
+
+def test_cli_exits_non_zero_with_the_message(spark, tmp_path, capsys):
+    write_raw(tmp_path / "raw" / "events", "a.json", [ev("q1", user="")])
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", "--set", f"storage.warehouse={tmp_path / 'wh'}", "--set", f"storage.raw_dir={tmp_path / 'raw'}",
+              "--set", f"ingest.pseudonym_key={KEY}", "--set", "spark.master=local[2]"])
+    assert exc.value.code == 3
+    assert "missing_user_id 1" in capsys.readouterr().err
+
+
+def test_a_row_lost_in_the_write_breaks_the_accounting(spark, tmp_conf, tables, tmp_path, monkeypatch):
+    write_raw(tmp_path / "l", "a.json", GOOD)
+    real_write = tables.write
+
+    def lossy_write(df, name, *args, **kwargs):  # a faulty engine that drops one row of the events
+        return real_write(df.filter("event_id != 'e2'") if name == BRONZE_EVENTS else df, name, *args, **kwargs)
+
+    monkeypatch.setattr(tables, "write", lossy_write)
+    with pytest.raises(IngestAccountingError, match="duplicates removed 0"):
+        ingest(spark, tmp_conf, tables, tmp_path / "l")
+
+
+def test_empty_input_tables_stop_sessionize_and_featurize(spark, tmp_conf, tables):
+    tables.write(spark.createDataFrame([], S.EVENT_SCHEMA), BRONZE_EVENTS)
+    with pytest.raises(EmptyInputError, match="bronze.events holds no events"):
+        run_sessionize(spark, tmp_conf, tables)
+    tables.write(spark.createDataFrame([], S.SESSIONIZED_EVENT_SCHEMA), SILVER_EVENTS_SESSIONIZED)
+    with pytest.raises(EmptyInputError, match="silver.events_sessionized holds no events"):
+        run_featurize(spark, tmp_conf, tables, embed=False)

@@ -99,3 +99,29 @@ def test_set_reaches_dotted_spark_settings_in_extra():
     conf = load_config(overrides=["spark.extra.spark.executor.memory=1g", "features.event_weights.view=2"])
     assert conf.spark.extra["spark.executor.memory"] == "1g"
     assert conf.features.event_weights["view"] == 2
+
+
+def test_date_settings_accept_dates_and_datetimes_and_refuse_other_text():
+    conf = load_config(overrides=["ingest.min_event_date=2001-01-01", "score.as_of=2026-03-01T06:00:00",
+                                  "generate.start_date=2026-02-02"])
+    assert (conf.ingest.min_event_date, conf.score.as_of, conf.generate.start_date) == (
+        "2001-01-01", "2026-03-01T06:00:00", "2026-02-02")
+    assert load_config(overrides=["ingest.min_event_date=2001-01-01T06:00:00Z"]).ingest.min_event_date \
+        .startswith("2001-01-01T06:00:00")
+    with pytest.raises(ConfigError, match="ingest.min_event_date.*notadate"):
+        load_config(overrides=["ingest.min_event_date=notadate"])
+    with pytest.raises(ConfigError, match="generate.start_date"):
+        load_config(overrides=["generate.start_date=2026-02-02T10:00:00"])
+
+
+def test_column_mappings_are_checked():
+    conf = load_config(overrides=["ingest.columns.user_id=household_key", "ingest.columns.event_time=ts",
+                                  "ingest.item_columns.item_id=product_id"])
+    assert conf.ingest.columns == {"user_id": "household_key", "event_time": "ts"}
+    assert conf.ingest.item_columns == {"item_id": "product_id"}
+    with pytest.raises(ConfigError, match=r"ingest.columns: unknown raw field\(s\) \['userid'\]"):
+        load_config(overrides=["ingest.columns.userid=household_key"])
+    with pytest.raises(ConfigError, match="mapped to more than one raw field"):
+        load_config(overrides=["ingest.columns.user_id=x", "ingest.columns.item_id=x"])
+    with pytest.raises(ConfigError, match="ingest.item_columns.title"):
+        load_config(overrides=["ingest.item_columns.title="])

@@ -1,0 +1,1 @@
+"""Public data sets turned into raw stores that ``interest ingest`` reads as they are."""

