@@ -20,8 +20,9 @@ from pyspark.storagelevel import StorageLevel
 from interest_lib import schema as S
 from interest_lib.conf import Config
 from interest_lib.ingest.pseudonymise import pseudonymise_col, resolve_key
-from interest_lib.ingest.readers import CORRUPT, list_local_files, raw_record, read_raw
-from interest_lib.ingest.validate import to_events, with_parsed_fields, with_reason
+from interest_lib.ingest.quarantine import quarantine_record
+from interest_lib.ingest.readers import CORRUPT, list_local_files, read_raw
+from interest_lib.ingest.validate import invalid_utf8, to_events, with_parsed_fields, with_reason
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.storage import Tables, Txn
 from interest_lib.storage.catalog import BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS
@@ -74,10 +75,12 @@ def dedupe_events(events: DataFrame, existing_ids: Optional[DataFrame]) -> DataF
     return unique
 
 
-def quarantine_rows(df: DataFrame, record_type: str, fields, batch: int, now: dt.datetime) -> DataFrame:
-    """Rejected rows in the quarantine table's shape."""
+def quarantine_rows(df: DataFrame, record_type: str, fields, batch: int, now: dt.datetime,
+                    key: Optional[bytes] = None) -> DataFrame:
+    """Rejected rows in the quarantine table's shape; with ``key``, user ids are pseudonymised
+    inside raw_record (:func:`~interest_lib.ingest.quarantine.quarantine_record`)."""
     return df.select(
-        F.lit(record_type).alias(S.RECORD_TYPE), raw_record(fields).alias(S.RAW_RECORD), S.REASON,
+        F.lit(record_type).alias(S.RECORD_TYPE), quarantine_record(fields, key).alias(S.RAW_RECORD), S.REASON,
         S.SOURCE_FILE,
         F.lit(batch).cast("long").alias(S.INGEST_BATCH),
         F.lit(now).cast("timestamp").alias(S.INGESTED_AT),
@@ -93,7 +96,8 @@ def _ingest_items(spark: SparkSession, conf: Config, tables: Tables, batch: int,
     raw = read_raw(spark, path, S.RAW_ITEM_FIELDS, conf.ingest.format)
     price = F.trim(F.col(S.PRICE)).try_cast("double")
     reason = (
-        F.when(F.col(CORRUPT).isNotNull(), "malformed_record")
+        F.when(invalid_utf8(S.RAW_ITEM_FIELDS), "invalid_utf8")
+        .when(F.col(CORRUPT).isNotNull(), "malformed_record")
         .when(F.col(S.ITEM_ID).isNull() | (F.trim(S.ITEM_ID) == ""), "missing_item_id")
         .when(F.col(S.CATEGORY_ID).isNull() | (F.trim(S.CATEGORY_ID) == ""), "missing_category")
         .when(F.col(S.CATEGORY_PATH).isNull(), "missing_category_path")
@@ -134,7 +138,7 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
     run_id = conf.run.run_id or default_run_id(path)
     txn = Txn(f"ingest:{run_id}")
-    key = resolve_key(conf.ingest)
+    key = resolve_key(conf, spark.conf.get("spark.master", ""))
     if tables.txn_version(BRONZE_EVENTS, txn.app_id) is not None:
         log.warning("ingest run %s was already committed; nothing to do", run_id)
         return IngestReport(run_id, -1, 0, 0, 0, 0, {}, 0, 0, skipped=True)
@@ -158,7 +162,7 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
     try:
         with timer.stage("quarantine") as counts:
             bad = quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event", S.RAW_FIELDS,
-                                  batch, now)
+                                  batch, now, key)
             q = tables.write(bad, BRONZE_QUARANTINE, txn=txn)
             quarantined = q.rows_written if q.rows_written is not None else sum(reasons.values())
             counts.update(quarantined=quarantined)
