@@ -50,7 +50,7 @@ def resolve_key(conf: Config, spark_master: str = "") -> bytes:
     Raises:
         MissingKeyError: neither is set.
         PublicKeyError: the key is the public development key and the run is not local
-            development (env other than ``local``, or a cluster master).
+            development (env other than ``local``, a cluster master, or a Databricks runtime).
     """
     ing = conf.ingest
     from_env = os.environ.get(ing.pseudonym_key_env, "")
@@ -67,7 +67,8 @@ def resolve_key(conf: Config, spark_master: str = "") -> bytes:
         )
     if key == DEV_KEY:
         where = (f"env '{conf.env}'" if conf.env != "local" else
-                 f"Spark master '{spark_master}'" if _cluster_master(spark_master) else "")
+                 f"Spark master '{spark_master}'" if _cluster_master(spark_master) else
+                 "Databricks" if os.environ.get("DATABRICKS_RUNTIME_VERSION") else "")
         if where:
             raise PublicKeyError(
                 f"refusing to pseudonymise with the public development key (ingest.pseudonym_key = "

@@ -39,6 +39,7 @@ def test_the_environment_secret_wins_over_the_conf_file_key(monkeypatch, warning
 
 def test_the_development_key_warns_locally(monkeypatch, warnings):
     monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
     assert resolve_key(load_config(env="local"), "local[2]") == DEV_KEY.encode()
     assert len(warnings) == 1 and "PUBLIC development key" in warnings[0].getMessage()
     assert ENV in warnings[0].getMessage()
@@ -60,6 +61,13 @@ def test_the_development_key_is_refused_outside_local_development(monkeypatch, e
     monkeypatch.setenv(ENV, DEV_KEY)
     with pytest.raises(PublicKeyError):
         resolve_key(load_config(env=env), master)
+
+
+def test_the_development_key_is_refused_on_a_databricks_runtime_even_in_local_mode(monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")  # single-node clusters run local[*]
+    with pytest.raises(PublicKeyError, match="on Databricks"):
+        resolve_key(load_config(env="local"), "local[8]")
 
 
 def test_no_key_at_all_names_the_variable(monkeypatch):
