@@ -102,12 +102,11 @@ def bench_feeds(warehouse: str, model_name: str, passes: int) -> tuple[list[dict
 
 def bench_training(warehouse: str, model: str, epochs: int) -> list[dict]:
     """run_train with 2 processes on each backend (and the whole card path)."""
-    import torch
-
     from interest_lib.logs import setup_logging
     from interest_lib.spark import get_spark
     from interest_lib.storage import Tables
     from interest_lib.training.job import run_train
+    from interest_lib.training.store import load_record
 
     setup_logging("WARNING")
     out = []
@@ -123,7 +122,7 @@ def bench_training(warehouse: str, model: str, epochs: int) -> list[dict]:
             started = time.perf_counter()
             report = run_train(spark, conf, tables, model_name=model, fresh=True)
             wall = time.perf_counter() - started
-            history = torch.load(os.path.join(report.store, "model.pt"), weights_only=False)["history"]
+            history = load_record(os.path.join(report.store, "model.pt"))["history"]
             samples = sum(h["samples"] for h in history)
             seconds = sum(h["seconds"] for h in history)
             out.append({"name": label, "samples": samples, "epoch_seconds": seconds,

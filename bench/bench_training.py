@@ -109,9 +109,9 @@ def end_to_end(warehouse: str, store: str, model: str, epochs: int, procs: int) 
         started = time.perf_counter()
         report = run_train(spark, conf, tables, model_name=model, fresh=True)
         wall = time.perf_counter() - started
-    import torch
+    from interest_lib.training.store import load_record
 
-    history = torch.load(os.path.join(report.store, "model.pt"), weights_only=False)["history"]
+    history = load_record(os.path.join(report.store, "model.pt"))["history"]
     out = {"procs": procs, "spark_start_s": spark_s, "wall_s": wall, "history": history,
            "store": report.store, "gpu": resolve_gpu(conf, spark),
            "driver_peak_mb": _mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),

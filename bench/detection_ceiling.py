@@ -136,7 +136,7 @@ def best_of(detector, grid, users, planted):
 
 def main(warehouse: str = "warehouse") -> None:
     conf = load_config()
-    users, planted, detected = load(warehouse, conf.features.step_days, resolve_key(conf.ingest))
+    users, planted, detected = load(warehouse, conf.features.step_days, resolve_key(conf))
     rows = [("project (silver.interest_migrations)", score(detected, planted, users), "")]
     s, p = best_of(z_test, itertools.product([2, 3], [1.5, 2.0, 2.5, 3.0], [0.25, 0.35]), users, planted)
     rows.append(("two-sample z, best of grid", s, f"before={p[0]} z>={p[1]} share>={p[2]}"))

@@ -68,7 +68,7 @@ def true_mixtures(rows: dict, conf, categories: dict, weeks_ahead: int) -> np.nd
     leaf_idx = np.array([categories.get(c, 0) for c in cat.category_ids])
     explore = np.zeros(max(categories.values()) + 1)
     np.add.at(explore, leaf_idx, cat.leaf_popularity)
-    key = resolve_key(conf.ingest)
+    key = resolve_key(conf)
     users = {pseudonymise_py(raw_user_id(u), key): u for u in range(g.users)}
     start = dt.datetime.fromisoformat(g.start_date).replace(tzinfo=dt.timezone.utc)
     origin = ORIGIN if ORIGIN.tzinfo else ORIGIN.replace(tzinfo=dt.timezone.utc)

@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import yaml
 
@@ -115,9 +115,9 @@ class IngestConf:
     format: str = "auto"
     """auto | jsonl | csv | parquet; auto decides from the file extensions."""
     pseudonym_key: str = ""
-    """Key of the keyed hash that pseudonymises user ids; empty = read pseudonym_key_env."""
+    """Key of the keyed hash that pseudonymises user ids; used only when pseudonym_key_env is unset."""
     pseudonym_key_env: str = "INTEREST_PSEUDONYM_KEY"
-    """Environment variable holding the pseudonymisation key when pseudonym_key is empty."""
+    """Environment variable holding the pseudonymisation key; when set it wins over pseudonym_key."""
     max_future_skew_minutes: int = 60
     """Events stamped later than the ingest time plus this are quarantined (clock skew)."""
     min_event_date: str = "2000-01-01"
@@ -393,6 +393,9 @@ class Config:
     score: ScoreConf = field(default_factory=ScoreConf)
     run: RunConf = field(default_factory=RunConf)
 
+    env: ClassVar[str] = "local"
+    """The overlay this configuration was loaded with (set by :func:`load_config`; not a YAML key)."""
+
     def to_dict(self, redact: bool = True) -> dict:
         """Plain nested dict for logging; secrets are replaced by ``***`` unless redact=False."""
         data = dataclasses.asdict(self)
@@ -532,6 +535,7 @@ def load_config(
     for text in overrides or []:
         _merge_into(conf, _parse_override(text), f"--set {text}")
     _validate(conf)
+    conf.env = env
     return conf
 
 

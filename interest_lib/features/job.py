@@ -75,7 +75,7 @@ def planted_windows(tables: Tables, conf: Config) -> Optional[DataFrame]:
     """The generator's planted migrations with pseudonymised user ids and window indices."""
     if not tables.exists(REF_PLANTED_MIGRATIONS):
         return None
-    key = resolve_key(conf.ingest)
+    key = resolve_key(conf, tables.spark.conf.get("spark.master", ""))
     return (
         tables.read(REF_PLANTED_MIGRATIONS)
         .withColumn(S.USER_ID, pseudonymise_col("raw_user_id", key))

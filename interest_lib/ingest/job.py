@@ -35,8 +35,9 @@ from interest_lib import schema as S
 from interest_lib.conf import Config, IngestConf
 from interest_lib.errors import InputError
 from interest_lib.ingest.pseudonymise import pseudonymise_col, resolve_key
-from interest_lib.ingest.readers import CORRUPT, RawInput, raw_record, read_raw, scan_input
-from interest_lib.ingest.validate import REASONS, to_events, with_parsed_fields, with_reason
+from interest_lib.ingest.quarantine import quarantine_record
+from interest_lib.ingest.readers import CORRUPT, RawInput, read_raw, scan_input
+from interest_lib.ingest.validate import REASONS, invalid_utf8, to_events, with_parsed_fields, with_reason
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.storage import Tables, Txn
 from interest_lib.storage.catalog import BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS
@@ -116,10 +117,12 @@ def top_reasons(reasons: dict, n: int = 3) -> str:
     return "; ".join(f"{r} {c:,} ({REASONS.get(r, r)})" for r, c in top)
 
 
-def quarantine_rows(df: DataFrame, record_type: str, fields, batch: int, now: dt.datetime) -> DataFrame:
-    """Rejected rows in the quarantine table's shape."""
+def quarantine_rows(df: DataFrame, record_type: str, fields, batch: int, now: dt.datetime,
+                    key: Optional[bytes] = None) -> DataFrame:
+    """Rejected rows in the quarantine table's shape; with ``key``, user ids are pseudonymised
+    inside raw_record (:func:`~interest_lib.ingest.quarantine.quarantine_record`)."""
     return df.select(
-        F.lit(record_type).alias(S.RECORD_TYPE), raw_record(fields).alias(S.RAW_RECORD), S.REASON,
+        F.lit(record_type).alias(S.RECORD_TYPE), quarantine_record(fields, key).alias(S.RAW_RECORD), S.REASON,
         S.SOURCE_FILE,
         F.lit(batch).cast("long").alias(S.INGEST_BATCH),
         F.lit(now).cast("timestamp").alias(S.INGESTED_AT),
@@ -146,7 +149,8 @@ def _ingest_items(raw: Optional[DataFrame], tables: Tables, batch: int, now: dt.
         return 0, 0
     price = F.trim(F.col(S.PRICE)).try_cast("double")
     reason = (
-        F.when(F.col(CORRUPT).isNotNull(), "malformed_record")
+        F.when(invalid_utf8(S.RAW_ITEM_FIELDS), "invalid_utf8")
+        .when(F.col(CORRUPT).isNotNull(), "malformed_record")
         .when(F.col(S.ITEM_ID).isNull() | (F.trim(S.ITEM_ID) == ""), "missing_item_id")
         .when(F.col(S.CATEGORY_ID).isNull() | (F.trim(S.CATEGORY_ID) == ""), "missing_category")
         .when(F.col(S.CATEGORY_PATH).isNull(), "missing_category_path")
@@ -187,7 +191,7 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
     timer = StageTimer(log)
     path = input_path or conf.ingest.input or os.path.join(conf.storage.raw_dir, "events")
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
-    key = resolve_key(conf.ingest)
+    key = resolve_key(conf, spark.conf.get("spark.master", ""))
     events_in = scan_input(spark, path, conf.ingest.format)
     items_in = scan_input(spark, _items_path(conf), conf.ingest.format, missing_ok=True)
     run_id = conf.run.run_id or default_run_id([events_in, items_in], output_settings(conf.ingest, key))
@@ -221,7 +225,7 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
             raise NothingAcceptedError(f"{path}: the {len(events_in.files)} input file(s) hold no records")
         with timer.stage("quarantine") as counts:
             bad = quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event", S.RAW_FIELDS,
-                                  batch, now)
+                                  batch, now, key)
             q = tables.write(bad, BRONZE_QUARANTINE, txn=txn)
             quarantined = q.rows_written if q.rows_written is not None else sum(reasons.values())
             counts.update(quarantined=quarantined)

@@ -6,6 +6,7 @@ All functions are ``DataFrame -> DataFrame`` and chain with ``df.transform``.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Sequence
 
 from pyspark.sql import Column, DataFrame, functions as F
 
@@ -20,6 +21,7 @@ _NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
 
 #: Reasons a record is quarantined, in the order they are checked.
 REASONS = {
+    "invalid_utf8": "the record holds bytes that are not UTF-8 (or U+FFFD, which a decoder leaves for them)",
     "malformed_record": "not a valid record of the input format",
     "missing_event_id": "event_id is empty",
     "missing_user_id": "user_id is empty",
@@ -36,6 +38,13 @@ REASONS = {
 
 def _blank(col: str) -> Column:
     return F.col(col).isNull() | (F.trim(F.col(col)) == "")
+
+
+def invalid_utf8(fields: Sequence[str]) -> Column:
+    """True when any of ``fields`` or the unparsed text holds invalid UTF-8 or U+FFFD (the
+    replacement character a decoder such as the CSV reader's leaves for invalid bytes)."""
+    joined = F.concat_ws("\u0001", *fields, CORRUPT)
+    return ~F.is_valid_utf8(joined) | joined.contains("\ufffd")
 
 
 def parse_event_time(col: str = S.EVENT_TIME) -> Column:
@@ -60,6 +69,7 @@ def with_reason(df: DataFrame, now: dt.datetime, max_future_skew_minutes: int,
     latest = F.lit(now + dt.timedelta(minutes=max_future_skew_minutes)).cast("timestamp")
     etype = F.lower(F.trim(F.col(S.EVENT_TYPE)))
     checks = [
+        ("invalid_utf8", invalid_utf8(S.RAW_FIELDS)),
         ("malformed_record", F.col(CORRUPT).isNotNull()),
         ("missing_event_id", _blank(S.EVENT_ID)),
         ("missing_user_id", _blank(S.USER_ID)),

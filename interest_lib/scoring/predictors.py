@@ -55,11 +55,11 @@ class Predictor:
 
 def model_predictor(task: str, model_path: str) -> Predictor:
     """The predictor of a trained model's ``model.pt`` (from a run store or an MLflow model)."""
-    import torch
+    from interest_lib.training.store import load_record
 
     with open(model_path, "rb") as fh:
         data = fh.read()
-    record = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    record = load_record(io.BytesIO(data))
     if record["task"] != task:
         raise ValueError(f"{model_path} is a {record['task']} model, not a {task} model")
     lineage = record["lineage"]

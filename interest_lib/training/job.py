@@ -30,7 +30,7 @@ from interest_lib.storage.catalog import (
 )
 from interest_lib.training.backend import BackendError, make_backend
 from interest_lib.training.loop import TrainJob, train_worker
-from interest_lib.training.store import RunStore, latest_pointer, write_json
+from interest_lib.training.store import RunStore, latest_pointer, load_record, write_json
 
 log = get_logger(__name__)
 
@@ -209,9 +209,7 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
 
 def _report(model_name: str, store: RunStore, version: int, seconds: float, skipped: bool = False,
             resumed_from: Optional[str] = None) -> TrainReport:
-    import torch
-
-    record = torch.load(store.model, map_location="cpu", weights_only=False)
+    record = load_record(store.model)
     tracked = os.path.join(store.root, "mlflow.json")
     uri = json.load(open(tracked))["model_uri"] if os.path.exists(tracked) else None
     if skipped:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interest_lib.models import InputSizes
-from interest_lib.training.store import RunStore, atomic_save
+from interest_lib.training.store import RunStore, atomic_save, load_record
 
 #: The validation quantity early stopping watches, per task (lower is better).
 MONITOR = {"migration": "next_ce", "evolution": "js"}
@@ -95,7 +95,7 @@ def train_worker(job: TrainJob) -> dict:
     state = {"epoch": -1, "best": float("inf"), "best_state": None, "bad_epochs": 0, "history": [], "stopped": False}
     resumed_from = store.latest_checkpoint()
     if resumed_from:
-        ckpt = torch.load(resumed_from, map_location=device, weights_only=False)
+        ckpt = load_record(resumed_from, map_location=device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]

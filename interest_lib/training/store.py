@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -64,10 +65,60 @@ class RunStore:
         return os.path.exists(self.model)
 
 
-def atomic_save(obj, path: str) -> None:
-    """torch.save to a temporary name, then rename: a killed process never leaves half a file."""
+class UnsafeRecordError(pickle.UnpicklingError):
+    """A checkpoint or model file holds something other than tensors and plain values."""
+
+
+#: What a checkpoint or model record may hold besides tensors: the types torch's safe
+#: (weights_only) unpickler rebuilds without running any code of the file's choosing. Exact
+#: types: a numpy float64 is a float to isinstance but pickles as numpy, which the loader refuses.
+_PLAIN = (str, int, float, bool, type(None), bytes)
+
+
+def _check_plain(obj, where: str) -> None:
+    import collections
+
     import torch
 
+    kind = type(obj)
+    if kind in (dict, collections.OrderedDict):
+        for key, value in obj.items():
+            _check_plain(key, where)
+            _check_plain(value, f"{where}[{key!r}]")
+    elif kind in (list, tuple, torch.Size):
+        for i, value in enumerate(obj):
+            _check_plain(value, f"{where}[{i}]")
+    elif kind not in _PLAIN and not isinstance(obj, (torch.Tensor, torch.dtype, torch.device)):
+        raise TypeError(f"{where} is a {kind.__name__}: a saved record holds only tensors, dicts, "
+                        "lists, tuples, str, int, float, bool and None (loaded with weights_only=True)")
+
+
+def load_record(source, map_location="cpu"):
+    """A record written by :func:`atomic_save` (path or file-like), loaded with torch's safe
+    unpickler (``weights_only=True``): tensors and plain values only.
+
+    Raises:
+        UnsafeRecordError: the file holds anything else, e.g. an object whose unpickling would
+            run code; nothing of it is executed.
+    """
+    import torch
+
+    try:
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "model bytes")
+        raise UnsafeRecordError(f"{name}: refused to load, it holds more than tensors and plain values "
+                                f"(a tampered or foreign file?): {str(exc).splitlines()[0]}") from exc
+
+
+def atomic_save(obj, path: str) -> None:
+    """torch.save to a temporary name, then rename: a killed process never leaves half a file.
+
+    ``obj`` must hold only what :func:`load_record` accepts (checked first: a TypeError names the key).
+    """
+    import torch
+
+    _check_plain(obj, os.path.basename(path))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     torch.save(obj, tmp)

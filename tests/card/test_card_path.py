@@ -25,7 +25,7 @@ import torch
 
 from interest_lib.storage.catalog import GOLD_TRAINING_SEQUENCES
 from interest_lib.training.feed import FeedSpec, make_feed
-from interest_lib.training.store import RunStore
+from interest_lib.training.store import RunStore, load_record
 
 pytestmark = pytest.mark.card
 
@@ -55,7 +55,7 @@ def _train(spark, conf, tables, models) -> dict[str, RunStore]:
     runs = {}
     for model in models:
         report = run_train(spark, conf, tables, model_name=model)
-        record = torch.load(os.path.join(report.store, "model.pt"), map_location="cpu", weights_only=False)
+        record = load_record(os.path.join(report.store, "model.pt"))
         runs[record["task"]] = RunStore(report.store)
     return runs
 
@@ -176,8 +176,8 @@ def test_petastorm_cache_lives_in_the_given_folder_and_is_removed(card_data, tmp
 
 
 def test_horovod_trains_the_same_weights_as_torch_distributor(trained):
-    a = torch.load(trained["default"]["migration"].model, weights_only=False)
-    b = torch.load(trained["horovod_delta"]["migration"].model, weights_only=False)
+    a = load_record(trained["default"]["migration"].model)
+    b = load_record(trained["horovod_delta"]["migration"].model)
     assert [h["epoch"] for h in a["history"]] == [h["epoch"] for h in b["history"]]
     for x, y in zip(a["history"], b["history"]):
         assert x["samples"] == y["samples"]
@@ -213,7 +213,7 @@ def test_card_path_matches_the_default_path_and_beats_markov(card_data, trained)
     assert c["js"] < c["markov_js"], summary
     # Each path trained for real: 2 ranks, every epoch on all ranks' rows.
     for name in ("default", "card"):
-        record = torch.load(trained[name]["migration"].model, weights_only=False)
+        record = load_record(trained[name]["migration"].model)
         assert record["lineage"]["conf"]["train"]["num_processes"] == 2
         assert record["lineage"]["conf"]["train"]["backend"] == ("horovod" if name == "card" else "torch_distributor")
         assert record["history"][0]["samples"] > 1000

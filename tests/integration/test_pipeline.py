@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from interest_lib import schema as S
 from interest_lib.cli import main
-from interest_lib.ingest.pseudonymise import pseudonymise_py
+from interest_lib.ingest.pseudonymise import pseudonymise_py, resolve_key
 from interest_lib.features.job import planted_windows
 from interest_lib.features.migrations import evaluate_detection
 from interest_lib.storage.catalog import (
@@ -53,7 +53,7 @@ def test_planted_users_are_found_under_their_pseudonym(pipeline):
     _settings, tables, conf = pipeline
     planted = tables.read(REF_PLANTED_MIGRATIONS).limit(5).collect()
     assert planted
-    key = conf.ingest.pseudonym_key.encode()
+    key = resolve_key(conf)
     users = {r.user_id for r in tables.read(BRONZE_EVENTS).select(S.USER_ID).distinct().collect()}
     assert all(pseudonymise_py(p.raw_user_id, key) in users for p in planted)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from interest_lib.storage.catalog import GOLD_MODEL_METRICS, GOLD_TRAINING_SEQUENCES
-from interest_lib.training.store import RunStore, latest_run
+from interest_lib.training.store import RunStore, latest_run, load_record
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -42,7 +42,7 @@ def test_lineage_pins_the_training_table_version(pipeline):
         assert lineage["table"] == GOLD_TRAINING_SEQUENCES
         assert lineage["table_version"] == tables.version(GOLD_TRAINING_SEQUENCES)
         assert lineage["code_version"] and lineage["conf"]["train"]["seed"] == conf.train.seed
-        record = torch.load(run.model, weights_only=False)
+        record = load_record(run.model)
         assert record["lineage"]["run_id"] == run.run_id
         assert 1 <= len(record["history"]) <= conf.train.epochs
         assert len(open(run.epochs_log).read().splitlines()) == len(record["history"])
@@ -76,8 +76,8 @@ def test_killed_run_resumes_to_the_same_weights(pipeline, tmp_path):
     resumed = subprocess.run(_train_cmd(settings, store, epochs), env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming after epoch" in resumed.stdout + resumed.stderr
-    a = torch.load(next((tmp_path / "ref").glob("*/model.pt")), weights_only=False)
-    b = torch.load(RunStore(str(run_dir)).model, weights_only=False)
+    a = load_record(next((tmp_path / "ref").glob("*/model.pt")))
+    b = load_record(RunStore(str(run_dir)).model)
     assert [h["epoch"] for h in b["history"]] == list(range(1, epochs + 1))
     assert a["history"][-1]["val_next_ce"] == pytest.approx(b["history"][-1]["val_next_ce"], rel=1e-6)
     for key, value in a["state_dict"].items():

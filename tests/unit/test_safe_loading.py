@@ -1,0 +1,131 @@
+"""Checkpoints and models load with torch's safe unpickler: a file whose unpickling would run code
+is refused by every loader (training resume, report, inference, scoring) and runs nothing, while
+normal save -> load -> resume still ends with the same weights as an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+
+import deltalake
+import pyarrow as pa
+import pytest
+import torch
+
+from interest_lib.models.inference import load_trained
+from interest_lib.scoring.predictors import model_predictor
+from interest_lib.training.backend import TorchDistributorBackend
+from interest_lib.training.job import _report
+from interest_lib.training.loop import TrainJob, train_worker
+from interest_lib.training.store import RunStore, UnsafeRecordError, atomic_save, load_record
+from tests.unit.test_models import SIZES, make_batch, small_params
+
+pytestmark = pytest.mark.unit
+MODEL = "migration_transformer"
+
+
+class Payload:
+    """Unpickling this creates ``marker``: what an attacker's code would do, harmlessly."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (pathlib.Path(self.marker),)
+
+
+def _plant(path, marker, **record):
+    """A record file carrying the payload (written with plain torch.save, as an attacker would)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save({**record, "extra": Payload(str(marker))}, path)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    """A small gold.training_sequences-shaped Delta table: 64 train rows, 32 validation rows."""
+    gen = torch.Generator().manual_seed(3)
+    batch = make_batch(96, gen)
+    columns = {k: pa.array(v.tolist()) for k, v in batch.items()}
+    columns["split"] = pa.array(["train"] * 64 + ["validation"] * 32)
+    path = str(tmp_path_factory.mktemp("seq") / "training_sequences")
+    deltalake.write_deltalake(path, pa.table(columns), partition_by=["split"])
+    return path
+
+
+@pytest.fixture(autouse=True)
+def leave_no_process_group():
+    """A run that raised never reached its shutdown: end its process group here."""
+    yield
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train(table: str, store: str, epochs: int) -> dict:
+    """train_worker in this process: real DDP over gloo with a world of one."""
+    os.makedirs(store, exist_ok=True)  # the driver's part (it writes lineage.json there)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", WORLD_SIZE="1",
+                      LOCAL_RANK="0")
+    job = TrainJob(model_name=MODEL, task="migration", params=small_params(MODEL), sizes=SIZES,
+                   table_path=table, table_version=0, store_root=store,
+                   backend=TorchDistributorBackend(1, True, False), epochs=epochs, batch_size=16,
+                   patience=99, torch_threads=1, lineage={"run_id": os.path.basename(store), "table_version": 0})
+    return train_worker(job)
+
+
+def test_save_load_and_resume_give_the_uninterrupted_weights(table, tmp_path):
+    _train(table, str(tmp_path / "ref"), epochs=2)
+    store = RunStore(str(tmp_path / "cut"))
+    _train(table, store.root, epochs=1)
+    os.remove(store.model)  # as if killed after the first epoch's checkpoint
+    resumed = _train(table, store.root, epochs=2)
+    assert resumed["resumed_from"] == store.checkpoint(0)
+    a, b = load_record(str(tmp_path / "ref" / "model.pt")), load_record(store.model)
+    assert [h["epoch"] for h in b["history"]] == [1, 2] and a["history"][-1]["val_next_ce"] == pytest.approx(
+        b["history"][-1]["val_next_ce"], rel=1e-6)
+    for key, value in a["state_dict"].items():
+        assert torch.allclose(value, b["state_dict"][key], atol=1e-6), key
+    # The record's lineage and metadata are plain values, and the loaders accept it.
+    model, record = load_trained(store.model)
+    assert record["lineage"]["run_id"] == "cut" and record["params"]["d_model"] == 32
+    assert model_predictor("migration", store.model).version == "cut"
+    assert _report(MODEL, store, 0, 1.0).epochs_run == 2
+
+
+def test_a_malicious_file_is_refused_everywhere_and_runs_nothing(table, tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    _train(table, store.root, epochs=1)
+    good = load_record(store.model)
+    marker = tmp_path / "pwned"
+    # A checkpoint that looks newest: training would resume from it.
+    _plant(store.checkpoint(5), marker, **load_record(store.checkpoint(0)))
+    with pytest.raises(UnsafeRecordError, match="epoch-005.pt: refused to load"):
+        _train(table, store.root, epochs=8)
+    # A replaced model.pt: the report, evaluation (load_trained) and scoring (model_predictor).
+    _plant(store.model, marker, **good)
+    with pytest.raises(UnsafeRecordError, match="model.pt: refused to load"):
+        load_trained(store.model)
+    with pytest.raises(UnsafeRecordError):
+        model_predictor("migration", store.model)
+    with pytest.raises(UnsafeRecordError):
+        _report(MODEL, store, 0, 1.0)
+    assert not marker.exists()
+    # The payload is live: the unsafe loader this project used to call runs it.
+    torch.load(store.model, weights_only=False)
+    assert marker.exists()
+
+
+def test_saving_anything_but_tensors_and_plain_values_is_refused(tmp_path):
+    import numpy as np
+
+    with pytest.raises(TypeError, match=r"model.pt\['history'\]\[0\]\['loss'\] is a float64"):
+        atomic_save({"history": [{"loss": np.float64(1.0)}]}, str(tmp_path / "model.pt"))
+    assert not list(tmp_path.iterdir())
+    atomic_save({"w": torch.ones(2), "meta": {"a": [1, 2.5, "x", None, True, (3, 4)]}}, str(tmp_path / "ok.pt"))
+    assert load_record(str(tmp_path / "ok.pt"))["meta"] == {"a": [1, 2.5, "x", None, True, (3, 4)]}
