@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, Window, functions as F
+from pyspark.sql import DataFrame, Window, functions as F, types as T
 
 from interest_lib import schema as S
 from interest_lib.conf import MigrationConf
@@ -194,7 +194,8 @@ def migration_flows(migrations: DataFrame, min_group_size: int,
             out = pdf.assign(users=values)[keep]
             yield out.assign(dp_epsilon=dp.epsilon, dp_delta=delta)
 
-    schema = exact.schema.add("dp_epsilon", "double").add("dp_delta", "double")
+    schema = T.StructType([*exact.schema.fields, T.StructField("dp_epsilon", T.DoubleType()),
+                           T.StructField("dp_delta", T.DoubleType())])
     return exact.mapInPandas(noise, schema).select(*FLOW_COLUMNS)
 
 
