@@ -14,6 +14,7 @@ from dataclasses import asdict, is_dataclass
 from typing import Optional, Sequence
 
 from interest_lib.conf import ConfigError, load_config
+from interest_lib.storage import ConcurrentWriteError, WriterLockTimeout
 from interest_lib.task import Task
 
 
@@ -236,7 +237,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as exc:
         parser.exit(2, f"interest: configuration error: {exc}\n")
     task = TASKS[args.command](conf, args=args)
-    result = task.run()
+    try:
+        result = task.run()
+    except (ConcurrentWriteError, WriterLockTimeout) as exc:  # another writer: say so, exit 3
+        parser.exit(3, f"interest {args.command}: {exc}\n")
     if is_dataclass(result) and args.command != "config":
         print(json.dumps(asdict(result), default=str))
     return 0

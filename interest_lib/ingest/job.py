@@ -4,6 +4,14 @@ Accounting invariant, checked on every run and reported:
 ``rows in = accepted + quarantined + duplicates removed``. Duplicates are events whose
 event_id appears earlier in the same input (the copy from the earliest file is kept) or is
 already in bronze.events from an earlier batch.
+
+Concurrency and restarts: a run holds the writer locks of its three tables from its first read
+to its last commit, so the existing event ids it dedupes against and its batch number are never
+stale. The batch number is the bronze.events version that commits it: the run reads version V,
+writes batch V + 1 and pins its commit to V (``expected_version``), so a batch number is never
+reused even by a writer that bypassed the lock (that commit fails instead). Each table commit
+records the run id as a Delta app transaction, and a rerun checks each table: a run stopped
+after its bronze.events commit completes ref.items (and its item quarantine rows) on rerun.
 """
 
 from __future__ import annotations
@@ -84,11 +92,19 @@ def quarantine_rows(df: DataFrame, record_type: str, fields, batch: int, now: dt
     )
 
 
-def _ingest_items(spark: SparkSession, conf: Config, tables: Tables, batch: int,
-                  now: dt.datetime, txn: Txn) -> tuple[int, int]:
+def _items_path(conf: Config) -> Optional[str]:
+    """The raw catalogue path, None (with a warning) when there is no catalogue to ingest."""
     path = conf.ingest.items_input or os.path.join(conf.storage.raw_dir, "items")
     if "://" not in path and not list_local_files(path):
         log.warning("no item catalogue at %s; ref.items left as it is", path)
+        return None
+    return path
+
+
+def _ingest_items(spark: SparkSession, conf: Config, tables: Tables, batch: int,
+                  now: dt.datetime, txn: Txn) -> tuple[int, int]:
+    path = _items_path(conf)
+    if path is None:
         return 0, 0
     raw = read_raw(spark, path, S.RAW_ITEM_FIELDS, conf.ingest.format)
     price = F.trim(F.col(S.PRICE)).try_cast("double")
@@ -128,7 +144,28 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
 
     Returns:
         :class:`IngestReport`; raises :class:`IngestAccountingError` if rows went missing.
+        Another ingest holding the tables' writer locks makes it wait (see the module docstring).
     """
+    with tables.writer_lock(BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS, job="ingest"):
+        return _run_ingest(spark, conf, tables, input_path, now)
+
+
+def _complete_items(spark: SparkSession, conf: Config, tables: Tables, run_id: str, txn: Txn,
+                    now: dt.datetime) -> IngestReport:
+    """A rerun of a run whose bronze.events commit exists: commit ref.items if it is missing."""
+    batch = tables.committed_version(BRONZE_EVENTS, txn.app_id)
+    batch = -1 if batch is None else batch
+    if tables.txn_version(REF_ITEMS, txn.app_id) is not None or _items_path(conf) is None:
+        log.warning("ingest run %s was already committed; nothing to do", run_id)
+        return IngestReport(run_id, batch, 0, 0, 0, 0, {}, 0, 0, skipped=True)
+    log.warning("ingest run %s: bronze.events holds its batch %d but ref.items does not (the run "
+                "stopped between the commits): completing ref.items", run_id, batch)
+    items_ok, items_bad = _ingest_items(spark, conf, tables, batch, now, txn)
+    return IngestReport(run_id, batch, 0, 0, 0, 0, {}, items_ok, items_bad)
+
+
+def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: Optional[str],
+                now: Optional[dt.datetime]) -> IngestReport:
     timer = StageTimer(log)
     path = input_path or conf.ingest.input or os.path.join(conf.storage.raw_dir, "events")
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
@@ -136,10 +173,10 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
     txn = Txn(f"ingest:{run_id}")
     key = resolve_key(conf.ingest)
     if tables.txn_version(BRONZE_EVENTS, txn.app_id) is not None:
-        log.warning("ingest run %s was already committed; nothing to do", run_id)
-        return IngestReport(run_id, -1, 0, 0, 0, 0, {}, 0, 0, skipped=True)
-    bronze_exists = tables.exists(BRONZE_EVENTS)
-    batch = tables.version(BRONZE_EVENTS) + 1 if bronze_exists else 0
+        return _complete_items(spark, conf, tables, run_id, txn, now)
+    base = tables.version_or_missing(BRONZE_EVENTS)  # -1: no bronze.events yet
+    bronze_exists = base >= 0
+    batch = base + 1  # == the version this run's bronze.events commit gets (pinned below)
     log.info("ingest run %s: batch %d from %s", run_id, batch, path)
 
     with timer.stage("read+validate") as counts:
@@ -164,7 +201,7 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
             counts.update(quarantined=quarantined)
         with timer.stage("dedupe+pseudonymise+write") as counts:
             events = checked.filter(F.col(S.REASON).isNull()).transform(to_events)
-            existing = tables.read(BRONZE_EVENTS).select(S.EVENT_ID) if bronze_exists else None
+            existing = tables.read(BRONZE_EVENTS, version=base).select(S.EVENT_ID) if bronze_exists else None
             accepted_df = (
                 dedupe_events(events, existing)
                 .withColumn(S.USER_ID, pseudonymise_col(S.USER_ID, key))
@@ -172,7 +209,8 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
                 .withColumn(S.INGESTED_AT, F.lit(now).cast("timestamp"))
                 .select(*S.EVENT_SCHEMA.fieldNames())
             )
-            w = tables.write(accepted_df, BRONZE_EVENTS, partition_by=[S.EVENT_DATE], txn=txn)
+            w = tables.write(accepted_df, BRONZE_EVENTS, partition_by=[S.EVENT_DATE], txn=txn,
+                             expected_version=base)
             accepted = w.rows_written if w.rows_written is not None else (
                 tables.read(BRONZE_EVENTS).filter(F.col(S.INGEST_BATCH) == batch).count()
             )
