@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 from interest_lib.conf import ConfigError, load_config
 from interest_lib.errors import InputError
+from interest_lib.storage import ConcurrentWriteError, WriterLockTimeout
 from interest_lib.task import Task
 
 
@@ -264,6 +265,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         result = task.run()
     except InputError as exc:  # bad or unusable input: the message says what and where
         parser.exit(3, f"interest {args.command}: error: {exc}\n")
+    except (ConcurrentWriteError, WriterLockTimeout) as exc:  # another writer: say so, exit 3
+        parser.exit(3, f"interest {args.command}: {exc}\n")
     if is_dataclass(result) and args.command != "config":
         print(json.dumps(asdict(result), default=str))
     return 0

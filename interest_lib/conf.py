@@ -54,6 +54,10 @@ class StorageConf:
     """auto | delta-spark | delta-rs. auto: Delta data source if its jars are on the classpath."""
     raw_dir: str = "./data/raw"
     """Folder of raw input files (the generator writes here, ingest reads here by default)."""
+    writer_lock: bool = True
+    """Jobs that write a table hold its lock file (<warehouse>/_locks) on local warehouses."""
+    lock_timeout_seconds: float = 600.0
+    """How long a job waits for another job's writer lock before it stops with an error."""
 
 
 @dataclass
@@ -587,6 +591,9 @@ def _validate(conf: Config) -> None:
         "score.batch_size": conf.score.batch_size,
         "score.recommendations": conf.score.recommendations,
     }
+    if conf.storage.lock_timeout_seconds < 0:
+        raise ConfigError(f"key 'storage.lock_timeout_seconds' must be >= 0, got "
+                          f"{conf.storage.lock_timeout_seconds}")
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"key '{key}' must be > 0, got {value}")

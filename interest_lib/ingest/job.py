@@ -16,6 +16,14 @@ batch (earlier batches' quarantine rows stay), and nothing already in bronze.eve
 
 A run that finds no valid record (everything quarantined, or no records at all) stops with
 :class:`NothingAcceptedError` naming the top quarantine reasons, after recording the quarantine.
+
+Concurrency and restarts: a run holds the writer locks of its three tables from its first read
+to its last commit, so the existing event ids it dedupes against and its batch number are never
+stale. The batch number is the bronze.events version that commits it: the run reads version V,
+writes batch V + 1 and pins its commit to V (``expected_version``), so a batch number is never
+reused even by a writer that bypassed the lock (that commit fails instead). Each table commit
+records the run id as a Delta app transaction, and a rerun checks each table: a run stopped
+after its bronze.events commit completes ref.items (and its item quarantine rows) on rerun.
 """
 
 from __future__ import annotations
@@ -187,7 +195,29 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
         :class:`IngestReport`. Raises :class:`~interest_lib.ingest.readers.RawInputError` when
         the input cannot be read (naming the file and columns), :class:`NothingAcceptedError` when
         no record is valid, :class:`IngestAccountingError` if rows went missing.
+        Another ingest holding the tables' writer locks makes it wait (see the module docstring).
     """
+    with tables.writer_lock(BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS, job="ingest"):
+        return _run_ingest(spark, conf, tables, input_path, now)
+
+
+def _complete_items(spark: SparkSession, conf: Config, tables: Tables, run_id: str, txn: Txn,
+                    now: dt.datetime, items_in: Optional[RawInput]) -> IngestReport:
+    """A rerun of a run whose bronze.events commit exists: commit ref.items if it is missing."""
+    batch = tables.committed_version(BRONZE_EVENTS, txn.app_id)
+    batch = -1 if batch is None else batch
+    if tables.txn_version(REF_ITEMS, txn.app_id) is not None or items_in is None:
+        log.warning("ingest run %s was already committed; nothing to do (the same input files and "
+                    "settings; change a setting or pass another --run-id to ingest again)", run_id)
+        return IngestReport(run_id, batch, 0, 0, 0, 0, {}, 0, 0, skipped=True)
+    log.warning("ingest run %s: bronze.events holds its batch %d but ref.items does not (the run "
+                "stopped between the commits): completing ref.items", run_id, batch)
+    items_ok, items_bad = _ingest_items(_read_items(spark, conf, items_in), tables, batch, now, txn)
+    return IngestReport(run_id, batch, 0, 0, 0, 0, {}, items_ok, items_bad)
+
+
+def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: Optional[str],
+                now: Optional[dt.datetime]) -> IngestReport:
     timer = StageTimer(log)
     path = input_path or conf.ingest.input or os.path.join(conf.storage.raw_dir, "events")
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
@@ -197,11 +227,10 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
     run_id = conf.run.run_id or default_run_id([events_in, items_in], output_settings(conf.ingest, key))
     txn = Txn(f"ingest:{run_id}")
     if tables.txn_version(BRONZE_EVENTS, txn.app_id) is not None:
-        log.warning("ingest run %s was already committed; nothing to do (the same input files and "
-                    "settings; change a setting or pass another --run-id to ingest again)", run_id)
-        return IngestReport(run_id, -1, 0, 0, 0, 0, {}, 0, 0, skipped=True)
-    bronze_exists = tables.exists(BRONZE_EVENTS)
-    batch = tables.version(BRONZE_EVENTS) + 1 if bronze_exists else 0
+        return _complete_items(spark, conf, tables, run_id, txn, now, items_in)
+    base = tables.version_or_missing(BRONZE_EVENTS)  # -1: no bronze.events yet
+    bronze_exists = base >= 0
+    batch = base + 1  # == the version this run's bronze.events commit gets (pinned below)
     log.info("ingest run %s: batch %d from %s (%d %s files)", run_id, batch, path,
              len(events_in.files), events_in.format)
 
@@ -236,7 +265,7 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
                 "Check the input's columns (ingest.columns) and the ingest.* settings")
         with timer.stage("dedupe+pseudonymise+write") as counts:
             events = checked.filter(F.col(S.REASON).isNull()).transform(to_events)
-            existing = tables.read(BRONZE_EVENTS) if bronze_exists else None
+            existing = tables.read(BRONZE_EVENTS, version=base).select(S.EVENT_ID) if bronze_exists else None
             seen = Observation("ingest_dedupe")
             flagged = flag_duplicates(events, existing).observe(
                 seen, F.count(F.lit(1)).alias("valid"),
@@ -248,7 +277,8 @@ def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
                 .withColumn(S.INGESTED_AT, F.lit(now).cast("timestamp"))
                 .select(*S.EVENT_SCHEMA.fieldNames())
             )
-            w = tables.write(accepted_df, BRONZE_EVENTS, partition_by=[S.EVENT_DATE], txn=txn)
+            w = tables.write(accepted_df, BRONZE_EVENTS, partition_by=[S.EVENT_DATE], txn=txn,
+                             expected_version=base)
             accepted = w.rows_written if w.rows_written is not None else (
                 tables.read(BRONZE_EVENTS).filter(F.col(S.INGEST_BATCH) == batch).count()
             )

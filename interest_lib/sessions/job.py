@@ -12,6 +12,12 @@ sort of every wide event row). Each sessions commit records, as the Delta app tr
 ``sessionize:events``, the version of silver.events_sessionized it was built from; a run that
 finds the two out of step (a run stopped between the commits) first rebuilds the sessions from
 the stored events, so nothing is lost or counted twice.
+
+Concurrent runs: a run holds the writer locks of both silver tables from its first read to its
+last commit (a second run waits, then finds the batches done), and an incremental run's merges
+are pinned to the silver versions it read, so a run that somehow interleaved (no lock, e.g. the
+lock disabled) fails with :class:`~interest_lib.storage.ConcurrentWriteError` instead of
+merging a stale result: never duplicate session or event ids.
 """
 
 from __future__ import annotations
@@ -90,8 +96,15 @@ def run_full(conf: Config, tables: Tables) -> SessionizeReport:
     return SessionizeReport("full", n_events, n_events, n_sessions, 0, -1 if last is None else last)
 
 
-def run_incremental(conf: Config, tables: Tables, last_batch: int) -> SessionizeReport:
-    """Sessionize the bronze batches after ``last_batch`` and merge them into silver."""
+def run_incremental(conf: Config, tables: Tables, last_batch: int,
+                    events_version: int | None = None) -> SessionizeReport:
+    """Sessionize the bronze batches after ``last_batch`` and merge them into silver.
+
+    ``events_version``: the silver.events_sessionized version ``last_batch`` was read from
+    (default: the latest); both merges are pinned to the versions read here.
+    """
+    ev_version = tables.version(SILVER_EVENTS_SESSIONIZED) if events_version is None else events_version
+    ss_version = tables.version(SILVER_SESSIONS)
     new = tables.read(BRONZE_EVENTS).filter(F.col(S.INGEST_BATCH) > last_batch)
     new = new.persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -99,7 +112,7 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int) -> Sessionize
         if n_new == 0:
             return SessionizeReport("up-to-date", 0, 0, 0, 0, last_batch)
         first_new = new.groupBy(S.USER_ID).agg(F.min(S.EVENT_TIME).alias("_first_new"))
-        stored_sessions = tables.read(SILVER_SESSIONS)
+        stored_sessions = tables.read(SILVER_SESSIONS, version=ss_version)
         # Per affected user: recompute from the latest stored session start <= first new event.
         cuts = (
             first_new.join(stored_sessions.select(S.USER_ID, S.SESSION_START), S.USER_ID, "left")
@@ -108,7 +121,7 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int) -> Sessionize
             .select(S.USER_ID, F.coalesce("_s", "_first_new").alias(_CUT))
         )
         stored_events = (
-            tables.read(SILVER_EVENTS_SESSIONIZED).drop(S.SESSION_ID)
+            tables.read(SILVER_EVENTS_SESSIONIZED, version=ev_version).drop(S.SESSION_ID)
             .join(cuts, S.USER_ID)
             .filter(F.col(S.EVENT_TIME) >= F.col(_CUT)).drop(_CUT)
         )
@@ -128,9 +141,11 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int) -> Sessionize
         n_deleted, n_sessions = session_changes.agg(
             F.sum(F.col(_DELETE).cast("long")), F.sum((~F.col(_DELETE)).cast("long"))).first()
         e = tables.merge(_sessionized_events(sessionized), SILVER_EVENTS_SESSIONIZED,
-                         keys=[S.EVENT_ID], partition_by=[S.EVENT_DATE])
+                         keys=[S.EVENT_ID], partition_by=[S.EVENT_DATE],
+                         expected_version=ev_version)
         tables.merge(session_changes, SILVER_SESSIONS, keys=[S.SESSION_ID], delete_flag=_DELETE,
-                     partition_by=[S.SESSION_DATE], txn=Txn(SESSIONS_TXN, e.version))
+                     partition_by=[S.SESSION_DATE], txn=Txn(SESSIONS_TXN, e.version),
+                     expected_version=ss_version)
         n_events = sessionized.count()
         session_changes.unpersist()
         sessionized.unpersist()
@@ -139,11 +154,12 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int) -> Sessionize
     return SessionizeReport("incremental", n_new, n_events, n_sessions, n_deleted, last)
 
 
-def last_sessionized_batch(tables: Tables) -> int | None:
-    """Highest ingest batch already in silver.events_sessionized, None if it does not exist."""
+def last_sessionized_batch(tables: Tables, version: int | None = None) -> int | None:
+    """Highest ingest batch already in silver.events_sessionized (at ``version``, default the
+    latest), None if it does not exist."""
     if not tables.exists(SILVER_EVENTS_SESSIONIZED) or not tables.exists(SILVER_SESSIONS):
         return None
-    value = tables.read(SILVER_EVENTS_SESSIONIZED).agg(F.max(S.INGEST_BATCH)).first()[0]
+    value = tables.read(SILVER_EVENTS_SESSIONIZED, version=version).agg(F.max(S.INGEST_BATCH)).first()[0]
     return -1 if value is None else int(value)
 
 
@@ -156,7 +172,15 @@ def sessions_out_of_step(tables: Tables) -> bool:
 
 
 def run_sessionize(spark: SparkSession, conf: Config, tables: Tables, full: bool = False) -> SessionizeReport:
-    """Sessionize new bronze batches (or everything with ``full=True``) into the silver tables."""
+    """Sessionize new bronze batches (or everything with ``full=True``) into the silver tables.
+
+    Holds the writer locks of both silver tables for the whole run (see the module docstring).
+    """
+    with tables.writer_lock(SILVER_EVENTS_SESSIONIZED, SILVER_SESSIONS, job="sessionize"):
+        return _run_locked(conf, tables, full)
+
+
+def _run_locked(conf: Config, tables: Tables, full: bool) -> SessionizeReport:
     timer = StageTimer(log)
     rebuilt = not full and sessions_out_of_step(tables)
     if rebuilt:
@@ -164,9 +188,11 @@ def run_sessionize(spark: SparkSession, conf: Config, tables: Tables, full: bool
             log.warning("silver.sessions does not match silver.events_sessionized (a run stopped "
                         "between the two commits): rebuilding the sessions from the stored events")
             write_sessions_from_events(tables, tables.version(SILVER_EVENTS_SESSIONIZED))
-    last = None if full else last_sessionized_batch(tables)
+    events_version = None if full else tables.version_or_missing(SILVER_EVENTS_SESSIONIZED)
+    last = None if full else last_sessionized_batch(tables, events_version)
     with timer.stage("sessionize") as counts:
-        report = run_full(conf, tables) if last is None else run_incremental(conf, tables, last)
+        report = (run_full(conf, tables) if last is None
+                  else run_incremental(conf, tables, last, events_version))
         counts.update(mode=report.mode, new_events=report.new_events,
                       events_written=report.events_written, sessions_written=report.sessions_written,
                       sessions_deleted=report.sessions_deleted)

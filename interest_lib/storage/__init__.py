@@ -3,11 +3,17 @@
 Two engines behind one interface, chosen automatically (``storage.engine: auto``): the Delta
 data source when its jars are on the JVM classpath (clusters, Databricks), delta-rs otherwise
 (local machines, CI). Both write genuine Delta tables with atomic, idempotent commits.
+
+Concurrent writers never both commit results computed from the same old state: a job holds the
+writer locks of the tables it writes (:meth:`Tables.writer_lock`, local warehouses; a second job
+waits up to ``storage.lock_timeout_seconds``), and a write given ``expected_version`` fails with
+:class:`ConcurrentWriteError` when another commit landed after that version.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import contextlib
+from typing import Iterator, Optional, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -15,13 +21,14 @@ from interest_lib.conf import StorageConf
 from interest_lib.logs import get_logger
 from interest_lib.storage.catalog import TABLES, table_path
 from interest_lib.storage.engine import (
-    WRITE_MODES, DeltaEngine, SchemaMismatchError, TableError, TableNotFoundError, Txn,
-    WriteResult,
+    WRITE_MODES, ConcurrentWriteError, DeltaEngine, SchemaMismatchError, TableError,
+    TableNotFoundError, Txn, WriteResult,
 )
+from interest_lib.storage.locks import WriterLockTimeout, writer_locks
 
 __all__ = [
     "Tables", "Txn", "WriteResult", "TableError", "TableNotFoundError", "SchemaMismatchError",
-    "TABLES", "table_path", "choose_engine",
+    "ConcurrentWriteError", "WriterLockTimeout", "TABLES", "table_path", "choose_engine",
 ]
 
 log = get_logger(__name__)
@@ -72,13 +79,33 @@ class Tables:
         """Latest committed version of the table."""
         return self.engine.version(self.path(name))
 
+    def version_or_missing(self, name: str) -> int:
+        """Latest committed version, or -1 when the table does not exist yet (the
+        ``expected_version`` of a write that creates it)."""
+        return self.version(name) if self.exists(name) else -1
+
+    @contextlib.contextmanager
+    def writer_lock(self, *names: str, job: str) -> Iterator[None]:
+        """Hold the writer locks of tables ``names`` for a job's read-compute-commit.
+
+        On a local warehouse a second job wanting one of them waits up to
+        ``storage.lock_timeout_seconds``, then stops with :class:`WriterLockTimeout` naming the
+        holder; re-entrant in one thread; no lock on object stores or with
+        ``storage.writer_lock: false``.
+        """
+        if not self.conf.writer_lock:
+            yield
+            return
+        with writer_locks(self.conf.warehouse, names, job, self.conf.lock_timeout_seconds):
+            yield
+
     def history(self, name: str) -> list[dict]:
         """Commit history, newest first."""
         return self.engine.history(self.path(name))
 
     def write(
         self, df: DataFrame, name: str, mode: str = "append", partition_by: Sequence[str] = (),
-        txn: Optional[Txn] = None,
+        txn: Optional[Txn] = None, expected_version: Optional[int] = None,
     ) -> WriteResult:
         """Commit ``df`` to table ``name`` in one atomic transaction.
 
@@ -90,6 +117,9 @@ class Tables:
             partition_by: partition columns (used when the table is created).
             txn: idempotency token; a write whose (app_id, version) was already committed is
                 skipped and reported as such, so a rerun never duplicates rows.
+            expected_version: the table version ``df`` was computed from (-1: no table yet);
+                if another commit landed since, :class:`ConcurrentWriteError` and nothing
+                committed. None: no check (blind appends, or whole-table results of other tables).
 
         Returns:
             :class:`WriteResult` with the table version.
@@ -101,7 +131,8 @@ class Tables:
         skipped = self._already_committed(name, txn)
         if skipped:
             return skipped
-        result = self.engine.write(df, self.path(name), mode, tuple(partition_by), txn, name)
+        result = self.engine.write(df, self.path(name), mode, tuple(partition_by), txn, name,
+                                   expected_version)
         log.info("%s: %s committed as version %s (%s rows)", name, mode, result.version,
                  "?" if result.rows_written is None else f"{result.rows_written:,}")
         return result
@@ -109,17 +140,20 @@ class Tables:
     def merge(
         self, source: DataFrame, name: str, keys: Sequence[str], delete_flag: Optional[str] = None,
         partition_by: Sequence[str] = (), txn: Optional[Txn] = None,
+        expected_version: Optional[int] = None,
     ) -> WriteResult:
         """MERGE ``source`` into ``name`` by ``keys`` in one transaction.
 
         Matching rows are replaced, new rows inserted; where ``delete_flag`` names a boolean
         column of ``source``, rows with it true delete their match instead (and are not inserted).
+        ``expected_version`` as in :meth:`write` (the version ``source`` was computed from).
         """
         skipped = self._already_committed(name, txn)
         if skipped:
             return skipped
         result = self.engine.merge(
             source, self.path(name), tuple(keys), delete_flag, tuple(partition_by), txn, name,
+            expected_version,
         )
         log.info("%s: merge committed as version %s", name, result.version)
         return result
@@ -132,6 +166,16 @@ class Tables:
     def txn_version(self, name: str, app_id: str) -> Optional[int]:
         """Latest version committed by idempotent writer ``app_id`` (None if never)."""
         return self.engine.txn_version(self.path(name), app_id)
+
+    def committed_version(self, name: str, app_id: str) -> Optional[int]:
+        """The table version whose commit carried writer ``app_id`` (newest), or None: read
+        from the commit metadata the delta-rs engine records (``interest.txn``)."""
+        if not self.exists(name):
+            return None
+        for entry in self.history(name):
+            if entry.get("metadata", {}).get("interest.txn") == app_id:
+                return entry["version"]
+        return None
 
     def _already_committed(self, name: str, txn: Optional[Txn]) -> Optional[WriteResult]:
         if txn is None:

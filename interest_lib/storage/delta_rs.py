@@ -6,6 +6,16 @@ validates the files, moves them into the table folder under unique names, and co
 them (plus any removes) as one Delta transaction with ``create_write_transaction``. Nothing is
 visible before that commit, so a failed write leaves the previous version intact.
 
+Concurrency (optimistic): delta-rs' own conflict check lets two writers that remove the same
+files both commit (measured: a stale overwrite retried on top of a newer version kept the newer
+files, i.e. duplicates). So every write that is not a blind append is pinned to the *base*
+version it was computed from (the caller's ``expected_version``, else the version the engine
+read for its removes / merge): the commit is built on that snapshot with
+``max_commit_retries=0``, so it lands exactly at base + 1 or fails when any commit got there
+first (the log's put-if-absent decides), and the failure is raised as
+:class:`ConcurrentWriteError` with this write's files deleted. Blind appends without an
+``expected_version`` keep delta-rs' retries: they conflict with nothing.
+
 Read: the snapshot's live files (``get_add_actions``) are handed to Spark's Parquet reader with
 the table schema; partition columns come back from the Hive-style folder names.
 """
@@ -28,7 +38,8 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from interest_lib.logs import get_logger
 from interest_lib.storage.engine import (
-    DeltaEngine, SchemaMismatchError, TableError, TableNotFoundError, WriteResult,
+    ConcurrentWriteError, DeltaEngine, SchemaMismatchError, TableError, TableNotFoundError,
+    WriteResult, stale_read_message,
 )
 
 log = get_logger(__name__)
@@ -198,10 +209,17 @@ class DeltaRsEngine(DeltaEngine):
                     files.append(os.path.relpath(os.path.join(root, fname), staging))
         return staging, sorted(files)
 
-    def _check_schema(self, df: DataFrame, local: str, name: str) -> None:
-        if not self.exists(local):
+    def _base_version(self, local: str, name: str, expected: Optional[int]) -> int:
+        """The version this write builds on (-1: no table yet); checks ``expected`` first."""
+        current = self._table(local).version() if self.exists(local) else -1
+        if expected is not None and current != expected:
+            raise ConcurrentWriteError(stale_read_message(name, expected, current))
+        return current
+
+    def _check_schema(self, df: DataFrame, local: str, name: str, base: int) -> None:
+        if base < 0:
             return
-        table_schema = self.spark_schema(local)
+        table_schema = self.spark_schema(local, base)
         # simpleString ignores nullability, which Parquet round trips do not preserve.
         have = {f.name: f.dataType.simpleString() for f in df.schema.fields}
         want = {f.name: f.dataType.simpleString() for f in table_schema.fields}
@@ -235,30 +253,44 @@ class DeltaRsEngine(DeltaEngine):
             ))
         return adds, moved, rows
 
-    def _commit(self, local, df_schema, adds, removes, mode, partition_by, txn, name, operation):
+    def _commit(self, local, df_schema, adds, removes, mode, partition_by, txn, name, operation,
+                base, pinned):
+        """Commit adds + removes on top of version ``base``; with ``pinned`` only as base + 1."""
         from deltalake import Schema as DeltaSchema
         from deltalake.transaction import (
             CommitProperties, Transaction, create_table_with_add_actions,
         )
 
+        metadata = {"interest.operation": operation, "interest.table": name}
+        if txn:
+            metadata["interest.txn"] = txn.app_id  # lets a rerun find the version it committed
         props = CommitProperties(
-            custom_metadata={"interest.operation": operation, "interest.table": name},
+            custom_metadata=metadata,
             app_transactions=[Transaction(txn.app_id, txn.version)] if txn else None,
+            max_commit_retries=0 if pinned else None,
         )
         arrow_schema = _to_arrow_schema_utc(df_schema)
-        if not self.exists(local):
-            create_table_with_add_actions(
-                local, DeltaSchema.from_arrow(arrow_schema), adds, mode="error",
-                partition_by=list(partition_by) or None, name=name, commit_properties=props,
-            )
-        else:
-            self._table(local).create_write_transaction(
-                removes + adds, mode=mode, schema=DeltaSchema.from_arrow(arrow_schema),
-                partition_by=list(partition_by) or None, commit_properties=props,
-            )
+        try:
+            if base < 0:
+                create_table_with_add_actions(
+                    local, DeltaSchema.from_arrow(arrow_schema), adds, mode="error",
+                    partition_by=list(partition_by) or None, name=name, commit_properties=props,
+                )
+            else:
+                table = self._table(local, base) if pinned else self._table(local)
+                table.create_write_transaction(
+                    removes + adds, mode=mode, schema=DeltaSchema.from_arrow(arrow_schema),
+                    partition_by=list(partition_by) or None, commit_properties=props,
+                )
+        except Exception as exc:
+            found = self.version(local) if self.exists(local) else -1
+            if found != base and (pinned or base < 0):
+                raise ConcurrentWriteError(stale_read_message(name, base, found)) from exc
+            raise
         return self.version(local)
 
-    def _write_files(self, df, local, partition_by, txn, name, operation, mode, removes_for):
+    def _write_files(self, df, local, partition_by, txn, name, operation, mode, removes_for,
+                     base, pinned):
         """Stage df, build removes with ``removes_for(adds)``, commit; clean up on failure."""
         os.makedirs(local, exist_ok=True)
         staging, files = self._stage(df, local, partition_by)
@@ -268,6 +300,7 @@ class DeltaRsEngine(DeltaEngine):
             removes = removes_for(adds)
             version = self._commit(
                 local, df.schema, adds, removes, mode, partition_by, txn, name, operation,
+                base, pinned,
             )
         except BaseException:
             for path in moved:  # unreferenced files: remove them so they never look live
@@ -281,13 +314,14 @@ class DeltaRsEngine(DeltaEngine):
                 os.rmdir(staging_root)
         return WriteResult(name, version, False, len(adds), len(removes), rows)
 
-    def _removes(self, local: str, keep) -> list:
-        """RemoveActions for the live files for which ``keep(path, partition_values)`` is False."""
+    def _removes(self, local: str, keep, base: int) -> list:
+        """RemoveActions for the live files of version ``base`` for which
+        ``keep(path, partition_values)`` is False."""
         from deltalake.transaction import RemoveAction
 
-        if not self.exists(local):
+        if base < 0:
             return []
-        actions = pa.table(self._table(local).get_add_actions(flatten=False)).to_pylist()
+        actions = pa.table(self._table(local, base).get_add_actions(flatten=False)).to_pylist()
         now_ms = int(time.time() * 1000)
         removes = []
         for action in actions:
@@ -299,30 +333,38 @@ class DeltaRsEngine(DeltaEngine):
                 ))
         return removes
 
-    def write(self, df, path, mode, partition_by, txn, name) -> WriteResult:
+    def write(self, df, path, mode, partition_by, txn, name, expected_version=None) -> WriteResult:
         local = _local(path)
-        self._check_schema(df, local, name)
+        base = self._base_version(local, name, expected_version)
+        self._check_schema(df, local, name, base)
+        # Only a blind append (no removes, computed from no read of the table) may be retried
+        # by delta-rs on top of a newer version; anything else must land at base + 1.
+        pinned = mode != "append" or expected_version is not None
         if mode == "append":
             return self._write_files(df, local, partition_by, txn, name, "append", "append",
-                                     lambda adds: [])
-        if mode == "overwrite":
+                                     lambda adds: [], base, pinned)
+        if mode == "overwrite":  # delta-rs removes the pinned snapshot's files itself
             return self._write_files(df, local, partition_by, txn, name, "overwrite", "overwrite",
-                                     lambda adds: [])
+                                     lambda adds: [], base, pinned)
         # overwrite-partitions: remove exactly the live files of the partitions being written.
         def removes_for(adds):
             touched = {tuple(sorted(a.partition_values.items())) for a in adds}
-            return self._removes(local, lambda _p, pv: tuple(sorted(pv.items())) not in touched)
+            return self._removes(local, lambda _p, pv: tuple(sorted(pv.items())) not in touched,
+                                 base)
         return self._write_files(df, local, partition_by, txn, name, "overwrite-partitions",
-                                 "append", removes_for)
+                                 "append", removes_for, base, pinned)
 
-    def merge(self, source, path, keys, delete_flag, partition_by, txn, name) -> WriteResult:
+    def merge(self, source, path, keys, delete_flag, partition_by, txn, name,
+              expected_version=None) -> WriteResult:
         """Copy-on-write MERGE: rewrite only the files that hold a matching key."""
         local = _local(path)
         upserts = source.filter(~F.col(delete_flag)).drop(delete_flag) if delete_flag else source
-        if not self.exists(local):
-            return self.write(upserts, local, "append", partition_by, txn, name)
-        self._check_schema(upserts, local, name)  # before any work, and before the select below
-        target = self.read(local).withColumn(_FILE_COL, F.input_file_name())
+        base = self._base_version(local, name, expected_version)
+        if base < 0:
+            return self.write(upserts, local, "append", partition_by, txn, name, base)
+        # before any work, and before the select below
+        self._check_schema(upserts, local, name, base)
+        target = self.read(local, base).withColumn(_FILE_COL, F.input_file_name())
         source_keys = source.select(*keys).distinct()
         touched_uris = [
             r[0] for r in target.join(source_keys, list(keys), "left_semi")
@@ -339,5 +381,6 @@ class DeltaRsEngine(DeltaEngine):
         merged = kept.unionByName(upserts.select(*kept.columns))
         return self._write_files(
             merged, local, partition_by, txn, name, "merge", "append",
-            lambda adds: self._removes(local, lambda p, _pv: unquote(p) not in touched_rel),
+            lambda adds: self._removes(local, lambda p, _pv: unquote(p) not in touched_rel, base),
+            base, True,
         )

@@ -1,7 +1,9 @@
 """Delta tables through the Delta Lake data source (clusters and Databricks, where the jars are).
 
 Idempotent appends use Delta's own app transactions (``txnAppId`` / ``txnVersion``); partition
-replacement uses dynamic partition overwrite; MERGE uses ``DeltaTable.merge``.
+replacement uses dynamic partition overwrite; MERGE uses ``DeltaTable.merge``. Concurrent commits
+are checked by Delta's own optimistic concurrency; ``expected_version`` (the version a job computed
+its write from) is checked before the write starts.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from typing import Optional
 
 from pyspark.sql import DataFrame, functions as F
 
-from interest_lib.storage.engine import DeltaEngine, TableNotFoundError, WriteResult
+from interest_lib.storage.engine import (
+    ConcurrentWriteError, DeltaEngine, TableNotFoundError, WriteResult, stale_read_message,
+)
 
 
 class DeltaSparkEngine(DeltaEngine):
@@ -38,7 +42,15 @@ class DeltaSparkEngine(DeltaEngine):
             reader = reader.option("versionAsOf", version)
         return reader.load(path)
 
-    def write(self, df, path, mode, partition_by, txn, name) -> WriteResult:
+    def _check_expected(self, path: str, name: str, expected: Optional[int]) -> None:
+        if expected is None:
+            return
+        current = self.version(path) if self.exists(path) else -1
+        if current != expected:
+            raise ConcurrentWriteError(stale_read_message(name, expected, current))
+
+    def write(self, df, path, mode, partition_by, txn, name, expected_version=None) -> WriteResult:
+        self._check_expected(path, name, expected_version)
         writer = df.write.format("delta").option("userMetadata", f"interest:{name}:{mode}")
         if txn:
             writer = writer.option("txnAppId", txn.app_id).option("txnVersion", txn.version)
@@ -51,7 +63,9 @@ class DeltaSparkEngine(DeltaEngine):
         writer.save(path)
         return WriteResult(name, self.version(path))
 
-    def merge(self, source, path, keys, delete_flag, partition_by, txn, name) -> WriteResult:
+    def merge(self, source, path, keys, delete_flag, partition_by, txn, name,
+              expected_version=None) -> WriteResult:
+        self._check_expected(path, name, expected_version)
         if not self.exists(path):
             upserts = source.filter(~F.col(delete_flag)).drop(delete_flag) if delete_flag else source
             return self.write(upserts, path, "append", partition_by, txn, name)

@@ -23,6 +23,19 @@ class SchemaMismatchError(TableError):
     """Data written to a table does not match the table's schema."""
 
 
+class ConcurrentWriteError(TableError):
+    """Another writer committed to the table after the version this write was computed from;
+    nothing of this write was committed (rerun the job to compute it from the new version)."""
+
+
+def stale_read_message(name: str, expected: int, found: int) -> str:
+    """The message of :class:`ConcurrentWriteError`: names the table and both versions."""
+    seen = "did not exist" if expected < 0 else f"was at version {expected}"
+    return (f"{name}: another writer committed to the table (now at version {found}) after this "
+            f"job read it (it {seen}); nothing of this write was committed. Rerun the job: it "
+            "starts from the new version")
+
+
 @dataclass(frozen=True)
 class Txn:
     """An idempotent-write token: a write with an (app_id, version) already committed is skipped.
@@ -65,16 +78,22 @@ class DeltaEngine(abc.ABC):
     @abc.abstractmethod
     def write(
         self, df: DataFrame, path: str, mode: str, partition_by: Sequence[str],
-        txn: Optional[Txn], name: str,
+        txn: Optional[Txn], name: str, expected_version: Optional[int] = None,
     ) -> WriteResult:
-        """Commit ``df`` to the table in one transaction."""
+        """Commit ``df`` to the table in one transaction.
+
+        ``expected_version``: the table version ``df`` was computed from (-1: the table did not
+        exist); the write raises :class:`ConcurrentWriteError` if another commit landed since.
+        """
 
     @abc.abstractmethod
     def merge(
         self, source: DataFrame, path: str, keys: Sequence[str], delete_flag: Optional[str],
         partition_by: Sequence[str], txn: Optional[Txn], name: str,
+        expected_version: Optional[int] = None,
     ) -> WriteResult:
-        """Upsert ``source`` by ``keys``; rows whose ``delete_flag`` is true delete the match."""
+        """Upsert ``source`` by ``keys``; rows whose ``delete_flag`` is true delete the match.
+        ``expected_version`` as in :meth:`write`."""
 
     @abc.abstractmethod
     def version(self, path: str) -> int:
