@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: install run test test-default test-fast bench bench-training bench-scoring airflow-env install-card test-card test-card-all bench-card clean
+.PHONY: install run test test-default test-fast bench bench-training bench-scoring airflow-env install-card test-card test-card-env test-card-all bench-card clean
 
 install:
 	./scripts/bootstrap.sh
@@ -11,10 +11,13 @@ install:
 run: install
 	$(VENV)/bin/interest run $(ARGS)
 
-# The default suite in .venv, then the whole suite again in .venv-card (the design card's pinned
-# stack; it also runs the Petastorm + Horovod tests that .venv skips). .venv-card is built once;
-# the horovod wheel is cached outside the repo.
-test: test-default test-card-all
+# The whole suite in .venv, then in .venv-card (the design card's pinned stack: pyspark 4.0,
+# pyarrow 14, numpy 1.x) what differs there: the Petastorm + Horovod tests that .venv skips, the
+# unit and Spark tests, and the pandas-UDF / pyarrow integration paths (marker arrow_paths).
+# The whole-pipeline, training, scheduling and cluster tests run once, in .venv. .venv-card is
+# built once; the horovod wheel is cached outside the repo.
+CARD_SELECT := unit or spark or card or arrow_paths
+test: test-default test-card-env
 
 test-default: install
 	$(PY) -m pytest -q $(ARGS)
@@ -45,6 +48,9 @@ install-card:
 
 test-card: install-card
 	$(CARD_VENV)/bin/python -m pytest -q -m card tests/card
+
+test-card-env: install-card
+	$(CARD_VENV)/bin/python -m pytest -q -m "$(CARD_SELECT)" $(ARGS)
 
 test-card-all: install-card
 	$(CARD_VENV)/bin/python -m pytest -q $(ARGS)

@@ -16,7 +16,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-pytestmark = pytest.mark.integration
+# pandas UDF / pyarrow paths that differ under the card env's pyarrow 14: run there too (Makefile)
+pytestmark = [pytest.mark.integration, pytest.mark.arrow_paths]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
