@@ -555,7 +555,89 @@ def load_config(
     return conf
 
 
+@dataclass(frozen=True)
+class Limit:
+    """What values one setting accepts: bounds (``ge``, ``gt``, ``le``, ``lt``), a set of
+    ``choices`` (compared case-insensitively when ``ignore_case``), or ``nonempty`` text."""
+
+    ge: Optional[float] = None
+    gt: Optional[float] = None
+    le: Optional[float] = None
+    lt: Optional[float] = None
+    choices: tuple = ()
+    ignore_case: bool = False
+    nonempty: bool = False
+
+    def problem(self, value: Any) -> Optional[str]:
+        """Why ``value`` is refused (``"must be >= 0"``), or None when it is accepted."""
+        if self.nonempty and not str(value).strip():
+            return "must not be empty"
+        if self.choices:
+            probe = value.upper() if self.ignore_case and isinstance(value, str) else value
+            if probe not in self.choices:
+                return "allowed: " + ", ".join(map(str, self.choices))
+        for op, bound, ok in ((">=", self.ge, lambda v, b: v >= b), (">", self.gt, lambda v, b: v > b),
+                              ("<=", self.le, lambda v, b: v <= b), ("<", self.lt, lambda v, b: v < b)):
+            if bound is not None and not (value == value and ok(value, bound)):  # NaN fails every bound
+                return f"must be {op} {bound:g}"
+        return None
+
+
+_SHARE = Limit(ge=0, le=1)
+#: Limits of settings not covered by the checks in :func:`_validate`, enforced in one place by
+#: :func:`_check_limits`; a refused value stops load_config with the key and the value.
+LIMITS: dict[str, Limit] = {
+    "storage.warehouse": Limit(nonempty=True),
+    "storage.raw_dir": Limit(nonempty=True),
+    "spark.shuffle_partitions": Limit(ge=1),
+    "spark.arrow_batch_size": Limit(ge=1),
+    "generate.items_per_category": Limit(ge=1),
+    "generate.dirt_rate": _SHARE,
+    "generate.duplicate_rate": _SHARE,
+    "generate.late_rate": _SHARE,
+    "generate.partitions": Limit(ge=0),
+    "ingest.max_future_skew_minutes": Limit(ge=0),
+    "features.min_share": Limit(ge=0, lt=1),
+    "migration.js_threshold": _SHARE,
+    "migration.min_events": Limit(ge=1),
+    "migration.min_swing": _SHARE,
+    "stages.lookback_windows": Limit(ge=1),
+    "stages.active_share": _SHARE,
+    "stages.trend_threshold": Limit(ge=0),
+    "embeddings.max_length": Limit(ge=1),
+    "sequences.validation_days": Limit(ge=1),
+    "sequences.test_days": Limit(ge=1),
+    "train.learning_rate": Limit(gt=0),
+    "train.weight_decay": Limit(ge=0),
+    "train.patience": Limit(ge=0),
+    "train.shuffle_buffer": Limit(ge=1),
+    "train.torch_threads": Limit(ge=0),
+    "models.migration_transformer.d_model": Limit(ge=1),
+    "models.migration_transformer.heads": Limit(ge=1),
+    "models.migration_transformer.layers": Limit(ge=1),
+    "models.migration_transformer.dropout": Limit(ge=0, lt=1),
+    "models.migration_augru.hidden": Limit(ge=1),
+    "models.migration_augru.dropout": Limit(ge=0, lt=1),
+    "models.evolution_gru.hidden": Limit(ge=1),
+    "models.evolution_gru.dropout": Limit(ge=0, lt=1),
+    "models.evolution_gru.scorer_hidden": Limit(ge=1),
+    "run.log_level": Limit(choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), ignore_case=True),
+}
+
+
+def _check_limits(conf: Config) -> None:
+    """Refuse the first setting outside its :data:`LIMITS`, naming the key and the value."""
+    for key, limit in LIMITS.items():
+        value = conf
+        for part in key.split("."):
+            value = getattr(value, part)
+        why = limit.problem(value)
+        if why:
+            raise ConfigError(f"key '{key}' is {value!r}: {why}")
+
+
 def _validate(conf: Config) -> None:
+    _check_limits(conf)
     choices = {
         "storage.engine": (conf.storage.engine, ("auto", "delta-spark", "delta-rs")),
         "generate.format": (conf.generate.format, ("jsonl", "csv")),

@@ -17,6 +17,7 @@ from interest_lib.conf import Config
 from interest_lib.logs import setup_logging
 from interest_lib.spark import get_spark
 from interest_lib.storage import Tables
+from interest_lib.storage.catalog import check_warehouse
 
 
 class Task:
@@ -46,6 +47,7 @@ class Task:
     def tables(self) -> Tables:
         """The table API over ``conf.storage``."""
         if self._tables is None:
+            check_warehouse(self.conf.storage.warehouse)  # a file or read-only folder: refused now
             self._tables = Tables(self.spark, self.conf.storage)
         return self._tables
 

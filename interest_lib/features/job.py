@@ -49,6 +49,8 @@ class FeaturizeReport:
     migrations: int = 0
     flow_cells: int = 0
     stage_rows: int = 0
+    sequences_written: bool = True
+    """False when gold.training_sequences already held the same rows (no new version)."""
     sequences: dict = field(default_factory=dict)
     problems: dict = field(default_factory=dict)
     embeddings: dict = field(default_factory=dict)
@@ -92,6 +94,34 @@ def _text_vectors(tables: Tables, conf: Config):
 
     items, texts = tables.read(REF_ITEM_EMBEDDINGS), tables.read(REF_TEXT_EMBEDDINGS)
     return lambda ev: window_text_vectors(ev, items, texts, conf.embeddings)
+
+
+def content_fingerprint(df: DataFrame) -> tuple:
+    """Order-independent digest of ``df``'s rows: (rows, sum of xxhash64, sum of murmur3 hashes
+    of each row's columns taken in name order); equal for equal multisets of rows."""
+    cols = sorted(df.columns)
+    wide = "decimal(38,0)"  # sums of 64-bit hashes overflow a long
+    return tuple(df.agg(F.count(F.lit(1)), F.sum(F.xxhash64(*cols).cast(wide)),
+                        F.sum(F.hash(*cols).cast(wide))).first())
+
+
+def write_if_changed(tables: Tables, df: DataFrame, name: str, **write_args) -> bool:
+    """Overwrite table ``name`` with ``df`` unless it already holds exactly these rows (same
+    column types and :func:`content_fingerprint`); True when a new version was written."""
+    if tables.exists(name):
+        current = tables.read(name)
+        if sorted(current.dtypes) == sorted(df.dtypes):
+            df = df.persist(StorageLevel.MEMORY_AND_DISK)
+            try:
+                if content_fingerprint(current) == content_fingerprint(df):
+                    log.info("%s: unchanged (same rows as version %d), not rewritten", name, tables.version(name))
+                    return False
+                tables.write(df, name, mode="overwrite", **write_args)
+                return True
+            finally:
+                df.unpersist()
+    tables.write(df, name, mode="overwrite", **write_args)
+    return True
 
 
 def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool = True) -> FeaturizeReport:
@@ -152,7 +182,10 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
             val_start, test_start = split_bounds(last_event, conf.features.step_days, conf.sequences.validation_days,
                                                conf.sequences.test_days)
             seqs = build_sequences(events, profiles, stages, vocab, conf, val_start, test_start)
-            tables.write(seqs, GOLD_TRAINING_SEQUENCES, mode="overwrite", partition_by=["split"])
+            # An identical new version would make train and evaluate see new inputs and run again
+            # (a second copy of gold.model_metrics): the table is rewritten only when it changed.
+            report.sequences_written = write_if_changed(tables, seqs, GOLD_TRAINING_SEQUENCES,
+                                                        partition_by=["split"])
             counts = {r["split"]: r["count"] for r in tables.read(GOLD_TRAINING_SEQUENCES).groupBy("split").count().collect()}
             report.sequences = {**counts, "validation_start": str(val_start), "test_start": str(test_start)}
             c.update(**{k: v for k, v in counts.items()})

@@ -198,16 +198,64 @@ def read_raw(spark: SparkSession, source: RawInput | str, fields: Sequence[str],
     if raw.format == "csv":
         return _read_csv(spark, raw, fields, dict(columns or {}), required, csv_header)
     if raw.format == "parquet":
-        df = spark.read.parquet(*paths)
-        missing = [f for f in fields if names[f] not in df.columns and (f in required or f in (columns or {}))]
-        if missing:
-            raise RawInputError(_misfit(raw.path, "Parquet input", missing, names,
-                                        [c for c in df.columns if c not in names.values()]))
-        cols = [(F.col(names[f]).cast("string") if names[f] in df.columns else F.lit(None).cast("string")).alias(f)
-                for f in fields]
-        return df.select(*cols, F.lit(None).cast("string").alias(CORRUPT),
-                         F.input_file_name().alias(SOURCE_FILE))
+        return _read_parquet(spark, raw, fields, names, [f for f in fields if f in required or f in (columns or {})])
     raise RawInputError(f"unknown raw format {raw.format!r}")
+
+
+def _parquet_schema(spark: SparkSession, path: str) -> tuple:
+    """A Parquet file's columns as (name, type) pairs; nanosecond timestamps are typed
+    ``timestamp_ns`` (Spark cannot read them as timestamps). Unreadable: an error naming the file."""
+    try:
+        if not is_remote(path):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            return tuple((f.name, "timestamp_ns" if pa.types.is_timestamp(f.type) and f.type.unit == "ns"
+                          else str(f.type)) for f in pq.read_schema(path))
+        return tuple((f.name, f.dataType.simpleString()) for f in spark.read.parquet(path).schema.fields)
+    except Exception as exc:  # a damaged footer, not Parquet at all, a type Spark cannot read
+        raise RawInputError(f"{path}: cannot read the Parquet schema: {str(exc).splitlines()[0]}") from None
+
+
+def _read_parquet(spark: SparkSession, raw: RawInput, fields: Sequence[str], names: dict,
+                  required: Sequence[str]) -> DataFrame:
+    """Parquet files grouped by schema, each group's columns cast to strings, so that files whose
+    types drift (price long in one, string in another) read together. Nanosecond timestamps
+    (pandas' default) become ISO-8601 UTC strings with microseconds."""
+    groups: dict[tuple, list[str]] = {}
+    for f in raw.files:
+        groups.setdefault(_parquet_schema(spark, f.path), []).append(f.path)
+    frames = []
+    for schema, paths in groups.items():
+        cols = dict(schema)
+        where = paths[0] + (f" (and {len(paths) - 1} more file(s) with that schema)" if len(paths) > 1 else "")
+        missing = [f for f in required if names[f] not in cols]
+        if missing:
+            raise RawInputError(_misfit(where, "Parquet input", missing, names,
+                                        [c for c in cols if c not in names.values()]))
+        if "timestamp_ns" in cols.values():
+            # Spark reads INT64 TIMESTAMP(NANOS) only as a long of nanoseconds, with this flag.
+            spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+        try:
+            df = spark.read.parquet(*paths)
+        except Exception as exc:
+            raise RawInputError(f"{where}: cannot read the Parquet file(s): {str(exc).splitlines()[0]}") from None
+
+        def text(f: str) -> Column:
+            name = names[f]
+            if name not in cols:
+                return F.lit(None).cast("string")
+            if cols[name] == "timestamp_ns":
+                micros = F.timestamp_micros(F.floor(F.col(name) / 1000).cast("long"))
+                return F.date_format(micros, "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")
+            return F.col(name).cast("string")
+
+        frames.append(df.select(*[text(f).alias(f) for f in fields], F.lit(None).cast("string").alias(CORRUPT),
+                                F.input_file_name().alias(SOURCE_FILE)))
+    out = frames[0]
+    for df in frames[1:]:
+        out = out.unionByName(df)
+    return out
 
 
 def _read_jsonl(spark: SparkSession, paths: list[str], fields: Sequence[str], names: dict) -> DataFrame:

@@ -18,6 +18,12 @@ from interest_lib.ingest.readers import CORRUPT
 _ISO_TS = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
 _EPOCH_MS = r"^\d{12,13}$"
 _NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
+# Characters that show nothing: whitespace and separators of any script, control and format
+# characters (zero-width space U+200B, byte-order mark U+FEFF, joiners...). A user id made only
+# of them is no identity.
+_INVISIBLE = r"[\s\p{Z}\p{Cc}\p{Cf}]"
+# Infinity / NaN as text; Spark's JSON reader turns a number beyond double range into "Infinity".
+_NON_FINITE = r'(?i)^"?[+-]?(inf|infinity|nan)"?$'
 
 #: Reasons a record is quarantined, in the order they are checked.
 REASONS = {
@@ -25,12 +31,14 @@ REASONS = {
     "malformed_record": "not a valid record of the input format",
     "missing_event_id": "event_id is empty",
     "missing_user_id": "user_id is empty",
+    "blank_user_id": "user_id holds only whitespace or invisible characters (e.g. U+200B, U+FEFF)",
     "unknown_event_type": "event_type is not one of " + ", ".join(S.EVENT_TYPES),
     "malformed_event_time": "event_time is not an ISO-8601 timestamp or epoch milliseconds",
     "event_time_in_future": "event_time is later than ingest time + ingest.max_future_skew_minutes",
     "event_time_too_old": "event_time is before ingest.min_event_date",
     "missing_category": "category_id is empty",
     "missing_item_id": "item_id is empty for an event type that needs an item",
+    "non_finite_price": "price is infinite or NaN, or too large for a double (1e400)",
     "malformed_price": "price is not a number",
     "negative_price": "price is negative",
 }
@@ -73,12 +81,15 @@ def with_reason(df: DataFrame, now: dt.datetime, max_future_skew_minutes: int,
         ("malformed_record", F.col(CORRUPT).isNotNull()),
         ("missing_event_id", _blank(S.EVENT_ID)),
         ("missing_user_id", _blank(S.USER_ID)),
+        ("blank_user_id", F.regexp_replace(S.USER_ID, _INVISIBLE, "") == ""),
         ("unknown_event_type", etype.isNull() | ~etype.isin(*S.EVENT_TYPES)),
         ("malformed_event_time", F.col("_ts").isNull()),
         ("event_time_in_future", F.col("_ts") > latest),
         ("event_time_too_old", F.col("_ts") < F.lit(min_event_date).cast("timestamp")),
         ("missing_category", _blank(S.CATEGORY_ID)),
         ("missing_item_id", ~etype.isin(*S.ITEMLESS_EVENT_TYPES) & _blank(S.ITEM_ID)),
+        ("non_finite_price", F.col("_price").isin(float("inf"), float("-inf"))
+         | F.trim(F.col(S.PRICE)).rlike(_NON_FINITE)),
         ("malformed_price", ~_blank(S.PRICE) & F.col("_price").isNull()),
         ("negative_price", F.col("_price") < 0),
     ]

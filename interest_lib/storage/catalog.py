@@ -55,3 +55,30 @@ def table_path(warehouse: str, name: str) -> str:
     if "://" in warehouse or warehouse.startswith("dbfs:"):
         return f"{warehouse.rstrip('/')}/{layer}/{table}"
     return os.path.join(os.path.abspath(warehouse), layer, table)
+
+
+def check_warehouse(warehouse: str) -> None:
+    """Refuse a local ``storage.warehouse`` that is a file or cannot be written, before a job
+    computes anything: creates the folder when missing and writes (then removes) a probe file.
+    URIs (``s3://``, ``dbfs:``...) are left to the engine.
+
+    Raises:
+        InputError: naming the setting, the path and the reason.
+    """
+    from interest_lib.errors import InputError
+
+    if "://" in warehouse or warehouse.startswith("dbfs:"):
+        return
+    path = os.path.abspath(warehouse)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"storage.warehouse {warehouse!r} ({path}) is a file, not a folder: "
+                         "point storage.warehouse at a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write-probe-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        raise InputError(f"storage.warehouse {warehouse!r} ({path}) cannot be written: "
+                         f"{exc.strerror or exc}") from None

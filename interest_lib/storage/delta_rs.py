@@ -1,7 +1,8 @@
 """Delta tables without the Delta jars: Spark writes Parquet, delta-rs commits once on the driver.
 
 Write: executors write the DataFrame as Parquet into a staging folder inside the table
-(``_staging/<uuid>``, ignored by Delta readers because of the leading underscore); the driver
+(``_staging/<host>_<pid>-<uuid>``, ignored by Delta readers because of the leading underscore;
+the next write removes those of killed writers); the driver
 validates the files, moves them into the table folder under unique names, and commits all of
 them (plus any removes) as one Delta transaction with ``create_write_transaction``. Nothing is
 visible before that commit, so a failed write leaves the previous version intact.
@@ -26,6 +27,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import socket
 import time
 import uuid
 from typing import Optional, Sequence
@@ -76,6 +78,39 @@ def _stat_value(value) -> object:
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+#: A staging folder's name starts with its writer: host and process id, so that the next write
+#: can tell the folder of a killed writer (removed) from a live writer's (kept).
+_STAGING_OWNER = f"{socket.gethostname()}_{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(local: str) -> list[str]:
+    """Delete the ``_staging`` folders under table folder ``local`` left by writers of this host
+    whose process is gone (killed between staging and commit); return the paths removed.
+    A live writer's folder, and folders of other hosts, are kept."""
+    root = os.path.join(local, "_staging")
+    host = socket.gethostname()
+    removed = []
+    for name in os.listdir(root) if os.path.isdir(root) else []:
+        owner_host, sep, rest = name.rpartition("_")
+        pid = rest.split("-", 1)[0]
+        if sep and owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed.append(os.path.join(root, name))
+    if removed:
+        log.warning("%s: removed %d staging folder(s) left by killed writers", local, len(removed))
+    return removed
 
 
 def file_stats(path: str) -> tuple[int, str]:
@@ -197,7 +232,8 @@ class DeltaRsEngine(DeltaEngine):
     # --- writing ---------------------------------------------------------------------------
     def _stage(self, df: DataFrame, local: str, partition_by: Sequence[str]):
         """Write ``df`` as Parquet into a staging folder; return (staging dir, files)."""
-        staging = os.path.join(local, "_staging", uuid.uuid4().hex)
+        remove_stale_staging(local)
+        staging = os.path.join(local, "_staging", f"{_STAGING_OWNER}-{uuid.uuid4().hex}")
         writer = df.write.mode("overwrite").option("compression", "snappy")
         if partition_by:
             writer = writer.partitionBy(*partition_by)

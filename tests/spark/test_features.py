@@ -196,3 +196,24 @@ def test_window_text_vector_is_the_weighted_mean_of_item_and_text_vectors(spark,
     norm = math.sqrt(1 + 36 + 1.5 ** 2)  # view 1 x A + purchase 6 x B + search 1.5 x text
     assert got[0] == pytest.approx([1 / norm, 6 / norm, 1.5 / norm], abs=1e-6)
     assert 1 not in got  # iZ has no embedding: no vector rather than a wrong one
+
+
+def test_featurize_rerun_on_the_same_events_writes_no_new_training_sequences(spark, tmp_conf, tables):
+    from interest_lib.features.job import run_featurize
+    from interest_lib.storage.catalog import GOLD_TRAINING_SEQUENCES, SILVER_EVENTS_SESSIONIZED
+
+    rows = []
+    for w in range(6):
+        rows += [("u", at(w, d, 9 + d), "c1" if w < 4 else "c2", "view") for d in range(3)]
+        rows += [("v", at(w, d, 9 + d), "c3", "cart") for d in range(2)]
+    tables.write(events(spark, rows), SILVER_EVENTS_SESSIONIZED, mode="overwrite")
+    first = run_featurize(spark, tmp_conf, tables, embed=False)
+    version = tables.version(GOLD_TRAINING_SEQUENCES)
+    second = run_featurize(spark, tmp_conf, tables, embed=False)
+    assert first.sequences_written and not second.sequences_written
+    assert tables.version(GOLD_TRAINING_SEQUENCES) == version  # train/evaluate see the same input
+    assert second.sequences == first.sequences
+    rows.append(("v", at(5, 6, 20), "c1", "view"))  # new data: a new version
+    tables.write(events(spark, rows), SILVER_EVENTS_SESSIONIZED, mode="overwrite")
+    assert run_featurize(spark, tmp_conf, tables, embed=False).sequences_written
+    assert tables.version(GOLD_TRAINING_SEQUENCES) == version + 1

@@ -313,3 +313,47 @@ def test_empty_input_tables_stop_sessionize_and_featurize(spark, tmp_conf, table
     tables.write(spark.createDataFrame([], S.SESSIONIZED_EVENT_SCHEMA), SILVER_EVENTS_SESSIONIZED)
     with pytest.raises(EmptyInputError, match="silver.events_sessionized holds no events"):
         run_featurize(spark, tmp_conf, tables, embed=False)
+
+
+def test_blank_or_invisible_user_ids_and_infinite_prices_are_quarantined(spark, tmp_conf, tables, tmp_path):
+    blank_users = ["\t", "\u200b", "\ufeff", " \u00a0 ", "\u200b\u200d\n"]
+    lines = [ev(f"w{i}", user=u) for i, u in enumerate(blank_users)]
+    lines += [ev("p1", price="1e400"), ev("p2", price="-1e400"),
+              ev("p3").replace('"source"', '"price": 1e400, "source"'),  # a JSON number, not a string
+              ev("p4", price="NaN")]
+    write_raw(tmp_path / "z", "a.json", GOOD + lines)
+    report = ingest(spark, tmp_conf, tables, tmp_path / "z")
+    assert report.accepted == len(GOOD)
+    assert report.reasons == {"blank_user_id": len(blank_users), "non_finite_price": 4}
+    assert tables.read(BRONZE_EVENTS).filter(~F.isnan("price") & (F.abs("price") == float("inf"))).count() == 0
+
+
+def test_parquet_with_nanosecond_timestamps_and_types_drifting_between_files(spark, tmp_conf, tables, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    base = {"event_id": ["n1", "n2"], "user_id": ["u1", "u2"], "item_id": ["i1", "i2"],
+            "category_id": ["c1", "c2"], "event_type": ["view", "cart"]}
+    ns = pa.array([1767607200123456789, 1767610800000000000], pa.timestamp("ns", tz="UTC"))
+    # pandas' default: nanosecond timestamps; price a double here ...
+    pq.write_table(pa.table({**base, "event_time": ns, "price": pa.array([None, 9.5])}), folder / "a.parquet")
+    # ... and strings (event time) and a long (price) in the next file.
+    pq.write_table(pa.table({**{k: [v[0].replace("1", "3")] for k, v in base.items()},
+                             "event_time": ["2026-01-05T10:00:00Z"], "price": pa.array([7], pa.int64())}),
+                   folder / "b.parquet")
+    report = ingest(spark, tmp_conf, tables, folder)
+    assert (report.accepted, report.quarantined) == (3, 0)
+    got = {r.event_id: (r.event_time, r.price) for r in tables.read(BRONZE_EVENTS).collect()}
+    assert got == {"n1": (dt.datetime(2026, 1, 5, 10, 0, 0, 123456), None),
+                   "n2": (dt.datetime(2026, 1, 5, 11, 0), 9.5),
+                   "n3": (dt.datetime(2026, 1, 5, 10, 0), 7.0)}
+
+
+def test_unreadable_parquet_file_is_an_error_naming_it(spark, tmp_conf, tables, tmp_path):
+    folder = tmp_path / "pqbad"
+    folder.mkdir()
+    (folder / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(RawInputError, match=r"broken\.parquet: cannot read the Parquet schema"):
+        ingest(spark, tmp_conf, tables, folder)

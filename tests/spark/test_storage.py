@@ -127,3 +127,26 @@ def test_delta_spark_engine_requested_without_jars_is_clear(spark, tmp_conf):
     tmp_conf.storage.engine = "delta-spark"
     with pytest.raises(TableError, match="Delta jars are not on the classpath"):
         Tables(spark, tmp_conf.storage)
+
+
+def test_staging_left_by_a_killed_writer_is_removed_by_the_next_write(spark, tables):
+    import signal
+    import socket
+    import subprocess
+
+    tables.write(_rows(spark, [_row(1, "a", 1)]), "t.staged")
+    victim = subprocess.Popen(["sleep", "60"])  # stands for a writer killed between stage and commit
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    root = os.path.join(tables.path("t.staged"), "_staging")
+    host = socket.gethostname()
+    dead = os.path.join(root, f"{host}_{victim.pid}-0123abcd")
+    live = os.path.join(root, f"{host}_{os.getpid()}-4567cdef")  # a writer still running
+    other = os.path.join(root, f"otherhost_{victim.pid}-89ab")  # another machine's writer
+    for folder in (dead, live, other):
+        os.makedirs(folder)
+        open(os.path.join(folder, "part-00000.parquet"), "wb").close()
+    tables.write(_rows(spark, [_row(2, "b", 2)]), "t.staged")
+    assert not os.path.exists(dead)
+    assert os.path.isdir(live) and os.path.isdir(other)
+    assert sorted(r.k for r in tables.read("t.staged").collect()) == [1, 2]

@@ -25,3 +25,25 @@ def test_configuration_error_is_a_clean_exit(capsys):
         main(["config", "--set", "nope.x=1"])
     assert exc.value.code == 2
     assert "unknown key 'nope'" in capsys.readouterr().err
+
+
+def test_out_of_range_setting_exits_2_naming_it(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["config", "--set", "spark.shuffle_partitions=0"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "key 'spark.shuffle_partitions' is 0: must be >= 1" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["file", "under_file", "read_only_fs"])
+def test_unusable_warehouse_is_refused_at_job_start(tmp_path, capsys, kind):
+    target = tmp_path / "wh"
+    target.write_text("not a folder")
+    path = {"file": str(target), "under_file": str(target / "inner"),
+            "read_only_fs": "/proc/interest-warehouse"}[kind]
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", "--set", f"storage.warehouse={path}"])
+    assert exc.value.code == 3
+    err = capsys.readouterr().err
+    assert f"storage.warehouse '{path}'" in err
+    assert ("is a file" if kind == "file" else "cannot be written") in err

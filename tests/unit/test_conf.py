@@ -125,3 +125,33 @@ def test_column_mappings_are_checked():
         load_config(overrides=["ingest.columns.user_id=x", "ingest.columns.item_id=x"])
     with pytest.raises(ConfigError, match="ingest.item_columns.title"):
         load_config(overrides=["ingest.item_columns.title="])
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("ingest.max_future_skew_minutes=-5", r"key 'ingest\.max_future_skew_minutes' is -5: must be >= 0"),
+    ("storage.warehouse=", r"key 'storage\.warehouse' is '': must not be empty"),
+    ("storage.warehouse='   '", r"key 'storage\.warehouse' is '   ': must not be empty"),
+    ("spark.shuffle_partitions=0", r"key 'spark\.shuffle_partitions' is 0: must be >= 1"),
+    ("spark.arrow_batch_size=-1", r"key 'spark\.arrow_batch_size' is -1: must be >= 1"),
+    ("run.log_level=LOUD", r"key 'run\.log_level' is 'LOUD': allowed: DEBUG, INFO"),
+    ("generate.dirt_rate=1.5", r"key 'generate\.dirt_rate' is 1\.5: must be <= 1"),
+    ("train.learning_rate=0", r"key 'train\.learning_rate' is 0\.0: must be > 0"),
+    ("train.learning_rate=.nan", r"key 'train\.learning_rate' is nan: must be > 0"),
+    ("models.migration_transformer.dropout=1", r"dropout' is 1\.0: must be < 1"),
+])
+def test_out_of_range_settings_are_refused_naming_key_and_value(setting, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=[setting])
+
+
+def test_limits_accept_the_defaults_and_boundaries():
+    conf = load_config(overrides=["ingest.max_future_skew_minutes=0", "run.log_level=debug",
+                                  "generate.dirt_rate=0", "spark.shuffle_partitions=1"])
+    assert conf.ingest.max_future_skew_minutes == 0 and conf.run.log_level == "debug"
+
+
+def test_every_limit_names_a_real_setting():
+    from interest_lib.conf import LIMITS
+
+    keys = dict(_leaves(Config()))
+    assert set(LIMITS) <= set(keys), sorted(set(LIMITS) - set(keys))
