@@ -50,6 +50,8 @@ setup(
         "petastorm": ["petastorm==0.13.1"],
         "horovod": ["horovod==0.28.1"],
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "duckdb>=1.1", "psutil>=5.9",
+                # property-based fuzzing of ingest (tests/spark/test_ingest_fuzz.py)
+                "hypothesis>=6.100",
                 # notebooks run headless in the tests
                 "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "matplotlib>=3.8",
                 # Databricks' bundle schema as Python classes: databricks.yml is validated offline

@@ -122,6 +122,11 @@ class IngestConf:
     """Key of the keyed hash that pseudonymises user ids; used only when pseudonym_key_env is unset."""
     pseudonym_key_env: str = "INTEREST_PSEUDONYM_KEY"
     """Environment variable holding the pseudonymisation key; when set it wins over pseudonym_key."""
+    pseudonym_secret_scope: str = ""
+    """Databricks secret scope holding the key (read with dbutils when the variable is unset);
+    empty = none."""
+    pseudonym_secret_name: str = "pseudonym-key"
+    """The key's name inside ``pseudonym_secret_scope``."""
     max_future_skew_minutes: int = 60
     """Events stamped later than the ingest time plus this are quarantined (clock skew)."""
     min_event_date: str = "2000-01-01"

@@ -5,6 +5,9 @@ A record that parsed is stored as its fields in JSON with the user id replaced b
 A record that did not parse keeps its original text, in which the user id is replaced by its
 pseudonym wherever it can be found: every ``"user_id": value`` of JSON-like text, else every
 occurrence of the user id the reader did parse (a CSV row with too few or too many fields).
+Text in which no user id can be located (e.g. a line holding only a JSON string) may still hold
+one, so every word in it (a run of letters, digits, marks, ``_ . @ + -``) is replaced by its
+pseudonym, except the raw field names and ``null``/``true``/``false``: the shape stays readable.
 The text is made valid UTF-8 (invalid bytes become U+FFFD) so that every reader can open the table.
 """
 
@@ -21,6 +24,11 @@ from interest_lib.ingest.readers import CORRUPT, raw_record
 # A JSON member "user_id": value (key in any case), the value quoted (possibly cut off by the end
 # of the line) or bare. Group 1 is the key and colon as written, group 2 the value.
 _JSON_MEMBER = r'(?i)("{field}"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}}\]]+)'
+
+
+# A "word" of text whose user id cannot be located: what an id could be made of.
+_WORD = r"[\p{L}\p{N}\p{M}_.@+-]+"
+_KEPT_WORDS = ("null", "true", "false")
 
 
 def _pseudonym(value: Column, key: bytes) -> Column:
@@ -46,6 +54,18 @@ def redact_json_ids(text: Column, key: bytes, field: str = S.USER_ID) -> Column:
     return F.concat(F.element_at(pieces, 1), F.array_join(joined, ""))
 
 
+def mask_words(text: Column, key: bytes, keep: Sequence[str] = ()) -> Column:
+    """``text`` with every word (see ``_WORD``) but those in ``keep`` and null/true/false replaced
+    by its pseudonym; punctuation and spacing stay as written."""
+    kept = list(keep) + list(_KEPT_WORDS)
+    words = F.transform(F.regexp_extract_all(text, F.lit(_WORD), 0),
+                        lambda w: F.when(w.isin(*kept), w).otherwise(_pseudonym(w, key)))
+    pieces = F.split(text, _WORD, -1)  # n words -> n + 1 pieces around them
+    joined = F.zip_with(words, F.slice(pieces, 2, F.size(pieces)),
+                        lambda w, p: F.concat(w, F.coalesce(p, F.lit(""))))
+    return F.concat(F.element_at(pieces, 1), F.array_join(joined, ""))
+
+
 def quarantine_record(fields: Sequence[str], key: Optional[bytes] = None,
                       user_field: Optional[str] = S.USER_ID) -> Column:
     """The rejected record as valid UTF-8 text with ``user_field`` pseudonymised (see module doc).
@@ -66,7 +86,8 @@ def quarantine_record(fields: Sequence[str], key: Optional[bytes] = None,
         F.when(corrupt.isNull(), parsed)
         .when(corrupt.rlike(_json_member(user_field)), redact_json_ids(corrupt, key, user_field))
         # No JSON member: replace the id the reader did parse wherever it occurs (CSV rows).
-        .when(blank, corrupt)
+        # No id located, yet the text may hold one (a line that is only a JSON string): mask it.
+        .when(blank, mask_words(corrupt, key, keep=fields))
         .otherwise(F.replace(corrupt, F.trim(uid), pseudonym))
     )
     return F.make_valid_utf8(text)

@@ -13,7 +13,7 @@ from interest_lib.errors import EmptyInputError
 from interest_lib.features.job import run_featurize
 from interest_lib.ingest import run_ingest
 from interest_lib.ingest.job import IngestAccountingError, NothingAcceptedError
-from interest_lib.ingest.pseudonymise import MissingKeyError, pseudonymise_col, pseudonymise_py, resolve_key
+from interest_lib.ingest.pseudonymise import MissingKeyError, pseudonymise_col, pseudonymise_py
 from interest_lib.ingest.readers import RawInputError
 from interest_lib.sessions import run_sessionize
 from interest_lib.storage.catalog import BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS, SILVER_EVENTS_SESSIONIZED
@@ -87,7 +87,9 @@ def test_known_records_are_accepted_quarantined_or_deduplicated(spark, tmp_conf,
 
     quarantine = {r.reason: r for r in tables.read(BRONZE_QUARANTINE).collect()}
     assert set(quarantine) == set(BAD)
-    assert quarantine["malformed_record"].raw_record == "this is not json"
+    # No user id can be located in it, so each word is masked by its pseudonym (it could be an id).
+    assert quarantine["malformed_record"].raw_record == " ".join(
+        pseudonymise_py(w, KEY.encode()) for w in "this is not json".split())
     assert json.loads(quarantine["unknown_event_type"].raw_record)["event_type"] == "hover"
     assert quarantine["malformed_price"].source_file.endswith("a.json")
     # BI readers without Spark see the same rows.
@@ -250,9 +252,10 @@ def test_every_json_line_is_one_counted_record(spark, tmp_conf, tables, tmp_path
     assert (report.rows_in, report.accepted, report.quarantined) == (6, 1, 5)
     assert report.reasons == {"malformed_record": 5}
     raw = sorted(r.raw_record for r in tables.read(BRONZE_QUARANTINE).collect())
-    # kept verbatim, except that the raw user id is replaced by its pseudonym (no raw ids at rest)
-    pseudonym = pseudonymise_py("u1", resolve_key(tmp_conf))
-    assert raw == sorted(o.replace('"user_id": "u1"', f'"user_id": "{pseudonym}"') for o in odd)
+    # Lines with a "user_id" member keep their text with the id pseudonymised; a line without one
+    # keeps only raw field names (here "text") and masks every other word (it could be a raw id).
+    u1 = '"%s"' % pseudonymise_py("u1", KEY.encode())
+    assert raw == sorted(o.replace('"u1"', u1) for o in odd)
 
 
 def test_hidden_data_files_are_refused_not_skipped(spark, tmp_conf, tables, tmp_path):
