@@ -14,7 +14,7 @@ from dataclasses import asdict, is_dataclass
 from typing import Optional, Sequence
 
 from interest_lib.conf import ConfigError, load_config
-from interest_lib.errors import InputError
+from interest_lib.errors import InputError, SecretError
 from interest_lib.storage import ConcurrentWriteError, WriterLockTimeout
 from interest_lib.task import Task
 
@@ -217,8 +217,22 @@ class ConfigTask(Task):
     name = "config"
     help = "print the resolved configuration (base + overlay + overrides) as JSON"
 
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--check-key", action="store_true",
+                            help="also resolve the pseudonymisation key as a job on this master "
+                                 "would (env var / secret scope / local dev key) and say whether "
+                                 "it is usable; the key is never printed")
+
     def launch(self):
         print(json.dumps(self.conf.to_dict(), indent=2))
+        if getattr(self.args, "check_key", False):
+            import hashlib
+
+            from interest_lib.ingest.pseudonymise import resolve_key
+
+            key = resolve_key(self.conf, self.conf.spark.master)
+            print(f"pseudonymisation key: usable (sha256 fingerprint {hashlib.sha256(key).hexdigest()[:8]})")
         return self.conf
 
     def run(self):
@@ -263,6 +277,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     task = TASKS[args.command](conf, args=args)
     try:
         result = task.run()
+    except SecretError as exc:  # the pseudonymisation key: where it must come from
+        parser.exit(2, f"interest {args.command}: configuration error: {exc}\n")
     except InputError as exc:  # bad or unusable input: the message says what and where
         parser.exit(3, f"interest {args.command}: error: {exc}\n")
     except (ConcurrentWriteError, WriterLockTimeout) as exc:  # another writer: say so, exit 3

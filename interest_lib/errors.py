@@ -12,3 +12,8 @@ class InputError(ValueError):
 
 class EmptyInputError(InputError):
     """A job's input table exists but holds no rows (e.g. ingest accepted nothing)."""
+
+
+class SecretError(RuntimeError):
+    """The pseudonymisation key is missing, public, or comes from a place it must not; the
+    ``interest`` command exits with status 2 (a configuration error) and the message."""

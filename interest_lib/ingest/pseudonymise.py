@@ -24,6 +24,7 @@ import os
 from pyspark.sql import Column, functions as F
 
 from interest_lib.conf import Config
+from interest_lib.errors import SecretError
 from interest_lib.logs import get_logger
 
 log = get_logger(__name__)
@@ -34,15 +35,15 @@ PSEUDONYM_HEX_CHARS = 32  # 128 bits: collision-free in practice for billions of
 DEV_KEY = "local-development-key-not-secret"
 
 
-class MissingKeyError(RuntimeError):
+class MissingKeyError(SecretError):
     """No pseudonymisation key was configured (or the secret scope could not be read)."""
 
 
-class PublicKeyError(RuntimeError):
+class PublicKeyError(SecretError):
     """The public development key would pseudonymise data outside local development."""
 
 
-class KeySourceError(RuntimeError):
+class KeySourceError(SecretError):
     """A run outside local development was given its key in a conf file instead of a secret."""
 
 

@@ -47,3 +47,20 @@ def test_unusable_warehouse_is_refused_at_job_start(tmp_path, capsys, kind):
     err = capsys.readouterr().err
     assert f"storage.warehouse '{path}'" in err
     assert ("is a file" if kind == "file" else "cannot be written") in err
+
+
+def test_key_from_a_conf_file_on_a_cluster_is_a_clean_exit(tmp_path, capsys, monkeypatch):
+    """Key resolution runs before Spark starts work: `--env cluster` with a key in --set and no
+    secret exits 2 with the reason, no traceback (the key is never echoed)."""
+    monkeypatch.delenv("INTEREST_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    from interest_lib.errors import SecretError
+    from interest_lib.ingest.pseudonymise import KeySourceError, MissingKeyError, PublicKeyError
+
+    assert all(issubclass(c, SecretError) for c in (KeySourceError, MissingKeyError, PublicKeyError))
+    with pytest.raises(SystemExit) as exc:
+        main(["config", "--env", "cluster", "--set", "ingest.pseudonym_key=s3cret-in-a-file",
+              "--set", f"storage.warehouse={tmp_path}/wh", "--check-key"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "configuration error" in err and "Traceback" not in err and "s3cret-in-a-file" not in err
