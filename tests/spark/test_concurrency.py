@@ -144,6 +144,26 @@ def test_two_sessionize_runs_at_once_are_serialised(spark, tmp_conf, tables):
     _assert_silver_clean(tables, len(DAY1))
 
 
+def test_two_sessionize_processes_at_once_end_with_one_clean_result(spark, tmp_conf, tables):
+    """The issue's case as a user meets it: two `interest sessionize` processes (two JVMs) on the
+    same warehouse at once; both exit 0 (one waited for the other's locks), no duplicate ids."""
+    import subprocess
+    import sys
+
+    tables.write(events(spark, DAY1, batch=0), BRONZE_EVENTS, partition_by=[S.EVENT_DATE])
+    cmd = [sys.executable, "-m", "interest_lib.cli", "sessionize",
+           "--set", f"storage.warehouse={tmp_conf.storage.warehouse}",
+           "--set", "spark.master=local[1]", "--set", "spark.shuffle_partitions=2"]
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _out, err in outs]
+    modes = sorted(line for out, _err in outs for line in out.splitlines() if '"mode"' in line)
+    assert len(modes) == 2 and any('"full"' in m for m in modes) and any('"up-to-date"' in m for m in modes)
+    _assert_silver_clean(tables, len(DAY1))
+
+
 def test_interleaved_incremental_sessionize_without_locks_fails_the_loser(
         spark, tmp_conf, tables, monkeypatch):
     """Locks off (e.g. a mount without flock): run A has read silver when run B commits; A's
