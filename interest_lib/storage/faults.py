@@ -3,7 +3,8 @@
 Both engines call :func:`commit_boundary` right before and right after each table commit
 (delta-rs: after the data files are moved into the table folder and before the log entry is
 written, then after it is written; delta-spark: around the save / MERGE that commits). Two
-environment variables drive it; unset (production), the hook costs two environment lookups per commit:
+environment variables drive it; unset (production), the hook costs two environment lookups
+per commit:
 
 ``INTEREST_COMMIT_LOG=<file>``
     append one JSON line per boundary: ``{"phase": "before"|"after", "table": name, "n": k,
