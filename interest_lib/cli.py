@@ -17,6 +17,7 @@ from interest_lib.conf import ConfigError, load_config
 from interest_lib.errors import InputError, SecretError
 from interest_lib.storage import ConcurrentWriteError, WriterLockTimeout
 from interest_lib.task import Task
+from interest_lib.training.store import RunPointerError
 
 
 class GenerateTask(Task):
@@ -283,6 +284,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.exit(3, f"interest {args.command}: error: {exc}\n")
     except (ConcurrentWriteError, WriterLockTimeout) as exc:  # another writer: say so, exit 3
         parser.exit(3, f"interest {args.command}: {exc}\n")
+    except RunPointerError as exc:  # a latest-<task>.json that does not match the run store
+        parser.exit(3, f"interest {args.command}: error: {exc}\n")
     if is_dataclass(result) and args.command != "config":
         print(json.dumps(asdict(result), default=str))
     return 0

@@ -43,6 +43,7 @@ from interest_lib.storage.engine import (
     ConcurrentWriteError, DeltaEngine, SchemaMismatchError, TableError, TableNotFoundError,
     WriteResult, stale_read_message,
 )
+from interest_lib.storage.faults import commit_boundary
 
 log = get_logger(__name__)
 
@@ -306,6 +307,7 @@ class DeltaRsEngine(DeltaEngine):
             max_commit_retries=0 if pinned else None,
         )
         arrow_schema = _to_arrow_schema_utc(df_schema)
+        commit_boundary(name, "before")  # test hook (storage/faults.py): files moved, log not written
         try:
             if base < 0:
                 create_table_with_add_actions(
@@ -323,6 +325,7 @@ class DeltaRsEngine(DeltaEngine):
             if found != base and (pinned or base < 0):
                 raise ConcurrentWriteError(stale_read_message(name, base, found)) from exc
             raise
+        commit_boundary(name, "after")
         return self.version(local)
 
     def _write_files(self, df, local, partition_by, txn, name, operation, mode, removes_for,

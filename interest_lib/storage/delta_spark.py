@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, functions as F
 from interest_lib.storage.engine import (
     ConcurrentWriteError, DeltaEngine, TableNotFoundError, WriteResult, stale_read_message,
 )
+from interest_lib.storage.faults import commit_boundary
 
 
 class DeltaSparkEngine(DeltaEngine):
@@ -60,7 +61,9 @@ class DeltaSparkEngine(DeltaEngine):
             writer = writer.mode("overwrite").option("partitionOverwriteMode", "dynamic")
         else:
             writer = writer.mode(mode)
+        commit_boundary(name, "before")  # test hook (storage/faults.py)
         writer.save(path)
+        commit_boundary(name, "after")
         return WriteResult(name, self.version(path))
 
     def merge(self, source, path, keys, delete_flag, partition_by, txn, name,
@@ -82,7 +85,9 @@ class DeltaSparkEngine(DeltaEngine):
             )
         else:
             builder = builder.whenMatchedUpdate(set=assignments).whenNotMatchedInsert(values=assignments)
+        commit_boundary(name, "before")
         builder.execute()
+        commit_boundary(name, "after")
         return WriteResult(name, self.version(path))
 
     def version(self, path: str) -> int:

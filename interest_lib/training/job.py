@@ -30,7 +30,7 @@ from interest_lib.storage.catalog import (
 )
 from interest_lib.training.backend import BackendError, make_backend
 from interest_lib.training.loop import TrainJob, train_worker
-from interest_lib.training.store import RunStore, latest_pointer, load_record, write_json
+from interest_lib.training.store import RunStore, load_record, write_json, write_latest
 
 log = get_logger(__name__)
 
@@ -197,8 +197,7 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
     started = time.perf_counter()
     result = backend.launch(train_worker, job)
     seconds = time.perf_counter() - started
-    write_json(latest_pointer(store_root, task), {"run_id": store.run_id, "model": model_name,
-                                                  "table_version": version})
+    write_latest(store_root, task, store, model_name, version)
     for record in result["history"]:
         log.info("train %s epoch %d: %s", model_name, record["epoch"], record)
     from interest_lib.tracking import log_training_run
@@ -213,8 +212,7 @@ def _report(model_name: str, store: RunStore, version: int, seconds: float, skip
     tracked = os.path.join(store.root, "mlflow.json")
     uri = json.load(open(tracked))["model_uri"] if os.path.exists(tracked) else None
     if skipped:
-        write_json(latest_pointer(os.path.dirname(store.root), record["task"]),
-                   {"run_id": store.run_id, "model": model_name, "table_version": version})
+        write_latest(os.path.dirname(store.root), record["task"], store, model_name, version)
     return TrainReport(model=model_name, run_id=store.run_id, store=store.root, table_version=version,
                        epochs_run=len(record["history"]), best_validation=float(record["best"]),
                        seconds=round(seconds, 1), skipped=skipped, resumed_from=resumed_from,

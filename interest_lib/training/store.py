@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import pickle
@@ -139,12 +140,75 @@ def latest_pointer(store_root: str, task: str) -> str:
     return os.path.join(store_root, f"latest-{task}.json")
 
 
+class RunPointerError(RuntimeError):
+    """A ``latest-<task>.json`` pointer does not match the run store; the message names it."""
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_latest(store_root: str, task: str, store: RunStore, model_name: str, table_version: int) -> None:
+    """Point ``latest-<task>.json`` at the finished run ``store``, recording its model file's
+    SHA-256 so that :func:`latest_run` can verify what it hands to the loaders."""
+    write_json(latest_pointer(store_root, task), {
+        "run_id": store.run_id, "task": task, "model": model_name, "table_version": table_version,
+        "model_sha256": file_sha256(store.model),
+    })
+
+
 def latest_run(store_root: str, task: str) -> Optional[RunStore]:
-    """The newest finished run of ``task`` (migration | evolution), or None."""
+    """The newest finished run of ``task`` (migration | evolution), verified; None when no run
+    of the task was ever pointed to.
+
+    The pointer must name a run folder of this store (a plain name) whose final model exists,
+    whose ``lineage.json`` agrees with it (run id, task, model, table version), and whose model
+    file has the SHA-256 recorded when the pointer was written.
+
+    Raises:
+        RunPointerError: any of those checks fails; the message names the pointer and the check.
+            Nothing of the model has been unpickled.
+    """
     pointer = latest_pointer(store_root, task)
     if not os.path.exists(pointer):
         return None
-    with open(pointer) as fh:
-        run_id = json.load(fh)["run_id"]
+    rerun = f"; rerun `interest train --model {task}` to rewrite it"
+
+    def refuse(why: str) -> RunPointerError:
+        return RunPointerError(f"{pointer}: {why}{rerun}")
+
+    try:
+        with open(pointer) as fh:
+            record = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise refuse(f"unreadable run pointer ({exc})") from exc
+    run_id = record.get("run_id") if isinstance(record, dict) else None
+    if not isinstance(run_id, str) or not run_id or run_id in (".", "..") or os.sep in run_id or "/" in run_id:
+        raise refuse(f"run_id {run_id!r} is not the name of a run folder")
     store = RunStore(os.path.join(store_root, run_id))
-    return store if store.finished() else None
+    if not store.finished():
+        raise refuse(f"names run {run_id}, which has no final model in the run store ({store.model})")
+    try:
+        with open(store.lineage) as fh:
+            lineage = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise refuse(f"run {run_id} has no readable lineage ({store.lineage}: {exc})") from exc
+    expected = {"run_id": run_id, "task": task, "model": record.get("model"),
+                "table_version": record.get("table_version")}
+    wrong = {k: (v, lineage.get(k)) for k, v in expected.items() if lineage.get(k) != v}
+    if wrong:
+        raise refuse("pointer and run lineage disagree: " + ", ".join(
+            f"{k} {mine!r} (pointer) vs {theirs!r} (lineage.json)" for k, (mine, theirs) in sorted(wrong.items())))
+    want = record.get("model_sha256")
+    if not want:
+        raise refuse("records no model_sha256 (written by an older version)")
+    got = file_sha256(store.model)
+    if got != want:
+        raise refuse(f"the model file {store.model} has SHA-256 {got[:16]}..., not the {want[:16]}... "
+                     "recorded when the run finished (replaced or altered since)")
+    return store

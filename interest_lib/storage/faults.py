@@ -1,0 +1,68 @@
+"""A test hook at every Delta commit: record the commits a job makes, or SIGKILL it at one.
+
+Both engines call :func:`commit_boundary` right before and right after each table commit
+(delta-rs: after the data files are moved into the table folder and before the log entry is
+written, then after it is written; delta-spark: around the save / MERGE that commits). Two
+environment variables drive it; unset (production), the hook costs two environment lookups
+per commit:
+
+``INTEREST_COMMIT_LOG=<file>``
+    append one JSON line per boundary: ``{"phase": "before"|"after", "table": name, "n": k,
+    "pid": ...}`` where ``k`` counts this process's commits to ``table`` (1-based). A test runs a
+    job once this way to enumerate the boundaries it crosses.
+
+``INTEREST_KILL_AT=<phase>:<table>:<n>``
+    the process sends itself SIGKILL at that boundary, e.g. ``after:bronze.events:1`` (no
+    cleanup, no ``finally``, no atexit: what an OOM killer or a lost node does). ``<table>`` may
+    be ``*`` to count every commit of the process.
+
+Used by tests/integration/test_kill_boundaries.py: each job is killed at each boundary, rerun
+without the hook, and must end with the tables of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+
+LOG_ENV = "INTEREST_COMMIT_LOG"
+KILL_ENV = "INTEREST_KILL_AT"
+PHASES = ("before", "after")
+
+_counts: Counter = Counter()  # commits begun per table in this process ("*": all tables)
+
+
+def parse_kill_at(text: str) -> tuple[str, str, int]:
+    """``before|after:<table>:<n>`` -> (phase, table, n); a ValueError names the variable."""
+    phase, sep, rest = text.partition(":")
+    table, sep2, n = rest.rpartition(":")
+    if not (sep and sep2) or phase not in PHASES or not table or not n.isdigit() or int(n) < 1:
+        raise ValueError(f"{KILL_ENV}={text!r}: expected before|after:<table>:<n> with n >= 1, "
+                         "e.g. after:bronze.events:1")
+    return phase, table, int(n)
+
+
+def commit_boundary(table: str, phase: str) -> None:
+    """Called by the engines right ``before`` and right ``after`` each commit to ``table``.
+
+    Does nothing unless :data:`LOG_ENV` or :data:`KILL_ENV` is set (see the module docstring).
+    """
+    log_path, kill_at = os.environ.get(LOG_ENV), os.environ.get(KILL_ENV)
+    if not (log_path or kill_at):
+        return
+    if phase == "before":
+        _counts[table] += 1
+        _counts["*"] += 1
+    n, n_all = _counts[table], _counts["*"]
+    if log_path:
+        with open(log_path, "a") as fh:
+            fh.write(json.dumps({"phase": phase, "table": table, "n": n, "pid": os.getpid()}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    if kill_at:
+        want_phase, want_table, want_n = parse_kill_at(kill_at)
+        seen = n_all if want_table == "*" else n
+        if phase == want_phase and want_table in ("*", table) and seen == want_n:
+            os.kill(os.getpid(), signal.SIGKILL)
