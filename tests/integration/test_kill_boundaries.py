@@ -143,6 +143,7 @@ def clean_runs(tmp_path_factory):
     return CleanRuns(str(tmp_path_factory.mktemp("kills")))
 
 
+@pytest.mark.timeout(2400)  # a killed run and a rerun (two JVM starts) per commit boundary
 @pytest.mark.parametrize("job, extra", JOBS, ids=[j for j, _ in JOBS])
 def test_job_killed_at_each_commit_boundary_recovers_on_rerun(clean_runs, job, extra):
     root = clean_runs.root
