@@ -1,0 +1,405 @@
+"""A learned ranker for the event-level protocol: repeat, replenishment and collaborative signals
+blended per (user, category) by a small network trained on the protocol's own replay.
+
+Every feature is computed from an incremental state that the protocol streams one timestamp at a
+time (:func:`interest_lib.evaluate.event_protocol.score_targets`), so training and scoring see
+exactly the same, order-free view of the history (events sharing a timestamp never see each
+other). ``fit(log, n)``:
+
+1. places an internal cut at the ``train_quantile`` of the first ``n`` events' times;
+2. builds the states from the events up to it and replays the rest of the history (up to event
+   ``n``) through the protocol's own streaming, recording the features of every basket of a user
+   with history and the categories it held: the training examples;
+3. trains the network listwise (softmax over all categories, each target event one label), the
+   last ``holdout`` share of the replayed baskets by time kept apart to pick the epoch.
+
+After ``fit`` the states stand at event ``n``, where the protocol starts scoring. The network is
+not retrained afterwards; its inputs keep growing with the observed history.
+
+Features per (user, category): decayed counts (per basket 0.7 / 0.9 / 0.98, per day 0.995),
+decayed shares, TIFU-KNN neighbours' shares, Markov transitions from the last basket, basket
+co-occurrence with the user's profile, total and basket counts, days since the category's last
+purchase, its typical inter-purchase interval and their ratio (replenishment), presence in the
+last baskets, global and recent popularity; per user: baskets, gap since the last basket, basket
+size, distinct categories; the hour and weekday of the prediction. A learned category embedding
+lets the network treat categories differently (a top-up trip buys other things than a weekly
+shop).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from interest_lib.models.event_baselines import (
+    DAY_NS, DecayedState, EventBaseline, Markov, TifuKnn, _l1,
+)
+
+FEATURES = (
+    "log_b70", "log_b90", "log_b98", "log_d995", "share_b90", "share_d995", "tifu_neighbours", "markov",
+    "cooccurrence", "log_count", "log_baskets_with", "ever", "log_days_since", "log_interval",
+    "has_interval", "replenish_ratio", "in_last_basket", "in_last3", "log_popularity", "log_recent_popularity",
+    "user_log_baskets", "user_log_gap_days", "user_log_basket_size", "user_log_distinct",
+    "hour_sin", "hour_cos", "dow_sin", "dow_cos",
+)
+RECENT_HALF_LIFE_DAYS = 7.0
+
+
+@dataclass(frozen=True)
+class RankerParams:
+    """Hyper-parameters of :class:`LearnedRanker` (fixed before any evaluation; see
+    conf/models/event_ranker.yml for why each value)."""
+
+    hidden: int = 64  # width of the two hidden layers
+    embedding: int = 8  # size of the learned category embedding fed to the network
+    epochs: int = 6  # most passes over the replayed baskets; the best on the holdout is kept
+    batch: int = 256  # baskets per step
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    train_quantile: float = 0.8  # internal cut: baskets after it (and before the fit point) train
+    holdout: float = 0.15  # the latest share of those baskets picks the epoch
+    seed: int = 0
+    tifu_k: int = 300
+    threads: int = 0  # torch threads (0 = torch's default)
+
+
+class FeatureState(EventBaseline):
+    """The incremental state behind :data:`FEATURES`: composed of the protocol's baselines (their
+    states are reused as they are) plus per (user, category) counts and times and a global
+    basket co-occurrence matrix. ``features(users, now)`` is ``[len(users), C+1, F]``."""
+
+    name = "ranker_features"
+
+    def __init__(self, tifu_k: int = 300):
+        self.decayed = {"b70": DecayedState(0.7, "basket", False), "b90": DecayedState(0.9, "basket", False),
+                        "b98": DecayedState(0.98, "basket", False)}
+        # TIFU-KNN's own state is the per-day decayed counts (d995)
+        self.tifu = TifuKnn(decay=0.995, unit="day", binary=False, k=tifu_k, alpha=0.0, prior=0.0)
+        self.markov = Markov(prior=0.0)
+
+    def _fit(self, user, category, ts):
+        U, W = self.num_users, self.width
+        for state in self.decayed.values():
+            state.fit(user, category, ts, U, W)
+        log_view = _LogView(user, category, ts, U, W - 1)
+        self.tifu.fit(log_view, len(ts))
+        self.markov.fit(log_view, len(ts))
+        self.count = np.zeros((U, W))
+        np.add.at(self.count, (user, category), 1.0)
+        # one row per (user, timestamp, category): baskets holding each category
+        key = np.unique(np.stack([user, ts, category]), axis=1)
+        bu, bt, bc = key
+        self.baskets_with = np.zeros((U, W))
+        np.add.at(self.baskets_with, (bu, bc), 1.0)
+        self.first = np.full((U, W), np.nan)
+        self.last = np.full((U, W), np.nan)
+        np.fmin.at(self.first, (bu, bc), bt.astype(np.float64))
+        np.fmax.at(self.last, (bu, bc), bt.astype(np.float64))
+        ub = np.unique(np.stack([user, ts]), axis=1)
+        self.n_baskets = np.bincount(ub[0], minlength=U).astype(np.float64)
+        self.n_events = np.bincount(user, minlength=U).astype(np.float64)
+        self.last_ts = np.full(U, np.nan)
+        np.fmax.at(self.last_ts, ub[0], ub[1].astype(np.float64))
+        self.last_basket = np.zeros((U, W))
+        self.last3 = np.zeros((U, W))
+        last_mask = bt == self.last_ts[bu]
+        self.last_basket[bu[last_mask], bc[last_mask]] = 1.0
+        # last3: presence decayed 2/3 per basket over the user's baskets, oldest first
+        order = np.lexsort((bt, bu))
+        rank_from_end = self._basket_rank_from_end(bu[order], bt[order])
+        np.add.at(self.last3, (bu[order], bc[order]), (2.0 / 3.0) ** rank_from_end / 3.0)
+        self.cooc = self._cooccurrence(bu, bt, bc, W)
+        self.recent = np.bincount(category, weights=0.5 ** ((ts.max() - ts) / DAY_NS / RECENT_HALF_LIFE_DAYS),
+                                  minlength=W) if len(ts) else np.zeros(W)
+        self.recent_ref = int(ts.max()) if len(ts) else 0
+
+    @staticmethod
+    def _basket_rank_from_end(bu, bt):
+        """Per (user, timestamp, category) row sorted by user then time: how many of the user's
+        baskets come after this row's basket."""
+        new_basket = np.r_[True, (bu[1:] != bu[:-1]) | (bt[1:] != bt[:-1])]
+        ordinal = np.cumsum(new_basket)
+        last = np.zeros(int(bu.max()) + 1 if len(bu) else 0, dtype=np.int64)
+        np.maximum.at(last, bu, ordinal)
+        return (last[bu] - ordinal).astype(np.float64)
+
+    @staticmethod
+    def _cooccurrence(bu, bt, bc, W, chunk=20000):
+        """``[W, W]`` counts of baskets holding both categories (diagonal zero)."""
+        key = bu.astype(np.int64) * (1 << 40) + bt.astype(np.int64) // 10**9  # seconds fit in 40 bits
+        _, basket = np.unique(key, return_inverse=True)
+        cooc = np.zeros((W, W), dtype=np.float64)
+        n = int(basket.max()) + 1 if len(basket) else 0
+        for lo in range(0, n, chunk):
+            sel = (basket >= lo) & (basket < lo + chunk)
+            m = np.zeros((min(chunk, n - lo), W), dtype=np.float32)
+            m[basket[sel] - lo, bc[sel]] = 1.0
+            cooc += (m.T @ m).astype(np.float64)
+        np.fill_diagonal(cooc, 0.0)
+        return cooc
+
+    def _observe(self, users, categories, now):
+        for state in self.decayed.values():
+            state.observe(users, categories, now)
+        self.tifu.observe(users, categories, now)
+        self.markov.observe(users, categories, now)
+        self.recent *= 0.5 ** ((now - self.recent_ref) / DAY_NS / RECENT_HALF_LIFE_DAYS)
+        self.recent_ref = now
+        np.add.at(self.recent, categories, 1.0)
+        for u in np.unique(users):
+            cats = categories[users == u]
+            present = np.unique(cats)
+            np.add.at(self.count[u], cats, 1.0)
+            self.baskets_with[u, present] += 1.0
+            first = self.first[u, present]
+            self.first[u, present] = np.where(np.isnan(first), now, first)
+            self.last[u, present] = now
+            self.n_baskets[u] += 1
+            self.n_events[u] += len(cats)
+            self.last_ts[u] = now
+            self.last_basket[u] = 0.0
+            self.last_basket[u, present] = 1.0
+            self.last3[u] *= 2.0 / 3.0
+            self.last3[u, present] += 1.0 / 3.0
+            self.cooc[np.ix_(present, present)] += 1.0
+            self.cooc[present, present] -= 1.0
+
+    def features(self, users: np.ndarray, now: int) -> np.ndarray:
+        """``[len(users), C+1, F]`` float32 features of :data:`FEATURES` as of ``now``."""
+        users = np.asarray(users)
+        n, W = len(users), self.width
+        out = np.zeros((n, W, len(FEATURES)), dtype=np.float32)
+        col = {name: i for i, name in enumerate(FEATURES)}
+        vec = {k: s.vectors(users, now) for k, s in self.decayed.items()}
+        vec["d995"] = self.tifu.state.vectors(users, now)
+        for k in ("b70", "b90", "b98", "d995"):
+            out[:, :, col[f"log_{k}"]] = np.log1p(vec[k])
+        share90, share995 = _l1(vec["b90"]), _l1(vec["d995"])
+        out[:, :, col["share_b90"]] = np.log1p(100 * share90)
+        out[:, :, col["share_d995"]] = np.log1p(100 * share995)
+        out[:, :, col["tifu_neighbours"]] = np.log1p(100 * self.tifu.neighbours[users])
+        out[:, :, col["markov"]] = np.log1p(100 * self.markov.scores(users, now))
+        co = self.cooc / np.maximum(self.cooc.sum(axis=1, keepdims=True), 1.0)
+        out[:, :, col["cooccurrence"]] = np.log1p(100 * (share90 @ co))
+        out[:, :, col["log_count"]] = np.log1p(self.count[users])
+        nbc = self.baskets_with[users]
+        out[:, :, col["log_baskets_with"]] = np.log1p(nbc)
+        last = self.last[users]
+        ever = ~np.isnan(last)
+        out[:, :, col["ever"]] = ever
+        days_since = np.where(ever, (now - np.nan_to_num(last)) / DAY_NS, 0.0)
+        out[:, :, col["log_days_since"]] = np.log1p(np.maximum(days_since, 0.0))
+        has_interval = nbc > 1
+        interval = np.where(has_interval, (np.nan_to_num(last) - np.nan_to_num(self.first[users]))
+                            / DAY_NS / np.maximum(nbc - 1, 1), 0.0)
+        out[:, :, col["log_interval"]] = np.log1p(interval)
+        out[:, :, col["has_interval"]] = has_interval
+        out[:, :, col["replenish_ratio"]] = np.where(has_interval, np.log1p(days_since) - np.log1p(interval), 0.0)
+        out[:, :, col["in_last_basket"]] = self.last_basket[users]
+        out[:, :, col["in_last3"]] = self.last3[users]
+        out[:, :, col["log_popularity"]] = np.log(self.share() + 1e-7)
+        recent = self.recent * 0.5 ** ((now - self.recent_ref) / DAY_NS / RECENT_HALF_LIFE_DAYS)
+        out[:, :, col["log_recent_popularity"]] = np.log(recent / max(recent[1:].sum(), 1e-12) + 1e-7)
+        nb = self.n_baskets[users]
+        gap = np.where(np.isnan(self.last_ts[users]), 0.0, (now - np.nan_to_num(self.last_ts[users])) / DAY_NS)
+        per_user = {
+            "user_log_baskets": np.log1p(nb),
+            "user_log_gap_days": np.log1p(np.maximum(gap, 0.0)),
+            "user_log_basket_size": np.log1p(self.n_events[users] / np.maximum(nb, 1.0)),
+            "user_log_distinct": np.log1p((nbc[:, 1:] > 0).sum(axis=1)),
+        }
+        for name, value in per_user.items():
+            out[:, :, col[name]] = value[:, None]
+        seconds = now // 10**9
+        hour = (seconds % 86400) / 3600.0
+        dow = ((seconds // 86400) + 3) % 7  # 1970-01-01 was a Thursday: 0 = Monday
+        out[:, :, col["hour_sin"]], out[:, :, col["hour_cos"]] = np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)
+        out[:, :, col["dow_sin"]], out[:, :, col["dow_cos"]] = np.sin(2 * np.pi * dow / 7), np.cos(2 * np.pi * dow / 7)
+        return out
+
+
+@dataclass
+class _LogView:
+    """The first events of a log, shaped as the baselines' ``fit(log, n)`` expects."""
+
+    user: np.ndarray
+    category: np.ndarray
+    ts: np.ndarray
+    num_users: int
+    num_categories: int
+
+
+class _Recorder:
+    """Streams a period through a :class:`FeatureState`, keeping the features of every scored
+    basket (the protocol calls ``fit``, then ``scores`` / ``observe`` per timestamp)."""
+
+    def __init__(self, state: FeatureState, fitted: bool = False):
+        self.state, self.fitted, self.features = state, fitted, []
+
+    def fit(self, log, n):
+        if not self.fitted:
+            self.state.fit(log, n)
+        return self
+
+    def scores(self, users, now):
+        self.features.append(self.state.features(users, now))
+        return np.zeros((len(users), self.state.width))
+
+    def observe(self, users, categories, now):
+        self.state.observe(users, categories, now)
+
+
+class LearnedRanker(EventBaseline):
+    """The protocol's migration model: :class:`FeatureState` features scored by a two-layer
+    network with a category embedding and bias, trained listwise on the replayed history before
+    the fit point (see the module docstring)."""
+
+    name = "learned_ranker"
+
+    def __init__(self, params: RankerParams | None = None, log_line=print):
+        self.params = params or RankerParams()
+        self.log_line = log_line
+        self.state = FeatureState(tifu_k=self.params.tifu_k)
+        self.history: list[dict] = []
+
+    def fit(self, log, n: int) -> "LearnedRanker":
+        """Replay the history up to event ``n``, train on it, and leave the state at event ``n``."""
+        from interest_lib.evaluate.event_protocol import make_targets, score_targets, time_cut
+
+        import torch
+
+        p = self.params
+        if p.threads:
+            torch.set_num_threads(p.threads)
+        self.num_users, self.num_categories, self.width = log.num_users, log.num_categories, log.num_categories + 1
+        start = time.perf_counter()
+        cut = int(log.ts[n - 1])
+        t1 = time_cut(log.ts[:n], p.train_quantile)
+        train = make_targets(log, t1, end=cut)
+        if len(train.basket_ts) < 10:
+            raise ValueError(f"learned_ranker: only {len(train.basket_ts)} baskets to learn from before the cut")
+        recorder = _Recorder(self.state)
+        score_targets(recorder, log, train)
+        X = np.concatenate(recorder.features)
+        Y = np.zeros((len(train.basket_ts), self.width), dtype=np.float32)
+        np.add.at(Y, (train.basket, train.category), 1.0)
+        self.log_line(f"learned_ranker: {len(X):,} baskets replayed for training "
+                      f"({time.perf_counter() - start:.0f}s)")
+        self._train(X, Y, torch)
+        return self
+
+    def _train(self, X, Y, torch):
+        p = self.params
+        torch.manual_seed(p.seed)
+        n_hold = max(int(len(X) * p.holdout), 1)
+        Xtr, Ytr, Xho, Yho = X[:-n_hold], Y[:-n_hold], X[-n_hold:], Y[-n_hold:]
+        flat = Xtr.reshape(-1, X.shape[-1])
+        self.mean = torch.tensor(flat.mean(axis=0))
+        self.std = torch.tensor(flat.std(axis=0) + 1e-6)
+        self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding)
+        opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+        Xtr_t, Ytr_t = torch.from_numpy(Xtr), torch.from_numpy(Ytr)
+        best, best_state = -1.0, None
+        for epoch in range(p.epochs):
+            start = time.perf_counter()
+            self.net.train()
+            perm = torch.randperm(len(Xtr_t))
+            total = 0.0
+            for lo in range(0, len(perm), p.batch):
+                idx = perm[lo:lo + p.batch]
+                logp = torch.log_softmax(self._logits(Xtr_t[idx]), dim=-1)[:, 1:]  # column 0 is padding
+                y = Ytr_t[idx, 1:]
+                loss = -(y * logp).sum() / y.sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+            ndcg = _ndcg_at_10(self._predict(Xho), Yho)
+            self.history.append({"epoch": epoch, "loss": total / len(perm), "holdout_ndcg@10": ndcg,
+                                 "seconds": time.perf_counter() - start})
+            self.log_line(f"learned_ranker: epoch {epoch} loss {total / len(perm):.4f} "
+                          f"holdout ndcg@10 {ndcg:.4f} ({time.perf_counter() - start:.0f}s)")
+            if ndcg > best:
+                best, best_state = ndcg, {k: v.clone() for k, v in self.net.state_dict().items()}
+        self.net.load_state_dict(best_state)
+        self.net.eval()
+        self._export()
+
+    def _export(self) -> None:
+        """The trained network as numpy arrays: scoring one basket at a time through torch costs
+        far more in call overhead than the arithmetic (and stalls under a loaded CPU)."""
+        sd = {k: v.detach().numpy().astype(np.float64) for k, v in self.net.state_dict().items()}
+        n_feat = len(self.mean)
+        w1 = sd["mlp.0.weight"].T
+        self._np = {
+            "mean": self.mean.numpy().astype(np.float64), "std": self.std.numpy().astype(np.float64),
+            "w1x": w1[:n_feat], "cat1": sd["embed.weight"] @ w1[n_feat:] + sd["mlp.0.bias"],
+            "w2": sd["mlp.2.weight"].T, "b2": sd["mlp.2.bias"], "w3": sd["mlp.4.weight"].T[:, 0],
+            "b3": sd["mlp.4.bias"][0] + sd["bias"],
+        }
+
+    def _score_features(self, X: np.ndarray) -> np.ndarray:
+        """``[n, C+1]`` scores of ``[n, C+1, F]`` features with the exported network."""
+        m = self._np
+        n, width, n_feat = X.shape
+        x = (X.reshape(-1, n_feat).astype(np.float64) - m["mean"]) / m["std"]  # 2-D: BLAS matmuls
+        h = np.maximum((x @ m["w1x"]).reshape(n, width, -1) + m["cat1"], 0.0).reshape(n * width, -1)
+        h = np.maximum(h @ m["w2"] + m["b2"], 0.0)
+        return (h @ m["w3"]).reshape(n, width) + m["b3"]
+
+    def _logits(self, x):
+        import torch
+
+        logits = self.net((x - self.mean) / self.std)
+        return logits.masked_fill(torch.arange(self.width) == 0, float("-inf"))
+
+    def _predict(self, X, chunk=2048) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return np.concatenate([self._logits(torch.from_numpy(X[i:i + chunk])).numpy()
+                                   for i in range(0, len(X), chunk)]) if len(X) else np.zeros((0, self.width))
+
+    def observe(self, users, categories, now):
+        """Add the events of one timestamp to the feature state."""
+        self.state.observe(np.asarray(users), np.asarray(categories), now)
+
+    def scores(self, users, now):
+        """The network's scores of every category (column 0, padding, is ``-inf``)."""
+        s = self._score_features(self.state.features(users, now))
+        s[:, 0] = -np.inf
+        return s
+
+
+class _Net:
+    """Factory for the scoring network (kept out of module import so torch loads lazily)."""
+
+    def __new__(cls, n_features: int, width: int, hidden: int, embedding: int):
+        import torch
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embed = torch.nn.Embedding(width, embedding)
+                self.mlp = torch.nn.Sequential(
+                    torch.nn.Linear(n_features + embedding, hidden), torch.nn.ReLU(),
+                    torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+                self.bias = torch.nn.Parameter(torch.zeros(width))
+
+            def forward(self, x):
+                e = self.embed.weight.unsqueeze(0).expand(x.shape[0], -1, -1)
+                return self.mlp(torch.cat([x, e], dim=-1)).squeeze(-1) + self.bias
+
+        return Net()
+
+
+def _ndcg_at_10(scores: np.ndarray, counts: np.ndarray) -> float:
+    """NDCG@10 of every target event (count-weighted) against its basket's scores, ties against it."""
+    from interest_lib.evaluate.event_protocol import all_ranks
+
+    ranks = all_ranks(scores)
+    w = counts[:, 1:]
+    gain = np.where(ranks <= 10, 1.0 / np.log2(ranks + 1.0), 0.0)
+    return float((gain * w).sum() / max(w.sum(), 1.0))
