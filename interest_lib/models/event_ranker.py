@@ -64,7 +64,7 @@ class RankerParams:
     holdout: float = 0.15  # the latest share of those baskets picks the epoch
     seed: int = 0
     tifu_k: int = 300
-    threads: int = 0  # torch threads (0 = torch's default)
+    threads: int = 0  # torch threads while training (0 = torch's default; 1 is fastest for tiny data)
 
 
 class FeatureState(EventBaseline):
@@ -273,8 +273,6 @@ class LearnedRanker(EventBaseline):
         import torch
 
         p = self.params
-        if p.threads:
-            torch.set_num_threads(p.threads)
         self.num_users, self.num_categories, self.width = log.num_users, log.num_categories, log.num_categories + 1
         start = time.perf_counter()
         cut = int(log.ts[n - 1])
@@ -289,7 +287,13 @@ class LearnedRanker(EventBaseline):
         np.add.at(Y, (train.basket, train.category), 1.0)
         self.log_line(f"learned_ranker: {len(X):,} baskets replayed for training "
                       f"({time.perf_counter() - start:.0f}s)")
-        self._train(X, Y, torch)
+        threads = torch.get_num_threads()
+        if p.threads:  # torch's thread count is process-wide: restored after training
+            torch.set_num_threads(p.threads)
+        try:
+            self._train(X, Y, torch)
+        finally:
+            torch.set_num_threads(threads)
         return self
 
     def _train(self, X, Y, torch):

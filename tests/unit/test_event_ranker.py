@@ -42,7 +42,7 @@ def test_ranker_learns_replenishment_cycles_that_frequency_cannot_see():
     log = encode_events(replenishment_log())
     targets = make_targets(log, time_cut(log.ts))
     frequency = ndcg(PersonalFrequency(decay=0.9, unit="basket", binary=True), log, targets)
-    ranker = LearnedRanker(RankerParams(epochs=10, batch=16, hidden=32, embedding=4, tifu_k=20), log_line=lambda s: None)
+    ranker = LearnedRanker(RankerParams(epochs=10, batch=16, hidden=32, embedding=4, tifu_k=20, threads=1), log_line=lambda s: None)
     learned = ndcg(ranker, log, targets)
     # Two targets per basket: the staple and the due category. The best any model can do is the
     # staple 1st and the due category 2nd. Frequency ranks the due category 4th (the two others
