@@ -99,8 +99,8 @@ class TrainTask(Task):
     """gold.training_sequences@version -> a trained model in the run store, with its lineage."""
 
     name = "train"
-    help = ("train the migration or evolution model (distributed with TorchDistributor) on "
-            "gold.training_sequences at its current version; resumes a killed run from its last "
+    help = ("train the migration or evolution model, distributed by train.backend (TorchDistributor "
+            "by default, or Horovod), on gold.training_sequences at its current version; resumes a killed run from its last "
             "checkpoint; a finished run is not retrained unless --fresh")
 
     @classmethod
@@ -172,7 +172,8 @@ class RunTask(Task):
 
     name = "run"
     help = ("run the pipeline end to end: generate (when there is no raw input) -> ingest -> "
-            "sessionize -> featurize; reruns resume from the tables already built unless --fresh")
+            "sessionize -> featurize -> train (migration, evolution) -> evaluate -> score; reruns "
+            "resume from the tables and runs already built unless --fresh")
 
     @classmethod
     def add_arguments(cls, parser):

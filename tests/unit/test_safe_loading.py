@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 import torch
 
+from interest_lib.conf import TrainConf
 from interest_lib.models.inference import load_trained
 from interest_lib.scoring.predictors import model_predictor
 from interest_lib.training.backend import TorchDistributorBackend
@@ -74,8 +75,9 @@ def _train(table: str, store: str, epochs: int) -> dict:
                       LOCAL_RANK="0")
     job = TrainJob(model_name=MODEL, task="migration", params=small_params(MODEL), sizes=SIZES,
                    table_path=table, table_version=0, store_root=store,
-                   backend=TorchDistributorBackend(1, True, False), epochs=epochs, batch_size=16,
-                   patience=99, torch_threads=1, lineage={"run_id": os.path.basename(store), "table_version": 0})
+                   backend=TorchDistributorBackend(1, True, False),
+                   train=TrainConf(epochs=epochs, batch_size=16, patience=99, torch_threads=1),
+                   lineage={"run_id": os.path.basename(store), "table_version": 0})
     return train_worker(job)
 
 
