@@ -170,7 +170,7 @@ class Limit:
     gt: Union[float, str, None] = None
     le: Union[float, str, None] = None
     lt: Union[float, str, None] = None
-    choices: Choices = ()
+    choices: Optional[Choices] = None
     ignore_case: bool = False
     nonempty: bool = False
     or_else: Optional[tuple[Callable[[Any], bool], str]] = None
@@ -190,10 +190,10 @@ class Limit:
         if self.nonempty and not str(value).strip():
             return "must not be empty"
         choices = self.choices(lookup) if callable(self.choices) else self.choices
-        if choices:
+        if choices is not None:
             probe = value.upper() if self.ignore_case and isinstance(value, str) else value
             if probe not in choices:
-                return "allowed: " + ", ".join(map(str, choices))
+                return "allowed: " + (", ".join(map(str, choices)) or "none (nothing registered)")
         for op, bound, ok in ((">=", self.ge, lambda v, b: v >= b), (">", self.gt, lambda v, b: v > b),
                               ("<=", self.le, lambda v, b: v <= b), ("<", self.lt, lambda v, b: v < b)):
             if bound is None:

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from interest_lib.conf.core import CONF_DIR, ENVIRONMENTS, ConfigError, merge_into, parse_override, read_yaml
+from interest_lib.conf import core
+from interest_lib.conf.core import ENVIRONMENTS, ConfigError, merge_into, parse_override, read_yaml
 from interest_lib.conf.models import ModelsConf
 from interest_lib.conf.sections import Config
 from interest_lib.conf.validation import validate
@@ -31,7 +32,7 @@ def load_config(
     Returns:
         A fully typed :class:`Config`.
     """
-    conf_dir = CONF_DIR if conf_dir is None else conf_dir
+    conf_dir = core.CONF_DIR if conf_dir is None else conf_dir
     env = env or os.environ.get("INTEREST_ENV", "local")
     if env not in ENVIRONMENTS:
         raise ConfigError(f"unknown environment '{env}' (choose one of {', '.join(ENVIRONMENTS)})")
