@@ -279,7 +279,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     task = TASKS[args.command](conf, args=args)
     try:
         result = task.run()
-    except SecretError as exc:  # the pseudonymisation key: where it must come from
+    except (SecretError, ConfigError) as exc:  # the key's source; a setting checked on use (a model's task)
         parser.exit(2, f"interest {args.command}: configuration error: {exc}\n")
     except InputError as exc:  # bad or unusable input: the message says what and where
         parser.exit(3, f"interest {args.command}: error: {exc}\n")

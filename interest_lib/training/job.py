@@ -153,7 +153,7 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
     if not model_name:
         model_name = conf.train.migration_model if task == "migration" else conf.train.evolution_model
         if model_task(model_name) != task:
-            raise ConfigError(f"train.{task}_model is {model_name!r}, a {model_task(model_name)} model; "
+            raise ConfigError(f"train.{task}_model is {model_name!r}, which predicts {model_task(model_name)}; "
                               f"choose a {task} model of conf/models/")
     task = model_task(model_name)
     if not tables.exists(GOLD_TRAINING_SEQUENCES):

@@ -116,3 +116,13 @@ def test_training_fingerprints_the_new_model(toy):
     from interest_lib.training.job import model_fingerprint
 
     assert len(model_fingerprint(toy)) == 12
+
+
+def test_a_model_of_the_other_task_is_refused_when_training_starts():
+    """train.*_model accepts any registered name at load time (telling the tasks apart imports
+    the models, which loading the configuration never does); training checks the task first."""
+    from interest_lib.training.job import run_train
+
+    conf = load_config(overrides=["train.migration_model=evolution_gru"])
+    with pytest.raises(ConfigError, match=r"train\.migration_model is 'evolution_gru', which predicts evolution"):
+        run_train(None, conf, None, task="migration")
