@@ -159,5 +159,10 @@ class ModelsConf:
         return {name: dataclasses.asdict(self._built[name]) if name in self._built
                 else read_yaml(_models_dir(self._conf_dir) / f"{name}.yml") for name in self.names()}
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelsConf) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # mutable, like the dataclass sections
+
     def __repr__(self) -> str:
         return f"ModelsConf({', '.join(self.names())})"
