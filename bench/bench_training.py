@@ -177,7 +177,8 @@ def feed_and_step(warehouse: str, store: str, model_name: str, epochs: int) -> d
         loss, _ = model.loss(batch, model(batch))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        if t.grad_clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip_norm)
         optimizer.step()
         loss.item()
 

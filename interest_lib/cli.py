@@ -99,8 +99,8 @@ class TrainTask(Task):
     """gold.training_sequences@version -> a trained model in the run store, with its lineage."""
 
     name = "train"
-    help = ("train the migration or evolution model (distributed with TorchDistributor) on "
-            "gold.training_sequences at its current version; resumes a killed run from its last "
+    help = ("train the migration or evolution model, distributed by train.backend (TorchDistributor "
+            "by default, or Horovod), on gold.training_sequences at its current version; resumes a killed run from its last "
             "checkpoint; a finished run is not retrained unless --fresh")
 
     @classmethod
@@ -172,7 +172,8 @@ class RunTask(Task):
 
     name = "run"
     help = ("run the pipeline end to end: generate (when there is no raw input) -> ingest -> "
-            "sessionize -> featurize; reruns resume from the tables already built unless --fresh")
+            "sessionize -> featurize -> train (migration, evolution) -> evaluate -> score; reruns "
+            "resume from the tables and runs already built unless --fresh")
 
     @classmethod
     def add_arguments(cls, parser):
@@ -278,7 +279,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     task = TASKS[args.command](conf, args=args)
     try:
         result = task.run()
-    except SecretError as exc:  # the pseudonymisation key: where it must come from
+    except (SecretError, ConfigError) as exc:  # the key's source; a setting checked on use (a model's task)
         parser.exit(2, f"interest {args.command}: configuration error: {exc}\n")
     except InputError as exc:  # bad or unusable input: the message says what and where
         parser.exit(3, f"interest {args.command}: error: {exc}\n")

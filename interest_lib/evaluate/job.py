@@ -4,7 +4,7 @@ Time-based split only: baselines are fitted on the ``train`` split and everythin
 the ``test`` split of the models' pinned gold.training_sequences version (labels after all
 training data). Migration: HR@1/5/10, NDCG@10 and MRR of the next category, overall and on the
 switch slice. Evolution: mean JS divergence of the next-window forecast (vs persistence) and
-the stage accuracy. The comparison is printed with the issue's targets.
+the stage accuracy. The comparison is printed with the targets of ``evaluate.targets``.
 """
 
 from __future__ import annotations
@@ -28,11 +28,6 @@ from interest_lib.storage.catalog import GOLD_MODEL_METRICS, GOLD_TRAINING_SEQUE
 from interest_lib.training.store import RunStore, latest_run
 
 log = get_logger(__name__)
-
-#: Targets of the issue: relative gain of the model over the best baseline.
-TARGETS = {("migration", "all", "ndcg@10"): 0.10, ("migration", "switch", "ndcg@10"): 0.20,
-           ("evolution", "all", "js"): 0.10}
-
 
 def load_split(table_path: str, version: int, split: str, columns: list[str]) -> dict[str, np.ndarray]:
     """One split of the pinned table as numpy arrays (through the same feed as training)."""
@@ -96,8 +91,12 @@ def _rows_for(model: str, kind: str, task: str, metrics: dict, run_id: str) -> l
     return out
 
 
-def _check_targets(report: EvaluateReport) -> None:
-    for (task, slice_, metric), need in TARGETS.items():
+def _check_targets(report: EvaluateReport, targets: dict) -> None:
+    """Compare each model with the best baseline on every target (``evaluate.targets``:
+    task -> slice -> metric -> required relative gain)."""
+    flat = [(task, slice_, metric, need) for task, slices in targets.items()
+            for slice_, metrics in slices.items() for metric, need in metrics.items()]
+    for task, slice_, metric, need in flat:
         rows = [r for r in report.rows if (r["task"], r["slice"], r["metric"]) == (task, slice_, metric)]
         models = [r for r in rows if r["kind"] == "model"]
         baselines = [r for r in rows if r["kind"] == "baseline"]
@@ -161,7 +160,7 @@ def run_evaluate(spark: SparkSession, conf: Config, tables: Tables) -> EvaluateR
     evaluation_id = hashlib.sha256(("|".join(f"{t}={r.run_id}" for t, r in sorted(runs.items())) + f"@{version}").encode()).hexdigest()[:12]
     report = EvaluateReport(evaluation_id=evaluation_id, table_version=version)
     report.rows = evaluate_runs(tables.path(GOLD_TRAINING_SEQUENCES), version, runs)
-    _check_targets(report)
+    _check_targets(report, conf.evaluate.targets)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     df = spark.createDataFrame(
         [{**r, "evaluation_id": evaluation_id, "table_version": version, "evaluated_at": now} for r in report.rows],

@@ -1,23 +1,21 @@
-"""Model registry: each model is one module of this package, found by the name in conf.
+"""The models: each one is a module of this package plus its YAML of defaults, found by name.
 
-``train.migration_model`` / ``train.evolution_model`` name a model; its hyper-parameters are the
-block of the same name under ``models:`` in the configuration. Baselines live in
+Adding a model = ``interest_lib/models/<name>.py`` (``Model`` with its ``task``, ``Params`` and
+optionally ``LIMITS``) + ``conf/models/<name>.yml``; nothing else lists it (the registry is
+:mod:`interest_lib.conf.models`). ``train.migration_model`` / ``train.evolution_model`` name a
+model; its hyper-parameters are ``conf.models.<name>``. Baselines live in
 :mod:`interest_lib.models.baselines` (numpy only).
 """
 
 from __future__ import annotations
 
 import bisect
-import importlib
 from dataclasses import dataclass
+from typing import Optional
 
-#: Registered models: name -> (module, task). The module defines ``Model`` (a torch module).
-MODELS = {
-    "migration_transformer": ("interest_lib.models.migration_transformer", "migration"),
-    "migration_augru": ("interest_lib.models.migration_augru", "migration"),
-    "evolution_gru": ("interest_lib.models.evolution_gru", "evolution"),
-}
-TASKS = ("migration", "evolution")
+from interest_lib.conf.models import TASKS, model_names, model_spec
+
+__all__ = ["TASKS", "registered_models", "model_task", "model_class", "model_params", "build_model", "InputSizes"]
 
 #: Columns of gold.training_sequences the models read (inputs) and learn (labels), in one place.
 EVENT_COLUMNS = ["ev_category", "ev_item", "ev_type", "ev_interval", "ev_text"]
@@ -52,17 +50,26 @@ class InputSizes:
     intervals: int = len(INTERVAL_BUCKETS) + 2
 
 
+def registered_models(task: Optional[str] = None, conf_dir=None) -> list[str]:
+    """Names of the registered models, of one ``task`` when given (that imports their modules)."""
+    return [n for n in model_names(conf_dir) if task is None or model_spec(n, conf_dir).task == task]
+
+
 def model_task(name: str) -> str:
     """``migration`` or ``evolution``: what the named model predicts."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(MODELS)}")
-    return MODELS[name][1]
+    return model_spec(name).task
 
 
 def model_class(name: str) -> type:
     """The ``Model`` class of a registered model (imports torch)."""
-    model_task(name)
-    return importlib.import_module(MODELS[name][0]).Model
+    return model_spec(name).model
+
+
+def model_params(name: str):
+    """The model's ``Params`` with its defaults (conf/models/<name>.yml)."""
+    from interest_lib.conf.models import ModelsConf
+
+    return ModelsConf().get(name)
 
 
 def build_model(name: str, params, vocab: InputSizes, text_matrix=None):

@@ -16,15 +16,36 @@ Hyper-parameters: ``models.evolution_gru``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 import torch.nn.functional as F
 
+from interest_lib.conf import Limit
 from interest_lib.models import EVOLUTION_LABELS, WINDOW_COLUMNS
 from interest_lib.models.common import (
     NUM_STAGES, CategoryScorer, category_features,
     dense_distribution, js_divergence, log_prior, mask_padding, window_distributions,
 )
+
+
+@dataclass
+class Params:
+    """GRU over the last window interest vectors: next window's distribution and stage."""
+
+    hidden: int = 64
+    """Width of the window projection and GRU state."""
+    dropout: float = 0.1
+    """Dropout on the window projection."""
+    stage_weight: float = 0.3
+    """Weight of the stage cross-entropy beside the JS-divergence forecast loss."""
+    scorer_hidden: int = 64
+    """Width of the per-category scorer MLP (shared by all categories)."""
+
+
+#: Accepted values, checked when the configuration loads.
+LIMITS = {"hidden": Limit(ge=1), "dropout": Limit(ge=0, lt=1), "scorer_hidden": Limit(ge=1)}
 
 
 class Model(nn.Module):

@@ -24,12 +24,12 @@ def pick_device(device: str = "auto") -> str:
 def load_trained(path, device: str = "cpu"):
     """(model in eval mode on ``device``, its saved record) from a run's ``model.pt`` (a path
     or a file-like object holding its bytes)."""
-    from interest_lib.conf import ModelsConf
+    from interest_lib.conf import model_spec
     from interest_lib.models import build_model
     from interest_lib.training.store import load_record
 
     record = load_record(path, map_location=device)
-    params = type(getattr(ModelsConf(), record["model_name"]))(**record["params"])
+    params = model_spec(record["model_name"]).params(**record["params"])
     sizes = InputSizes(**record["sizes"])
     text = None
     if record["text_dim"]:  # shapes only: the saved buffers hold the values

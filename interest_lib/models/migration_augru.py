@@ -10,10 +10,33 @@ unrelated ones fade. Heads as in the Transformer model. Hyper-parameters:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from interest_lib.conf import Limit
 from interest_lib.models.common import EventEncoder, MigrationModelBase, NextCategoryHead
+
+
+@dataclass
+class Params:
+    """GRU interest extractor + attention-gated GRU (DIEN's AUGRU) over recent events."""
+
+    hidden: int = 64
+    """Width of embeddings and GRU states."""
+    dropout: float = 0.1
+    """Dropout on the event embeddings."""
+    use_text: bool = True
+    """Add the items' and event texts' sentence embeddings (projected) to each event."""
+    switch_weight: float = 0.3
+    """Weight of the P(switch) loss."""
+    aux_weight: float = 0.5
+    """Weight of DIEN's auxiliary loss: each extractor state predicts the next behaviour."""
+
+
+#: Accepted values, checked when the configuration loads.
+LIMITS = {"hidden": Limit(ge=1), "dropout": Limit(ge=0, lt=1)}
 
 
 class AUGRUCell(nn.Module):

@@ -12,12 +12,39 @@ Hyper-parameters: ``models.migration_transformer`` in the configuration.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from interest_lib.conf import Limit
 from interest_lib.models.common import (
     CategoryScorer, EventEncoder, MigrationModelBase, NextCategoryHead, category_features,
 )
+
+
+@dataclass
+class Params:
+    """Causal Transformer over recent events (SASRec / TiSASRec family)."""
+
+    d_model: int = 64
+    """Width of every embedding and hidden state."""
+    heads: int = 2
+    """Attention heads."""
+    layers: int = 2
+    """Transformer blocks."""
+    dropout: float = 0.1
+    """Dropout in embeddings and blocks."""
+    use_text: bool = True
+    """Add the items' and event texts' sentence embeddings (projected) to each event."""
+    switch_weight: float = 0.3
+    """Weight of the P(switch) loss."""
+    aux_weight: float = 0.5
+    """Weight of the next-event loss at every earlier position (denser supervision)."""
+
+
+#: Accepted values, checked when the configuration loads.
+LIMITS = {"d_model": Limit(ge=1), "heads": Limit(ge=1), "layers": Limit(ge=1), "dropout": Limit(ge=0, lt=1)}
 
 
 class Model(MigrationModelBase):

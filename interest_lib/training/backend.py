@@ -3,7 +3,8 @@
 The driver calls :meth:`Backend.launch` with a picklable worker function; inside each rank the
 worker calls :meth:`Backend.setup` and then only the interface (rank / size, wrap the model and
 optimizer, all-reduce metrics, barrier, rank-0 checkpoints), so a second backend (Horovod) plugs
-in without touching the training loop.
+in without touching the training loop. Backends are found by name in
+:data:`interest_lib.registry.BACKENDS`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import abc
 import os
 from typing import Any, Callable
+
+from interest_lib.registry import BACKENDS, resolve
 
 
 class BackendError(RuntimeError):
@@ -154,12 +157,8 @@ class TorchDistributorBackend(Backend):
             dist.destroy_process_group()
 
 
-BACKENDS = {TorchDistributorBackend.name: TorchDistributorBackend}
-BACKENDS["horovod"] = lambda *a: __import__("interest_lib.training.horovod_backend", fromlist=["_"]).HorovodBackend(*a)  # card env only (imported on use): scripts/install_card_env.sh
-
-
 def make_backend(name: str, num_processes: int, local_mode: bool, use_gpu: bool) -> Backend:
-    """The backend registered as ``name`` (train.backend)."""
+    """The backend registered as ``name`` (train.backend; :data:`interest_lib.registry.BACKENDS`)."""
     if name not in BACKENDS:
         raise BackendError(f"unknown train.backend {name!r}; available: {', '.join(BACKENDS)}")
-    return BACKENDS[name](num_processes, local_mode, use_gpu)
+    return resolve(BACKENDS[name])(num_processes, local_mode, use_gpu)

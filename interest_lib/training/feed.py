@@ -40,6 +40,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch
 
+from interest_lib.registry import FEEDS, resolve
+
 __all__ = ["Batch", "FeedSpec", "Feed", "DeltaArrowFeed", "FEEDS", "make_feed"]
 
 Batch = dict[str, Union[torch.Tensor, list]]
@@ -343,13 +345,8 @@ class DeltaArrowFeed(Feed):
         return out
 
 
-FEEDS: dict[str, type[Feed]] = {"delta": DeltaArrowFeed}
-"""Feed implementations by name, for :func:`make_feed`."""
-FEEDS["petastorm"] = lambda spec: __import__("interest_lib.training.petastorm_feed", fromlist=["_"]).PetastormFeed(spec)  # card env only (imported on use): scripts/install_card_env.sh
-
-
 def make_feed(name: str, spec: FeedSpec) -> Feed:
-    """The feed called ``name`` (a key of :data:`FEEDS`) for ``spec``."""
+    """The feed called ``name`` (a key of :data:`interest_lib.registry.FEEDS`) for ``spec``."""
     if name not in FEEDS:
         raise ValueError(f"unknown feed {name!r}; known feeds: {sorted(FEEDS)}")
-    return FEEDS[name](spec)
+    return resolve(FEEDS[name])(spec)

@@ -21,7 +21,7 @@ from typing import Optional
 
 from pyspark.sql import SparkSession, functions as F
 
-from interest_lib.conf import Config
+from interest_lib.conf import Config, ConfigError
 from interest_lib.logs import get_logger
 from interest_lib.models import InputSizes, model_task
 from interest_lib.storage import Tables
@@ -127,10 +127,10 @@ def model_fingerprint(model_name: str) -> str:
     architecture is a new run, never a resume from incompatible checkpoints."""
     import importlib
 
-    from interest_lib.models import MODELS
+    from interest_lib.conf import model_spec
 
     digest = hashlib.sha256()
-    for module in (MODELS[model_name][0], "interest_lib.models.common"):
+    for module in (model_spec(model_name).module.__name__, "interest_lib.models.common"):
         # through the module's loader: works when interest_lib is shipped as a zip (--py-files)
         digest.update(importlib.import_module(module).__loader__.get_source(module).encode())
     return digest.hexdigest()[:12]
@@ -150,7 +150,11 @@ def run_id_for(conf: Config, model_name: str, version: int) -> str:
 def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Optional[str] = None,
               task: str = "migration", fresh: bool = False) -> TrainReport:
     """Train ``model_name`` (default: the configured model of ``task``) and return its report."""
-    model_name = model_name or (conf.train.migration_model if task == "migration" else conf.train.evolution_model)
+    if not model_name:
+        model_name = conf.train.migration_model if task == "migration" else conf.train.evolution_model
+        if model_task(model_name) != task:
+            raise ConfigError(f"train.{task}_model is {model_name!r}, which predicts {model_task(model_name)}; "
+                              f"choose a {task} model of conf/models/")
     task = model_task(model_name)
     if not tables.exists(GOLD_TRAINING_SEQUENCES):
         raise FileNotFoundError(f"{GOLD_TRAINING_SEQUENCES} does not exist: run `interest featurize` first")
@@ -187,10 +191,7 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
     backend = make_backend(t.backend, t.num_processes, t.local_mode, use_gpu)
     job = TrainJob(model_name=model_name, task=task, params=params, sizes=sizes,
                    table_path=tables.path(GOLD_TRAINING_SEQUENCES), table_version=version,
-                   store_root=store.root, backend=backend, feed=t.feed, epochs=t.epochs,
-                   batch_size=t.batch_size, learning_rate=t.learning_rate, weight_decay=t.weight_decay,
-                   patience=t.patience, shuffle_buffer=t.shuffle_buffer, seed=t.seed,
-                   torch_threads=t.torch_threads, lineage=lineage)
+                   store_root=store.root, backend=backend, train=t, lineage=lineage)
     log.info("train %s: run %s on %s@%d, %d process(es) via %s (%s), store %s", model_name, store.run_id,
              GOLD_TRAINING_SEQUENCES, version, t.num_processes, t.backend,
              "GPU" if use_gpu else "CPU", store.root)

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from interest_lib.conf import TrainConf
 from interest_lib.models import InputSizes
 from interest_lib.training.store import RunStore, atomic_save, load_record
 
@@ -39,26 +40,21 @@ class TrainJob:
     table_version: int
     store_root: str
     backend: Any
-    feed: str = "delta"
-    epochs: int = 8
-    batch_size: int = 128
-    learning_rate: float = 3e-3
-    weight_decay: float = 0.01
-    patience: int = 2
-    shuffle_buffer: int = 4096
-    seed: int = 7
-    torch_threads: int = 0
+    train: TrainConf = field(default_factory=TrainConf)
+    """The training settings (feed, epochs, batch size, optimizer, early stopping, seed...)."""
     lineage: dict = field(default_factory=dict)
 
 
 def _feeds(job: TrainJob, columns: list[str]):
     from interest_lib.training.feed import FeedSpec, make_feed
 
+    t = job.train
+
     def feed(split: str, shuffle: bool):
-        return make_feed(job.feed, FeedSpec(
+        return make_feed(t.feed, FeedSpec(
             table_path=job.table_path, version=job.table_version, split=split, columns=columns,
-            batch_size=job.batch_size, shuffle_buffer=job.shuffle_buffer if shuffle else 0,
-            seed=job.seed, drop_last=shuffle))
+            batch_size=t.batch_size, shuffle_buffer=t.shuffle_buffer if shuffle else 0,
+            seed=t.seed, drop_last=shuffle))
     return feed("train", True), feed("validation", False)
 
 
@@ -82,16 +78,16 @@ def train_worker(job: TrainJob) -> dict:
 
     from interest_lib.models import build_model
 
-    backend = job.backend
+    backend, t = job.backend, job.train
     device = backend.setup()
     rank, size = backend.rank, backend.size
-    torch.set_num_threads(job.torch_threads or max(1, (os.cpu_count() or 1) // size))
+    torch.set_num_threads(t.torch_threads or max(1, (os.cpu_count() or 1) // size))
     store = RunStore(job.store_root)
 
-    torch.manual_seed(job.seed)
+    torch.manual_seed(t.seed)
     text = load_text_matrix(store)
     model = build_model(job.model_name, job.params, job.sizes, text).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=job.learning_rate, weight_decay=job.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
     state = {"epoch": -1, "best": float("inf"), "best_state": None, "bad_epochs": 0, "history": [], "stopped": False}
     resumed_from = store.latest_checkpoint()
     if resumed_from:
@@ -101,30 +97,33 @@ def train_worker(job: TrainJob) -> dict:
         state = ckpt["state"]
         if backend.is_chief:
             print(f"[train {job.model_name}] resuming after epoch {state['epoch'] + 1} from {resumed_from}", flush=True)
+    if backend.is_chief:
+        write_epochs_log(store.epochs_log, state["history"])
     trained = backend.wrap_model(model)
     optimizer = backend.wrap_optimizer(optimizer, trained)
     train_feed, val_feed = _feeds(job, model.columns)
     steps = train_feed.steps_per_epoch(size)
     if steps == 0:
         raise ValueError(f"{job.table_path}@{job.table_version}: too few training rows for "
-                         f"{size} ranks x batch size {job.batch_size}")
+                         f"{size} ranks x batch size {t.batch_size}")
     monitor = MONITOR[job.task]
 
-    for epoch in range(state["epoch"] + 1, job.epochs):
+    for epoch in range(state["epoch"] + 1, t.epochs):
         if state["stopped"]:
             break
-        torch.manual_seed(job.seed * 1000 + epoch * 10 + rank)
+        torch.manual_seed(t.seed * 1000 + epoch * 10 + rank)
         started = time.perf_counter()
         trained.train()
         sums = torch.zeros(2, dtype=torch.float64)
-        bar = _progress(steps, f"[train {job.model_name}] epoch {epoch + 1}/{job.epochs}", backend.is_chief)
+        bar = _progress(steps, f"[train {job.model_name}] epoch {epoch + 1}/{t.epochs}", backend.is_chief)
         for batch in train_feed.batches(rank, size, epoch):
             batch = _to_device(batch, device)
             out = trained(batch)
             loss, _ = model.loss(batch, out)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            if t.grad_clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip_norm)
             optimizer.step()
             n = _rows(batch)
             sums += torch.tensor([loss.item() * n, n], dtype=torch.float64)
@@ -136,20 +135,21 @@ def train_worker(job: TrainJob) -> dict:
                   **{f"val_{k}": float(totals[2 + i] / max(totals[-1], 1.0)) for i, k in enumerate(VAL_KEYS[job.task])},
                   "seconds": round(time.perf_counter() - started, 2), "samples": int(totals[1])}
         score = record[f"val_{monitor}"]
-        if score < state["best"] - 1e-5:
+        if score < state["best"] - t.min_delta:
             state.update(best=score, bad_epochs=0,
                          best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         else:
             state["bad_epochs"] += 1
-        state["stopped"] = state["bad_epochs"] >= job.patience
+        state["stopped"] = state["bad_epochs"] >= t.patience
         state["epoch"] = epoch
         state["history"].append(record)
         if backend.is_chief:
             print(f"[train {job.model_name}] epoch {epoch + 1}: " + json.dumps(record), flush=True)
-            with open(store.epochs_log, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            # Checkpoint first: the log line of an epoch is written only once the epoch is saved.
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
                         store.checkpoint(epoch))
+            with open(store.epochs_log, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
         backend.barrier()
 
     if backend.is_chief:
@@ -162,6 +162,19 @@ def train_worker(job: TrainJob) -> dict:
     backend.barrier()
     backend.shutdown()
     return {"history": state["history"], "best": state["best"], "resumed_from": resumed_from}
+
+
+def write_epochs_log(path: str, history: list[dict]) -> None:
+    """Rewrite ``epochs.jsonl`` from a checkpoint's history (one line per saved epoch), atomically.
+
+    Called when a rank-0 run starts or resumes: the checkpoint is the truth, so a kill between
+    saving an epoch's checkpoint and appending its line (or a partly written line) leaves no
+    missing, duplicate or broken line behind.
+    """
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.writelines(json.dumps(record) + "\n" for record in history)
+    os.replace(tmp, path)
 
 
 #: Validation sums per task, in order; the last is the row count.

@@ -186,12 +186,12 @@ def start_cluster(root: Path, workers: int = WORKERS) -> StandaloneCluster:
 
 def package_project(dest: Path) -> Path:
     """The project as a zip for ``--py-files``, laid out like the wheel setup.py builds:
-    interest_lib/ with conf/*.yml inside it as interest_lib/_conf/ (read from the zip)."""
+    interest_lib/ with conf/**/*.yml inside it as interest_lib/_conf/ (read from the zip)."""
     dest.mkdir(parents=True, exist_ok=True)
     out = dest / "interest_lib.zip"
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted((REPO / "interest_lib").rglob("*.py")):
             zf.write(path, path.relative_to(REPO).as_posix())
-        for path in sorted((REPO / "conf").glob("*.yml")):
-            zf.write(path, f"interest_lib/_conf/{path.name}")
+        for path in sorted((REPO / "conf").rglob("*.yml")):
+            zf.write(path, f"interest_lib/_conf/{path.relative_to(REPO / 'conf').as_posix()}")
     return out

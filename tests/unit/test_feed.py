@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from interest_lib.training.feed import FEEDS, DeltaArrowFeed, FeedSpec, make_feed
+from interest_lib.training.feed import DeltaArrowFeed, FeedSpec, make_feed
 
 pytestmark = pytest.mark.unit
 
@@ -157,7 +157,7 @@ def test_clear_errors_name_the_table_and_version(table, kwargs, message):
 
 
 def test_make_feed_by_name(table):
-    assert isinstance(make_feed("delta", FeedSpec(table, 2, "test", ["user_id"])), FEEDS["delta"])
+    assert isinstance(make_feed("delta", FeedSpec(table, 2, "test", ["user_id"])), DeltaArrowFeed)
     with pytest.raises(ValueError, match="'delta'"):
         make_feed("nope", FeedSpec(table, 2, "test", ["user_id"]))
 

@@ -1,5 +1,8 @@
 """Every registered model on small synthetic batches shaped like gold.training_sequences.
 
+The tests are parametrised over the registry (conf/models/*.yml): a new model is tested here by
+adding its module and YAML, nothing else.
+
 Shapes and outputs (predictions are distributions, padding is never predicted), a finite loss
 whose gradients reach the embeddings, learnability of deterministic rules that the frequency
 priors cannot explain, and the Transformer's independence from other rows and from left padding.
@@ -12,8 +15,7 @@ import dataclasses
 import pytest
 import torch
 
-from interest_lib.conf import ModelsConf
-from interest_lib.models import MODELS, InputSizes, build_model, model_task
+from interest_lib.models import InputSizes, build_model, model_params, registered_models
 from interest_lib.models.common import (
     NUM_CATEGORY_FEATURES, NUM_STAGES, category_features, js_divergence, session_history, window_distributions,
 )
@@ -23,15 +25,14 @@ pytestmark = pytest.mark.unit
 C, ITEMS, TEXTS, TEXT_DIM = 12, 30, 10, 16  # categories, items, event texts, text vector width
 L, W, K = 50, 8, 5  # events per sequence, windows, top categories per window
 SIZES = InputSizes(categories=C, items=ITEMS, texts=TEXTS, top_k=K)
-MIGRATION = [n for n in MODELS if model_task(n) == "migration"]
-EVOLUTION = [n for n in MODELS if model_task(n) == "evolution"]
+MODELS, MIGRATION, EVOLUTION = (registered_models(task) for task in (None, "migration", "evolution"))
 
 
 def small_params(name: str, dropout: float = 0.1):
     """The model's default hyper-parameters, narrowed so every test stays fast on a CPU."""
-    params = getattr(ModelsConf(), name)
-    width = {"d_model": 32, "layers": 1} if hasattr(params, "d_model") else {"hidden": 32}
-    return dataclasses.replace(params, dropout=dropout, **width)
+    params = model_params(name)
+    narrow = {"d_model": 32, "layers": 1, "hidden": 32, "dropout": dropout}
+    return dataclasses.replace(params, **{k: v for k, v in narrow.items() if hasattr(params, k)})
 
 
 def make_model(name: str, seed: int = 0, dropout: float = 0.1, text: bool = False):

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 import torch
 
+from interest_lib.conf import TrainConf
 from interest_lib.models.inference import load_trained
 from interest_lib.scoring.predictors import model_predictor
 from interest_lib.training.backend import TorchDistributorBackend
@@ -74,8 +75,9 @@ def _train(table: str, store: str, epochs: int) -> dict:
                       LOCAL_RANK="0")
     job = TrainJob(model_name=MODEL, task="migration", params=small_params(MODEL), sizes=SIZES,
                    table_path=table, table_version=0, store_root=store,
-                   backend=TorchDistributorBackend(1, True, False), epochs=epochs, batch_size=16,
-                   patience=99, torch_threads=1, lineage={"run_id": os.path.basename(store), "table_version": 0})
+                   backend=TorchDistributorBackend(1, True, False),
+                   train=TrainConf(epochs=epochs, batch_size=16, patience=99, torch_threads=1),
+                   lineage={"run_id": os.path.basename(store), "table_version": 0})
     return train_worker(job)
 
 
@@ -96,6 +98,45 @@ def test_save_load_and_resume_give_the_uninterrupted_weights(table, tmp_path):
     assert record["lineage"]["run_id"] == "cut" and record["params"]["d_model"] == 32
     assert model_predictor("migration", store.model).version == "cut"
     assert _report(MODEL, store, 0, 1.0).epochs_run == 2
+
+
+def test_epochs_log_holds_one_line_per_saved_epoch_whatever_the_kill(table, tmp_path, monkeypatch):
+    """An epoch's line goes to epochs.jsonl after its checkpoint is saved, and a (re)started run
+    rewrites the log from the checkpoint it resumes: a kill between the two writes leaves neither
+    a duplicate nor a missing nor a broken line."""
+    import json
+
+    from interest_lib.training import loop
+
+    store = RunStore(str(tmp_path / "run"))
+
+    def epochs() -> list[int]:
+        return [json.loads(line)["epoch"] for line in open(store.epochs_log).read().splitlines()]
+
+    saved = []
+
+    def save_then_look(record, path):
+        atomic_save(record, path)
+        if "checkpoints" in path:  # the log does not have this epoch yet when its checkpoint lands
+            saved.append((record["state"]["epoch"] + 1, epochs()))
+
+    monkeypatch.setattr(loop, "atomic_save", save_then_look)
+    _train(table, store.root, epochs=1)
+    assert saved == [(1, [])] and epochs() == [1]
+    os.remove(store.model)
+    # Killed in the old order: epoch 2's line appended (and a third one half written), no checkpoint.
+    with open(store.epochs_log, "a") as fh:
+        fh.write(json.dumps({"epoch": 2, "train_loss": 9.9}) + "\n" + '{"epoch": 3, "tra')
+    _train(table, store.root, epochs=2)
+    assert epochs() == [1, 2] and saved[-1] == (2, [1])
+    history = [json.loads(line) for line in open(store.epochs_log)]
+    assert history == load_record(store.model)["history"]
+    # Killed after epoch 2's checkpoint, before its line: the resumed run restores the line.
+    os.remove(store.model)
+    with open(store.epochs_log, "w") as fh:
+        fh.write(json.dumps(history[0]) + "\n")
+    _train(table, store.root, epochs=2)
+    assert [json.loads(line) for line in open(store.epochs_log)] == history
 
 
 def test_a_malicious_file_is_refused_everywhere_and_runs_nothing(table, tmp_path):

@@ -1,0 +1,169 @@
+"""What values each setting accepts: :data:`LIMITS`, one table of every range and choice check,
+plus the few structural checks a table cannot express (event weights, column mappings, dates,
+evaluation targets). A refused value stops :func:`~interest_lib.conf.load_config` with a
+:class:`~interest_lib.conf.core.ConfigError` naming the key, the value and what is allowed.
+
+Hyper-parameters of the models are limited by each model's own ``LIMITS`` (see
+:mod:`interest_lib.conf.models`); backends and feeds are the names in :mod:`interest_lib.registry`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import TYPE_CHECKING
+
+from interest_lib.conf.core import ConfigError, Limit, check_limits
+from interest_lib.registry import BACKENDS, FEEDS
+
+if TYPE_CHECKING:
+    from interest_lib.conf.sections import Config
+
+#: What score.migration / score.evolution may name besides an MLflow model URI.
+SCORE_SOURCES = ("model", "popularity", "decayed_frequency", "markov", "persistence")
+#: What evaluate.targets may name: task -> (slices, metrics).
+TARGET_METRICS = {"migration": (("all", "switch"), ("hr@1", "hr@5", "hr@10", "ndcg@10", "mrr")),
+                  "evolution": (("all",), ("js", "stage_acc"))}
+
+_SHARE = Limit(ge=0, le=1)
+_POSITIVE = Limit(gt=0)
+_DEVICE = Limit(choices=("auto", "cpu", "cuda"))
+_MODEL = Limit(choices=lambda get: get("models").names())
+_SCORE_SOURCE = Limit(choices=SCORE_SOURCES, or_else=(lambda v: ":/" in v, "an MLflow model URI such as runs:/..."))
+
+#: Every range and choice check of the configuration, by dotted key.
+LIMITS: dict[str, Limit] = {
+    "storage.warehouse": Limit(nonempty=True),
+    "storage.engine": Limit(choices=("auto", "delta-spark", "delta-rs")),
+    "storage.raw_dir": Limit(nonempty=True),
+    "storage.lock_timeout_seconds": Limit(ge=0),
+    "spark.shuffle_partitions": Limit(ge=1),
+    "spark.arrow_batch_size": Limit(ge=1),
+    "generate.users": _POSITIVE,
+    "generate.mean_events_per_user": _POSITIVE,
+    "generate.items_per_category": Limit(ge=1),
+    "generate.days": _POSITIVE,
+    "generate.dirt_rate": _SHARE,
+    "generate.duplicate_rate": _SHARE,
+    "generate.late_rate": _SHARE,
+    "generate.format": Limit(choices=("jsonl", "csv")),
+    "generate.partitions": Limit(ge=0),
+    "ingest.format": Limit(choices=("auto", "jsonl", "csv", "parquet")),
+    "ingest.max_future_skew_minutes": Limit(ge=0),
+    "sessionize.gap_minutes": _POSITIVE,
+    "sessionize.max_session_minutes": _POSITIVE,
+    "features.window_days": _POSITIVE,
+    "features.step_days": Limit(ge=1, le="features.window_days"),
+    "features.category_level": Limit(choices=(1, 2, 3)),
+    "features.decay": Limit(ge=0, lt=1),
+    "features.min_share": Limit(ge=0, lt=1),
+    "features.top_k": _POSITIVE,
+    "migration.js_threshold": _SHARE,
+    "migration.min_events": Limit(ge=1),
+    "migration.min_swing": _SHARE,
+    "migration.min_group_size": Limit(ge=2, why="a smaller value publishes groups of a single user"),
+    "privacy.dp_epsilon": Limit(gt=0, lt=math.inf, or_else=(lambda v: v is None, "null: off")),
+    "privacy.dp_max_cells_per_user": Limit(ge=1),
+    "stages.lookback_windows": Limit(ge=1),
+    "stages.active_share": _SHARE,
+    "stages.trend_threshold": Limit(ge=0),
+    "embeddings.batch_size": _POSITIVE,
+    "embeddings.max_length": Limit(ge=1),
+    "embeddings.device": _DEVICE,
+    "sequences.max_events": _POSITIVE,
+    "sequences.max_windows": _POSITIVE,
+    "sequences.validation_days": Limit(ge=1),
+    "sequences.test_days": Limit(ge=1),
+    "train.migration_model": _MODEL,
+    "train.evolution_model": _MODEL,
+    "train.backend": Limit(choices=tuple(BACKENDS)),
+    "train.feed": Limit(choices=tuple(FEEDS)),
+    "train.num_processes": _POSITIVE,
+    "train.use_gpu": _DEVICE,
+    "train.epochs": _POSITIVE,
+    "train.batch_size": _POSITIVE,
+    "train.learning_rate": _POSITIVE,
+    "train.weight_decay": Limit(ge=0),
+    "train.patience": Limit(ge=0),
+    "train.min_delta": Limit(ge=0),
+    "train.grad_clip_norm": Limit(ge=0),
+    "train.shuffle_buffer": Limit(ge=1),
+    "train.torch_threads": Limit(ge=0),
+    "score.migration": _SCORE_SOURCE,
+    "score.evolution": _SCORE_SOURCE,
+    "score.top_k": _POSITIVE,
+    "score.forecast_k": _POSITIVE,
+    "score.batch_size": _POSITIVE,
+    "score.device": _DEVICE,
+    "score.recommendations": _POSITIVE,
+    "score.explore_share": _SHARE,
+    "run.log_level": Limit(choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), ignore_case=True),
+}
+
+
+def validate(conf: Config) -> None:
+    """Check every setting of ``conf`` (normalising the column mappings in place)."""
+    check_limits(conf, LIMITS)
+    conf.models.check()
+    from interest_lib.schema import EVENT_TYPES, RAW_FIELDS, RAW_ITEM_FIELDS
+
+    weights = conf.features.event_weights
+    unknown, missing = set(weights) - set(EVENT_TYPES), set(EVENT_TYPES) - set(weights)
+    if unknown or missing:
+        raise ConfigError(f"features.event_weights: unknown types {sorted(unknown)}, missing {sorted(missing)}")
+    conf.ingest.columns = _column_mapping(conf.ingest.columns, RAW_FIELDS, "ingest.columns")
+    conf.ingest.item_columns = _column_mapping(conf.ingest.item_columns, RAW_ITEM_FIELDS, "ingest.item_columns")
+    _check_date("ingest.min_event_date", conf.ingest.min_event_date)
+    _check_date("generate.start_date", conf.generate.start_date, date_only=True)
+    if conf.score.as_of:
+        _check_date("score.as_of", conf.score.as_of)
+    _check_targets(conf.evaluate.targets)
+
+
+def _check_date(key: str, value: str, date_only: bool = False) -> None:
+    """An ISO date (``2001-01-01``) or, unless ``date_only``, date-time (``2001-01-01T06:00:00Z``)."""
+    try:
+        if date_only:
+            dt.date.fromisoformat(value)
+        else:
+            dt.datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise ConfigError(f"key '{key}' is {value!r}: expected an ISO date such as 2001-01-01"
+                          + ("" if date_only else " or a date-time such as 2001-01-01T06:00:00Z")) from None
+
+
+def _column_mapping(mapping: dict, fields, key: str) -> dict:
+    """``ingest.columns``-style mapping checked: raw field names as keys, distinct non-empty
+    column names (as strings) as values."""
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise ConfigError(f"{key}: unknown raw field(s) {unknown}; the raw fields are {', '.join(fields)}")
+    out = {}
+    for name, column in mapping.items():
+        if column is None or isinstance(column, (bool, dict, list)) or not str(column).strip():
+            raise ConfigError(f"{key}.{name}: expected the input's column name, got {column!r}")
+        out[name] = str(column).strip()
+    taken = [c for c in out.values() if list(out.values()).count(c) > 1]
+    if taken:
+        raise ConfigError(f"{key}: column(s) {sorted(set(taken))} mapped to more than one raw field")
+    return out
+
+
+def _check_targets(targets: dict) -> None:
+    """``evaluate.targets``: task -> slice -> metric -> a finite number (the required gain)."""
+    for task, slices in targets.items():
+        if task not in TARGET_METRICS or not isinstance(slices, dict):
+            raise ConfigError(f"evaluate.targets.{task}: expected one of {', '.join(TARGET_METRICS)} "
+                              "holding slice -> metric -> gain")
+        known_slices, known_metrics = TARGET_METRICS[task]
+        for slice_, metrics in slices.items():
+            if slice_ not in known_slices or not isinstance(metrics, dict):
+                raise ConfigError(f"evaluate.targets.{task}.{slice_}: expected a slice ({', '.join(known_slices)}) "
+                                  "holding metric -> gain")
+            for metric, gain in metrics.items():
+                if metric not in known_metrics:
+                    raise ConfigError(f"evaluate.targets.{task}.{slice_}.{metric}: unknown metric; "
+                                      f"allowed: {', '.join(known_metrics)}")
+                if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain):
+                    raise ConfigError(f"key 'evaluate.targets.{task}.{slice_}.{metric}' is {gain!r}: "
+                                      "expected a number (the relative gain, e.g. 0.1)")

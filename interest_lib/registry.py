@@ -1,0 +1,31 @@
+"""Pluggable training parts by name: distributed backends (``train.backend``) and feeds
+(``train.feed``), each registered as a ``"module:attribute"`` path and imported only when used.
+
+Listing them imports nothing, so the configuration takes its choices from here without
+importing torch, and the optional implementations (Horovod, Petastorm: card environment only)
+stay out of every other environment. Models are registered by their files instead, see
+:mod:`interest_lib.conf.models`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: ``train.backend`` -> the :class:`~interest_lib.training.backend.Backend` class.
+BACKENDS: dict[str, str] = {
+    "torch_distributor": "interest_lib.training.backend:TorchDistributorBackend",
+    "horovod": "interest_lib.training.horovod_backend:HorovodBackend",  # card env only: scripts/install_card_env.sh
+}
+
+#: ``train.feed`` -> the :class:`~interest_lib.training.feed.Feed` class.
+FEEDS: dict[str, str] = {
+    "delta": "interest_lib.training.feed:DeltaArrowFeed",
+    "petastorm": "interest_lib.training.petastorm_feed:PetastormFeed",  # card env only: scripts/install_card_env.sh
+}
+
+
+def resolve(target: str) -> Any:
+    """The object a ``"package.module:attribute"`` path names (imports the module)."""
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
