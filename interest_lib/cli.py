@@ -17,7 +17,7 @@ from interest_lib.conf import ConfigError, load_config
 from interest_lib.errors import InputError, SecretError
 from interest_lib.storage import ConcurrentWriteError, WriterLockTimeout
 from interest_lib.task import Task
-from interest_lib.training.store import RunPointerError
+from interest_lib.runs.store import RunPointerError
 
 
 class GenerateTask(Task):

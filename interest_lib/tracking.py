@@ -23,11 +23,27 @@ from interest_lib.logs import get_logger
 log = get_logger(__name__)
 
 
+class TrackingConfigError(ValueError):
+    """MLflow tracking is on but has nowhere to go (no tracking.uri and a remote run store)."""
+
+
 def tracking_uri(conf: Config) -> str:
-    """The configured tracking URI; by default a file store under the run store."""
+    """The configured tracking URI; by default a file store under a local (or mounted) run store.
+
+    Raises:
+        TrackingConfigError: tracking is enabled, ``tracking.uri`` is empty and the run store is
+            not local (MLflow's file store cannot live on an object store).
+    """
+    from interest_lib.runs import fs
+
     if conf.tracking.uri:
         return conf.tracking.uri
-    return "file://" + os.path.join(os.path.abspath(conf.train.store), "mlruns")
+    if not fs.is_local(conf.train.store):
+        raise TrackingConfigError(
+            f"train.store {conf.train.store!r} is not a local or mounted path, so MLflow's file store "
+            "cannot live under it: set tracking.uri (a tracking server, or databricks) or "
+            "tracking.enabled=false")
+    return "file://" + fs.join(conf.train.store, "mlruns")
 
 
 def _use(conf: Config):
@@ -77,17 +93,27 @@ def log_training_run(conf: Config, store, model_name: str) -> Optional[str]:
     """Log a finished run store to MLflow; return the model URI (None when tracking is off)."""
     if not conf.tracking.enabled:
         return None
-    import json
+    import tempfile
 
-    from mlflow.models import infer_signature
-
-    from interest_lib.models.inference import load_trained
+    from interest_lib.runs import fs
 
     mlflow = _use(conf)
     mlflow.set_experiment(conf.tracking.experiment)
-    with open(store.lineage) as fh:
-        lineage = json.load(fh)
-    model, record = load_trained(store.model)
+    lineage = store.read_lineage()
+    with tempfile.TemporaryDirectory(prefix="interest-mlflow-") as scratch:
+        uri = _log(mlflow, conf, store, model_name, lineage, fs.local_copy(store.model, scratch))
+    log.info("train %s: logged to MLflow (%s), model %s", model_name, tracking_uri(conf), uri)
+    return uri
+
+
+def _log(mlflow, conf: Config, store, model_name: str, lineage: dict, model_file: str) -> str:
+    """One MLflow run for a finished run store (``model_file``: a local copy of its model.pt)."""
+    from mlflow.models import infer_signature
+
+    from interest_lib.models.inference import load_trained
+    from interest_lib.runs.store import write_json
+
+    model, record = load_trained(model_file)
     wrapper = InterestModel()
     wrapper.model, wrapper.record = model, record
     example = _example(model)
@@ -102,12 +128,10 @@ def log_training_run(conf: Config, store, model_name: str) -> Optional[str]:
             mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=epoch["epoch"])
         mlflow.log_metric("best_validation", record["best"])
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=InterestModel(), artifacts={"model": store.model},
+            name="model", python_model=InterestModel(), artifacts={"model": model_file},
             signature=infer_signature(example, wrapper.predict(None, example)))
-    with open(os.path.join(store.root, "mlflow.json"), "w") as fh:
-        json.dump({"run_id": run.info.run_id, "model_uri": info.model_uri, "tracking_uri": tracking_uri(conf)}, fh)
-    log.info("train %s: logged to MLflow run %s (%s), model %s", model_name, run.info.run_id,
-             tracking_uri(conf), info.model_uri)
+    write_json(store.tracking, {"run_id": run.info.run_id, "model_uri": info.model_uri,
+                                "tracking_uri": tracking_uri(conf)})
     return info.model_uri
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -25,7 +24,8 @@ from interest_lib.models import SEQUENCE_COLUMNS
 from interest_lib.models.baselines import fit_baselines
 from interest_lib.storage import Tables, Txn
 from interest_lib.storage.catalog import GOLD_MODEL_METRICS, GOLD_TRAINING_SEQUENCES
-from interest_lib.training.store import RunStore, latest_run
+from interest_lib.runs import fs
+from interest_lib.runs.store import RunStore, latest_run
 
 log = get_logger(__name__)
 
@@ -148,7 +148,7 @@ def evaluate_runs(table_path: str, version: int, runs: dict[str, RunStore], devi
 
 def run_evaluate(spark: SparkSession, conf: Config, tables: Tables) -> EvaluateReport:
     """Evaluate the newest finished runs of both tasks (and all baselines); write gold.model_metrics."""
-    store_root = os.path.abspath(conf.train.store)
+    store_root = fs.canonical(conf.train.store)
     runs = {task: run for task in ("migration", "evolution") if (run := latest_run(store_root, task))}
     if not runs:
         raise FileNotFoundError(f"no finished training run under {store_root}: run `interest train` first")
@@ -172,7 +172,4 @@ def run_evaluate(spark: SparkSession, conf: Config, tables: Tables) -> EvaluateR
 
 
 def _table_version(run: RunStore) -> int:
-    import json
-
-    with open(run.lineage) as fh:
-        return int(json.load(fh)["table_version"])
+    return int(run.read_lineage()["table_version"])

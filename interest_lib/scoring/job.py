@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -42,7 +41,8 @@ from interest_lib.storage.catalog import (
     GOLD_RECOMMENDATIONS, GOLD_TRAINING_SEQUENCES, GOLD_USER_INTEREST_SCORES, REF_VOCAB,
     SILVER_EVENTS_SESSIONIZED, SILVER_INTEREST_STAGES, SILVER_USER_INTEREST_WINDOWS,
 )
-from interest_lib.training.store import latest_run
+from interest_lib.runs import fs
+from interest_lib.runs.store import latest_run
 
 log = get_logger(__name__)
 
@@ -122,7 +122,7 @@ def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, 
 
 
 def _predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
-    store_root = os.path.abspath(conf.train.store)
+    store_root = fs.canonical(conf.train.store)
     chosen, train = {}, None
     version = tables.version(GOLD_TRAINING_SEQUENCES)
     for task, source in (("migration", conf.score.migration), ("evolution", conf.score.evolution)):

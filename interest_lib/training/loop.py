@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interest_lib.models import InputSizes
-from interest_lib.training.store import RunStore, atomic_save, load_record
+from interest_lib.runs.store import RunStore, atomic_save, load_record
 
 #: The validation quantity early stopping watches, per task (lower is better).
 MONITOR = {"migration": "next_ce", "evolution": "js"}
@@ -68,11 +68,15 @@ def _to_device(batch: dict, device) -> dict:
 
 def load_text_matrix(store: RunStore):
     """The (item vectors, event-text vectors) pair saved by the driver, or None."""
-    if not os.path.exists(store.inputs):
+    if not store.has_inputs():
         return None
+    import io
+
     import numpy as np
 
-    with np.load(store.inputs) as data:
+    from interest_lib.runs import fs
+
+    with np.load(io.BytesIO(fs.read_bytes(store.inputs))) as data:
         return data["items"], data["texts"]
 
 
@@ -146,8 +150,7 @@ def train_worker(job: TrainJob) -> dict:
         state["history"].append(record)
         if backend.is_chief:
             print(f"[train {job.model_name}] epoch {epoch + 1}: " + json.dumps(record), flush=True)
-            with open(store.epochs_log, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            store.append_epoch(record)
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
                         store.checkpoint(epoch))
         backend.barrier()
