@@ -35,15 +35,11 @@ TARGETS = {("migration", "all", "ndcg@10"): 0.10, ("migration", "switch", "ndcg@
 
 
 def load_split(table_path: str, version: int, split: str, columns: list[str]) -> dict[str, np.ndarray]:
-    """One split of the pinned table as numpy arrays (through the same feed as training)."""
-    from interest_lib.training.feed import DeltaArrowFeed, FeedSpec
+    """One split of the pinned table as numpy arrays, read by the storage layer's snapshot reader
+    with the same column conversion as the training feeds (:mod:`interest_lib.storage.arrays`)."""
+    from interest_lib.storage.arrays import read_arrays
 
-    feed = DeltaArrowFeed(FeedSpec(table_path, version, split, columns, batch_size=8192))
-    parts: dict[str, list] = {}
-    for batch in feed.batches():
-        for key, value in batch.items():
-            parts.setdefault(key, []).append(value.numpy() if hasattr(value, "numpy") else np.asarray(value))
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    return read_arrays(table_path, version, columns, {"split": split})
 
 
 @dataclass

@@ -138,9 +138,10 @@ def _predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
             chosen[task] = model_predictor(task, download_model(conf, source))
         else:
             if train is None:
-                from interest_lib.evaluate.job import load_split
+                from interest_lib.storage.arrays import read_arrays
 
-                train = load_split(tables.path(GOLD_TRAINING_SEQUENCES), version, "train", SEQUENCE_COLUMNS)
+                train = read_arrays(tables.path(GOLD_TRAINING_SEQUENCES), version, SEQUENCE_COLUMNS,
+                                    {"split": "train"})
             n_cat = int(max(train["ev_category"].max(), train["win_category"].max(), train["next_category"].max()))
             chosen[task] = baseline_predictor(task, source, train, n_cat, version, conf.features.top_k)
     return chosen["migration"], chosen["evolution"]
