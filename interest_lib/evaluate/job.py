@@ -23,7 +23,7 @@ from interest_lib.logs import get_logger
 from interest_lib.models import SEQUENCE_COLUMNS
 from interest_lib.models.baselines import fit_baselines
 from interest_lib.storage import Tables, Txn
-from interest_lib.storage.catalog import GOLD_MODEL_METRICS, GOLD_TRAINING_SEQUENCES
+from interest_lib.storage.catalog import CONTRACTS, GOLD_MODEL_METRICS, GOLD_TRAINING_SEQUENCES
 from interest_lib.runs import fs
 from interest_lib.runs.store import RunStore, latest_run
 
@@ -161,8 +161,7 @@ def run_evaluate(spark: SparkSession, conf: Config, tables: Tables) -> EvaluateR
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     df = spark.createDataFrame(
         [{**r, "evaluation_id": evaluation_id, "table_version": version, "evaluated_at": now} for r in report.rows],
-        "evaluation_id string, model string, kind string, task string, slice string, metric string, value double, "
-        "rows long, run_id string, table_version long, evaluated_at timestamp")
+        CONTRACTS[GOLD_MODEL_METRICS].ddl())
     tables.write(df, GOLD_MODEL_METRICS, mode="append", txn=Txn(f"evaluate-{evaluation_id}"))
     return report
 

@@ -38,7 +38,7 @@ from interest_lib.scoring.explain import explain_batch, new_session_bucket
 from interest_lib.scoring.recommend import recommend
 from interest_lib.storage import Tables
 from interest_lib.storage.catalog import (
-    GOLD_RECOMMENDATIONS, GOLD_TRAINING_SEQUENCES, GOLD_USER_INTEREST_SCORES, REF_VOCAB,
+    CONTRACTS, GOLD_RECOMMENDATIONS, GOLD_TRAINING_SEQUENCES, GOLD_USER_INTEREST_SCORES, REF_VOCAB,
     SILVER_EVENTS_SESSIONIZED, SILVER_INTEREST_STAGES, SILVER_USER_INTEREST_WINDOWS,
 )
 from interest_lib.runs import fs
@@ -46,13 +46,23 @@ from interest_lib.runs.store import latest_run
 
 log = get_logger(__name__)
 
-#: What the scoring UDF returns per user (arrays of category keys, not ids).
-UDF_SCHEMA = (
-    "user_id string, window long, next_categories array<string>, next_probs array<float>, "
-    "p_switch float, forecast_categories array<string>, forecast_shares array<float>, "
-    "forecast_stage string, rec_categories array<string>, rec_scores array<float>, rec_reasons array<string>, "
-    "explanation string, rec_explanations array<string>"
-)
+def _udf_schema() -> str:
+    """What the scoring UDF returns per user (arrays of category keys, not ids): columns of
+    gold.user_interest_scores, and per user an array of each gold.recommendations column, typed
+    by the two tables' contracts."""
+    scores, recs = CONTRACTS[GOLD_USER_INTEREST_SCORES], CONTRACTS[GOLD_RECOMMENDATIONS]
+
+    def per_rec(*pairs):
+        return ", ".join(f"{name} array<{recs.type_of(column)}>" for name, column in pairs)
+    return ", ".join([
+        scores.ddl([S.USER_ID, WINDOW, "next_categories", "next_probs", "p_switch", "forecast_categories",
+                    "forecast_shares", "forecast_stage"]),
+        per_rec(("rec_categories", "category"), ("rec_scores", "score"), ("rec_reasons", "reason")),
+        scores.ddl(["explanation"]), per_rec(("rec_explanations", "explanation"))])
+
+
+#: What the scoring UDF returns per user (see :func:`_udf_schema`).
+UDF_SCHEMA = _udf_schema()
 
 
 @dataclass

@@ -44,6 +44,7 @@ from interest_lib.storage.engine import (
     ConcurrentWriteError, DeltaEngine, SchemaMismatchError, TableError, TableNotFoundError,
     WriteResult, stale_read_message,
 )
+from interest_lib.storage.contracts import check_write
 from interest_lib.storage.faults import commit_boundary
 from interest_lib.storage.snapshot import Snapshot, open_snapshot
 
@@ -370,6 +371,7 @@ class DeltaRsEngine(DeltaEngine):
 
     def write(self, df, path, mode, partition_by, txn, name, expected_version=None) -> WriteResult:
         local = _local(path)
+        check_write(name, df.schema, partition_by)
         base = self._base_version(local, name, expected_version)
         self._check_schema(df, local, name, base)
         # Only a blind append (no removes, computed from no read of the table) may be retried
@@ -393,6 +395,7 @@ class DeltaRsEngine(DeltaEngine):
               expected_version=None) -> WriteResult:
         """Copy-on-write MERGE: rewrite only the files that hold a matching key."""
         local = _local(path)
+        check_write(name, source.drop(delete_flag).schema if delete_flag else source.schema, partition_by)
         upserts = source.filter(~F.col(delete_flag)).drop(delete_flag) if delete_flag else source
         base = self._base_version(local, name, expected_version)
         if base < 0:
