@@ -34,7 +34,8 @@ from interest_lib.features.windows import ORIGIN, WINDOW, window_index_of
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.models import INPUT_COLUMNS, SEQUENCE_COLUMNS
 from interest_lib.scoring.predictors import Predictor, baseline_predictor, model_predictor
-from interest_lib.scoring.explain import explain_batch, new_session_bucket
+from interest_lib.scoring.explain import explain_batch
+from interest_lib.sequence_contract import default_session_bucket, new_session_bucket
 from interest_lib.scoring.recommend import recommend
 from interest_lib.storage import Tables
 from interest_lib.storage.catalog import (
@@ -93,12 +94,13 @@ def _arrays(pdf: pd.DataFrame) -> dict:
 
 def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, n_recs: int,
                      explore_share: float, batch_size: int, device: str, window_top_k: int,
-                     session_bucket: int = new_session_bucket(30)):
+                     session_bucket: Optional[int] = None):
     """The ``mapInPandas`` function: predictor broadcast + settings -> scored pandas batches
     (``session_bucket``: the ``ev_interval`` bucket that starts a session, for the reasons)."""
     from interest_lib.evaluate.metrics import sparse_to_dense, top_k as top_entries
 
     stage_names = np.array(["", *STAGES], dtype=object)
+    session_bucket = default_session_bucket() if session_bucket is None else session_bucket
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         migration, evolution = predictors.value

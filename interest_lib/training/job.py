@@ -24,6 +24,7 @@ from pyspark.sql import SparkSession, functions as F
 from interest_lib.conf import Config
 from interest_lib.logs import get_logger
 from interest_lib.models import InputSizes, model_task
+from interest_lib.sequence_contract import new_session_bucket
 from interest_lib.storage import Tables
 from interest_lib.storage.catalog import (
     GOLD_TRAINING_SEQUENCES, REF_ITEM_EMBEDDINGS, REF_TEXT_EMBEDDINGS, REF_VOCAB,
@@ -54,11 +55,14 @@ class TrainReport:
     mlflow_model_uri: Optional[str] = None
 
 
-def input_sizes(tables: Tables, top_k: int) -> InputSizes:
-    """Largest vocabulary index per kind (embedding table sizes) from ref.vocab."""
+def input_sizes(tables: Tables, top_k: int, session_gap_minutes: Optional[float] = None) -> InputSizes:
+    """Largest vocabulary index per kind (embedding table sizes) from ref.vocab, and the session
+    rule of the sequences (``sessionize.gap_minutes``; None: its default)."""
     rows = tables.read(REF_VOCAB).groupBy("kind").agg(F.max("idx").alias("n")).collect()
     n = {r["kind"]: int(r["n"]) for r in rows}
-    return InputSizes(categories=n.get("category", 0), items=n.get("item", 0), texts=n.get("text", 0), top_k=top_k)
+    session = {} if session_gap_minutes is None else {"session_bucket": new_session_bucket(session_gap_minutes)}
+    return InputSizes(categories=n.get("category", 0), items=n.get("item", 0), texts=n.get("text", 0),
+                      top_k=top_k, **session)
 
 
 def text_matrices(tables: Tables, sizes: InputSizes):
@@ -168,7 +172,7 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
         write_latest(store_root, task, store, model_name, version)
         return _report(model_name, store, version, 0.0, skipped=True)
 
-    sizes = input_sizes(tables, conf.features.top_k)
+    sizes = input_sizes(tables, conf.features.top_k, conf.sessionize.gap_minutes)
     params = getattr(conf.models, model_name)
     store.create()
     if getattr(params, "use_text", False) and not store.has_inputs():
