@@ -230,7 +230,7 @@ class ConfigTask(Task):
         if getattr(self.args, "check_key", False):
             import hashlib
 
-            from interest_lib.ingest.pseudonymise import resolve_key
+            from interest_lib.pseudonymise import resolve_key
 
             key = resolve_key(self.conf, self.conf.spark.master)
             print(f"pseudonymisation key: usable (sha256 fingerprint {hashlib.sha256(key).hexdigest()[:8]})")

@@ -1,16 +1,20 @@
-"""MLflow tracking of training runs, and loading a trained model back from an MLflow URI.
+"""MLflow tracking of training runs (the training side of the run store's MLflow hook).
 
 Each finished training run is logged once from the driver: its parameters (model
 hyper-parameters and training settings), one metric row per epoch (``step`` = epoch), the Delta
 table and version it was trained on, the code version, and the model as an MLflow pyfunc (with
 its input/output signature) whose artifact is the run store's ``model.pt``. Scoring can then
 name ``runs:/<id>/model`` or ``models:/<name>/<version>`` instead of the newest local run.
+
+Where runs are tracked and how a model comes back from a URI (no model code) live in
+:mod:`interest_lib.runs.tracking`, which scoring uses; this module wraps the models as MLflow
+pyfuncs, so only training imports it. (The pyfunc class keeps this module path: MLflow models
+logged so far name ``interest_lib.tracking.InterestModel``.)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Optional
 
 import mlflow.pyfunc
@@ -19,43 +23,11 @@ import pandas as pd
 
 from interest_lib.conf import Config
 from interest_lib.logs import get_logger
+from interest_lib.runs.tracking import (  # noqa: F401  (tracking_uri, download_model: re-exported)
+    TrackingConfigError, download_model, tracking_uri, use as _use,
+)
 
 log = get_logger(__name__)
-
-
-class TrackingConfigError(ValueError):
-    """MLflow tracking is on but has nowhere to go (no tracking.uri and a remote run store)."""
-
-
-def tracking_uri(conf: Config) -> str:
-    """The configured tracking URI; by default a file store under a local (or mounted) run store.
-
-    Raises:
-        TrackingConfigError: tracking is enabled, ``tracking.uri`` is empty and the run store is
-            not local (MLflow's file store cannot live on an object store).
-    """
-    from interest_lib.runs import fs
-
-    if conf.tracking.uri:
-        return conf.tracking.uri
-    if not fs.is_local(conf.train.store):
-        raise TrackingConfigError(
-            f"train.store {conf.train.store!r} is not a local or mounted path, so MLflow's file store "
-            "cannot live under it: set tracking.uri (a tracking server, or databricks) or "
-            "tracking.enabled=false")
-    return "file://" + fs.join(conf.train.store, "mlruns")
-
-
-def _use(conf: Config):
-    import mlflow
-
-    uri = tracking_uri(conf)
-    if uri.startswith("file:"):
-        # MLflow 3 keeps the file store in maintenance mode behind this switch; it is the
-        # dependency-free local default (a server or Databricks is configured via tracking.uri).
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    mlflow.set_tracking_uri(uri)
-    return mlflow
 
 
 class InterestModel(mlflow.pyfunc.PythonModel):
@@ -133,13 +105,3 @@ def _log(mlflow, conf: Config, store, model_name: str, lineage: dict, model_file
     write_json(store.tracking, {"run_id": run.info.run_id, "model_uri": info.model_uri,
                                 "tracking_uri": tracking_uri(conf)})
     return info.model_uri
-
-
-def download_model(conf: Config, uri: str) -> str:
-    """Local path of the ``model.pt`` behind an MLflow model URI."""
-    mlflow = _use(conf)
-    root = mlflow.artifacts.download_artifacts(artifact_uri=uri)
-    for folder, _dirs, files in os.walk(root):
-        if "model.pt" in files:
-            return os.path.join(folder, "model.pt")
-    raise FileNotFoundError(f"{uri}: no model.pt among the model's artifacts ({root})")

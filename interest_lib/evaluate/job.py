@@ -18,7 +18,7 @@ import numpy as np
 from pyspark.sql import SparkSession
 
 from interest_lib.conf import Config
-from interest_lib.evaluate.metrics import js_divergence, sliced_ranking_metrics, sparse_to_dense, stage_accuracy
+from interest_lib.metrics import js_divergence, sliced_ranking_metrics, sparse_to_dense, stage_accuracy
 from interest_lib.logs import get_logger
 from interest_lib.models import SEQUENCE_COLUMNS
 from interest_lib.models.baselines import fit_baselines

@@ -97,7 +97,7 @@ def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, 
                      session_bucket: Optional[int] = None):
     """The ``mapInPandas`` function: predictor broadcast + settings -> scored pandas batches
     (``session_bucket``: the ``ev_interval`` bucket that starts a session, for the reasons)."""
-    from interest_lib.evaluate.metrics import sparse_to_dense, top_k as top_entries
+    from interest_lib.metrics import sparse_to_dense, top_k as top_entries
 
     stage_names = np.array(["", *STAGES], dtype=object)
     session_bucket = default_session_bucket() if session_bucket is None else session_bucket
@@ -145,7 +145,7 @@ def _predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
                                         f"--model {task}` first, or set score.{task} to a baseline name")
             chosen[task] = model_predictor(task, run.model)
         elif ":/" in source:
-            from interest_lib.tracking import download_model
+            from interest_lib.runs.tracking import download_model
 
             chosen[task] = model_predictor(task, download_model(conf, source))
         else:

@@ -42,7 +42,7 @@ class Predictor:
         return predict_arrays(_LOADED[key], arrays, batch_size, device)
 
     def _predict_baseline(self, arrays: dict) -> dict:
-        from interest_lib.evaluate.metrics import sparse_to_dense
+        from interest_lib.metrics import sparse_to_dense
 
         if self.task == "migration":
             probs = self.baseline.forecast(arrays)

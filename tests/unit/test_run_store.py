@@ -1,12 +1,10 @@
 """The run store below the stages: the same operations on a local path and on an fsspec URL
-(``memory://``), run ids that carry the input table's identity, and evaluate / score reading
-runs without importing the training package."""
+(``memory://``), and run ids that carry the input table's identity (evaluate and score read
+runs without importing training: tests/unit/test_import_arrows.py)."""
 
 from __future__ import annotations
 
-import ast
 import json
-import pathlib
 
 import pytest
 import torch
@@ -18,8 +16,6 @@ from interest_lib.runs.store import (
 )
 
 pytestmark = pytest.mark.unit
-
-ROOT = pathlib.Path(__file__).resolve().parents[2] / "interest_lib"
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -123,21 +119,3 @@ def test_run_id_for_takes_the_table_location(tmp_path):
     b = run_id_for(conf, "evolution_gru", str(tmp_path / "b" / "gold" / "training_sequences"), 1)
     assert a != b
     assert a == run_id_for(conf, "evolution_gru", str(tmp_path / "a" / "gold" / "training_sequences"), 1)
-
-
-def _imports(path: pathlib.Path) -> set[str]:
-    """Every module a file imports (at any depth: module level or inside functions)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-    return found
-
-
-@pytest.mark.parametrize("package", ["evaluate", "scoring", "runs"])
-def test_evaluate_score_and_the_run_store_never_import_training(package):
-    for path in sorted((ROOT / package).glob("*.py")):
-        upward = sorted(m for m in _imports(path) if m.startswith("interest_lib.training"))
-        assert not upward, f"{path.relative_to(ROOT.parent)} imports {upward}"
