@@ -115,3 +115,14 @@ def test_the_gold_schemas_come_from_the_contracts():
 
     assert "`p_switch` float" in UDF_SCHEMA and "rec_scores array<float>" in UDF_SCHEMA
     assert CONTRACTS[GOLD_MODEL_METRICS].ddl().startswith("`evaluation_id` string, `model` string")
+
+
+@pytest.mark.parametrize("table, schema_name", [
+    ("bronze.events", "EVENT_SCHEMA"), ("silver.events_sessionized", "SESSIONIZED_EVENT_SCHEMA"),
+    ("ref.items", "ITEM_SCHEMA"), ("bronze.events_quarantine", "QUARANTINE_SCHEMA"),
+    ("silver.sessions", "SESSION_SCHEMA"), ("ref.planted_migrations", "PLANTED_MIGRATION_SCHEMA"),
+])
+def test_the_canonical_spark_schemas_keep_the_contracts(table, schema_name):
+    from interest_lib import schema as S
+
+    check_columns(table, CONTRACTS[table], getattr(S, schema_name).fields)
