@@ -119,3 +119,24 @@ def test_run_id_for_takes_the_table_location(tmp_path):
     b = run_id_for(conf, "evolution_gru", str(tmp_path / "b" / "gold" / "training_sequences"), 1)
     assert a != b
     assert a == run_id_for(conf, "evolution_gru", str(tmp_path / "a" / "gold" / "training_sequences"), 1)
+
+
+@pytest.mark.parametrize("env, expected", [("cluster", "/data/interest-evolution/runs"),
+                                           ("databricks", "dbfs:/interest-evolution/runs")])
+def test_cluster_and_databricks_runs_share_one_store(env, expected):
+    """Training, evaluate and score on a cluster find each other's runs: the overlays name a
+    shared store (not the working directory's ./runs), and MLflow has somewhere to go."""
+    from interest_lib.conf import load_config
+    from interest_lib.runs.tracking import tracking_uri
+
+    conf = load_config(env=env)
+    assert conf.train.store == expected
+    assert tracking_uri(conf) in ("databricks", "file:///data/interest-evolution/runs/mlruns")
+
+
+def test_a_remote_store_without_a_tracking_uri_is_a_clear_error():
+    from interest_lib.conf import load_config
+    from interest_lib.runs.tracking import TrackingConfigError, tracking_uri
+
+    with pytest.raises(TrackingConfigError, match="set tracking.uri"):
+        tracking_uri(load_config(overrides=["train.store=s3a://lake/runs"]))
