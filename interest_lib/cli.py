@@ -17,7 +17,7 @@ from interest_lib.conf import ConfigError, load_config
 from interest_lib.errors import InputError, SecretError
 from interest_lib.storage import ConcurrentWriteError, WriterLockTimeout
 from interest_lib.task import Task
-from interest_lib.training.store import RunPointerError
+from interest_lib.runs.store import RunPointerError
 
 
 class GenerateTask(Task):
@@ -231,7 +231,7 @@ class ConfigTask(Task):
         if getattr(self.args, "check_key", False):
             import hashlib
 
-            from interest_lib.ingest.pseudonymise import resolve_key
+            from interest_lib.pseudonymise import resolve_key
 
             key = resolve_key(self.conf, self.conf.spark.master)
             print(f"pseudonymisation key: usable (sha256 fingerprint {hashlib.sha256(key).hexdigest()[:8]})")

@@ -67,7 +67,9 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
         log.info("--fresh: removing %s, %s%s", conf.storage.warehouse, conf.train.store,
                  "" if input_path else f" and {conf.storage.raw_dir}")
         shutil.rmtree(conf.storage.warehouse, ignore_errors=True)
-        shutil.rmtree(conf.train.store, ignore_errors=True)
+        from interest_lib.runs import fs
+
+        fs.remove_tree(conf.train.store)
         if not input_path:
             shutil.rmtree(conf.storage.raw_dir, ignore_errors=True)
 

@@ -1,16 +1,20 @@
-"""MLflow tracking of training runs, and loading a trained model back from an MLflow URI.
+"""MLflow tracking of training runs (the training side of the run store's MLflow hook).
 
 Each finished training run is logged once from the driver: its parameters (model
 hyper-parameters and training settings), one metric row per epoch (``step`` = epoch), the Delta
 table and version it was trained on, the code version, and the model as an MLflow pyfunc (with
 its input/output signature) whose artifact is the run store's ``model.pt``. Scoring can then
 name ``runs:/<id>/model`` or ``models:/<name>/<version>`` instead of the newest local run.
+
+Where runs are tracked and how a model comes back from a URI (no model code) live in
+:mod:`interest_lib.runs.tracking`, which scoring uses; this module wraps the models as MLflow
+pyfuncs, so only training imports it. (The pyfunc class keeps this module path: MLflow models
+logged so far name ``interest_lib.tracking.InterestModel``.)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Optional
 
 import mlflow.pyfunc
@@ -19,27 +23,11 @@ import pandas as pd
 
 from interest_lib.conf import Config
 from interest_lib.logs import get_logger
+from interest_lib.runs.tracking import (  # noqa: F401  (tracking_uri, download_model: re-exported)
+    TrackingConfigError, download_model, tracking_uri, use as _use,
+)
 
 log = get_logger(__name__)
-
-
-def tracking_uri(conf: Config) -> str:
-    """The configured tracking URI; by default a file store under the run store."""
-    if conf.tracking.uri:
-        return conf.tracking.uri
-    return "file://" + os.path.join(os.path.abspath(conf.train.store), "mlruns")
-
-
-def _use(conf: Config):
-    import mlflow
-
-    uri = tracking_uri(conf)
-    if uri.startswith("file:"):
-        # MLflow 3 keeps the file store in maintenance mode behind this switch; it is the
-        # dependency-free local default (a server or Databricks is configured via tracking.uri).
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    mlflow.set_tracking_uri(uri)
-    return mlflow
 
 
 class InterestModel(mlflow.pyfunc.PythonModel):
@@ -77,17 +65,27 @@ def log_training_run(conf: Config, store, model_name: str) -> Optional[str]:
     """Log a finished run store to MLflow; return the model URI (None when tracking is off)."""
     if not conf.tracking.enabled:
         return None
-    import json
+    import tempfile
 
-    from mlflow.models import infer_signature
-
-    from interest_lib.models.inference import load_trained
+    from interest_lib.runs import fs
 
     mlflow = _use(conf)
     mlflow.set_experiment(conf.tracking.experiment)
-    with open(store.lineage) as fh:
-        lineage = json.load(fh)
-    model, record = load_trained(store.model)
+    lineage = store.read_lineage()
+    with tempfile.TemporaryDirectory(prefix="interest-mlflow-") as scratch:
+        uri = _log(mlflow, conf, store, model_name, lineage, fs.local_copy(store.model, scratch))
+    log.info("train %s: logged to MLflow (%s), model %s", model_name, tracking_uri(conf), uri)
+    return uri
+
+
+def _log(mlflow, conf: Config, store, model_name: str, lineage: dict, model_file: str) -> str:
+    """One MLflow run for a finished run store (``model_file``: a local copy of its model.pt)."""
+    from mlflow.models import infer_signature
+
+    from interest_lib.models.inference import load_trained
+    from interest_lib.runs.store import write_json
+
+    model, record = load_trained(model_file)
     wrapper = InterestModel()
     wrapper.model, wrapper.record = model, record
     example = _example(model)
@@ -102,20 +100,8 @@ def log_training_run(conf: Config, store, model_name: str) -> Optional[str]:
             mlflow.log_metrics({k: v for k, v in epoch.items() if k != "epoch"}, step=epoch["epoch"])
         mlflow.log_metric("best_validation", record["best"])
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=InterestModel(), artifacts={"model": store.model},
+            name="model", python_model=InterestModel(), artifacts={"model": model_file},
             signature=infer_signature(example, wrapper.predict(None, example)))
-    with open(os.path.join(store.root, "mlflow.json"), "w") as fh:
-        json.dump({"run_id": run.info.run_id, "model_uri": info.model_uri, "tracking_uri": tracking_uri(conf)}, fh)
-    log.info("train %s: logged to MLflow run %s (%s), model %s", model_name, run.info.run_id,
-             tracking_uri(conf), info.model_uri)
+    write_json(store.tracking, {"run_id": run.info.run_id, "model_uri": info.model_uri,
+                                "tracking_uri": tracking_uri(conf)})
     return info.model_uri
-
-
-def download_model(conf: Config, uri: str) -> str:
-    """Local path of the ``model.pt`` behind an MLflow model URI."""
-    mlflow = _use(conf)
-    root = mlflow.artifacts.download_artifacts(artifact_uri=uri)
-    for folder, _dirs, files in os.walk(root):
-        if "model.pt" in files:
-            return os.path.join(folder, "model.pt")
-    raise FileNotFoundError(f"{uri}: no model.pt among the model's artifacts ({root})")

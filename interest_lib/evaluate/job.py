@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -19,26 +18,23 @@ import numpy as np
 from pyspark.sql import SparkSession
 
 from interest_lib.conf import Config
-from interest_lib.evaluate.metrics import js_divergence, sliced_ranking_metrics, sparse_to_dense, stage_accuracy
+from interest_lib.metrics import js_divergence, sliced_ranking_metrics, sparse_to_dense, stage_accuracy
 from interest_lib.logs import get_logger
 from interest_lib.models import SEQUENCE_COLUMNS
 from interest_lib.models.baselines import fit_baselines
 from interest_lib.storage import Tables, Txn
-from interest_lib.storage.catalog import GOLD_MODEL_METRICS, GOLD_TRAINING_SEQUENCES
-from interest_lib.training.store import RunStore, latest_run
+from interest_lib.storage.catalog import CONTRACTS, GOLD_MODEL_METRICS, GOLD_TRAINING_SEQUENCES
+from interest_lib.runs import fs
+from interest_lib.runs.store import RunStore, latest_run
 
 log = get_logger(__name__)
 
 def load_split(table_path: str, version: int, split: str, columns: list[str]) -> dict[str, np.ndarray]:
-    """One split of the pinned table as numpy arrays (through the same feed as training)."""
-    from interest_lib.training.feed import DeltaArrowFeed, FeedSpec
+    """One split of the pinned table as numpy arrays, read by the storage layer's snapshot reader
+    with the same column conversion as the training feeds (:mod:`interest_lib.storage.arrays`)."""
+    from interest_lib.storage.arrays import read_arrays
 
-    feed = DeltaArrowFeed(FeedSpec(table_path, version, split, columns, batch_size=8192))
-    parts: dict[str, list] = {}
-    for batch in feed.batches():
-        for key, value in batch.items():
-            parts.setdefault(key, []).append(value.numpy() if hasattr(value, "numpy") else np.asarray(value))
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    return read_arrays(table_path, version, columns, {"split": split})
 
 
 @dataclass
@@ -147,7 +143,7 @@ def evaluate_runs(table_path: str, version: int, runs: dict[str, RunStore], devi
 
 def run_evaluate(spark: SparkSession, conf: Config, tables: Tables) -> EvaluateReport:
     """Evaluate the newest finished runs of both tasks (and all baselines); write gold.model_metrics."""
-    store_root = os.path.abspath(conf.train.store)
+    store_root = fs.canonical(conf.train.store)
     runs = {task: run for task in ("migration", "evolution") if (run := latest_run(store_root, task))}
     if not runs:
         raise FileNotFoundError(f"no finished training run under {store_root}: run `interest train` first")
@@ -164,14 +160,10 @@ def run_evaluate(spark: SparkSession, conf: Config, tables: Tables) -> EvaluateR
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     df = spark.createDataFrame(
         [{**r, "evaluation_id": evaluation_id, "table_version": version, "evaluated_at": now} for r in report.rows],
-        "evaluation_id string, model string, kind string, task string, slice string, metric string, value double, "
-        "rows long, run_id string, table_version long, evaluated_at timestamp")
+        CONTRACTS[GOLD_MODEL_METRICS].ddl())
     tables.write(df, GOLD_MODEL_METRICS, mode="append", txn=Txn(f"evaluate-{evaluation_id}"))
     return report
 
 
 def _table_version(run: RunStore) -> int:
-    import json
-
-    with open(run.lineage) as fh:
-        return int(json.load(fh)["table_version"])
+    return int(run.read_lineage()["table_version"])

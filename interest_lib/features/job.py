@@ -25,7 +25,7 @@ from interest_lib.features.profiles import build_profiles
 from interest_lib.features.sequences import build_sequences, build_vocab, split_bounds
 from interest_lib.features.stages import STAGE, interest_stages
 from interest_lib.features.windows import WINDOW, window_index_col
-from interest_lib.ingest.pseudonymise import pseudonymise_col, resolve_key
+from interest_lib.pseudonymise import pseudonymise_col, resolve_key
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.privacy import dp_settings
 from interest_lib.storage import Tables

@@ -32,7 +32,7 @@ from interest_lib.features.stages import STAGE, STAGES
 from interest_lib.features.windows import (
     INTEREST, ORIGIN, WINDOW, WINDOW_END, WINDOW_START, interest_key, window_index_of,
 )
-from interest_lib.models import FIRST_EVENT_BUCKET, INTERVAL_BUCKETS
+from interest_lib.sequence_contract import FIRST_EVENT_BUCKET, INTERVAL_BUCKETS
 
 VOCAB_KINDS = ("category", "item", "event_type", "text")
 SPLITS = ("train", "validation", "test")
@@ -54,8 +54,8 @@ def build_vocab(events: DataFrame, level: int) -> DataFrame:
 
 
 def interval_bucket(seconds: Column) -> Column:
-    """The bucket of a time gap in seconds (:func:`interest_lib.models.interval_bucket_of`; null,
-    the user's first event, is :data:`~interest_lib.models.FIRST_EVENT_BUCKET`)."""
+    """The bucket of a time gap in seconds (:func:`interest_lib.sequence_contract.interval_bucket_of`;
+    null, the user's first event, is :data:`~interest_lib.sequence_contract.FIRST_EVENT_BUCKET`)."""
     expr = F.lit(len(INTERVAL_BUCKETS) + 2)
     for i, bound in reversed(list(enumerate(INTERVAL_BUCKETS))):
         expr = F.when(seconds < bound, F.lit(i + 2)).otherwise(expr)

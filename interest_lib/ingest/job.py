@@ -42,7 +42,7 @@ from pyspark.storagelevel import StorageLevel
 from interest_lib import schema as S
 from interest_lib.conf import Config, IngestConf
 from interest_lib.errors import InputError
-from interest_lib.ingest.pseudonymise import pseudonymise_col, resolve_key
+from interest_lib.pseudonymise import pseudonymise_col, resolve_key
 from interest_lib.ingest.quarantine import quarantine_record
 from interest_lib.ingest.readers import CORRUPT, RawInput, read_raw, scan_input
 from interest_lib.ingest.validate import REASONS, invalid_utf8, to_events, with_parsed_fields, with_reason

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 from pyspark.sql import Column, functions as F
 
 from interest_lib import schema as S
-from interest_lib.ingest.pseudonymise import pseudonymise_col
+from interest_lib.pseudonymise import pseudonymise_col
 from interest_lib.ingest.readers import CORRUPT, raw_record
 
 # A JSON member "user_id": value (key in any case), the value quoted (possibly cut off by the end

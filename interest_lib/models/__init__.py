@@ -9,11 +9,14 @@ model; its hyper-parameters are ``conf.models.<name>``. Baselines live in
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from interest_lib.conf.models import TASKS, model_names, model_spec
+from interest_lib.sequence_contract import (  # noqa: F401  (re-exported: the models' inputs)
+    FIRST_EVENT_BUCKET, INTERVAL_BUCKETS, NUM_INTERVAL_BUCKETS, default_session_bucket,
+    interval_bucket_of,
+)
 
 __all__ = ["TASKS", "registered_models", "model_task", "model_class", "model_params", "build_model", "InputSizes"]
 
@@ -26,17 +29,6 @@ EVOLUTION_LABELS = ["next_dist_category", "next_dist_share", "next_stage"]
 #: Every model column: what evaluation and baseline fitting load.
 SEQUENCE_COLUMNS = INPUT_COLUMNS + MIGRATION_LABELS + EVOLUTION_LABELS
 
-#: ``ev_interval``: upper bounds (seconds) of the time-gap buckets 2..7 (bucket 8: longer;
-#: bucket 1: the user's first event; 0: padding). Written by the featurize job, read by the models.
-INTERVAL_BUCKETS = (60, 300, 1800, 7200, 86400, 7 * 86400)
-FIRST_EVENT_BUCKET = 1
-
-
-def interval_bucket_of(seconds: float) -> int:
-    """The ``ev_interval`` bucket of a gap of ``seconds`` since the previous event."""
-    return 2 + bisect.bisect_right(INTERVAL_BUCKETS, seconds)
-
-
 @dataclass
 class InputSizes:
     """Shapes of the model inputs: the largest index of each id kind in ref.vocab (0 is
@@ -47,7 +39,10 @@ class InputSizes:
     texts: int
     top_k: int = 5
     event_types: int = 7
-    intervals: int = len(INTERVAL_BUCKETS) + 2
+    intervals: int = NUM_INTERVAL_BUCKETS
+    session_bucket: int = field(default_factory=default_session_bucket)
+    """First ``ev_interval`` bucket that starts a session (from ``sessionize.gap_minutes``,
+    :mod:`interest_lib.sequence_contract`); saved with the model."""
 
 
 def registered_models(task: Optional[str] = None, conf_dir=None) -> list[str]:

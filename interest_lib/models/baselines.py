@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from interest_lib.evaluate.metrics import check_ids, normalise_rows, sparse_to_dense
+from interest_lib.metrics import check_ids, normalise_rows, sparse_to_dense
 
 PRIOR = 1e-6  # weight of the popularity prior that breaks ties
 

@@ -14,9 +14,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from interest_lib.models import (
-    EVENT_COLUMNS, FIRST_EVENT_BUCKET, MIGRATION_LABELS, WINDOW_COLUMNS, interval_bucket_of,
-)
+from interest_lib.models import EVENT_COLUMNS, FIRST_EVENT_BUCKET, MIGRATION_LABELS, WINDOW_COLUMNS
+from interest_lib.sequence_contract import default_session_bucket
 NUM_STAGES = 5  # 0 = unknown, then initial / developing / stable / fading
 _EPS = 1e-3
 
@@ -55,25 +54,24 @@ def decayed_history(categories: torch.Tensor, num_categories: int, half_life: fl
 TRAJECTORY_WINDOWS = 8
 _EVENT_HALF_LIVES = (3.0, 10.0, 30.0)
 _SESSION_HALF_LIVES = (1.0, 2.0, 4.0, float("inf"))
-#: Interval buckets from this one up start a session: gaps of 30 minutes or more (the default
-#: ``sessionize.gap_minutes``, and a bucket bound), as does the user's first event.
-_NEW_SESSION_BUCKET = interval_bucket_of(30 * 60)
 #: Per-category history features of :func:`category_features` (their count, then as many logs).
 NUM_CATEGORY_FEATURES = 8 + len(_EVENT_HALF_LIVES) + 1 + 2 * TRAJECTORY_WINDOWS + len(_SESSION_HALF_LIVES)
 
 
 def session_history(categories: torch.Tensor, intervals: torch.Tensor, num_categories: int,
-                    half_life: float) -> torch.Tensor:
+                    half_life: float, session_bucket: Optional[int] = None) -> torch.Tensor:
     """Category frequencies over the event sequence's sessions, [B, C+1], rows sum to 1.
 
     Each session counts once whatever its length (its events share its weight), and sessions
     are weighted ``0.5 ** (sessions_back / half_life)`` (the last one 1; ``inf`` = all equal).
-    Sessions start at the first event and after gaps of 30 minutes or more (the interval
-    bucket). Users browse one interest per session, so a session, not an event, is one draw of
+    Sessions start at the first event and at interval buckets from ``session_bucket`` up (the
+    model's ``vocab.session_bucket``, from ``sessionize.gap_minutes``; default: the default
+    gap's). Users browse one interest per session, so a session, not an event, is one draw of
     the user's current interests.
     """
     real = (categories != 0).float()
-    starts = ((intervals >= _NEW_SESSION_BUCKET) | (intervals == FIRST_EVENT_BUCKET)).long()
+    session_bucket = default_session_bucket() if session_bucket is None else session_bucket
+    starts = ((intervals >= session_bucket) | (intervals == FIRST_EVENT_BUCKET)).long()
     # Sessions after each event's own: 0 for the most recent session.
     back = torch.flip(torch.cumsum(torch.flip(starts, [1]), 1), [1]) - starts
     back = back.clamp(0, categories.shape[1] - 1)
@@ -90,7 +88,8 @@ def _last_windows(x: torch.Tensor, n: int) -> torch.Tensor:
     return F.pad(x, (max(0, n - x.shape[-1]), 0))[..., -n:]
 
 
-def category_features(batch: dict, num_categories: int, top_k: int) -> torch.Tensor:
+def category_features(batch: dict, num_categories: int, top_k: int,
+                      session_bucket: Optional[int] = None) -> torch.Tensor:
     """What each row's history says about each category, [B, C+1, 2 * NUM_CATEGORY_FEATURES].
 
     Per category: its share in the last three window profiles; the last two windows' new
@@ -127,7 +126,7 @@ def category_features(batch: dict, num_categories: int, top_k: int) -> torch.Ten
     parts += list(_last_windows(windows, TRAJECTORY_WINDOWS).unbind(-1))
     parts += list(_last_windows(fresh, TRAJECTORY_WINDOWS).unbind(-1))
     if "ev_category" in batch and "ev_interval" in batch:
-        parts += [session_history(batch["ev_category"], batch["ev_interval"], num_categories, h)
+        parts += [session_history(batch["ev_category"], batch["ev_interval"], num_categories, h, session_bucket)
                   for h in _SESSION_HALF_LIVES]
     else:
         parts += [zeros] * len(_SESSION_HALF_LIVES)

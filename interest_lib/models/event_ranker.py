@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from interest_lib.event_stream import make_targets, score_targets, time_cut
+from interest_lib.metrics import all_ranks
 from interest_lib.models.event_baselines import (
     DAY_NS, DecayedState, EventBaseline, Markov, TifuKnn, _l1,
 )
@@ -268,8 +270,6 @@ class LearnedRanker(EventBaseline):
 
     def fit(self, log, n: int) -> "LearnedRanker":
         """Replay the history up to event ``n``, train on it, and leave the state at event ``n``."""
-        from interest_lib.evaluate.event_protocol import make_targets, score_targets, time_cut
-
         import torch
 
         p = self.params
@@ -403,8 +403,6 @@ class _Net:
 
 def _ndcg_at_10(scores: np.ndarray, counts: np.ndarray) -> float:
     """NDCG@10 of every target event (count-weighted) against its basket's scores, ties against it."""
-    from interest_lib.evaluate.event_protocol import all_ranks
-
     ranks = all_ranks(scores)
     w = counts[:, 1:]
     gain = np.where(ranks <= 10, 1.0 / np.log2(ranks + 1.0), 0.0)

@@ -74,7 +74,7 @@ class Model(nn.Module):
         states, _ = self.gru(self.proj(windows))
         h = states[:, -1]
         last = windows[:, -1]
-        features = category_features(batch, self.vocab.categories, self.vocab.top_k)
+        features = category_features(batch, self.vocab.categories, self.vocab.top_k, self.vocab.session_bucket)
         top_scaled = last / last.amax(-1, keepdim=True).clamp_min(1e-12)  # the top interest = 1
         logits = (self.scorer(features, h) + self.transition(top_scaled)
                   + self.persistence_gain * log_prior(last))

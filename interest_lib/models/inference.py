@@ -26,7 +26,7 @@ def load_trained(path, device: str = "cpu"):
     or a file-like object holding its bytes)."""
     from interest_lib.conf import model_spec
     from interest_lib.models import build_model
-    from interest_lib.training.store import load_record
+    from interest_lib.runs.store import load_record
 
     record = load_record(path, map_location=device)
     params = model_spec(record["model_name"]).params(**record["params"])

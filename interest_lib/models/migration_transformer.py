@@ -76,7 +76,7 @@ class Model(MigrationModelBase):
         h = self.final_norm(self.blocks(x, mask=attn))
         history, window = self.priors(batch)
         last = h[:, -1] + self.window_proj(window)
-        features = category_features(batch, self.vocab.categories, self.vocab.top_k)
+        features = category_features(batch, self.vocab.categories, self.vocab.top_k, self.vocab.session_bucket)
         logits = self.head(last, history, window) + self.scorer(features, last)
         stay = (torch.softmax(logits, -1) * (window > 0)).sum(-1, keepdim=True)
         return {

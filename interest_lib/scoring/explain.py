@@ -19,17 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from interest_lib.models import FIRST_EVENT_BUCKET, interval_bucket_of
+from interest_lib.sequence_contract import FIRST_EVENT_BUCKET, new_session_bucket  # noqa: F401  (re-exported)
 
 #: Longest reason stored (characters); longer ones are cut with an ellipsis.
 MAX_CHARS = 159
 #: Longest category key quoted in a reason; longer keys are cut.
 MAX_KEY_CHARS = 40
-
-
-def new_session_bucket(gap_minutes: float) -> int:
-    """The first ``ev_interval`` bucket that starts a session for a ``gap_minutes`` inactivity gap."""
-    return interval_bucket_of(gap_minutes * 60)
 
 
 def recent_sessions(categories: np.ndarray, intervals: np.ndarray, session_bucket: int,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -35,24 +34,36 @@ from interest_lib.features.windows import ORIGIN, WINDOW, window_index_of
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.models import INPUT_COLUMNS, SEQUENCE_COLUMNS
 from interest_lib.scoring.predictors import Predictor, baseline_predictor, model_predictor
-from interest_lib.scoring.explain import explain_batch, new_session_bucket
+from interest_lib.scoring.explain import explain_batch
+from interest_lib.sequence_contract import default_session_bucket, new_session_bucket
 from interest_lib.scoring.recommend import recommend
 from interest_lib.storage import Tables
 from interest_lib.storage.catalog import (
-    GOLD_RECOMMENDATIONS, GOLD_TRAINING_SEQUENCES, GOLD_USER_INTEREST_SCORES, REF_VOCAB,
+    CONTRACTS, GOLD_RECOMMENDATIONS, GOLD_TRAINING_SEQUENCES, GOLD_USER_INTEREST_SCORES, REF_VOCAB,
     SILVER_EVENTS_SESSIONIZED, SILVER_INTEREST_STAGES, SILVER_USER_INTEREST_WINDOWS,
 )
-from interest_lib.training.store import latest_run
+from interest_lib.runs import fs
+from interest_lib.runs.store import latest_run
 
 log = get_logger(__name__)
 
-#: What the scoring UDF returns per user (arrays of category keys, not ids).
-UDF_SCHEMA = (
-    "user_id string, window long, next_categories array<string>, next_probs array<float>, "
-    "p_switch float, forecast_categories array<string>, forecast_shares array<float>, "
-    "forecast_stage string, rec_categories array<string>, rec_scores array<float>, rec_reasons array<string>, "
-    "explanation string, rec_explanations array<string>"
-)
+def _udf_schema() -> str:
+    """What the scoring UDF returns per user (arrays of category keys, not ids): columns of
+    gold.user_interest_scores, and per user an array of each gold.recommendations column, typed
+    by the two tables' contracts."""
+    scores, recs = CONTRACTS[GOLD_USER_INTEREST_SCORES], CONTRACTS[GOLD_RECOMMENDATIONS]
+
+    def per_rec(*pairs):
+        return ", ".join(f"{name} array<{recs.type_of(column)}>" for name, column in pairs)
+    return ", ".join([
+        scores.ddl([S.USER_ID, WINDOW, "next_categories", "next_probs", "p_switch", "forecast_categories",
+                    "forecast_shares", "forecast_stage"]),
+        per_rec(("rec_categories", "category"), ("rec_scores", "score"), ("rec_reasons", "reason")),
+        scores.ddl(["explanation"]), per_rec(("rec_explanations", "explanation"))])
+
+
+#: What the scoring UDF returns per user (see :func:`_udf_schema`).
+UDF_SCHEMA = _udf_schema()
 
 
 @dataclass
@@ -83,12 +94,13 @@ def _arrays(pdf: pd.DataFrame) -> dict:
 
 def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, n_recs: int,
                      explore_share: float, batch_size: int, device: str, window_top_k: int,
-                     session_bucket: int = new_session_bucket(30)):
+                     session_bucket: Optional[int] = None):
     """The ``mapInPandas`` function: predictor broadcast + settings -> scored pandas batches
     (``session_bucket``: the ``ev_interval`` bucket that starts a session, for the reasons)."""
-    from interest_lib.evaluate.metrics import sparse_to_dense, top_k as top_entries
+    from interest_lib.metrics import sparse_to_dense, top_k as top_entries
 
     stage_names = np.array(["", *STAGES], dtype=object)
+    session_bucket = default_session_bucket() if session_bucket is None else session_bucket
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         migration, evolution = predictors.value
@@ -122,7 +134,7 @@ def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, 
 
 
 def _predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
-    store_root = os.path.abspath(conf.train.store)
+    store_root = fs.canonical(conf.train.store)
     chosen, train = {}, None
     version = tables.version(GOLD_TRAINING_SEQUENCES)
     for task, source in (("migration", conf.score.migration), ("evolution", conf.score.evolution)):
@@ -133,14 +145,15 @@ def _predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
                                         f"--model {task}` first, or set score.{task} to a baseline name")
             chosen[task] = model_predictor(task, run.model)
         elif ":/" in source:
-            from interest_lib.tracking import download_model
+            from interest_lib.runs.tracking import download_model
 
             chosen[task] = model_predictor(task, download_model(conf, source))
         else:
             if train is None:
-                from interest_lib.evaluate.job import load_split
+                from interest_lib.storage.arrays import read_arrays
 
-                train = load_split(tables.path(GOLD_TRAINING_SEQUENCES), version, "train", SEQUENCE_COLUMNS)
+                train = read_arrays(tables.path(GOLD_TRAINING_SEQUENCES), version, SEQUENCE_COLUMNS,
+                                    {"split": "train"})
             n_cat = int(max(train["ev_category"].max(), train["win_category"].max(), train["next_category"].max()))
             chosen[task] = baseline_predictor(task, source, train, n_cat, version, conf.features.top_k)
     return chosen["migration"], chosen["evolution"]

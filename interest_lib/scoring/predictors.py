@@ -42,7 +42,7 @@ class Predictor:
         return predict_arrays(_LOADED[key], arrays, batch_size, device)
 
     def _predict_baseline(self, arrays: dict) -> dict:
-        from interest_lib.evaluate.metrics import sparse_to_dense
+        from interest_lib.metrics import sparse_to_dense
 
         if self.task == "migration":
             probs = self.baseline.forecast(arrays)
@@ -55,10 +55,10 @@ class Predictor:
 
 def model_predictor(task: str, model_path: str) -> Predictor:
     """The predictor of a trained model's ``model.pt`` (from a run store or an MLflow model)."""
-    from interest_lib.training.store import load_record
+    from interest_lib.runs import fs
+    from interest_lib.runs.store import load_record
 
-    with open(model_path, "rb") as fh:
-        data = fh.read()
+    data = fs.read_bytes(model_path)
     record = load_record(io.BytesIO(data))
     if record["task"] != task:
         raise ValueError(f"{model_path} is a {record['task']} model, not a {task} model")

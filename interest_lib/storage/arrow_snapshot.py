@@ -1,11 +1,7 @@
-"""Read one version of a Delta table without Spark or a JVM: delta-rs lists it, pyarrow reads it.
+"""Read one version of a Delta table without Spark or a JVM, and query it with SQL.
 
-delta-rs (``deltalake``) replays the Delta log and lists the version's live data files
-(``DeltaTable.get_add_actions``); pyarrow reads those Parquet files. Partition columns are not
-stored in the files: each add action carries its file's values (``partition.<name>``, typed or as
-strings depending on the delta-rs release), which are cast to the table schema's type and given
-to pyarrow as the file's partition expression. Paths in the log are URL-encoded (a partition
-value ``a b`` lives in the folder ``k=a%20b``, logged as ``k=a%2520b``), so they are unquoted once.
+The snapshot (live files, partition values, schema) comes from the storage layer's one reader,
+:mod:`interest_lib.storage.snapshot`; this module adds whole-table reads and SQL on top.
 
 This serves readers that must not depend on Spark (tests, notebooks, benches) and environments
 whose pyarrow is older than 16 (the design card's 14.0.2), which cannot import the
@@ -13,21 +9,18 @@ whose pyarrow is older than 16 (the design card's 14.0.2), which cannot import t
 that engine when pyarrow can take its results and with DuckDB over :func:`read_snapshot`
 otherwise.
 
-Tables with column mapping, and versions with deletion vectors, are refused rather than misread:
-their files alone do not give the rows (delta-rs' engine reads them). The
-``DeltaTable.to_pyarrow_*`` / ``to_pandas`` methods are deliberately not used: with deltalake
-1.6.6 they can abort the interpreter at exit.
+Tables with column mapping, and versions with deletion vectors, are refused rather than misread
+(see :class:`~interest_lib.storage.snapshot.Snapshot`).
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Union
-from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from pyarrow import fs
+
+from interest_lib.storage.snapshot import open_snapshot
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,24 +35,6 @@ ENGINES = ("auto", "delta-rs", "duckdb")
 def delta_rs_engine_usable() -> bool:
     """True when this pyarrow (>= 16) can import delta-rs' query results (``string_view`` columns)."""
     return int(pa.__version__.split(".")[0]) >= 16
-
-
-def _filesystem(path: str) -> tuple[fs.FileSystem, str]:
-    if "://" in path:
-        filesystem, root = fs.FileSystem.from_uri(path)
-        return filesystem, root.rstrip("/")
-    return fs.LocalFileSystem(), os.path.abspath(path)
-
-
-def _partition_expression(add: dict, schema: pa.Schema) -> ds.Expression:
-    expression = ds.scalar(True)
-    for field in schema:
-        key = f"partition.{field.name}"
-        if key in add:
-            value = add[key]
-            expression &= (ds.field(field.name).is_null() if value is None
-                           else ds.field(field.name) == pa.scalar(value).cast(field.type))
-    return expression
 
 
 def snapshot_dataset(path: str, version: Optional[int] = None) -> ds.Dataset:
@@ -79,26 +54,7 @@ def snapshot_dataset(path: str, version: Optional[int] = None) -> ds.Dataset:
             columns by physical name) or the version has deletion vectors (its files still hold
             deleted rows); a table that merely allows deletion vectors is read.
     """
-    from deltalake import DeltaTable
-    from deltalake.exceptions import DeltaProtocolError
-
-    table = DeltaTable(path, version=version)
-    features = set(table.protocol().reader_features or ())
-    mapping = table.metadata().configuration.get("delta.columnMapping.mode") or "none"
-    if mapping != "none" or "columnMapping" in features:
-        raise DeltaProtocolError(f"Delta table {path} uses column mapping (mode {mapping}): its files "
-                                 "hold physical column names; read it with delta-rs' engine")
-    if "deletionVectors" in features and any(batch.num_rows for batch in table.deletion_vectors()):
-        raise DeltaProtocolError(f"Delta table {path} version {table.version()} has deletion vectors: "
-                                 "its files still hold deleted rows; read it with delta-rs' engine")
-    schema = pa.schema(table.schema().to_arrow())
-    filesystem, root = _filesystem(path)
-    files, partitions = [], []
-    for add in pa.table(table.get_add_actions(flatten=True)).to_pylist():
-        files.append(f"{root}/{unquote(add['path'])}")
-        partitions.append(_partition_expression(add, schema))
-    return ds.FileSystemDataset.from_paths(files, schema=schema, format=ds.ParquetFileFormat(),
-                                           filesystem=filesystem, partitions=partitions)
+    return open_snapshot(path, version).dataset()
 
 
 def read_snapshot(path: str, version: Optional[int] = None,

@@ -1,11 +1,15 @@
 """Table names, defined once, and where each table lives under the warehouse.
 
-A table name is ``<layer>.<table>``; its folder is ``<warehouse>/<layer>/<table>``.
+A table name is ``<layer>.<table>``; its folder is ``<warehouse>/<layer>/<table>``. Each table
+declares its contract (:data:`CONTRACTS`: columns and types, partitioning, keys), which every write
+is checked against.
 """
 
 from __future__ import annotations
 
 import os
+
+from interest_lib.storage.contracts import TableContract
 
 BRONZE_EVENTS = "bronze.events"
 BRONZE_QUARANTINE = "bronze.events_quarantine"
@@ -45,6 +49,98 @@ TABLES = {
     GOLD_RECOMMENDATIONS: "per user and as-of date: ranked categories, each marked exploit (current / forecast interest) or explore (likely migration)",
     GOLD_MODEL_METRICS: "per evaluation: every baseline's and model's test metrics (HR, NDCG, MRR, JS, stage accuracy)",
 }
+
+
+
+# --- contracts: columns (Spark simple types), partitioning, keys (storage/contracts.py) ----------
+_EVENT_COUNTS = tuple((f"n_{t}", "bigint") for t in
+                      ("view", "click", "search", "favourite", "cart", "purchase", "review"))
+_EVENT = (("event_id", "string"), ("user_id", "string"), ("item_id", "string"),
+          ("category_id", "string"), ("category_path", "string"), ("event_type", "string"),
+          ("event_time", "timestamp"), ("event_date", "date"), ("text", "string"), ("price", "double"),
+          ("source", "string"), ("ingest_batch", "bigint"), ("ingested_at", "timestamp"))
+_EMBEDDING = (("model", "string"), ("dim", "int"), ("embedding", "array<float>"),
+              ("embedded_at", "timestamp"))
+
+#: Every table's contract: each write on either engine is checked against it
+#: (:func:`~interest_lib.storage.contracts.check_columns`); gold schemas are built from it.
+CONTRACTS: dict[str, TableContract] = {
+    BRONZE_EVENTS: TableContract(_EVENT, partition_by=("event_date",), keys=("event_id",)),
+    BRONZE_QUARANTINE: TableContract((
+        ("record_type", "string"), ("raw_record", "string"), ("reason", "string"),
+        ("source_file", "string"), ("ingest_batch", "bigint"), ("ingested_at", "timestamp"))),
+    REF_ITEMS: TableContract((
+        ("item_id", "string"), ("title", "string"), ("description", "string"),
+        ("category_id", "string"), ("category_path", "string"), ("price", "double")), keys=("item_id",)),
+    REF_PLANTED_MIGRATIONS: TableContract((
+        ("raw_user_id", "string"), ("migration_time", "timestamp"), ("from_category", "string"),
+        ("to_category", "string"), ("kind", "string"))),
+    SILVER_SESSIONS: TableContract((
+        ("session_id", "string"), ("user_id", "string"), ("session_start", "timestamp"),
+        ("session_end", "timestamp"), ("session_date", "date"), ("duration_s", "bigint"),
+        ("n_events", "bigint"), *_EVENT_COUNTS, ("categories_visited", "array<string>"),
+        ("dominant_category", "string"), ("has_purchase", "boolean")),
+        partition_by=("session_date",), keys=("session_id",)),
+    SILVER_EVENTS_SESSIONIZED: TableContract((*_EVENT, ("session_id", "string")),
+                                             partition_by=("event_date",), keys=("event_id",)),
+    SILVER_USER_INTEREST_WINDOWS: TableContract((
+        ("user_id", "string"), ("window", "bigint"), ("window_start", "timestamp"),
+        ("window_end", "timestamp"), ("n_events", "bigint"), ("n_sessions", "bigint"), *_EVENT_COUNTS,
+        ("windows_since_prev", "bigint"), ("window_categories", "array<string>"),
+        ("window_shares", "array<double>"), ("profile_categories", "array<string>"),
+        ("profile_shares", "array<double>"), ("top_categories", "array<string>"), ("entropy", "double"),
+        ("text_vector", "array<float>")), keys=("user_id", "window")),
+    SILVER_INTEREST_MIGRATIONS: TableContract((
+        ("user_id", "string"), ("window", "bigint"), ("window_start", "timestamp"),
+        ("confirmed_window", "bigint"), ("from_category", "string"), ("to_category", "string"),
+        ("from_categories", "array<string>"), ("to_categories", "array<string>"),
+        ("divergence", "double"), ("magnitude", "double"), ("kind", "string")), keys=("user_id", "window")),
+    SILVER_INTEREST_STAGES: TableContract((
+        ("user_id", "string"), ("window", "bigint"), ("window_start", "timestamp"), ("interest", "string"),
+        ("share", "double"), ("trend", "double"), ("persistence", "double"), ("age", "bigint"),
+        ("stage", "string")), keys=("user_id", "window", "interest")),
+    REF_VOCAB: TableContract((("kind", "string"), ("key", "string"), ("idx", "int")), keys=("kind", "key")),
+    GOLD_MIGRATION_FLOWS: TableContract((
+        ("window", "bigint"), ("window_start", "timestamp"), ("from_category", "string"),
+        ("to_category", "string"), ("users", "bigint"), ("dp_epsilon", "double"), ("dp_delta", "double")),
+        keys=("window", "from_category", "to_category")),
+    GOLD_TRAINING_SEQUENCES: TableContract((
+        ("user_id", "string"), ("window", "bigint"), ("cutoff", "timestamp"), ("split", "string"),
+        ("ev_category", "array<int>"), ("ev_item", "array<int>"), ("ev_type", "array<int>"),
+        ("ev_interval", "array<int>"), ("ev_text", "array<int>"), ("win_category", "array<int>"),
+        ("win_share", "array<double>"), ("next_category", "int"), ("is_switch", "boolean"),
+        ("next_dist_category", "array<int>"), ("next_dist_share", "array<double>"), ("next_stage", "int")),
+        partition_by=("split",), keys=("user_id", "window")),
+    REF_ITEM_EMBEDDINGS: TableContract((("item_id", "string"), ("text_hash", "string"), *_EMBEDDING),
+                                       keys=("item_id",)),
+    REF_TEXT_EMBEDDINGS: TableContract((("text_hash", "string"), ("text", "string"), *_EMBEDDING),
+                                       keys=("text_hash",)),
+    GOLD_MODEL_METRICS: TableContract((
+        ("evaluation_id", "string"), ("model", "string"), ("kind", "string"), ("task", "string"),
+        ("slice", "string"), ("metric", "string"), ("value", "double"), ("rows", "bigint"),
+        ("run_id", "string"), ("table_version", "bigint"), ("evaluated_at", "timestamp")),
+        keys=("evaluation_id", "model", "task", "slice", "metric")),
+    GOLD_USER_INTEREST_SCORES: TableContract((
+        ("user_id", "string"), ("as_of", "timestamp"), ("window", "bigint"),
+        ("next_categories", "array<string>"), ("next_probs", "array<float>"), ("p_switch", "float"),
+        ("forecast_categories", "array<string>"), ("forecast_shares", "array<float>"),
+        ("forecast_stage", "string"),
+        ("current_interests", "array<struct<category:string,share:double,stage:string>>"),
+        ("explanation", "string"), ("migration_model", "string"), ("migration_version", "string"),
+        ("evolution_model", "string"), ("evolution_version", "string"),
+        ("training_table_version", "bigint"), ("score_run_id", "string"), ("scored_at", "timestamp"),
+        ("as_of_date", "date")), partition_by=("as_of_date",), keys=("user_id", "as_of_date")),
+    GOLD_RECOMMENDATIONS: TableContract((
+        ("user_id", "string"), ("as_of", "timestamp"), ("rank", "int"), ("category", "string"),
+        ("score", "float"), ("reason", "string"), ("explanation", "string"), ("score_run_id", "string"),
+        ("as_of_date", "date")), partition_by=("as_of_date",), keys=("user_id", "as_of_date", "rank")),
+}
+assert set(CONTRACTS) == set(TABLES), "every catalog table declares its contract"
+
+
+def contract(name: str) -> "TableContract | None":
+    """The contract of table ``name``; None for a table outside the catalog (tests' own tables)."""
+    return CONTRACTS.get(name)
 
 
 def table_path(warehouse: str, name: str) -> str:

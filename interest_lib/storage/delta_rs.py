@@ -17,8 +17,9 @@ first (the log's put-if-absent decides), and the failure is raised as
 :class:`ConcurrentWriteError` with this write's files deleted. Blind appends without an
 ``expected_version`` keep delta-rs' retries: they conflict with nothing.
 
-Read: the snapshot's live files (``get_add_actions``) are handed to Spark's Parquet reader with
-the table schema; partition columns come back from the Hive-style folder names.
+Read: the snapshot's live files (listed by :mod:`interest_lib.storage.snapshot`, the storage
+layer's one snapshot reader) are handed to Spark's Parquet reader with the table schema;
+partition columns come back from the Hive-style folder names.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ from interest_lib.storage.engine import (
     ConcurrentWriteError, DeltaEngine, SchemaMismatchError, TableError, TableNotFoundError,
     WriteResult, stale_read_message,
 )
+from interest_lib.storage.contracts import check_write
 from interest_lib.storage.faults import commit_boundary
+from interest_lib.storage.snapshot import Snapshot, open_snapshot
 
 log = get_logger(__name__)
 
@@ -188,27 +191,25 @@ class DeltaRsEngine(DeltaEngine):
 
         return DeltaTable.is_deltatable(_local(path))
 
-    @staticmethod
-    def _schema_of(table):
-        return from_arrow_schema(pa.schema(table.schema().to_arrow()))
-
-    @staticmethod
-    def _files_of(table) -> list[str]:
-        return [str(p) for p in pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()]
+    def _snapshot(self, path: str, version: Optional[int] = None) -> Snapshot:
+        local = _local(path)
+        if not self.exists(local):
+            raise TableNotFoundError(f"no Delta table at {local}")
+        return open_snapshot(local, version, check_readable=False)
 
     def spark_schema(self, path: str, version: Optional[int] = None):
         """The table schema as a Spark StructType."""
-        return self._schema_of(self._table(path, version))
+        return from_arrow_schema(self._snapshot(path, version).schema)
 
     def live_files(self, path: str, version: Optional[int] = None) -> list[str]:
-        """Relative paths of the snapshot's live data files."""
-        return self._files_of(self._table(path, version))
+        """Relative paths of the snapshot's live data files (as the log records them)."""
+        return [f.log_path for f in self._snapshot(path, version).files]
 
     def read(self, path: str, version: Optional[int] = None) -> DataFrame:
         local = _local(path)
-        table = self._table(local, version)  # one snapshot for both the schema and the files
-        schema = self._schema_of(table)
-        files = [os.path.join(local, unquote(p)) for p in self._files_of(table)]
+        snapshot = self._snapshot(local, version)  # one snapshot for both the schema and the files
+        schema = from_arrow_schema(snapshot.schema)
+        files = [f.path for f in snapshot.files]
         if not files:
             return self.spark.createDataFrame([], schema)
         df = self.spark.read.schema(schema).option("basePath", local).parquet(*files)
@@ -360,20 +361,17 @@ class DeltaRsEngine(DeltaEngine):
 
         if base < 0:
             return []
-        actions = pa.table(self._table(local, base).get_add_actions(flatten=False)).to_pylist()
         now_ms = int(time.time() * 1000)
         removes = []
-        for action in actions:
-            pvalues = {k: _partition_text(v) for k, v in (action.get("partition") or {}).items()}
-            if not keep(action["path"], pvalues):
-                removes.append(RemoveAction(
-                    action["path"], True, now_ms, action.get("size_bytes"),
-                    pvalues,
-                ))
+        for live in self._snapshot(local, base).files:
+            pvalues = {k: _partition_text(v) for k, v in live.partition.items()}
+            if not keep(live.log_path, pvalues):
+                removes.append(RemoveAction(live.log_path, True, now_ms, live.size, pvalues))
         return removes
 
     def write(self, df, path, mode, partition_by, txn, name, expected_version=None) -> WriteResult:
         local = _local(path)
+        check_write(name, df.schema, partition_by)
         base = self._base_version(local, name, expected_version)
         self._check_schema(df, local, name, base)
         # Only a blind append (no removes, computed from no read of the table) may be retried
@@ -397,6 +395,7 @@ class DeltaRsEngine(DeltaEngine):
               expected_version=None) -> WriteResult:
         """Copy-on-write MERGE: rewrite only the files that hold a matching key."""
         local = _local(path)
+        check_write(name, source.drop(delete_flag).schema if delete_flag else source.schema, partition_by)
         upserts = source.filter(~F.col(delete_flag)).drop(delete_flag) if delete_flag else source
         base = self._base_version(local, name, expected_version)
         if base < 0:

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, functions as F
 from interest_lib.storage.engine import (
     ConcurrentWriteError, DeltaEngine, TableNotFoundError, WriteResult, stale_read_message,
 )
+from interest_lib.storage.contracts import check_write
 from interest_lib.storage.faults import commit_boundary
 
 
@@ -51,6 +52,7 @@ class DeltaSparkEngine(DeltaEngine):
             raise ConcurrentWriteError(stale_read_message(name, expected, current))
 
     def write(self, df, path, mode, partition_by, txn, name, expected_version=None) -> WriteResult:
+        check_write(name, df.schema, partition_by)
         self._check_expected(path, name, expected_version)
         writer = df.write.format("delta").option("userMetadata", f"interest:{name}:{mode}")
         if txn:
@@ -68,6 +70,7 @@ class DeltaSparkEngine(DeltaEngine):
 
     def merge(self, source, path, keys, delete_flag, partition_by, txn, name,
               expected_version=None) -> WriteResult:
+        check_write(name, source.drop(delete_flag).schema if delete_flag else source.schema, partition_by)
         self._check_expected(path, name, expected_version)
         if not self.exists(path):
             upserts = source.filter(~F.col(delete_flag)).drop(delete_flag) if delete_flag else source

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+if TYPE_CHECKING:  # the error classes and Txn are imported by Spark-free readers too
+    from pyspark.sql import DataFrame, SparkSession
 
 WRITE_MODES = ("append", "overwrite", "overwrite-partitions")
 

@@ -26,21 +26,17 @@ import abc
 import heapq
 import itertools
 import math
-import os
-import posixpath
 from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple, Union
-from urllib.parse import unquote
 
-import deltalake
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch
 
 from interest_lib.registry import FEEDS, resolve
+from interest_lib.storage.arrays import column_to_numpy, is_list, numpy_dtype, supported
+from interest_lib.storage.snapshot import open_snapshot
 
 __all__ = ["Batch", "FeedSpec", "Feed", "DeltaArrowFeed", "FEEDS", "make_feed"]
 
@@ -150,22 +146,8 @@ def _quota_split(units: list[_Unit], world_size: int) -> list[list[_Unit]]:
     return owned
 
 
-def _numpy_dtype(arrow_type: pa.DataType) -> np.dtype | None:
-    """The numpy dtype a scalar Arrow type is delivered as (``object`` = list of str), or None."""
-    if pa.types.is_integer(arrow_type) or pa.types.is_timestamp(arrow_type):
-        return np.dtype(np.int64)
-    if pa.types.is_floating(arrow_type):
-        return np.dtype(np.float32)
-    if pa.types.is_boolean(arrow_type):
-        return np.dtype(bool)
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return np.dtype(object)
-    return None
-
-
-def _is_list(arrow_type: pa.DataType) -> bool:
-    """Whether the Arrow type is a (large) list."""
-    return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)
+#: Kept under their old names for the petastorm feed and older callers (storage.arrays owns them).
+_numpy_dtype, _is_list = numpy_dtype, is_list
 
 
 def shuffled_batches(chunks: Iterable[dict], spec: FeedSpec, rng: np.random.Generator) -> Iterator[Batch]:
@@ -197,6 +179,44 @@ def shuffled_batches(chunks: Iterable[dict], spec: FeedSpec, rng: np.random.Gene
         yield from emit(buffer, order[:n // size * size if spec.drop_last else n])
 
 
+class SplitListing(NamedTuple):
+    """What every feed needs to know of its split before reading a row."""
+
+    where: str
+    """``Delta table <path> version <v>``, for messages."""
+    filesystem: object
+    """The pyarrow filesystem the unit paths live in."""
+    units: list[_Unit]
+    """The split's non-empty row groups, in path order."""
+    types: dict[str, pa.DataType]
+    """Requested column -> its Parquet type."""
+
+
+def list_split(spec: FeedSpec) -> SplitListing:
+    """List the split of the pinned snapshot with the storage layer's snapshot reader (files,
+    partition values, row groups) and check the requested columns.
+
+    Raises ValueError, naming the table and version, when the split has no rows or a column
+    does not exist or has an unsupported type.
+    """
+    where = f"Delta table {spec.table_path} version {spec.version}"
+    snapshot = open_snapshot(spec.table_path, spec.version)
+    if spec.split and "split" not in snapshot.partition_columns:
+        raise ValueError(f"{where} is not partitioned by split")
+    row_groups, schema = snapshot.row_groups(snapshot.select({"split": spec.split} if spec.split else None))
+    units = [_Unit(r.path, r.row_group, r.rows) for r in row_groups]
+    if not units:
+        raise ValueError(f"{where}: no rows for split {spec.split!r}")
+    missing = [c for c in spec.columns if c not in schema.names]
+    if missing or not spec.columns:
+        raise ValueError(f"{where}: unknown columns {missing or spec.columns}; available: {schema.names}")
+    types = {c: schema.field(c).type for c in spec.columns}
+    for column, arrow_type in types.items():
+        if not supported(arrow_type):
+            raise ValueError(f"{where}: column {column!r} has unsupported type {arrow_type}")
+    return SplitListing(where, snapshot.filesystem, units, types)
+
+
 class DeltaArrowFeed(Feed):
     """Reads the pinned snapshot's Parquet row groups with pyarrow, no copy of the table.
 
@@ -216,42 +236,9 @@ class DeltaArrowFeed(Feed):
         does not exist or has an unsupported type.
         """
         super().__init__(spec)
-        uri = spec.table_path if "://" in spec.table_path else os.path.abspath(spec.table_path)
-        self._uri = uri
-        self._fs, self._root = pafs.FileSystem.from_uri(uri)
-        self._where = f"Delta table {spec.table_path} version {spec.version}"
         self._widths: dict[str, int] = {}
-        self._units, schema = self._list_units()
-        missing = [c for c in spec.columns if c not in schema.names]
-        if missing or not spec.columns:
-            raise ValueError(f"{self._where}: unknown columns {missing or spec.columns}; "
-                             f"available: {schema.names}")
-        self._types = {c: schema.field(c).type for c in spec.columns}
-        for column, arrow_type in self._types.items():
-            if _numpy_dtype(arrow_type.value_type if _is_list(arrow_type) else arrow_type) is None:
-                raise ValueError(f"{self._where}: column {column!r} has unsupported type "
-                                 f"{arrow_type}")
-
-    def _list_units(self) -> tuple[list[_Unit], pa.Schema]:
-        """The (file, row group) units of the split, in path order, and the Parquet schema."""
-        adds = pa.table(deltalake.DeltaTable(self._uri, version=self.spec.version)
-                        .get_add_actions(flatten=True))
-        paths = adds.column("path").to_pylist()
-        if self.spec.split:
-            if "partition.split" not in adds.column_names:
-                raise ValueError(f"{self._where} is not partitioned by split")
-            splits = adds.column("partition.split").to_pylist()
-            paths = [p for p, s in zip(paths, splits) if s == self.spec.split]
-        units, schema = [], None
-        for rel in sorted(paths):
-            path = posixpath.join(self._root, unquote(rel))
-            meta = pq.read_metadata(path, filesystem=self._fs)
-            schema = schema or meta.schema.to_arrow_schema()
-            units += [_Unit(path, i, meta.row_group(i).num_rows)
-                      for i in range(meta.num_row_groups) if meta.row_group(i).num_rows]
-        if not units:
-            raise ValueError(f"{self._where}: no rows for split {self.spec.split!r}")
-        return units, schema
+        listing = list_split(spec)
+        self._where, self._fs, self._units, self._types = listing.where, listing.filesystem, listing.units, listing.types
 
     def _assign(self, world_size: int, epoch: int) -> list[list[_Unit]]:
         """Units per rank, in file order: largest first onto the least-loaded rank.
@@ -309,40 +296,9 @@ class DeltaArrowFeed(Feed):
         return {c: self._to_numpy(c, table.column(c).combine_chunks()) for c in self.spec.columns}
 
     def _to_numpy(self, column: str, array: pa.Array) -> np.ndarray:
-        """A column as numpy without per-row Python work; nulls become zeros."""
-        arrow_type = self._types[column]
-        if _is_list(arrow_type):
-            return self._list_to_numpy(column, array)
-        dtype = _numpy_dtype(arrow_type)
-        if dtype == object:
-            return array.to_numpy(zero_copy_only=False)
-        if pa.types.is_timestamp(arrow_type):
-            array = array.cast(pa.timestamp("us", arrow_type.tz), safe=False).cast(pa.int64())
-        array = array.fill_null(False if dtype == bool else 0)
-        return array.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-
-    def _list_to_numpy(self, column: str, array: pa.Array) -> np.ndarray:
-        """A fixed-length list column as ``[rows, L]``; a null list is a row of zeros."""
-        dtype = _numpy_dtype(self._types[column].value_type)
-        valid = array.is_valid().to_numpy(zero_copy_only=False)
-        lengths = np.unique(pc.list_value_length(array).to_numpy(zero_copy_only=False)[valid])
-        if len(lengths):
-            width = self._widths.setdefault(column, int(lengths[0]))
-            if len(lengths) > 1 or lengths[0] != width:
-                raise ValueError(f"{self._where}: list column {column!r} is not fixed-length "
-                                 f"(lengths {sorted({width, *lengths.tolist()})})")
-        elif column in self._widths:
-            width = self._widths[column]
-        else:
-            raise ValueError(f"{self._where}: list column {column!r} is null in a whole row group "
-                             "read before any non-null value, so its length is unknown")
-        values = array.flatten().fill_null(0).to_numpy(zero_copy_only=False)
-        values = values.astype(dtype, copy=False).reshape(int(valid.sum()), width)
-        if valid.all():
-            return values
-        out = np.zeros((len(array), width), dtype)
-        out[valid] = values
-        return out
+        """A column as numpy (see :mod:`interest_lib.storage.arrays`); list widths are kept
+        across this feed's row groups."""
+        return column_to_numpy(array, self._types[column], column, self._where, self._widths)
 
 
 def make_feed(name: str, spec: FeedSpec) -> Feed:

@@ -2,18 +2,18 @@
 
 Driver side only: pin the table version, size the inputs from ref.vocab, save the frozen text
 matrices and the lineage to the run store, then launch :func:`train_worker` through the
-configured backend. The run id is derived from (model, table version, hyper-parameters, training
-settings) unless ``run.run_id`` is set, so rerunning the same command resumes the same run from
-its last checkpoint and a finished run is not retrained (``--fresh`` starts it over).
+configured backend. The run id is derived from (model, the input table's location and version,
+hyper-parameters, training settings) unless ``run.run_id`` is set, so rerunning the same command
+on the same table resumes the same run from its last checkpoint and a finished run is not
+retrained (``--fresh`` starts it over); another warehouse is another run. A finished (or found
+finished) run is then published as its task's latest run in the run store, explicitly.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -24,13 +24,17 @@ from pyspark.sql import SparkSession, functions as F
 from interest_lib.conf import Config, ConfigError
 from interest_lib.logs import get_logger
 from interest_lib.models import InputSizes, model_task
+from interest_lib.sequence_contract import new_session_bucket
 from interest_lib.storage import Tables
 from interest_lib.storage.catalog import (
     GOLD_TRAINING_SEQUENCES, REF_ITEM_EMBEDDINGS, REF_TEXT_EMBEDDINGS, REF_VOCAB,
 )
 from interest_lib.training.backend import BackendError, make_backend
 from interest_lib.training.loop import TrainJob, train_worker
-from interest_lib.training.store import RunStore, load_record, write_json, write_latest
+from interest_lib.runs import fs
+from interest_lib.runs.store import (
+    RunStore, load_record, read_json, training_run_id, write_json, write_latest,
+)
 
 log = get_logger(__name__)
 
@@ -51,11 +55,14 @@ class TrainReport:
     mlflow_model_uri: Optional[str] = None
 
 
-def input_sizes(tables: Tables, top_k: int) -> InputSizes:
-    """Largest vocabulary index per kind (embedding table sizes) from ref.vocab."""
+def input_sizes(tables: Tables, top_k: int, session_gap_minutes: Optional[float] = None) -> InputSizes:
+    """Largest vocabulary index per kind (embedding table sizes) from ref.vocab, and the session
+    rule of the sequences (``sessionize.gap_minutes``; None: its default)."""
     rows = tables.read(REF_VOCAB).groupBy("kind").agg(F.max("idx").alias("n")).collect()
     n = {r["kind"]: int(r["n"]) for r in rows}
-    return InputSizes(categories=n.get("category", 0), items=n.get("item", 0), texts=n.get("text", 0), top_k=top_k)
+    session = {} if session_gap_minutes is None else {"session_bucket": new_session_bucket(session_gap_minutes)}
+    return InputSizes(categories=n.get("category", 0), items=n.get("item", 0), texts=n.get("text", 0),
+                      top_k=top_k, **session)
 
 
 def text_matrices(tables: Tables, sizes: InputSizes):
@@ -136,15 +143,15 @@ def model_fingerprint(model_name: str) -> str:
     return digest.hexdigest()[:12]
 
 
-def run_id_for(conf: Config, model_name: str, version: int) -> str:
-    """``<model>-v<table version>-<hash of hyper-parameters, training settings, model code>``."""
+def run_id_for(conf: Config, model_name: str, table_location: str, version: int) -> str:
+    """``<model>-v<table version>-<hash of the table's location and version, hyper-parameters,
+    training settings, model code>`` (:func:`~interest_lib.runs.store.training_run_id`)."""
     if conf.run.run_id:
         return f"{conf.run.run_id}-{model_name}"
     settings = {"params": dataclasses.asdict(getattr(conf.models, model_name)),
                 "train": {k: v for k, v in dataclasses.asdict(conf.train).items() if k != "store"},
                 "code": model_fingerprint(model_name)}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{model_name}-v{version}-{digest}"
+    return training_run_id(model_name, table_location, version, settings)
 
 
 def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Optional[str] = None,
@@ -159,38 +166,40 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
     if not tables.exists(GOLD_TRAINING_SEQUENCES):
         raise FileNotFoundError(f"{GOLD_TRAINING_SEQUENCES} does not exist: run `interest featurize` first")
     version = tables.version(GOLD_TRAINING_SEQUENCES)
-    store_root = os.path.abspath(conf.train.store)
-    store = RunStore(os.path.join(store_root, run_id_for(conf, model_name, version)))
+    table_path = tables.path(GOLD_TRAINING_SEQUENCES)
+    store_root = fs.canonical(conf.train.store)
+    store = RunStore(fs.join(store_root, run_id_for(conf, model_name, table_path, version)))
     if fresh:
-        shutil.rmtree(store.root, ignore_errors=True)
+        store.remove()
     if store.finished():
         log.info("train %s: run %s already finished (use --fresh to retrain)", model_name, store.run_id)
+        write_latest(store_root, task, store, model_name, version)
         return _report(model_name, store, version, 0.0, skipped=True)
 
-    sizes = input_sizes(tables, conf.features.top_k)
+    sizes = input_sizes(tables, conf.features.top_k, conf.sessionize.gap_minutes)
     params = getattr(conf.models, model_name)
-    os.makedirs(store.root, exist_ok=True)
-    if getattr(params, "use_text", False) and not os.path.exists(store.inputs):
+    store.create()
+    if getattr(params, "use_text", False) and not store.has_inputs():
         import numpy as np
 
         text = text_matrices(tables, sizes)
         if text is not None:
-            np.savez(store.inputs, items=text[0], texts=text[1])
+            fs.write_with(store.inputs, lambda fh: np.savez(fh, items=text[0], texts=text[1]))
         else:
             log.warning("train %s: no text embeddings found; training without text", model_name)
     lineage = {
         "run_id": store.run_id, "model": model_name, "task": task,
-        "table": GOLD_TRAINING_SEQUENCES, "table_path": tables.path(GOLD_TRAINING_SEQUENCES),
+        "table": GOLD_TRAINING_SEQUENCES, "table_path": table_path,
         "table_version": version, "code_version": code_version(), "sizes": dataclasses.asdict(sizes),
         "conf": conf.to_dict(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    if not os.path.exists(store.lineage):
+    if not fs.exists(store.lineage):
         write_json(store.lineage, lineage)
     use_gpu = resolve_gpu(conf, spark)
     t = conf.train
     backend = make_backend(t.backend, t.num_processes, t.local_mode, use_gpu)
     job = TrainJob(model_name=model_name, task=task, params=params, sizes=sizes,
-                   table_path=tables.path(GOLD_TRAINING_SEQUENCES), table_version=version,
+                   table_path=table_path, table_version=version,
                    store_root=store.root, backend=backend, train=t, lineage=lineage)
     log.info("train %s: run %s on %s@%d, %d process(es) via %s (%s), store %s", model_name, store.run_id,
              GOLD_TRAINING_SEQUENCES, version, t.num_processes, t.backend,
@@ -198,7 +207,7 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
     started = time.perf_counter()
     result = backend.launch(train_worker, job)
     seconds = time.perf_counter() - started
-    write_latest(store_root, task, store, model_name, version)
+    write_latest(store_root, task, store, model_name, version)  # publish: evaluate and score use it
     for record in result["history"]:
         log.info("train %s epoch %d: %s", model_name, record["epoch"], record)
     from interest_lib.tracking import log_training_run
@@ -209,11 +218,9 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
 
 def _report(model_name: str, store: RunStore, version: int, seconds: float, skipped: bool = False,
             resumed_from: Optional[str] = None) -> TrainReport:
+    """The report of a finished run, read from the run store (writes nothing)."""
     record = load_record(store.model)
-    tracked = os.path.join(store.root, "mlflow.json")
-    uri = json.load(open(tracked))["model_uri"] if os.path.exists(tracked) else None
-    if skipped:
-        write_latest(os.path.dirname(store.root), record["task"], store, model_name, version)
+    uri = read_json(store.tracking)["model_uri"] if fs.exists(store.tracking) else None
     return TrainReport(model=model_name, run_id=store.run_id, store=store.root, table_version=version,
                        epochs_run=len(record["history"]), best_validation=float(record["best"]),
                        seconds=round(seconds, 1), skipped=skipped, resumed_from=resumed_from,

@@ -22,7 +22,8 @@ from typing import Any
 
 from interest_lib.conf import TrainConf
 from interest_lib.models import InputSizes
-from interest_lib.training.store import RunStore, atomic_save, load_record
+from interest_lib.runs import fs
+from interest_lib.runs.store import RunStore, atomic_save, load_record
 
 #: The validation quantity early stopping watches, per task (lower is better).
 MONITOR = {"migration": "next_ce", "evolution": "js"}
@@ -64,11 +65,15 @@ def _to_device(batch: dict, device) -> dict:
 
 def load_text_matrix(store: RunStore):
     """The (item vectors, event-text vectors) pair saved by the driver, or None."""
-    if not os.path.exists(store.inputs):
+    if not store.has_inputs():
         return None
+    import io
+
     import numpy as np
 
-    with np.load(store.inputs) as data:
+    from interest_lib.runs import fs
+
+    with np.load(io.BytesIO(fs.read_bytes(store.inputs))) as data:
         return data["items"], data["texts"]
 
 
@@ -148,8 +153,7 @@ def train_worker(job: TrainJob) -> dict:
             # Checkpoint first: the log line of an epoch is written only once the epoch is saved.
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
                         store.checkpoint(epoch))
-            with open(store.epochs_log, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            store.append_epoch(record)
         backend.barrier()
 
     if backend.is_chief:
@@ -171,10 +175,7 @@ def write_epochs_log(path: str, history: list[dict]) -> None:
     saving an epoch's checkpoint and appending its line (or a partly written line) leaves no
     missing, duplicate or broken line behind.
     """
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.writelines(json.dumps(record) + "\n" for record in history)
-    os.replace(tmp, path)
+    fs.write_bytes(path, "".join(json.dumps(record) + "\n" for record in history).encode())
 
 
 #: Validation sums per task, in order; the last is the row count.

@@ -6,7 +6,7 @@ pyarrow <= 14.0.2 and numpy < 2, so it cannot live in the default environment).
 
 * **Same snapshot, same files.** The live Parquet files of the split at the pinned version come
   from the Delta log exactly as :class:`~interest_lib.training.feed.DeltaArrowFeed` lists them
-  (``get_add_actions``; never ``to_pyarrow_dataset`` with deltalake 1.6.6), and Petastorm reads
+  (:func:`~interest_lib.training.feed.list_split`, the storage layer's snapshot reader), and Petastorm reads
   those file URLs: no export, no conversion.
 * **Sharded by Petastorm.** Each rank opens a reader with ``cur_shard=rank, shard_count=world``:
   Petastorm keeps row group ``i`` (in its own listing order) on rank ``i % world``. The feed
@@ -47,9 +47,8 @@ from urllib.parse import urlparse
 import numpy as np
 import pyarrow as pa
 
-from interest_lib.training.feed import (
-    Batch, DeltaArrowFeed, Feed, FeedSpec, _is_list, _numpy_dtype, shuffled_batches,
-)
+from interest_lib.storage.arrays import is_list as _is_list, numpy_dtype as _numpy_dtype
+from interest_lib.training.feed import Batch, Feed, FeedSpec, list_split, shuffled_batches
 
 __all__ = ["PetastormFeed", "PetastormMissing", "PETASTORM_INSTALL_HINT", "require_petastorm"]
 
@@ -148,13 +147,13 @@ class PetastormFeed(Feed):
         """
         require_petastorm()
         super().__init__(spec)
-        self._listing = DeltaArrowFeed(spec)  # the snapshot's (file, row group, rows) + column types
-        self._types: dict[str, pa.DataType] = self._listing._types
-        self._where = self._listing._where
-        scheme = urlparse(self._listing._uri).scheme
+        listing = list_split(spec)  # the snapshot's (file, row group, rows) + column types, as the native feed's
+        self._types: dict[str, pa.DataType] = listing.types
+        self._where = listing.where
+        scheme = urlparse(spec.table_path).scheme
         self._scheme = "file" if scheme in ("", "file") else scheme
-        self._rows = {(u.path, u.row_group): u.rows for u in self._listing._units}
-        self._files = sorted({u.path for u in self._listing._units})
+        self._rows = {(u.path, u.row_group): u.rows for u in listing.units}
+        self._files = sorted({u.path for u in listing.units})
         if workers_count is not None:
             self.workers_count = workers_count
         self._pieces: Optional[list[tuple[str, int]]] = None
@@ -213,7 +212,7 @@ class PetastormFeed(Feed):
 
     def num_rows(self) -> int:
         """Rows of the split in the pinned snapshot (from Parquet metadata)."""
-        return self._listing.num_rows()
+        return sum(self._rows.values())
 
     def steps_per_epoch(self, world_size: int = 1) -> int:
         """``drop_last``: floor(rows of the smallest shard / batch_size); else the largest shard's."""
