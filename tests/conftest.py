@@ -1,4 +1,5 @@
-"""Shared fixtures: one local Spark session for the whole run, and a config in a temp folder."""
+"""Shared fixtures: one local Spark session for the whole run, and a config in a temp folder; the
+collection fails when a test is not of exactly one kind (unit, spark, integration, cluster, card)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,21 @@ import time
 
 import pytest
 
+from tests.kinds import kind_problems
+
 # Collected timestamps are converted with the Python process' local zone; pin it to UTC like Spark.
 os.environ["TZ"] = "UTC"
 time.tzset()
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Fail the run when a test is not of exactly one kind (tests/kinds.py)."""
+    problems = kind_problems(items)
+    if problems:
+        raise pytest.UsageError("tests without exactly one kind marker:\n" + "\n".join(problems))
 
 
 @pytest.fixture(scope="session")
