@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.helpers import FAST_JVM
+from tests.jvm import FAST_JVM
 from tests.kinds import kind_problems
 
 # Collected timestamps are converted with the Python process' local zone; pin it to UTC like Spark.
@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def spark():
     """A real local Spark session (2 cores) with the project's required settings; its JVM runs
-    with tests/helpers.FAST_JVM."""
+    with tests/jvm.FAST_JVM."""
     from interest_lib.conf import load_config
     from interest_lib.spark import get_spark
 

@@ -8,12 +8,6 @@ import pyarrow as pa
 
 from interest_lib.storage.arrow_snapshot import delta_rs_engine_usable, plain_types, read_snapshot
 
-#: JVM options of the tests' Spark drivers (the session fixture and the jobs the tests start):
-#: C1 only (no C2 compiler threads) and the serial collector. Test data are small, so the JVM's
-#: time goes to class loading, planning and code generation rather than hot loops: measured on
-#: tests/spark/test_sessionize.py, the session JVM's CPU time fell from 114 s to 62 s.
-FAST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-
 
 def read_with_delta_rs(path: str, version: Optional[int] = None) -> pa.Table:
     """Read a Delta table with delta-rs' own query engine, as a non-Spark consumer would.

@@ -42,7 +42,7 @@ import pytest
 
 from interest_lib.storage.arrow_snapshot import read_snapshot
 from interest_lib.storage.faults import KILL_ENV, LOG_ENV
-from tests.helpers import FAST_JVM
+from tests.jvm import FAST_JVM
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -192,7 +192,7 @@ def clean_runs(tmp_path_factory, generated_stores):
     return CleanRuns(str(root))
 
 
-@pytest.mark.timeout(1800)  # a killed subprocess and an in-process rerun per commit boundary
+@pytest.mark.timeout(2400)  # a killed subprocess and an in-process rerun per commit boundary
 @pytest.mark.parametrize("job, extra", JOBS, ids=[j for j, _ in JOBS])
 def test_job_killed_at_each_commit_boundary_recovers_on_rerun(clean_runs, spark, job, extra):
     root = clean_runs.root

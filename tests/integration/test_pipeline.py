@@ -17,7 +17,7 @@ from interest_lib.storage.catalog import (
     REF_PLANTED_MIGRATIONS, SILVER_EVENTS_SESSIONIZED, SILVER_INTEREST_MIGRATIONS, SILVER_INTEREST_STAGES,
     SILVER_SESSIONS, SILVER_USER_INTEREST_WINDOWS,
 )
-from tests.helpers import FAST_JVM
+from tests.jvm import FAST_JVM
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -13,7 +13,7 @@ import torch
 
 from interest_lib.storage.catalog import GOLD_MODEL_METRICS, GOLD_TRAINING_SEQUENCES
 from interest_lib.training.store import RunStore, latest_run, load_record
-from tests.helpers import FAST_JVM
+from tests.jvm import FAST_JVM
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -20,7 +20,7 @@ from interest_lib.storage.catalog import (
     BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS, SILVER_EVENTS_SESSIONIZED, SILVER_SESSIONS,
 )
 from interest_lib.storage.delta_rs import DeltaRsEngine
-from tests.helpers import FAST_JVM
+from tests.jvm import FAST_JVM
 from tests.spark.test_ingest import GOOD, KEY, NOW, ev, write_raw
 from tests.spark.test_sessionize import events, t
 
