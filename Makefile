@@ -12,11 +12,12 @@ run: install
 	$(VENV)/bin/interest run $(ARGS)
 
 # The whole suite in .venv, then in .venv-card (the design card's pinned stack: pyspark 4.0,
-# pyarrow 14, numpy 1.x) what differs there: the Petastorm + Horovod tests that .venv skips, the
-# unit and Spark tests, and the pandas-UDF / pyarrow integration paths (marker arrow_paths).
-# The whole-pipeline, training, scheduling and cluster tests run once, in .venv. .venv-card is
+# pyarrow 14, numpy 1.x, pandas 2.2) only what differs there: the Petastorm + Horovod tests that
+# .venv skips, the Spark tests, the pandas-UDF / pyarrow integration paths (marker arrow_paths) and
+# the unit tests that use numpy / pandas / pyarrow (all but those marked pure_python). The
+# whole-pipeline, training, kill, scheduling and cluster tests run once, in .venv. .venv-card is
 # built once; the horovod wheel is cached outside the repo.
-CARD_SELECT := unit or spark or card or arrow_paths
+CARD_SELECT := card or spark or arrow_paths or (unit and not pure_python)
 test: test-default test-card-env
 
 test-default: install

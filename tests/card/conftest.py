@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="module")
-def card_data(tmp_path_factory, spark):
+def card_data(tmp_path_factory, spark, generated_stores):
     """A small generated store up to gold.training_sequences; returns (conf, tables).
 
     Larger than the integration run's (600 users, 8 weeks: ~1,500 training sequences instead of
@@ -44,23 +44,23 @@ def card_data(tmp_path_factory, spark):
     """
     from interest_lib.conf import load_config
     from interest_lib.features.job import run_featurize
-    from interest_lib.generate.job import run_generate
     from interest_lib.ingest import run_ingest
     from interest_lib.sessions import run_sessionize
     from interest_lib.storage import Tables
 
     root = tmp_path_factory.mktemp("card")
-    conf = load_config(overrides=[
+    settings = [
         f"storage.warehouse={root / 'warehouse'}", f"storage.raw_dir={root / 'raw'}",
         f"train.store={root / 'runs'}", "generate.users=600", "generate.days=56",
         "generate.mean_events_per_user=100", "train.epochs=3", "train.batch_size=32",
-        "train.num_processes=2", "spark.master=local[2]", "spark.shuffle_partitions=4"])
+        "train.num_processes=2", "spark.master=local[2]", "spark.shuffle_partitions=4"]
+    conf = load_config(overrides=settings)
+    generated_stores.copy_to(settings, root)
     tables = Tables(spark, conf.storage)
     key = "spark.sql.adaptive.coalescePartitions.enabled"
     before = spark.conf.get(key, "true")
     spark.conf.set(key, "false")
     try:
-        run_generate(spark, conf, tables)
         run_ingest(spark, conf, tables)
         run_sessionize(spark, conf, tables)
         run_featurize(spark, conf, tables)

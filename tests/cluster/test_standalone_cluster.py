@@ -37,7 +37,7 @@ from interest_lib.storage.catalog import (
 from tests.cluster.standalone import REPO, SPARK_HOME, package_project, python_without_project
 from tests.helpers import read_with_delta_rs
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.cluster
 
 USERS = 100
 EPOCHS = 2

@@ -4,15 +4,26 @@ On a tiny generated store, each job (`interest ingest`, `sessionize`, `featurize
 `score` with baselines) runs once as a real subprocess with the commit hook in record mode
 (``INTEREST_COMMIT_LOG``, interest_lib/storage/faults.py): that lists the commit boundaries the
 job crosses, found by hooking the commit, not by timing. Then, for each boundary, from a copy of
-the warehouse as it was before the job, the job is started with ``INTEREST_KILL_AT`` set to that
-boundary, must die by SIGKILL there, is rerun without the hook, and every table must then hold
-exactly the rows of the uninterrupted run (compared Spark-free, as sorted multisets of rows, so a
-duplicate or a lost row fails; ``*_at`` wall-clock timestamps are left out).
+the warehouse as it was before the job, the job is started as a subprocess with
+``INTEREST_KILL_AT`` set to that boundary, must die by SIGKILL there, is rerun without the hook,
+and every table must then hold exactly the rows of the uninterrupted run (compared Spark-free, as
+sorted multisets of rows, so a duplicate or a lost row fails; ``*_at`` wall-clock timestamps are
+left out).
 
 Boundaries tried by default: right after every commit, and right before each job's first commit.
 A kill right before commit n leaves the tables as a kill right after commit n-1 does (plus files
 moved into the table folder that no log entry names), so these cover every table state a kill can
 leave; ``INTEREST_KILL_EVERY_PHASE=1`` also kills right before every commit.
+
+What keeps it short (it was ~40 JVM starts, 12-15 minutes on 2 idle cores): the raw store comes
+from the session's cache of generated stores (tests/stores.py); the rerun calls the same entry
+point (``interest_lib.cli.main``) in the test process, on the session's warm JVM — the kill is
+what needs a process of its own; recovery is the job's code reading what the killed process left
+on disk, which a fresh JVM does not change (``INTEREST_KILL_RERUN=subprocess`` reruns in a fresh
+process as before); the killed runs of a job's boundaries are started ahead, one at a time
+(``INTEREST_KILL_WORKERS``, default: cores - 1), while the previous boundary is rerun and compared;
+and the subprocesses' JVMs run without the C2 compiler and with the serial collector, which cuts
+a short-lived Spark driver's CPU time by about 40 %.
 """
 
 from __future__ import annotations
@@ -23,12 +34,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import traceback
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from interest_lib.storage.arrow_snapshot import read_snapshot
 from interest_lib.storage.faults import KILL_ENV, LOG_ENV
+from tests.jvm import FAST_JVM
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,16 +57,50 @@ JOBS = [("ingest", []), ("sessionize", []), ("featurize", ["--no-embeddings"]), 
 # empty (its commit is still crossed, killed at and compared).
 MAY_BE_EMPTY = {"gold.migration_flows"}
 IGNORED_SUFFIX = "_at"  # ingested_at, scored_at, ...: wall-clock times of the run
+RERUN_IN_PROCESS = os.environ.get("INTEREST_KILL_RERUN", "in-process") != "subprocess"
+WORKERS = int(os.environ.get("INTEREST_KILL_WORKERS", "0")) or max(1, (os.cpu_count() or 2) - 1)
+
+
+def _settings(root: str, warehouse: str) -> list[str]:
+    return [f"storage.warehouse={warehouse}", f"storage.raw_dir={root}/raw", f"train.store={root}/runs", *SETTINGS]
+
+
+def _argv(root: str, warehouse: str, command: str, extra: list[str]) -> list[str]:
+    return [command, *extra, *[x for s in _settings(root, warehouse) for x in ("--set", s)]]
 
 
 def _interest(root: str, warehouse: str, command: str, extra: list[str], env_extra: dict) -> subprocess.CompletedProcess:
-    settings = [f"storage.warehouse={warehouse}", f"storage.raw_dir={root}/raw",
-                f"train.store={root}/runs", *SETTINGS]
     env = {k: v for k, v in os.environ.items() if k not in (KILL_ENV, LOG_ENV)}
     env.update(env_extra, PYTHONPATH=REPO, PYSPARK_PYTHON=sys.executable)
-    cmd = [sys.executable, "-m", "interest_lib.cli", command, *extra,
-           *[x for s in settings for x in ("--set", s)]]
+    conf_file = os.path.join(root, "fast-jvm.yml")
+    if not os.path.exists(conf_file):
+        with open(conf_file, "w") as fh:
+            json.dump({"spark": {"extra": {"spark.driver.extraJavaOptions": FAST_JVM}}}, fh)  # JSON is YAML
+    cmd = [sys.executable, "-m", "interest_lib.cli", *_argv(root, warehouse, command, extra), "--conf-file", conf_file]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=root)
+
+
+def _rerun(spark, root: str, warehouse: str, command: str, extra: list[str]) -> str:
+    """Rerun the job without the hook; return "" when it succeeded, else what went wrong."""
+    if not RERUN_IN_PROCESS:
+        proc = _interest(root, warehouse, command, extra, {})
+        return "" if proc.returncode == 0 else f"rerun exited {proc.returncode}: {proc.stderr[-1500:]}"
+    from interest_lib.cli import main
+
+    assert not (os.environ.get(KILL_ENV) or os.environ.get(LOG_ENV))
+    # cli.main applies this run's SQL settings to the shared session: put the session's back.
+    keys = ("spark.sql.shuffle.partitions", "spark.sql.execution.arrow.maxRecordsPerBatch")
+    saved = {k: spark.conf.get(k) for k in keys}
+    try:
+        code = main(_argv(root, warehouse, command, extra))
+        return "" if code == 0 else f"rerun returned {code}"
+    except BaseException as exc:  # noqa: BLE001  (SystemExit from a CLI error included)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return "rerun raised: " + "".join(traceback.format_exception(exc))[-3000:]
+    finally:
+        for k, v in saved.items():
+            spark.conf.set(k, v)
 
 
 def _check(proc: subprocess.CompletedProcess, what: str) -> None:
@@ -119,9 +167,8 @@ class CleanRuns:
 
     def __init__(self, root: str):
         self.root = root
-        self.warehouse = os.path.join(root, "warehouse")
+        self.warehouse = os.path.join(root, "warehouse")  # holds the generated store's planted truth
         self.done: dict[str, tuple[str, list[str], dict]] = {}
-        _check(_interest(root, self.warehouse, "generate", [], {}), "generate")
 
     def upto(self, job: str) -> tuple[str, list[str], dict]:
         """Run the clean jobs up to and including ``job``; return its (before, boundaries, tables)."""
@@ -138,33 +185,41 @@ class CleanRuns:
 
 
 @pytest.fixture(scope="module")
-def clean_runs(tmp_path_factory):
-    """Generate the tiny raw store once; clean job runs follow as the tests ask for them."""
-    return CleanRuns(str(tmp_path_factory.mktemp("kills")))
+def clean_runs(tmp_path_factory, generated_stores):
+    """The tiny raw store (from the session's cache); clean job runs follow as the tests ask."""
+    root = tmp_path_factory.mktemp("kills")
+    generated_stores.copy_to(SETTINGS, root)
+    return CleanRuns(str(root))
 
 
-@pytest.mark.timeout(2400)  # a killed run and a rerun (two JVM starts) per commit boundary
+@pytest.mark.timeout(2400)  # a killed subprocess and an in-process rerun per commit boundary
 @pytest.mark.parametrize("job, extra", JOBS, ids=[j for j, _ in JOBS])
-def test_job_killed_at_each_commit_boundary_recovers_on_rerun(clean_runs, job, extra):
+def test_job_killed_at_each_commit_boundary_recovers_on_rerun(clean_runs, spark, job, extra):
     root = clean_runs.root
     before, boundaries, clean = clean_runs.upto(job)
     assert boundaries, f"{job} crossed no commit boundary"
     empty = [name for name, rows in clean.items() if not rows and name not in MAY_BE_EMPTY]
     assert not empty, f"the store is too small: empty tables after {job}: {empty}"
-    failures = []
-    for i, boundary in enumerate(boundaries):
+
+    def killed_run(i: int, boundary: str) -> tuple[str, subprocess.CompletedProcess]:
         warehouse = os.path.join(root, f"{job}-kill-{i}")
         shutil.copytree(before, warehouse)
-        killed = _interest(root, warehouse, job, extra, {KILL_ENV: boundary})
-        if killed.returncode != -signal.SIGKILL:
-            failures.append(f"{boundary}: exited {killed.returncode}, not by SIGKILL: {killed.stderr[-1500:]}")
-            continue
-        rerun = _interest(root, warehouse, job, extra, {})
-        if rerun.returncode != 0:
-            failures.append(f"{boundary}: rerun exited {rerun.returncode}: {rerun.stderr[-1500:]}")
-            continue
-        problems = _diff(clean, _contents(warehouse))
-        if problems:
-            failures.append(f"{boundary}: " + "; ".join(problems))
-        shutil.rmtree(warehouse, ignore_errors=True)
+        return warehouse, _interest(root, warehouse, job, extra, {KILL_ENV: boundary})
+
+    failures = []
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:  # killed runs go ahead of the reruns
+        killed_runs = [pool.submit(killed_run, i, b) for i, b in enumerate(boundaries)]
+        for boundary, future in zip(boundaries, killed_runs):
+            warehouse, killed = future.result()
+            if killed.returncode != -signal.SIGKILL:
+                failures.append(f"{boundary}: exited {killed.returncode}, not by SIGKILL: {killed.stderr[-1500:]}")
+                continue
+            problem = _rerun(spark, root, warehouse, job, extra)
+            if problem:
+                failures.append(f"{boundary}: {problem}")
+                continue
+            problems = _diff(clean, _contents(warehouse))
+            if problems:
+                failures.append(f"{boundary}: " + "; ".join(problems))
+            shutil.rmtree(warehouse, ignore_errors=True)
     assert not failures, f"{job}: {len(failures)} of {len(boundaries)} kill points did not recover:\n" + "\n".join(failures)

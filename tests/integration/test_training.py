@@ -13,6 +13,7 @@ import torch
 
 from interest_lib.storage.catalog import GOLD_MODEL_METRICS, GOLD_TRAINING_SEQUENCES
 from interest_lib.training.store import RunStore, latest_run, load_record
+from tests.jvm import FAST_JVM
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,9 +49,15 @@ def test_lineage_pins_the_training_table_version(pipeline):
         assert len(open(run.epochs_log).read().splitlines()) == len(record["history"])
 
 
+# The training subprocesses' driver JVMs only host TorchDistributor (the ranks are Python).
+FAST_JVM_CONF = {"spark": {"extra": {"spark.driver.extraJavaOptions": FAST_JVM}}}
+
+
 def _train_cmd(settings, store, epochs):
+    conf_file = store.parent / "fast-jvm.yml"
+    conf_file.write_text(json.dumps(FAST_JVM_CONF))  # JSON is YAML
     return [sys.executable, "-m", "interest_lib.cli", "train", "--model", "migration",
-            *[x for s in settings for x in ("--set", s)],
+            *[x for s in settings for x in ("--set", s)], "--conf-file", str(conf_file),
             "--set", f"train.store={store}", "--set", f"train.epochs={epochs}", "--set", "train.patience=99"]
 
 

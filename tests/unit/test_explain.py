@@ -1,11 +1,14 @@
 """Reasons of scored users and recommendations, on a hand-made sequence whose reason is known."""
 
 import numpy as np
+import pytest
 
 from interest_lib.scoring.explain import (
     MAX_CHARS, category_evidence, explain_batch, new_session_bucket, recent_sessions, window_shares,
 )
 from interest_lib.scoring.recommend import EXPLOIT, EXPLORE
+
+pytestmark = pytest.mark.unit
 
 KEYS = np.array(["", "sports/running", "baby/strollers", "home/kitchen", "garden/seeds"], dtype=object)
 BUCKET = new_session_bucket(30)  # gaps of 30 minutes or more start a session

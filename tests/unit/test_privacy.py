@@ -11,6 +11,8 @@ from interest_lib.privacy import (
     epsilon_spent, noisy_counts, publish_counts, threshold_delta,
 )
 
+pytestmark = pytest.mark.unit
+
 DRAWS = 40_000
 
 
