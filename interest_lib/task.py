@@ -39,6 +39,8 @@ class Task:
     def spark(self) -> SparkSession:
         """The session (the given one, or one built from ``conf.spark``), set up on first use."""
         if not self._spark_ready:
+            # every job that needs Spark writes the warehouse: refuse a bad one before the JVM starts
+            check_warehouse(self.conf.storage.warehouse)
             self._spark = get_spark(self.conf, self._spark)
             self._spark_ready = True
         return self._spark
