@@ -183,6 +183,92 @@ def detect_migrations(profiles: DataFrame, conf: MigrationConf, active_share: fl
 #: gold.migration_flows' columns: the cell, its published count, and the privacy the release spent.
 FLOW_COLUMNS = [WINDOW, WINDOW_START, FROM, TO, "users", "dp_epsilon", "dp_delta"]
 
+#: ``migration.flow_level`` value that lets :func:`choose_flow_level` pick the level.
+FLOW_LEVEL_AUTO = "auto"
+
+
+def parse_flow_level(value) -> int | None:
+    """``migration.flow_level`` -> a level (0 = as detected, k >= 1 = the path's first k levels)
+    or None for ``auto``; ValueError naming the setting otherwise."""
+    text = str(value).strip().lower()
+    if text == FLOW_LEVEL_AUTO:
+        return None
+    if text.isdigit():
+        return int(text)
+    raise ValueError(f"migration.flow_level must be auto or a level 0, 1, 2, ... (got {value!r})")
+
+
+def one_path_per_category(events: DataFrame) -> DataFrame:
+    """(category_id, category_path): one path per category, so a category under several branches
+    of the hierarchy is counted in one cell of a roll-up, not in each.
+
+    The path's first level is the category's most frequent first level over ``events`` (rows
+    with category_id and category_path; each row counts once), then its most frequent path within
+    that first level; ties: alphabetical first. Rows without a path are ignored.
+    """
+    with_path = events.filter(F.col(S.CATEGORY_PATH).isNotNull()).select(
+        S.CATEGORY_ID, S.CATEGORY_PATH, F.split(S.CATEGORY_PATH, "/")[0].alias("_top"))
+    tops = (with_path.groupBy(S.CATEGORY_ID, "_top").agg(F.count(F.lit(1)).alias("_n_top"))
+            .withColumn("_r", F.row_number().over(
+                Window.partitionBy(S.CATEGORY_ID).orderBy(F.col("_n_top").desc(), "_top")))
+            .filter("_r = 1").select(S.CATEGORY_ID, "_top"))
+    return (with_path.join(tops, [S.CATEGORY_ID, "_top"])
+            .groupBy(S.CATEGORY_ID, S.CATEGORY_PATH).agg(F.count(F.lit(1)).alias("_n"))
+            .withColumn("_r", F.row_number().over(
+                Window.partitionBy(S.CATEGORY_ID).orderBy(F.col("_n").desc(), S.CATEGORY_PATH)))
+            .filter("_r = 1").select(S.CATEGORY_ID, S.CATEGORY_PATH))
+
+
+def roll_up(migrations: DataFrame, paths: DataFrame | None, level: int) -> DataFrame:
+    """``migrations`` with from / to replaced by their path's first ``level`` levels (level 0,
+    no paths, or a category without a path: unchanged). ``paths`` must hold one path per
+    category (:func:`one_path_per_category`), or a migration lands in several cells."""
+    if paths is None or level < 1:
+        return migrations
+    rollup = paths.select(
+        F.col(S.CATEGORY_ID).alias("_cat"),
+        F.array_join(F.slice(F.split(S.CATEGORY_PATH, "/"), 1, level), "/").alias("_up"),
+    ).distinct()
+    for col in (FROM, TO):
+        migrations = (
+            migrations.join(rollup.withColumnRenamed("_cat", col), col, "left")
+            .withColumn(col, F.coalesce("_up", F.col(col))).drop("_up")
+        )
+    return migrations
+
+
+def flow_coverage(migrations: DataFrame, paths: DataFrame | None, level: int, min_group_size: int) -> float:
+    """Share of the migrations (rows of silver.interest_migrations) counted in a published cell
+    of the flows at ``level``: from != to there, and the cell holds >= ``min_group_size`` users.
+    0.0 when there are no migrations."""
+    moves = roll_up(migrations, paths, level).select(S.USER_ID, WINDOW, FROM, TO)
+    cells = (moves.filter(F.col(FROM) != F.col(TO)).distinct()
+             .groupBy(WINDOW, FROM, TO).agg(F.count(F.lit(1)).alias("users")))
+    total, published = migrations.agg(F.count(F.lit(1))).first()[0], cells.filter(
+        F.col("users") >= min_group_size).agg(F.sum("users")).first()[0]
+    return float(published or 0) / total if total else 0.0
+
+
+def choose_flow_level(migrations: DataFrame, paths: DataFrame | None, min_group_size: int,
+                      min_coverage: float) -> tuple[int, dict]:
+    """The flow level for ``migration.flow_level: auto``: the finest level whose published cells
+    hold at least ``min_coverage`` of the migrations (:func:`flow_coverage`), finest first: 0
+    (as detected), then the path's levels from the deepest to 1; when none reaches it, the level
+    of the highest coverage (ties: the finer). Returns (level, coverage per level tried)."""
+    depth = 0
+    if paths is not None:
+        depth = paths.agg(F.max(F.size(F.split(S.CATEGORY_PATH, "/")))).first()[0] or 0
+    levels = [0] + list(range(depth, 0, -1))
+    migrations = migrations.select(S.USER_ID, WINDOW, FROM, TO).cache()
+    try:
+        coverage = {lv: flow_coverage(migrations, paths, lv, min_group_size) for lv in levels}
+    finally:
+        migrations.unpersist()
+    for lv in levels:
+        if coverage[lv] >= min_coverage:
+            return lv, coverage
+    return max(levels, key=lambda lv: (coverage[lv], -levels.index(lv))), coverage
+
 
 def migration_flows(migrations: DataFrame, min_group_size: int,
                     paths: DataFrame | None = None, level: int = 0, dp: DpSettings | None = None) -> DataFrame:
@@ -191,9 +277,10 @@ def migration_flows(migrations: DataFrame, min_group_size: int,
     Args:
         migrations: silver.interest_migrations.
         min_group_size: cells with fewer users are suppressed (nobody can be singled out); >= 2.
-        paths: (category_id, category_path) rows; with ``level`` >= 1 the from / to categories
-            are rolled up to that level of the hierarchy (e.g. 1 = families), so cells are
-            large enough to publish.
+        paths: (category_id, category_path) rows, one per category
+            (:func:`one_path_per_category`); with ``level`` >= 1 the from / to categories are
+            rolled up to that level of the hierarchy (e.g. 1 = families), so cells are large
+            enough to publish.
         level: hierarchy level of the flow matrix; 0 keeps the migrations' own categories.
         dp: differential privacy (:mod:`interest_lib.privacy`): each user counts in at most
             ``dp.max_cells_per_user`` cells (their latest migrations), counts get discrete
@@ -203,16 +290,7 @@ def migration_flows(migrations: DataFrame, min_group_size: int,
         :data:`FLOW_COLUMNS`; ``dp_epsilon`` / ``dp_delta`` are null for exact counts.
     """
     check_min_group_size(min_group_size)
-    if paths is not None and level >= 1:
-        rollup = paths.select(
-            F.col(S.CATEGORY_ID).alias("_cat"),
-            F.array_join(F.slice(F.split(S.CATEGORY_PATH, "/"), 1, level), "/").alias("_up"),
-        ).distinct()
-        for col in (FROM, TO):
-            migrations = (
-                migrations.join(rollup.withColumnRenamed("_cat", col), col, "left")
-                .withColumn(col, F.coalesce("_up", F.col(col))).drop("_up")
-            )
+    migrations = roll_up(migrations, paths, level)
     moves = migrations.filter(F.col(FROM) != F.col(TO)).select(S.USER_ID, WINDOW, WINDOW_START, FROM, TO).distinct()
     if dp is not None:
         # Contribution bounding: a user's latest cells only (ties broken by the cell, deterministic).
