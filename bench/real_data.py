@@ -51,10 +51,12 @@ def main(argv=None) -> int:
     from interest_lib.datasets.complete_journey import write_complete_journey
     from interest_lib.evaluate.event_benchmark import run_event_protocol
     from interest_lib.evaluate.event_protocol import encode_events, format_table
+    from interest_lib.logs import setup_logging
     from interest_lib.pipeline import run_pipeline
     from interest_lib.spark import get_spark
     from interest_lib.storage import Tables
 
+    setup_logging("INFO")
     seconds = {}
     start = time.perf_counter()
     raw = os.path.join(args.work, "raw")
@@ -65,7 +67,8 @@ def main(argv=None) -> int:
     for sub in ("warehouse", "runs"):
         shutil.rmtree(os.path.join(args.work, sub), ignore_errors=True)
     conf = load_config(overrides=[f"storage.raw_dir={raw}", f"storage.warehouse={args.work}/warehouse",
-                                  f"train.store={args.work}/runs", *args.overrides])
+                                  f"train.store={args.work}/runs",
+                                  "spark.extra.spark.ui.showConsoleProgress=false", *args.overrides])
     spark = get_spark(conf)
     tables = Tables(spark, conf.storage)
     report = run_pipeline(spark, conf, tables)
