@@ -610,6 +610,7 @@ LIMITS: dict[str, Limit] = {
     "migration.js_threshold": _SHARE,
     "migration.min_events": Limit(ge=1),
     "migration.min_swing": _SHARE,
+    "migration.flow_auto_coverage": _SHARE,
     "stages.lookback_windows": Limit(ge=1),
     "stages.active_share": _SHARE,
     "stages.trend_threshold": Limit(ge=0),
@@ -700,6 +701,10 @@ def _validate(conf: Config) -> None:
     if conf.migration.min_group_size < 2:
         raise ConfigError(f"key 'migration.min_group_size' must be >= 2 (a smaller value publishes groups of a "
                           f"single user), got {conf.migration.min_group_size}")
+    level = str(conf.migration.flow_level).strip().lower()
+    if level != "auto" and not level.isdigit():
+        raise ConfigError(f"key 'migration.flow_level' is {conf.migration.flow_level!r}; allowed: auto or a "
+                          f"level 0, 1, 2, ... (0 = as detected, 1 = families / departments)")
     eps = conf.privacy.dp_epsilon
     if eps is not None and not (0 < eps < float("inf")):
         raise ConfigError(f"key 'privacy.dp_epsilon' must be a positive number or null (off), got {eps}")
