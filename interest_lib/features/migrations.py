@@ -22,6 +22,7 @@ to >= a in P       ``gradual_drift``     ``fading``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, Window, functions as F, types as T
@@ -47,48 +48,116 @@ MIGRATION_COLUMNS = [
 ]
 
 
-def share_of(cats: str | F.Column, shares: str | F.Column, key: F.Column) -> F.Column:
-    """Share of category ``key`` in a sparse (categories, shares) pair; 0 when absent."""
-    cats = F.col(cats) if isinstance(cats, str) else cats
-    shares = F.col(shares) if isinstance(shares, str) else shares
-    pos = F.array_position(cats, key)
-    return F.when(pos > 0, F.element_at(shares, pos.cast("int"))).otherwise(F.lit(0.0))
+def _share(cats, shares) -> dict:
+    """A sparse (categories, shares) pair as a dict; None or empty -> {}."""
+    if cats is None or len(cats) == 0:
+        return {}
+    return dict(zip(cats, shares))
 
 
-def js_divergence(p_cats: str, p_shares: str, q_cats: str, q_shares: str) -> F.Column:
-    """Jensen-Shannon divergence (bits) of two sparse distributions, computed in SQL."""
-    def term(a, m):
-        return F.when(a > 0, a * F.log2(a / m)).otherwise(F.lit(0.0))
-
-    def step(acc, k):
-        p = share_of(p_cats, p_shares, k)
-        q = share_of(q_cats, q_shares, k)
-        m = (p + q) / 2
-        return acc + 0.5 * term(p, m) + 0.5 * term(q, m)
-
-    keys = F.array_union(F.coalesce(F.col(p_cats), F.array()), F.coalesce(F.col(q_cats), F.array()))
-    return F.aggregate(keys, F.lit(0.0), step)
+def _log2(x: float) -> float:
+    # Spark's log2 is ln(x) / ln(2); math.log2 can differ from it in the last bit.
+    return math.log(x) / _LN2
 
 
-def merge_distributions(c1: str, s1: str, n1: str, c2: str, s2: str, n2: str) -> F.Column:
-    """Event-count-weighted mix of two sparse distributions, as an array of
-    struct(neg, interest) sorted by share descending (``neg`` = -share)."""
-    keys = F.array_union(F.coalesce(F.col(c1), F.array()), F.coalesce(F.col(c2), F.array()))
-    total = F.col(n1) + F.coalesce(F.col(n2), F.lit(0))
+_LN2 = math.log(2.0)
 
-    def mixed(k):
-        return (F.col(n1) * share_of(c1, s1, k) + F.coalesce(F.col(n2), F.lit(0)) * share_of(c2, s2, k)) / total
 
-    return F.array_sort(F.transform(keys, lambda k: F.struct((-mixed(k)).alias("neg"), k.alias("interest"))))
+def _term(a: float, m: float) -> float:
+    return a * _log2(a / m) if a > 0 else 0.0
+
+
+def compare_windows(p_cats, p_shares, c1, s1, n1: int, c2, s2, n2: int, active_share: float):
+    """Compare profile P with Q, the event-weighted mix of windows 1 and 2 (see the module doc).
+
+    Args:
+        p_cats, p_shares: P, sorted by share descending (categories unique).
+        c1, s1, n1: window 1's categories, shares and events; c2, s2, n2: window 2's.
+        active_share: the ``a`` of the kinds and of from / to_categories.
+
+    Returns:
+        (from, to, divergence, to_before, to_after, from_before, from_after, lost, gained), with
+        from / to None when P or Q is empty. Each step is O(categories) with dicts; the sums run
+        in the order of the former SQL expression (P's keys, then Q's new keys) and so give the
+        same floats.
+    """
+    p = _share(p_cats, p_shares)
+    w1, w2 = _share(c1, s1), _share(c2, s2)
+    n2 = 0 if n2 is None else n2
+    total = float(n1 + n2)
+    mixed = {}
+    for k in list(w1) + [k for k in w2 if k not in w1]:
+        mixed[k] = (n1 * w1.get(k, 0.0) + n2 * w2.get(k, 0.0)) / total
+    # share descending, ties by category id (as array_sort of struct(-share, id))
+    q_order = sorted(mixed, key=lambda k: (-mixed[k], k))
+    js = 0.0
+    for k in list(p) + [k for k in q_order if k not in p]:
+        pk, qk = p.get(k, 0.0), mixed.get(k, 0.0)
+        m = (pk + qk) / 2
+        js = js + 0.5 * _term(pk, m) + 0.5 * _term(qk, m)
+    frm = next(iter(p), None)
+    to = q_order[0] if q_order else None
+    lost = [c for c in p if mixed.get(c, 0.0) < p[c] - active_share]
+    gained = [c for c in q_order if mixed[c] > p.get(c, 0.0) + active_share]
+    return (frm, to, js, p.get(to, 0.0), mixed.get(to, 0.0), p.get(frm, 0.0), mixed.get(frm, 0.0),
+            lost, gained)
+
+
+def migration_kind(to_before: float, from_after: float, active_share: float) -> str:
+    """The kind of a migration (the module doc's table)."""
+    if to_before < active_share:
+        return "new_interest" if from_after >= active_share else "abrupt"
+    return "gradual_drift" if from_after >= active_share else "fading"
+
+
+_CANDIDATE_SCHEMA = T.StructType([
+    T.StructField(S.USER_ID, T.StringType()), T.StructField(WINDOW, T.LongType()),
+    T.StructField("_start_us", T.LongType()), T.StructField(CONFIRMED_WINDOW, T.LongType()),
+    T.StructField(FROM, T.StringType()), T.StructField(TO, T.StringType()),
+    T.StructField(FROM_CATEGORIES, T.ArrayType(T.StringType())),
+    T.StructField(TO_CATEGORIES, T.ArrayType(T.StringType())),
+    T.StructField(DIVERGENCE, T.DoubleType()), T.StructField(MAGNITUDE, T.DoubleType()),
+    T.StructField(KIND, T.StringType()),
+])
+
+
+def _candidates(conf: MigrationConf, active_share: float):
+    """mapInPandas function: compared window rows -> the rows that pass the migration test."""
+    def run(batches):
+        import pandas as pd
+
+        cols = [f.name for f in _CANDIDATE_SCHEMA.fields]
+        for pdf in batches:
+            out = []
+            for row in zip(pdf[S.USER_ID], pdf[WINDOW], pdf["_start_us"], pdf[CONFIRMED_WINDOW],
+                           pdf["p_cats"], pdf["p_shares"], pdf[WINDOW_CATEGORIES], pdf[WINDOW_SHARES],
+                           pdf[S.N_EVENTS], pdf["c_next"], pdf["s_next"], pdf["n_next"]):
+                user, window, start, confirmed = row[:4]
+                frm, to, js, to_before, to_after, from_before, from_after, lost, gained = compare_windows(
+                    *row[4:8], int(row[8]), row[9], row[10], None if pd.isna(row[11]) else int(row[11]),
+                    active_share)
+                if (frm is None or to is None or frm == to or not js >= conf.js_threshold
+                        or not to_after - to_before >= conf.min_swing
+                        or not from_before - from_after >= conf.min_swing):
+                    continue
+                out.append((user, int(window), int(start), int(confirmed), frm, to, lost, gained, js,
+                            to_after - to_before, migration_kind(to_before, from_after, active_share)))
+            yield pd.DataFrame(out, columns=cols)
+    return run
 
 
 def detect_migrations(profiles: DataFrame, conf: MigrationConf, active_share: float) -> DataFrame:
-    """silver.user_interest_windows -> silver.interest_migrations (see module docstring)."""
+    """silver.user_interest_windows -> silver.interest_migrations (see module docstring).
+
+    The lags and leads are Spark window functions; the comparison of each window row with its
+    profile is :func:`compare_windows` in a pandas UDF (dict lookups: linear in the categories,
+    where SQL array functions rebuilt the merged distribution for each lookup).
+    """
     by_user = Window.partitionBy(S.USER_ID).orderBy(WINDOW)
     w = (
         profiles.filter(F.col(S.N_EVENTS) >= conf.min_events)
-        .select(S.USER_ID, WINDOW, WINDOW_START, S.N_EVENTS, WINDOW_CATEGORIES, WINDOW_SHARES,
-                PROFILE_CATEGORIES, PROFILE_SHARES)
+        .select(S.USER_ID, WINDOW, F.unix_micros(WINDOW_START).alias("_start_us"), S.N_EVENTS,
+                WINDOW_CATEGORIES, WINDOW_SHARES, PROFILE_CATEGORIES, PROFILE_SHARES)
         .withColumn("p_cats", F.lag(PROFILE_CATEGORIES).over(by_user))
         .withColumn("p_shares", F.lag(PROFILE_SHARES).over(by_user))
         .withColumn("n_next", F.lead(S.N_EVENTS).over(by_user))
@@ -96,35 +165,9 @@ def detect_migrations(profiles: DataFrame, conf: MigrationConf, active_share: fl
         .withColumn("s_next", F.lead(WINDOW_SHARES).over(by_user))
         .withColumn(CONFIRMED_WINDOW, F.lead(WINDOW).over(by_user))
         .filter(F.col("p_cats").isNotNull() & F.col(CONFIRMED_WINDOW).isNotNull())
+        .drop(PROFILE_CATEGORIES, PROFILE_SHARES)
     )
-    # Q: the change window and the next one together (more evidence; a burst of a few days is
-    # outweighed by the following window), so a migration is confirmed one window later.
-    q = merge_distributions(WINDOW_CATEGORIES, WINDOW_SHARES, S.N_EVENTS, "c_next", "s_next", "n_next")
-    w = (w.withColumn("_q", q)
-         .withColumn("q_cats", F.transform("_q", lambda x: x["interest"]))
-         .withColumn("q_shares", F.transform("_q", lambda x: -x["neg"])))
-    frm, to = F.col("p_cats")[0], F.col("q_cats")[0]
-    to_before = share_of("p_cats", "p_shares", F.col(TO))
-    to_after = share_of("q_cats", "q_shares", F.col(TO))
-    from_before = share_of("p_cats", "p_shares", F.col(FROM))
-    from_after = share_of("q_cats", "q_shares", F.col(FROM))
-    candidates = (
-        w.withColumn(FROM, frm).withColumn(TO, to)
-        .filter(F.col(FROM) != F.col(TO))
-        .withColumn(DIVERGENCE, js_divergence("p_cats", "p_shares", "q_cats", "q_shares"))
-        .filter((F.col(DIVERGENCE) >= conf.js_threshold)
-                & (to_after - to_before >= conf.min_swing) & (from_before - from_after >= conf.min_swing))
-    )
-    kind = (
-        F.when((to_before < active_share) & (from_after >= active_share), "new_interest")
-        .when(to_before < active_share, "abrupt")
-        .when(from_after >= active_share, "gradual_drift")
-        .otherwise("fading")
-    )
-    lost = F.filter("p_cats", lambda c: share_of("q_cats", "q_shares", c)
-                    < share_of("p_cats", "p_shares", c) - active_share)
-    gained = F.filter("q_cats", lambda c: share_of("q_cats", "q_shares", c)
-                      > share_of("p_cats", "p_shares", c) + active_share)
+    candidates = w.mapInPandas(_candidates(conf, active_share), _CANDIDATE_SCHEMA)
     # One migration per change: a candidate right after one with the same destination is the
     # same migration seen again while the smoothed profile catches up.
     prev = Window.partitionBy(S.USER_ID).orderBy(WINDOW)
@@ -134,17 +177,97 @@ def detect_migrations(profiles: DataFrame, conf: MigrationConf, active_share: fl
         .filter(F.col("_prev_to").isNull() | (F.col("_prev_to") != F.col(TO))
                 | (F.col(WINDOW) - F.col("_prev_w") > 2))
     )
-    return (
-        deduped.withColumn(MAGNITUDE, to_after - to_before)
-        .withColumn(KIND, kind)
-        .withColumn(FROM_CATEGORIES, lost)
-        .withColumn(TO_CATEGORIES, gained)
-        .select(*MIGRATION_COLUMNS)
-    )
+    return deduped.withColumn(WINDOW_START, F.timestamp_micros("_start_us")).select(*MIGRATION_COLUMNS)
 
 
 #: gold.migration_flows' columns: the cell, its published count, and the privacy the release spent.
 FLOW_COLUMNS = [WINDOW, WINDOW_START, FROM, TO, "users", "dp_epsilon", "dp_delta"]
+
+#: ``migration.flow_level`` value that lets :func:`choose_flow_level` pick the level.
+FLOW_LEVEL_AUTO = "auto"
+
+
+def parse_flow_level(value) -> int | None:
+    """``migration.flow_level`` -> a level (0 = as detected, k >= 1 = the path's first k levels)
+    or None for ``auto``; ValueError naming the setting otherwise."""
+    text = str(value).strip().lower()
+    if text == FLOW_LEVEL_AUTO:
+        return None
+    if text.isdigit():
+        return int(text)
+    raise ValueError(f"migration.flow_level must be auto or a level 0, 1, 2, ... (got {value!r})")
+
+
+def one_path_per_category(events: DataFrame) -> DataFrame:
+    """(category_id, category_path): one path per category, so a category under several branches
+    of the hierarchy is counted in one cell of a roll-up, not in each.
+
+    The path's first level is the category's most frequent first level over ``events`` (rows
+    with category_id and category_path; each row counts once), then its most frequent path within
+    that first level; ties: alphabetical first. Rows without a path are ignored.
+    """
+    with_path = events.filter(F.col(S.CATEGORY_PATH).isNotNull()).select(
+        S.CATEGORY_ID, S.CATEGORY_PATH, F.split(S.CATEGORY_PATH, "/")[0].alias("_top"))
+    tops = (with_path.groupBy(S.CATEGORY_ID, "_top").agg(F.count(F.lit(1)).alias("_n_top"))
+            .withColumn("_r", F.row_number().over(
+                Window.partitionBy(S.CATEGORY_ID).orderBy(F.col("_n_top").desc(), "_top")))
+            .filter("_r = 1").select(S.CATEGORY_ID, "_top"))
+    return (with_path.join(tops, [S.CATEGORY_ID, "_top"])
+            .groupBy(S.CATEGORY_ID, S.CATEGORY_PATH).agg(F.count(F.lit(1)).alias("_n"))
+            .withColumn("_r", F.row_number().over(
+                Window.partitionBy(S.CATEGORY_ID).orderBy(F.col("_n").desc(), S.CATEGORY_PATH)))
+            .filter("_r = 1").select(S.CATEGORY_ID, S.CATEGORY_PATH))
+
+
+def roll_up(migrations: DataFrame, paths: DataFrame | None, level: int) -> DataFrame:
+    """``migrations`` with from / to replaced by their path's first ``level`` levels (level 0,
+    no paths, or a category without a path: unchanged). ``paths`` must hold one path per
+    category (:func:`one_path_per_category`), or a migration lands in several cells."""
+    if paths is None or level < 1:
+        return migrations
+    rollup = paths.select(
+        F.col(S.CATEGORY_ID).alias("_cat"),
+        F.array_join(F.slice(F.split(S.CATEGORY_PATH, "/"), 1, level), "/").alias("_up"),
+    ).distinct()
+    for col in (FROM, TO):
+        migrations = (
+            migrations.join(rollup.withColumnRenamed("_cat", col), col, "left")
+            .withColumn(col, F.coalesce("_up", F.col(col))).drop("_up")
+        )
+    return migrations
+
+
+def flow_coverage(migrations: DataFrame, paths: DataFrame | None, level: int, min_group_size: int) -> float:
+    """Share of the migrations (rows of silver.interest_migrations) counted in a published cell
+    of the flows at ``level``: from != to there, and the cell holds >= ``min_group_size`` users.
+    0.0 when there are no migrations."""
+    moves = roll_up(migrations, paths, level).select(S.USER_ID, WINDOW, FROM, TO)
+    cells = (moves.filter(F.col(FROM) != F.col(TO)).distinct()
+             .groupBy(WINDOW, FROM, TO).agg(F.count(F.lit(1)).alias("users")))
+    total, published = migrations.agg(F.count(F.lit(1))).first()[0], cells.filter(
+        F.col("users") >= min_group_size).agg(F.sum("users")).first()[0]
+    return float(published or 0) / total if total else 0.0
+
+
+def choose_flow_level(migrations: DataFrame, paths: DataFrame | None, min_group_size: int,
+                      min_coverage: float) -> tuple[int, dict]:
+    """The flow level for ``migration.flow_level: auto``: the finest level whose published cells
+    hold at least ``min_coverage`` of the migrations (:func:`flow_coverage`), finest first: 0
+    (as detected), then the path's levels from the deepest to 1; when none reaches it, the level
+    of the highest coverage (ties: the finer). Returns (level, coverage per level tried)."""
+    depth = 0
+    if paths is not None:
+        depth = paths.agg(F.max(F.size(F.split(S.CATEGORY_PATH, "/")))).first()[0] or 0
+    levels = [0] + list(range(depth, 0, -1))
+    migrations = migrations.select(S.USER_ID, WINDOW, FROM, TO).cache()
+    try:
+        coverage = {lv: flow_coverage(migrations, paths, lv, min_group_size) for lv in levels}
+    finally:
+        migrations.unpersist()
+    for lv in levels:
+        if coverage[lv] >= min_coverage:
+            return lv, coverage
+    return max(levels, key=lambda lv: (coverage[lv], -levels.index(lv))), coverage
 
 
 def migration_flows(migrations: DataFrame, min_group_size: int,
@@ -154,9 +277,10 @@ def migration_flows(migrations: DataFrame, min_group_size: int,
     Args:
         migrations: silver.interest_migrations.
         min_group_size: cells with fewer users are suppressed (nobody can be singled out); >= 2.
-        paths: (category_id, category_path) rows; with ``level`` >= 1 the from / to categories
-            are rolled up to that level of the hierarchy (e.g. 1 = families), so cells are
-            large enough to publish.
+        paths: (category_id, category_path) rows, one per category
+            (:func:`one_path_per_category`); with ``level`` >= 1 the from / to categories are
+            rolled up to that level of the hierarchy (e.g. 1 = families), so cells are large
+            enough to publish.
         level: hierarchy level of the flow matrix; 0 keeps the migrations' own categories.
         dp: differential privacy (:mod:`interest_lib.privacy`): each user counts in at most
             ``dp.max_cells_per_user`` cells (their latest migrations), counts get discrete
@@ -166,16 +290,7 @@ def migration_flows(migrations: DataFrame, min_group_size: int,
         :data:`FLOW_COLUMNS`; ``dp_epsilon`` / ``dp_delta`` are null for exact counts.
     """
     check_min_group_size(min_group_size)
-    if paths is not None and level >= 1:
-        rollup = paths.select(
-            F.col(S.CATEGORY_ID).alias("_cat"),
-            F.array_join(F.slice(F.split(S.CATEGORY_PATH, "/"), 1, level), "/").alias("_up"),
-        ).distinct()
-        for col in (FROM, TO):
-            migrations = (
-                migrations.join(rollup.withColumnRenamed("_cat", col), col, "left")
-                .withColumn(col, F.coalesce("_up", F.col(col))).drop("_up")
-            )
+    migrations = roll_up(migrations, paths, level)
     moves = migrations.filter(F.col(FROM) != F.col(TO)).select(S.USER_ID, WINDOW, WINDOW_START, FROM, TO).distinct()
     if dp is not None:
         # Contribution bounding: a user's latest cells only (ties broken by the cell, deterministic).

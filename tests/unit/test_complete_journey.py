@@ -47,3 +47,36 @@ def test_events_are_purchases_with_one_path_per_category_and_shared_basket_times
     assert sorted(items[S.ITEM_ID]) == ["1", "2", "3", "4", "99"]
     assert items.groupby(S.CATEGORY_ID)[S.CATEGORY_PATH].nunique().max() == 1
     assert items.set_index(S.ITEM_ID).loc["2", S.CATEGORY_PATH] == "GROCERY/CANDY|GUM/MINTS"
+
+
+def test_a_category_under_two_departments_takes_its_majority_department():
+    # SOAP: 3 lines under GROCERY (two types, 2 + 1) and 2 under DRUG GM (one type). The most
+    # frequent single path is GROCERY/SOAP/BAR (2) tied with DRUG GM/SOAP/LIQUID (2); the majority
+    # department is GROCERY (3 lines), and BAR its most frequent type there.
+    from interest_lib.datasets.complete_journey import category_paths, purchase_lines
+
+    products = pd.DataFrame({
+        "product_id": [1, 2, 3, 4], "department": ["GROCERY", "GROCERY", "DRUG GM", "DRUG GM"],
+        "product_category": ["SOAP", "SOAP", "SOAP", "TEA"], "product_type": ["BAR", "FOAM", "LIQUID", "GREEN"],
+        "brand": None, "package_size": None})
+    tx = pd.DataFrame({"household_id": 1, "basket_id": range(6), "product_id": [1, 1, 2, 3, 3, 4],
+                       "quantity": 1, "sales_value": 1.0,
+                       "transaction_timestamp": pd.Timestamp("2017-01-02")})
+    paths = category_paths(purchase_lines(tx, products))
+    assert paths.to_dict() == {"SOAP": "GROCERY/SOAP/BAR", "TEA": "DRUG GM/TEA/GREEN"}
+    # a tie between departments goes to the alphabetically first one, whatever the row order
+    tied = purchase_lines(tx[tx.basket_id.isin([0, 3])].iloc[::-1], products)  # 1 line each
+    assert category_paths(tied)["SOAP"] == "DRUG GM/SOAP/LIQUID"
+    events, _ = build_raw_store(tx, products)
+    assert set(events.loc[events[S.CATEGORY_ID] == "SOAP", S.CATEGORY_PATH]) == {"GROCERY/SOAP/BAR"}
+
+
+def test_purchase_lines_keep_the_order_and_refuse_duplicate_products():
+    from interest_lib.datasets.complete_journey import purchase_lines
+
+    tx, products = _data()
+    lines = purchase_lines(tx.iloc[::-1], products)
+    assert list(lines["product_id"]) == [99, 4, 3, 2, 1]
+    assert list(lines["category_id"]) == ["UNKNOWN", "UNKNOWN", "CANDY/GUM", "CANDY/GUM", "CANDY/GUM"]
+    with pytest.raises(ValueError, match="product_id is not unique"):
+        purchase_lines(tx, pd.concat([products, products.iloc[:1]]))
