@@ -456,15 +456,27 @@ def _rate(n: int, seconds: float) -> float:
 
 def _embed_and_merge(spark: SparkSession, todo: DataFrame, n_todo: int, id_col: str,
                      text_col: str, keep: list, schema: T.StructType, table: str, label: str,
-                     econf: EmbeddingsConf, tables: Tables, timer: StageTimer) -> float:
+                     econf: EmbeddingsConf, tables: Tables, timer: StageTimer,
+                     same_text: Optional[str] = None) -> float:
     """Embed the ``n_todo`` rows of ``todo`` and MERGE them into ``table`` by ``id_col``;
-    return the seconds the embedding took (model loading included)."""
-    parts = _embedding_partitions(spark, n_todo, econf.batch_size)
+    return the seconds the embedding took (model loading included). ``same_text``: a column
+    equal for equal texts (the text hash): each distinct text is embedded once and its vector
+    joined back to every row holding it."""
     embedded = None
     try:
         with timer.stage(f"{label} embeddings: embed") as counts:
             t0 = time.perf_counter()
-            vectors = embed_texts_df(todo, id_col, text_col, econf, keep=keep, num_partitions=parts)
+            if same_text:
+                texts = todo.select(same_text, text_col).dropDuplicates([same_text])
+                n_texts = texts.count()
+                parts = _embedding_partitions(spark, n_texts, econf.batch_size)
+                vectors = (todo.select(id_col, *[c for c in keep if c != id_col])
+                           .join(embed_texts_df(texts, same_text, text_col, econf, num_partitions=parts),
+                                 same_text))
+                counts.update(distinct_texts=n_texts)
+            else:
+                parts = _embedding_partitions(spark, n_todo, econf.batch_size)
+                vectors = embed_texts_df(todo, id_col, text_col, econf, keep=keep, num_partitions=parts)
             # Materialised once: the MERGE reads its source more than once, and the model
             # must not run again (nor embedded_at change) on each read.
             embedded = (_with_metadata(vectors, model_name(econf))
@@ -497,6 +509,7 @@ def run_item_embeddings(spark: SparkSession, conf: Config, tables: Tables) -> di
     Returns:
         dict with ``items_total``, ``items_embedded``, ``items_unchanged``, ``empty_texts``
         (items of ``ref.items`` with neither title nor description: zero vectors),
+        ``texts_embedded`` (distinct texts among the embedded items: each is encoded once),
         ``seconds`` (whole run), ``embed_seconds`` (the embedding stage, model loading
         included) and ``items_per_second`` (items_embedded / embed_seconds).
     """
@@ -518,17 +531,19 @@ def run_item_embeddings(spark: SparkSession, conf: Config, tables: Tables) -> di
                 F.count(F.lit(1)), F.sum(F.when(F.col(ITEM_TEXT) == "", 1).otherwise(0)),
             ).first()
             n_todo = todo.count()
-            counts.update(model=name, items_total=total, to_embed=n_todo)
+            n_texts = todo.select(TEXT_HASH).distinct().count()  # items sharing a text: embedded once
+            counts.update(model=name, items_total=total, to_embed=n_todo, distinct_texts=n_texts)
         embed_seconds = 0.0
         if n_todo:
             embed_seconds = _embed_and_merge(
                 spark, todo, n_todo, S.ITEM_ID, ITEM_TEXT, [TEXT_HASH], ITEM_EMBEDDINGS_SCHEMA,
-                REF_ITEM_EMBEDDINGS, "item", econf, tables, timer)
+                REF_ITEM_EMBEDDINGS, "item", econf, tables, timer, same_text=TEXT_HASH)
     finally:
         todo.unpersist()
     return {
         "items_total": int(total), "items_embedded": int(n_todo),
         "items_unchanged": int(total - n_todo), "empty_texts": int(empty or 0),
+        "texts_embedded": int(n_texts),
         "seconds": round(time.perf_counter() - started, 2),
         "embed_seconds": round(embed_seconds, 2),
         "items_per_second": _rate(n_todo, embed_seconds),

@@ -80,6 +80,22 @@ def test_item_embeddings_are_incremental_and_match_the_encoder(spark, tmp_conf, 
     assert sorted(read_with_delta_rs(tables.path(REF_ITEM_EMBEDDINGS))["item_id"].to_pylist()) == ids
 
 
+def test_items_sharing_a_text_are_encoded_once_and_all_stored(spark, tmp_conf, tables):
+    twins = [("t1", "Baked bread", "GROCERY > BREAD", "c1", "g/b/b", 2.0),
+             ("t2", "Baked bread", "GROCERY > BREAD", "c1", "g/b/b", 3.0),
+             ("t3", "Baked bread.", "GROCERY > BREAD", "c1", "g/b/b", 4.0),  # same text once trimmed
+             ("t4", "Milk", None, "c2", "g/d/m", 1.0)]
+    _write_items(spark, tables, twins)
+    report = run_item_embeddings(spark, tmp_conf, tables)
+    assert report["items_embedded"] == 4 and report["texts_embedded"] == 2
+    stored = _stored(tables)
+    assert sorted(stored) == ["t1", "t2", "t3", "t4"]
+    expected = get_encoder(tmp_conf.embeddings).encode(["Baked bread. GROCERY > BREAD", "Milk"])
+    for item in ("t1", "t2", "t3"):
+        np.testing.assert_allclose(stored[item].embedding, expected[0], atol=1e-4)
+    np.testing.assert_allclose(stored["t4"].embedding, expected[1], atol=1e-4)
+
+
 def test_text_embeddings_embed_distinct_non_empty_texts_once(spark, tmp_conf, tables):
     long_review = "Great stroller, folds in one hand. " * 100  # 3,500 characters
     texts = ["running shoes", "running shoes", None, "", "   ", "baby monitor", long_review,
