@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from interest_lib.event_stream import make_targets, score_targets, time_cut
-from interest_lib.metrics import all_ranks
+from interest_lib.metrics import all_ranks, metrics_from_ranks
 from interest_lib.models.event_baselines import (
     DAY_NS, DecayedState, EventBaseline, Markov, TifuKnn, _l1,
 )
@@ -239,12 +239,11 @@ class _Recorder:
     """Streams a period through a :class:`FeatureState`, keeping the features of every scored
     basket (the protocol calls ``fit``, then ``scores`` / ``observe`` per timestamp)."""
 
-    def __init__(self, state: FeatureState, fitted: bool = False):
-        self.state, self.fitted, self.features = state, fitted, []
+    def __init__(self, state: FeatureState):
+        self.state, self.features = state, []
 
     def fit(self, log, n):
-        if not self.fitted:
-            self.state.fit(log, n)
+        self.state.fit(log, n)
         return self
 
     def scores(self, users, now):
@@ -404,6 +403,6 @@ class _Net:
 def _ndcg_at_10(scores: np.ndarray, counts: np.ndarray) -> float:
     """NDCG@10 of every target event (count-weighted) against its basket's scores, ties against it."""
     ranks = all_ranks(scores)
-    w = counts[:, 1:]
-    gain = np.where(ranks <= 10, 1.0 / np.log2(ranks + 1.0), 0.0)
-    return float((gain * w).sum() / max(w.sum(), 1.0))
+    rows, cols = np.nonzero(counts[:, 1:])
+    per_event = np.repeat(ranks[rows, cols], counts[:, 1:][rows, cols].astype(np.int64))
+    return metrics_from_ranks(per_event, (10,))["ndcg@10"] if len(per_event) else 0.0
