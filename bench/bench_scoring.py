@@ -45,7 +45,7 @@ def main() -> None:
     from interest_lib.conf import load_config
     from interest_lib.features.sequences import build_scoring_inputs
     from interest_lib.logs import setup_logging
-    from interest_lib.scoring.job import UDF_SCHEMA, _category_keys, _predictors, default_as_of, score_partitions
+    from interest_lib.scoring.job import UDF_SCHEMA, category_keys, load_predictors, default_as_of, score_partitions
     from interest_lib.spark import get_spark
     from interest_lib.storage import Tables
     from interest_lib.storage.catalog import REF_VOCAB, SILVER_EVENTS_SESSIONIZED, SILVER_USER_INTEREST_WINDOWS
@@ -61,8 +61,8 @@ def main() -> None:
     inputs = (inputs.crossJoin(copies).withColumn("user_id", F.concat_ws("-", "user_id", "_copy")).drop("_copy")
               .repartition(spark.sparkContext.defaultParallelism * 2).localCheckpoint())
     rows = inputs.count()
-    migration, evolution = _predictors(conf, tables)
-    keys = _category_keys(tables)
+    migration, evolution = load_predictors(conf, tables)
+    keys = category_keys(tables)
     s = conf.score
     settings = (keys, s.top_k, s.forecast_k, s.recommendations, s.explore_share, s.batch_size, s.device, conf.features.top_k)
 

@@ -160,6 +160,33 @@ class ScoreTask(Task):
         return report
 
 
+class StreamTask(Task):
+    """Structured Streaming: landing folder (or Kafka) -> bronze ... fresh scores, per micro-batch."""
+
+    name = "stream"
+    help = ("stream raw events from a landing folder (or Kafka) through the same validation, "
+            "quarantine and pseudonymisation as ingest into bronze.events, then update the touched "
+            "users' sessions, current-window profiles, gold.migration_alerts and scores; "
+            "checkpointed and idempotent per micro-batch")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--trigger", choices=("processing_time", "available_now", "once"),
+                            help="override stream.trigger (available_now: what is there, then stop)")
+        parser.add_argument("--timeout", type=float, help="stop after this many seconds (stream.timeout_seconds)")
+
+    def launch(self):
+        from interest_lib.spark import add_packages, kafka_package
+        from interest_lib.streaming.job import run_stream
+
+        if self.conf.stream.source == "kafka" and self._spark is None:
+            add_packages(self.conf.spark, [kafka_package(self.conf.stream.kafka_package)])
+        report = run_stream(self.spark, self.conf, self.tables, trigger=self.args.trigger,
+                            timeout_seconds=self.args.timeout)
+        print(report.summary())
+        return report
+
+
 def _model_choice(text: str) -> dict:
     """``--model`` value -> run_train keyword arguments."""
     if text in ("migration", "evolution"):
@@ -243,7 +270,7 @@ class ConfigTask(Task):
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (
     RunTask, GenerateTask, ImportCompleteJourneyTask, IngestTask, SessionizeTask, FeaturizeTask, TrainTask,
-    EvaluateTask, ScoreTask, ConfigTask)}
+    EvaluateTask, ScoreTask, StreamTask, ConfigTask)}
 
 
 def build_parser() -> argparse.ArgumentParser:

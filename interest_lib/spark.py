@@ -79,3 +79,33 @@ def delta_jars_available(spark: SparkSession) -> bool:
         return True
     except Exception:  # py4j wraps ClassNotFoundException
         return False
+
+
+def ivy_cache_dir() -> str:
+    """Where Ivy keeps resolved Maven packages: ``$INTEREST_IVY_DIR``, else
+    ``$XDG_CACHE_HOME/interest-evolution/ivy`` (``~/.cache/...``), beside the project's other caches,
+    so tests and jobs resolve a package once per machine."""
+    if os.environ.get("INTEREST_IVY_DIR"):
+        return os.environ["INTEREST_IVY_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "interest-evolution", "ivy")
+
+
+def add_packages(sconf: SparkConf, coordinates: list[str]) -> None:
+    """Add Maven ``coordinates`` (``group:artifact:version``) to ``spark.jars.packages`` in
+    ``spark.extra`` (kept: packages already listed there), with the Ivy cache in
+    :func:`ivy_cache_dir` unless ``spark.jars.ivy`` is set. Takes effect when the session is built
+    (a running JVM cannot load them); spark-submit's ``--packages`` does the same on a cluster."""
+    listed = [p for p in str(sconf.extra.get("spark.jars.packages", "")).split(",") if p.strip()]
+    for coordinate in coordinates:
+        if coordinate not in listed:
+            listed.append(coordinate)
+    sconf.extra["spark.jars.packages"] = ",".join(listed)
+    sconf.extra.setdefault("spark.jars.ivy", ivy_cache_dir())
+
+
+def kafka_package(artifact: str) -> str:
+    """The Kafka source's coordinate for the running pyspark (``artifact`` + ``:<version>``)."""
+    import pyspark
+
+    return f"{artifact}:{pyspark.__version__}"

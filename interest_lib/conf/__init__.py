@@ -16,7 +16,7 @@ from interest_lib.conf.models import ModelsConf, ModelSpec, model_names, model_s
 from interest_lib.conf.sections import (
     Config, EmbeddingsConf, EvaluateConf, FeaturesConf, GenerateConf, IngestConf, MigrationConf,
     PrivacyConf, RunConf, ScoreConf, SequencesConf, SessionizeConf, SparkConf, StagesConf,
-    StorageConf, TrackingConf, TrainConf,
+    StorageConf, StreamConf, TrackingConf, TrainConf,
 )
 from interest_lib.conf.validation import LIMITS, SCORE_SOURCES, TARGET_METRICS
 
@@ -24,6 +24,6 @@ __all__ = [
     "CONF_DIR", "ENVIRONMENTS", "ConfigError", "Limit", "load_config", "ModelsConf", "ModelSpec",
     "model_names", "model_spec", "Config", "EmbeddingsConf", "EvaluateConf", "FeaturesConf",
     "GenerateConf", "IngestConf", "MigrationConf", "PrivacyConf", "RunConf", "ScoreConf",
-    "SequencesConf", "SessionizeConf", "SparkConf", "StagesConf", "StorageConf", "TrackingConf",
+    "SequencesConf", "SessionizeConf", "SparkConf", "StagesConf", "StorageConf", "StreamConf", "TrackingConf",
     "TrainConf", "LIMITS", "SCORE_SOURCES", "TARGET_METRICS",
 ]

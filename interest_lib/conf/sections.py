@@ -313,6 +313,46 @@ class ScoreConf:
 
 
 @dataclass
+class StreamConf:
+    """``interest stream``: Structured Streaming from a landing folder (or Kafka) to fresh scores."""
+
+    source: str = "files"
+    """files (a landing folder of JSON-lines files) | kafka (one raw event as JSON per message)."""
+    landing: str = ""
+    """Landing folder the file source watches; "" = <storage.raw_dir>/landing."""
+    max_files_per_trigger: int = 100
+    """Files one micro-batch takes at most from the landing folder (the Auto Loader pattern)."""
+    kafka_bootstrap_servers: str = ""
+    """Kafka bootstrap servers (host:port,...) for source kafka."""
+    kafka_topic: str = "interest-events"
+    """Kafka topic holding the raw events (JSON values)."""
+    kafka_starting_offsets: str = "earliest"
+    """Where a new query starts reading the topic: earliest | latest."""
+    max_offsets_per_trigger: int = 100000
+    """Kafka messages one micro-batch takes at most."""
+    kafka_package: str = "org.apache.spark:spark-sql-kafka-0-10_2.13"
+    """Maven coordinate (without version: the running Spark's is used) of the Kafka source,
+    resolved through spark.jars.packages when it is not on the classpath."""
+    trigger: str = "processing_time"
+    """processing_time (long-running, a micro-batch every trigger_seconds) | available_now
+    (process what is there, in several micro-batches, then stop: scheduled runs) | once."""
+    trigger_seconds: float = 0.0
+    """Interval between micro-batches with trigger processing_time; 0 = as soon as the previous ends."""
+    watermark_minutes: int = 1440
+    """Events older than the latest event time in bronze.events minus this are quarantined
+    (late_event) instead of being appended; duplicates are checked against bronze.events."""
+    checkpoint: str = ""
+    """Checkpoint folder of the query (offsets, commits); "" = <storage.warehouse>/_checkpoints/<query_name>."""
+    query_name: str = "interest-stream"
+    """Query name; also the Delta app id of its idempotent appends (version = micro-batch id)."""
+    score: bool = True
+    """Rescore the touched users into gold.user_interest_scores each micro-batch (needs ref.vocab
+    from featurize, gold.training_sequences, and trained models or baseline score sources)."""
+    timeout_seconds: float = 0.0
+    """Stop a processing_time query after this many seconds; 0 = run until stopped."""
+
+
+@dataclass
 class RunConf:
     """Identity of one run of a job (lineage and idempotent writes)."""
 
@@ -344,6 +384,7 @@ class Config:
     tracking: TrackingConf = field(default_factory=TrackingConf)
     evaluate: EvaluateConf = field(default_factory=EvaluateConf)
     score: ScoreConf = field(default_factory=ScoreConf)
+    stream: StreamConf = field(default_factory=StreamConf)
     run: RunConf = field(default_factory=RunConf)
 
     env: ClassVar[str] = "local"

@@ -101,6 +101,15 @@ LIMITS: dict[str, Limit] = {
     "score.device": _DEVICE,
     "score.recommendations": _POSITIVE,
     "score.explore_share": _SHARE,
+    "stream.source": Limit(choices=("files", "kafka")),
+    "stream.max_files_per_trigger": Limit(ge=1),
+    "stream.max_offsets_per_trigger": Limit(ge=1),
+    "stream.kafka_starting_offsets": Limit(choices=("earliest", "latest")),
+    "stream.trigger": Limit(choices=("processing_time", "available_now", "once")),
+    "stream.trigger_seconds": Limit(ge=0),
+    "stream.watermark_minutes": Limit(ge=0),
+    "stream.query_name": Limit(nonempty=True),
+    "stream.timeout_seconds": Limit(ge=0),
     "run.log_level": Limit(choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), ignore_case=True),
 }
 

@@ -89,7 +89,7 @@ def planted_windows(tables: Tables, conf: Config) -> Optional[DataFrame]:
     )
 
 
-def _text_vectors(tables: Tables, conf: Config):
+def text_vector_builder(tables: Tables, conf: Config):
     """The window text-vector builder when embeddings exist, else None."""
     if not (tables.exists(REF_ITEM_EMBEDDINGS) and tables.exists(REF_TEXT_EMBEDDINGS)):
         return None
@@ -177,7 +177,7 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
                 c.update(items_embedded=report.embeddings["items"].get("items_embedded", 0),
                          texts_embedded=report.embeddings["texts"].get("texts_embedded", 0))
         with timer.stage("profiles") as c:
-            profiles = build_profiles(events, conf.features, _text_vectors(tables, conf))
+            profiles = build_profiles(events, conf.features, text_vector_builder(tables, conf))
             report.windows = tables.rows_after_overwrite(tables.write(profiles, SILVER_USER_INTEREST_WINDOWS, mode="overwrite"))
             profiles = tables.read(SILVER_USER_INTEREST_WINDOWS).persist(StorageLevel.MEMORY_AND_DISK)
             c.update(windows=report.windows)

@@ -110,6 +110,16 @@ def migration_kind(to_before: float, from_after: float, active_share: float) -> 
     return "gradual_drift" if from_after >= active_share else "fading"
 
 
+def passes_migration_test(frm, to, js: float, to_before: float, to_after: float, from_before: float,
+                          from_after: float, conf: MigrationConf) -> bool:
+    """The migration test on :func:`compare_windows`' output (see the module doc): the top changed,
+    divergence >= ``js_threshold``, the new top gained and the old lost >= ``min_swing``. Shared
+    by batch detection and the stream's partial-window alerts."""
+    return not (frm is None or to is None or frm == to or not js >= conf.js_threshold
+                or not to_after - to_before >= conf.min_swing
+                or not from_before - from_after >= conf.min_swing)
+
+
 _CANDIDATE_SCHEMA = T.StructType([
     T.StructField(S.USER_ID, T.StringType()), T.StructField(WINDOW, T.LongType()),
     T.StructField("_start_us", T.LongType()), T.StructField(CONFIRMED_WINDOW, T.LongType()),
@@ -136,9 +146,7 @@ def _candidates(conf: MigrationConf, active_share: float):
                 frm, to, js, to_before, to_after, from_before, from_after, lost, gained = compare_windows(
                     *row[4:8], int(row[8]), row[9], row[10], None if pd.isna(row[11]) else int(row[11]),
                     active_share)
-                if (frm is None or to is None or frm == to or not js >= conf.js_threshold
-                        or not to_after - to_before >= conf.min_swing
-                        or not from_before - from_after >= conf.min_swing):
+                if not passes_migration_test(frm, to, js, to_before, to_after, from_before, from_after, conf):
                     continue
                 out.append((user, int(window), int(start), int(confirmed), frm, to, lost, gained, js,
                             to_after - to_before, migration_kind(to_before, from_after, active_share)))

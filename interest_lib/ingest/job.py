@@ -119,6 +119,28 @@ def flag_duplicates(events: DataFrame, existing_ids: Optional[DataFrame]) -> Dat
     return flagged.withColumn(DUPLICATE, dup).drop("_n", "_stored")
 
 
+def check_records(raw: DataFrame, now: dt.datetime, conf: IngestConf,
+                  watermark: Optional[dt.datetime] = None) -> DataFrame:
+    """Raw records with typed ``_ts`` / ``_price`` and ``reason`` (the first failed check, null
+    for a valid event): the one validation batch ingest and ``interest stream`` share.
+    ``watermark`` (streaming only): valid events before it are ``late_event``."""
+    return raw.transform(with_parsed_fields).transform(
+        lambda d: with_reason(d, now, conf.max_future_skew_minutes, conf.min_event_date, watermark))
+
+
+def bronze_rows(flagged: DataFrame, key: bytes, batch: int, now: dt.datetime) -> DataFrame:
+    """The rows of ``flagged`` (:func:`flag_duplicates`' output) that go to bronze.events: not
+    duplicates, user ids pseudonymised, stamped with the ingest batch and time, in the table's
+    column order (batch ingest and ``interest stream`` alike)."""
+    return (
+        flagged.filter(~F.col(DUPLICATE))
+        .withColumn(S.USER_ID, pseudonymise_col(S.USER_ID, key))
+        .withColumn(S.INGEST_BATCH, F.lit(batch).cast("long"))
+        .withColumn(S.INGESTED_AT, F.lit(now).cast("timestamp"))
+        .select(*S.EVENT_SCHEMA.fieldNames())
+    )
+
+
 def top_reasons(reasons: dict, n: int = 3) -> str:
     """The ``n`` most frequent quarantine reasons with counts and meanings, for messages."""
     top = sorted(reasons.items(), key=lambda kv: -kv[1])[:n]
@@ -238,12 +260,7 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         raw = read_raw(spark, events_in, S.RAW_FIELDS, columns=conf.ingest.columns,
                        required=S.REQUIRED_RAW_FIELDS, csv_header=conf.ingest.csv_header)
         items_raw = _read_items(spark, conf, items_in)
-        checked = (
-            raw.transform(with_parsed_fields)
-            .transform(lambda d: with_reason(d, now, conf.ingest.max_future_skew_minutes,
-                                             conf.ingest.min_event_date))
-            .persist(StorageLevel.MEMORY_AND_DISK)
-        )
+        checked = check_records(raw, now, conf.ingest).persist(StorageLevel.MEMORY_AND_DISK)
         reason_rows = checked.groupBy(S.REASON).count().collect()
         reasons = {r[S.REASON]: r["count"] for r in reason_rows if r[S.REASON] is not None}
         rows_in = sum(r["count"] for r in reason_rows)
@@ -270,13 +287,7 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
             flagged = flag_duplicates(events, existing).observe(
                 seen, F.count(F.lit(1)).alias("valid"),
                 F.coalesce(F.sum(F.col(DUPLICATE).cast("long")), F.lit(0)).alias("duplicates"))
-            accepted_df = (
-                flagged.filter(~F.col(DUPLICATE))
-                .withColumn(S.USER_ID, pseudonymise_col(S.USER_ID, key))
-                .withColumn(S.INGEST_BATCH, F.lit(batch).cast("long"))
-                .withColumn(S.INGESTED_AT, F.lit(now).cast("timestamp"))
-                .select(*S.EVENT_SCHEMA.fieldNames())
-            )
+            accepted_df = bronze_rows(flagged, key, batch, now)
             w = tables.write(accepted_df, BRONZE_EVENTS, partition_by=[S.EVENT_DATE], txn=txn,
                              expected_version=base)
             accepted = w.rows_written if w.rows_written is not None else (

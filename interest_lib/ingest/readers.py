@@ -259,12 +259,30 @@ def _read_parquet(spark: SparkSession, raw: RawInput, fields: Sequence[str], nam
 
 
 def _read_jsonl(spark: SparkSession, paths: list[str], fields: Sequence[str], names: dict) -> DataFrame:
-    """One record per non-blank line, parsed by name; anything but one JSON object is corrupt."""
+    """One record per non-blank line, parsed by name (:func:`parse_json_lines`)."""
+    lines = spark.read.text(paths).withColumn(SOURCE_FILE, F.input_file_name())
+    return parse_json_lines(lines, fields, names)
+
+
+def parse_json_lines(lines: DataFrame, fields: Sequence[str], names: Optional[Mapping[str, str]] = None) -> DataFrame:
+    """JSON-lines text -> raw records: one record per non-blank ``value``, parsed by name;
+    anything but one JSON object is corrupt. Serves batch files, the streaming landing folder
+    and Kafka message values alike (batch or streaming DataFrames).
+
+    Args:
+        lines: rows with a string ``value`` (one line or message) and ``source_file``.
+        fields: the raw fields to return, in order.
+        names: raw field -> the input's key, where they differ.
+
+    Returns:
+        One string column per field, ``_corrupt_record`` and ``source_file``; blank values are
+        not records.
+    """
+    names = {f: (names or {}).get(f, f) for f in fields}
     keys = list(dict.fromkeys(names.values()))
     schema = T.StructType([T.StructField(k, T.StringType()) for k in keys]
                           + [T.StructField(CORRUPT, T.StringType())])
-    lines = (spark.read.text(paths).withColumn(SOURCE_FILE, F.input_file_name())
-             .filter(F.trim("value") != ""))
+    lines = lines.filter(F.trim("value") != "")
     parsed = F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
     # from_json reads the first JSON value of a line and ignores what follows, and the JSON
     # source turns an array line into zero or several rows: both would lose or invent records.

@@ -6,7 +6,7 @@ All functions are ``DataFrame -> DataFrame`` and chain with ``df.transform``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+from typing import Optional, Sequence
 
 from pyspark.sql import Column, DataFrame, functions as F
 
@@ -41,6 +41,8 @@ REASONS = {
     "non_finite_price": "price is infinite or NaN, or too large for a double (1e400)",
     "malformed_price": "price is not a number",
     "negative_price": "price is negative",
+    "late_event": "event_time is before the stream's watermark (the latest event time in bronze.events "
+                  "minus stream.watermark_minutes): later than the stream waits for (interest stream only)",
 }
 
 
@@ -72,8 +74,9 @@ def with_parsed_fields(df: DataFrame) -> DataFrame:
 
 
 def with_reason(df: DataFrame, now: dt.datetime, max_future_skew_minutes: int,
-                min_event_date: str) -> DataFrame:
-    """Add ``reason``: the first failed check (see :data:`REASONS`), null for a valid event."""
+                min_event_date: str, watermark: Optional[dt.datetime] = None) -> DataFrame:
+    """Add ``reason``: the first failed check (see :data:`REASONS`), null for a valid event.
+    ``watermark`` (streaming): an otherwise valid event before it is a ``late_event``."""
     latest = F.lit(now + dt.timedelta(minutes=max_future_skew_minutes)).cast("timestamp")
     etype = F.lower(F.trim(F.col(S.EVENT_TYPE)))
     checks = [
@@ -93,6 +96,8 @@ def with_reason(df: DataFrame, now: dt.datetime, max_future_skew_minutes: int,
         ("malformed_price", ~_blank(S.PRICE) & F.col("_price").isNull()),
         ("negative_price", F.col("_price") < 0),
     ]
+    if watermark is not None:
+        checks.append(("late_event", F.col("_ts") < F.lit(watermark).cast("timestamp")))
     reason = F.lit(None).cast("string")
     for name, failed in reversed(checks):
         reason = F.when(failed, F.lit(name)).otherwise(reason)

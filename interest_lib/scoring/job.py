@@ -133,7 +133,9 @@ def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, 
     return run
 
 
-def _predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
+def load_predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
+    """The migration and evolution predictors ``score.migration`` / ``score.evolution`` name
+    (newest trained run, MLflow URI or a baseline fitted on the train split)."""
     store_root = fs.canonical(conf.train.store)
     chosen, train = {}, None
     version = tables.version(GOLD_TRAINING_SEQUENCES)
@@ -159,7 +161,7 @@ def _predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
     return chosen["migration"], chosen["evolution"]
 
 
-def _category_keys(tables: Tables) -> np.ndarray:
+def category_keys(tables: Tables) -> np.ndarray:
     """Vocabulary index -> category key ('' for padding and unknown ids)."""
     rows = tables.read(REF_VOCAB).filter(F.col("kind") == "category").select("key", "idx").collect()
     keys = np.full(max((r["idx"] for r in rows), default=0) + 1, "", dtype=object)
@@ -184,6 +186,36 @@ def _current_interests(tables: Tables, scored: DataFrame, top_k: int) -> DataFra
                 x["category"].alias("category"), x["share"].alias("share"), x[STAGE].alias("stage"))).alias("current_interests")))
 
 
+def score_inputs(inputs: DataFrame, broadcast, keys: np.ndarray, conf: Config) -> DataFrame:
+    """Scoring inputs (:func:`build_scoring_inputs`) -> the UDF's rows (:data:`UDF_SCHEMA`),
+    with the predictors of ``broadcast`` loaded once per Python worker (batch and stream)."""
+    s = conf.score
+    return inputs.mapInPandas(
+        score_partitions(broadcast, keys, s.top_k, s.forecast_k, s.recommendations, s.explore_share,
+                         s.batch_size, s.device, conf.features.top_k,
+                         new_session_bucket(conf.sessionize.gap_minutes)), UDF_SCHEMA)
+
+
+def score_stamps(when: dt.datetime, score_run: str) -> dict:
+    """The columns every scored row carries: as_of, as_of_date, score_run_id, scored_at."""
+    return {"as_of": F.lit(when).cast("timestamp"), "as_of_date": F.lit(when.date()).cast("date"),
+            "score_run_id": F.lit(score_run), "scored_at": F.current_timestamp()}
+
+
+def score_rows(tables: Tables, scored: DataFrame, conf: Config, migration: Predictor, evolution: Predictor,
+               stamp: dict) -> DataFrame:
+    """gold.user_interest_scores rows from the UDF's output (:func:`score_inputs`) and
+    :func:`score_stamps`, with each user's current interests (batch and stream)."""
+    return (scored.join(_current_interests(tables, scored, conf.features.top_k), S.USER_ID, "left")
+            .select(S.USER_ID, stamp["as_of"].alias("as_of"), WINDOW, "next_categories", "next_probs", "p_switch",
+                    "forecast_categories", "forecast_shares", "forecast_stage", "current_interests", "explanation",
+                    F.lit(migration.name).alias("migration_model"), F.lit(migration.version).alias("migration_version"),
+                    F.lit(evolution.name).alias("evolution_model"), F.lit(evolution.version).alias("evolution_version"),
+                    F.lit(migration.table_version).cast("long").alias("training_table_version"),
+                    stamp["score_run_id"].alias("score_run_id"), stamp["scored_at"].alias("scored_at"),
+                    stamp["as_of_date"].alias("as_of_date")))
+
+
 def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional[str] = None) -> ScoreReport:
     """Score every eligible user (see the module docstring) and return the counts."""
     timer = StageTimer(log)
@@ -194,7 +226,7 @@ def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional
     text = as_of or conf.score.as_of
     when = (dt.datetime.fromisoformat(text).replace(tzinfo=None) if text
             else default_as_of(events.agg(F.max(S.EVENT_TIME)).first()[0], conf))
-    migration, evolution = _predictors(conf, tables)
+    migration, evolution = load_predictors(conf, tables)
     score_run = conf.run.run_id or "score-" + hashlib.sha256(
         f"{migration.version}|{evolution.version}|{when.isoformat()}".encode()).hexdigest()[:12]
     log.info("score as of %s with %s (%s) and %s (%s)", when, migration.name, migration.version,
@@ -204,26 +236,13 @@ def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional
         inputs = inputs.localCheckpoint()
         eligible = inputs.count()
         c.update(eligible_users=eligible)
-    s = conf.score
     with timer.stage("predict") as c:
         broadcast = spark.sparkContext.broadcast((migration, evolution))
-        scored = inputs.mapInPandas(
-            score_partitions(broadcast, _category_keys(tables), s.top_k, s.forecast_k, s.recommendations,
-                             s.explore_share, s.batch_size, s.device, conf.features.top_k,
-                             new_session_bucket(conf.sessionize.gap_minutes)), UDF_SCHEMA)
-        scored = scored.localCheckpoint()
+        scored = score_inputs(inputs, broadcast, category_keys(tables), conf).localCheckpoint()
         c.update(scored=scored.count())
-    stamp = {"as_of": F.lit(when).cast("timestamp"), "as_of_date": F.lit(when.date()).cast("date"),
-             "score_run_id": F.lit(score_run), "scored_at": F.current_timestamp()}
+    stamp = score_stamps(when, score_run)
     with timer.stage("write") as c:
-        scores = (scored.join(_current_interests(tables, scored, conf.features.top_k), S.USER_ID, "left")
-                  .select(S.USER_ID, stamp["as_of"].alias("as_of"), WINDOW, "next_categories", "next_probs", "p_switch",
-                          "forecast_categories", "forecast_shares", "forecast_stage", "current_interests", "explanation",
-                          F.lit(migration.name).alias("migration_model"), F.lit(migration.version).alias("migration_version"),
-                          F.lit(evolution.name).alias("evolution_model"), F.lit(evolution.version).alias("evolution_version"),
-                          F.lit(migration.table_version).cast("long").alias("training_table_version"),
-                          stamp["score_run_id"].alias("score_run_id"), stamp["scored_at"].alias("scored_at"),
-                          stamp["as_of_date"].alias("as_of_date")))
+        scores = score_rows(tables, scored, conf, migration, evolution, stamp)
         written = tables.write(scores, GOLD_USER_INTEREST_SCORES, mode="overwrite-partitions", partition_by=["as_of_date"])
         recs = (scored.select(S.USER_ID, F.posexplode(F.arrays_zip("rec_categories", "rec_scores", "rec_reasons",
                                                                         "rec_explanations")).alias("pos", "r"))

@@ -28,6 +28,7 @@ REF_TEXT_EMBEDDINGS = "ref.text_embeddings"
 GOLD_MODEL_METRICS = "gold.model_metrics"
 GOLD_USER_INTEREST_SCORES = "gold.user_interest_scores"
 GOLD_RECOMMENDATIONS = "gold.recommendations"
+GOLD_MIGRATION_ALERTS = "gold.migration_alerts"
 
 #: Every table the jobs write, with a one-line description (the README's catalogue).
 TABLES = {
@@ -47,6 +48,7 @@ TABLES = {
     REF_TEXT_EMBEDDINGS: "one sentence vector per distinct event text (search, review), keyed by text_hash",
     GOLD_USER_INTEREST_SCORES: "per user and as-of date: top next categories, P(switch), next-window forecast and its stage, current interests with stages, model versions",
     GOLD_RECOMMENDATIONS: "per user and as-of date: ranked categories, each marked exploit (current / forecast interest) or explore (likely migration)",
+    GOLD_MIGRATION_ALERTS: "per user, window and new top interest: a migration already visible on the current, partial window (interest stream), with when it was first seen",
     GOLD_MODEL_METRICS: "per evaluation: every baseline's and model's test metrics (HR, NDCG, MRR, JS, stage accuracy)",
 }
 
@@ -134,6 +136,11 @@ CONTRACTS: dict[str, TableContract] = {
         ("user_id", "string"), ("as_of", "timestamp"), ("rank", "int"), ("category", "string"),
         ("score", "float"), ("reason", "string"), ("explanation", "string"), ("score_run_id", "string"),
         ("as_of_date", "date")), partition_by=("as_of_date",), keys=("user_id", "as_of_date", "rank")),
+    GOLD_MIGRATION_ALERTS: TableContract((
+        ("user_id", "string"), ("window", "bigint"), ("window_start", "timestamp"),
+        ("from_category", "string"), ("to_category", "string"), ("divergence", "double"),
+        ("magnitude", "double"), ("window_events", "bigint"), ("first_seen", "timestamp"),
+        ("stream_batch", "bigint")), keys=("user_id", "window", "to_category")),
 }
 assert set(CONTRACTS) == set(TABLES), "every catalog table declares its contract"
 

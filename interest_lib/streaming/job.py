@@ -1,0 +1,185 @@
+"""``interest stream``: the streaming query, its trigger, and its progress in the log.
+
+The query reads :func:`~interest_lib.streaming.sources.raw_stream` and hands every micro-batch
+to :class:`~interest_lib.streaming.micro_batch.MicroBatchProcessor` (``foreachBatch``), so it
+runs on either Delta engine. Its checkpoint (offsets and commits) makes it restartable: a
+restart, or a run after ``kill -9``, goes on from the last micro-batch Spark recorded, and the
+Delta app transactions make a replayed micro-batch append nothing twice.
+
+Progress: after each micro-batch one log line from the query's own progress (input rows,
+rows/s in and processed, batch duration, and the lag: seconds the oldest file of the batch waited
+since it landed, or the Kafka offsets behind the latest) beside the micro-batch's own counts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from pyspark.sql import SparkSession
+
+from interest_lib.conf import Config
+from interest_lib.errors import InputError
+from interest_lib.logs import get_logger
+from interest_lib.pseudonymise import resolve_key
+from interest_lib.storage import Tables
+from interest_lib.streaming.micro_batch import BatchReport, MicroBatchProcessor, scoring_prerequisites
+from interest_lib.streaming.sources import landing_path, raw_stream
+
+log = get_logger(__name__)
+
+
+@dataclass
+class StreamReport:
+    """Totals of one run of the query (this process's micro-batches)."""
+
+    query: str
+    source: str
+    checkpoint: str
+    batches: int = 0
+    replayed: int = 0
+    rows_in: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    duplicates_removed: int = 0
+    alerts: int = 0
+    scored_users: int = 0
+    reasons: dict = field(default_factory=dict)
+
+    def add(self, r: BatchReport) -> None:
+        """Count one micro-batch in."""
+        self.batches += 1
+        self.replayed += int(r.skipped)
+        self.rows_in += r.rows_in
+        self.accepted += r.accepted
+        self.quarantined += r.quarantined
+        self.duplicates_removed += r.duplicates_removed
+        self.alerts += r.alerts
+        self.scored_users += r.scored_users or 0
+        for k, v in r.reasons.items():
+            self.reasons[k] = self.reasons.get(k, 0) + v
+
+    def summary(self) -> str:
+        """One line for the CLI."""
+        return (f"stream {self.query} ({self.source}): {self.batches} micro-batches ({self.replayed} replayed), "
+                f"rows in {self.rows_in:,} = accepted {self.accepted:,} + quarantined {self.quarantined:,} + "
+                f"duplicates removed {self.duplicates_removed:,}; {self.alerts} migration alerts, "
+                f"{self.scored_users:,} user scores")
+
+
+def checkpoint_path(conf: Config) -> str:
+    """``stream.checkpoint`` or ``<warehouse>/_checkpoints/<query_name>``."""
+    if conf.stream.checkpoint:
+        return conf.stream.checkpoint
+    wh = conf.storage.warehouse
+    base = wh.rstrip("/") if "://" in wh or wh.startswith("dbfs:") else os.path.abspath(wh)
+    return f"{base}/_checkpoints/{conf.stream.query_name}"
+
+
+def _scorer(spark: SparkSession, conf: Config, tables: Tables):
+    """(broadcast predictors, category keys, predictors), loaded once for the query's life."""
+    from interest_lib.scoring.job import category_keys, load_predictors
+
+    missing = scoring_prerequisites(tables)
+    if missing:
+        raise InputError(
+            f"stream.score is on but {', '.join(missing)} do not exist under {tables.conf.warehouse}: run "
+            "`interest featurize` (and `interest train`, or set score.migration / score.evolution to "
+            "baselines) first, or set stream.score=false")
+    predictors = load_predictors(conf, tables)
+    log.info("stream scoring with %s (%s) and %s (%s), loaded once per Python worker",
+             predictors[0].name, predictors[0].version, predictors[1].name, predictors[1].version)
+    return spark.sparkContext.broadcast(predictors), category_keys(tables), predictors
+
+
+def progress_line(progress: dict, report: Optional[BatchReport]) -> str:
+    """The log line of one micro-batch's query progress (see the module doc)."""
+    duration = progress.get("batchDuration") or progress.get("durationMs", {}).get("triggerExecution", 0)
+    lag = ""
+    if report is not None and report.files:
+        landed = [m for m in report.files.values() if m is not None]
+        if landed:
+            lag = f", lag {report.finished_at - min(landed):.1f} s since the oldest file landed"
+    for src in progress.get("sources", []):
+        metrics = src.get("metrics") or {}
+        if "avgOffsetsBehindLatest" in metrics:
+            lag += f", offsets behind latest: avg {metrics['avgOffsetsBehindLatest']}, max {metrics.get('maxOffsetsBehindLatest')}"
+    return (f"progress batch {progress.get('batchId')}: {progress.get('numInputRows', 0):,} input rows, "
+            f"{progress.get('inputRowsPerSecond', 0.0):,.1f} rows/s in, "
+            f"{progress.get('processedRowsPerSecond', 0.0):,.1f} rows/s processed, "
+            f"batch duration {duration / 1000:.1f} s{lag}")
+
+
+def run_stream(spark: SparkSession, conf: Config, tables: Tables, trigger: Optional[str] = None,
+               timeout_seconds: Optional[float] = None,
+               on_batch: Optional[Callable[[BatchReport], None]] = None) -> StreamReport:
+    """Run the streaming query until its trigger ends it (available_now / once), the timeout
+    passes, or it fails (the exception is raised here).
+
+    Args:
+        spark: the session (for ``stream.source=kafka`` built with the Kafka package, see
+            :func:`interest_lib.spark.add_packages`).
+        conf: full configuration (``stream`` and everything batch ingest to scoring read).
+        tables: table API (either engine).
+        trigger: overrides ``stream.trigger``.
+        timeout_seconds: overrides ``stream.timeout_seconds`` (0 = none).
+        on_batch: called with each micro-batch's report (benchmarks).
+
+    Returns:
+        :class:`StreamReport` over this run's micro-batches.
+    """
+    s = conf.stream
+    trigger = trigger or s.trigger
+    timeout = s.timeout_seconds if timeout_seconds is None else timeout_seconds
+    key = resolve_key(conf, spark.conf.get("spark.master", ""))
+    scorer = _scorer(spark, conf, tables) if s.score else None
+    processor = MicroBatchProcessor(spark, conf, tables, key, scorer)
+    cp = checkpoint_path(conf)
+    where = landing_path(conf) if s.source == "files" else f"{s.kafka_bootstrap_servers}/{s.kafka_topic}"
+    report = StreamReport(s.query_name, f"{s.source}: {where}", cp)
+
+    def each(batch, batch_id):
+        processor(batch, batch_id)
+        r = processor.reports[-1]
+        report.add(r)
+        if on_batch is not None:
+            on_batch(r)
+
+    writer = (raw_stream(spark, conf).writeStream.queryName(s.query_name)
+              .option("checkpointLocation", cp).foreachBatch(each))
+    if trigger == "available_now":
+        writer = writer.trigger(availableNow=True)
+    elif trigger == "once":
+        writer = writer.trigger(once=True)
+    elif s.trigger_seconds > 0:
+        writer = writer.trigger(processingTime=f"{s.trigger_seconds} seconds")
+    log.info("stream %s: %s -> bronze.events ... gold.user_interest_scores, trigger %s, checkpoint %s",
+             s.query_name, report.source, trigger, cp)
+    query = writer.start()
+    started, seen = time.monotonic(), [-1]
+
+    def log_progress():
+        for progress in query.recentProgress:
+            batch_id = progress.get("batchId", -1)
+            if batch_id > seen[0] and progress.get("numInputRows", 0) > 0:
+                seen[0] = batch_id
+                mine = next((r for r in reversed(processor.reports) if r.batch_id == batch_id), None)
+                log.info("stream %s", progress_line(progress, mine))
+
+    try:
+        while query.isActive:
+            query.awaitTermination(1.0)
+            log_progress()
+            if timeout and time.monotonic() - started > timeout:
+                log.info("stream %s: stream.timeout_seconds=%s reached, stopping", s.query_name, timeout)
+                query.stop()
+    except KeyboardInterrupt:
+        query.stop()
+    log_progress()
+    error = query.exception()
+    if error is not None:
+        raise RuntimeError(f"stream {s.query_name} failed: {error}") from None
+    log.info("%s", report.summary())
+    return report
