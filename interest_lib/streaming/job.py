@@ -94,6 +94,21 @@ def _scorer(spark: SparkSession, conf: Config, tables: Tables):
     return spark.sparkContext.broadcast(predictors), category_keys(tables), predictors
 
 
+def _check_checkpoint(cp: str, tables: Tables, app_id: str) -> None:
+    """Refuse a new (empty) local checkpoint for a query whose micro-batches bronze.events already
+    holds: its batch ids would restart at 0 and every append would be taken for a replay."""
+    from interest_lib.storage.catalog import BRONZE_EVENTS
+
+    if "://" in cp or cp.startswith("dbfs:") or os.path.isdir(os.path.join(cp, "offsets")):
+        return
+    done = tables.txn_version(BRONZE_EVENTS, app_id)
+    if done is not None:
+        raise InputError(
+            f"stream checkpoint {cp} is new, but {BRONZE_EVENTS} already holds micro-batches 0..{done} of "
+            f"this query ({app_id}): restore its checkpoint, or start a new query with another "
+            "stream.query_name (its app id) so that no append is taken for a replay")
+
+
 def progress_line(progress: dict, report: Optional[BatchReport]) -> str:
     """The log line of one micro-batch's query progress (see the module doc)."""
     duration = progress.get("batchDuration") or progress.get("durationMs", {}).get("triggerExecution", 0)
@@ -137,6 +152,7 @@ def run_stream(spark: SparkSession, conf: Config, tables: Tables, trigger: Optio
     scorer = _scorer(spark, conf, tables) if s.score else None
     processor = MicroBatchProcessor(spark, conf, tables, key, scorer)
     cp = checkpoint_path(conf)
+    _check_checkpoint(cp, tables, processor.app_id)
     where = landing_path(conf) if s.source == "files" else f"{s.kafka_bootstrap_servers}/{s.kafka_topic}"
     report = StreamReport(s.query_name, f"{s.source}: {where}", cp)
 

@@ -3,6 +3,7 @@ real Delta tables, on hand-built landing files whose fate is known row by row.""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -134,9 +135,6 @@ def test_stream_batches_equal_batch_ingest_of_the_same_files(spark, stream_conf,
     files = {k: [l for l in v if "late" not in l] for k, v in FILES.items()}
     land(stream_conf.stream.landing, files)
     run_stream(spark, stream_conf, tables, trigger="available_now")
-    batch_conf = stream_conf.__class__(**{**stream_conf.__dict__})
-    import copy
-
     batch_conf = copy.deepcopy(stream_conf)
     batch_conf.storage.warehouse = str(tmp_path / "batch-warehouse")
     batch_tables = Tables(spark, batch_conf.storage)
@@ -145,3 +143,15 @@ def test_stream_batches_equal_batch_ingest_of_the_same_files(spark, stream_conf,
     streamed = sorted(tuple(r) for r in tables.read(BRONZE_EVENTS).select(*cols).collect())
     batched = sorted(tuple(r) for r in batch_tables.read(BRONZE_EVENTS).select(*cols).collect())
     assert streamed == batched and len(streamed) == 10
+
+
+def test_a_lost_checkpoint_is_refused_not_taken_for_replays(spark, stream_conf, tables):
+    """Batch ids of a new checkpoint restart at 0: the query's app transactions in bronze.events
+    would make every append look like a replay, so the run stops naming the fix."""
+    from interest_lib.errors import InputError
+
+    land(stream_conf.stream.landing, {"a.jsonl": FILES["a.jsonl"]})
+    run_stream(spark, stream_conf, tables, trigger="available_now")
+    shutil.rmtree(checkpoint_path(stream_conf))
+    with pytest.raises(InputError, match="stream.query_name"):
+        run_stream(spark, stream_conf, tables, trigger="available_now")

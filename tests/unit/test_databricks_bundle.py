@@ -169,3 +169,22 @@ def test_job_matches_the_databricks_bundle_schema(bundle, job):
     for target in bundle["targets"].values():
         for override in target.get("resources", {}).get("jobs", {}).values():
             jobs_model.Job.from_dict(override)
+
+
+def test_the_stream_job_runs_interest_stream_available_now(bundle):
+    """The streaming job: the console script's ``stream`` subcommand (as jobs/stream.py), once per
+    schedule with the availableNow trigger, on delta-spark, one run at a time, schema-valid."""
+    job = bundle["resources"]["jobs"]["interest_evolution_stream"]
+    (task,) = job["tasks"]
+    params = task["python_wheel_task"]["parameters"]
+    assert task["python_wheel_task"]["entry_point"] in _console_scripts()
+    assert params[:len(_job_prefix("stream"))] == _job_prefix("stream")
+    args = build_parser().parse_args(params)
+    assert (args.command, args.env, args.trigger) == ("stream", "databricks", "available_now")
+    conf = load_config(env=args.env, overrides=args.overrides)
+    assert conf.storage.engine == "delta-spark" and conf.stream.landing == "${var.raw_root}/landing"
+    assert job["max_concurrent_runs"] == 1 and task["max_retries"] >= 1
+    assert {"whl": "./dist/*.whl"} in task["libraries"]
+    jobs_model = pytest.importorskip("databricks.bundles.jobs",
+                                     reason="databricks-bundles (the [dev] extra) is not installed")
+    jobs_model.Job.from_dict(job)
