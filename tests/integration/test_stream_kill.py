@@ -24,10 +24,12 @@ import pytest
 from interest_lib.storage.arrow_snapshot import read_snapshot
 from tests.jvm import FAST_JVM
 
-pytestmark = pytest.mark.integration
+# Three stream processes (two killed) and a batch ingest + sessionize: ~6 minutes on 2 idle cores,
+# ~16 under the shared machine's load of 20, hence more than pytest.ini's 900 s.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEED = int(os.environ.get("INTEREST_STREAM_KILL_SEED", "11"))
-N_FILES, USERS = 5, 12
+N_FILES, USERS = 4, 12
 IGNORED = ("ingest_batch", "ingested_at")  # which batch / when: the only columns allowed to differ
 
 
