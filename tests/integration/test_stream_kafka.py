@@ -16,7 +16,7 @@ from interest_lib.storage.arrow_snapshot import read_snapshot
 from tests.jvm import FAST_JVM
 from tests.kafka_broker import kafka_broker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # minutes under the shared machine's load
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOPIC = "interest-events-test"
 

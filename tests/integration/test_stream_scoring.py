@@ -20,7 +20,7 @@ from interest_lib.pseudonymise import pseudonymise_py, resolve_key
 from interest_lib.storage import Tables
 from interest_lib.storage.catalog import BRONZE_EVENTS, GOLD_USER_INTEREST_SCORES
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # minutes under the shared machine's load
 
 SETTINGS = ["generate.users=40", "generate.days=42", "generate.mean_events_per_user=40",
             "generate.items_per_category=3", "migration.min_group_size=2",
