@@ -13,7 +13,7 @@ second holding ``rate`` events of random known users stamped with the current ti
 
 Latency of a file = the time its micro-batch finished (scores of its users committed to
 gold.user_interest_scores) - the file's modification time. A rate is *sustained* when every file
-of the phase was processed before the next phase starts plus one batch, and the p95 latency of the
+of the phase was processed within ``--drain`` seconds after the phase, and the p95 latency of the
 last third of its files is at most 1.5x that of the first third (lag not growing). Prints a
 table per rate and the machine's load average (other processes share the cores).
 """
@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=90)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--root", default="/tmp/bench-stream")
+    parser.add_argument("--drain", type=float, default=900,
+                        help="seconds to wait after a phase for its files to be processed")
     args = parser.parse_args()
 
     from interest_lib.conf import load_config
@@ -99,7 +101,9 @@ def main() -> None:
 
     os.makedirs(args.root, exist_ok=True)
     settings = _setup(args.root, args.users)
-    conf = load_config(overrides=[*settings, "stream.max_files_per_trigger=1000"])
+    run = time.strftime("%Y%m%d%H%M%S")  # a fresh query (own checkpoint and landing folder) per run
+    conf = load_config(overrides=[*settings, "stream.max_files_per_trigger=1000", f"stream.query_name=bench-{run}",
+                                  f"stream.landing={args.root}/landing-{run}"])
     spark = get_spark(conf)
     tables = Tables(spark, conf.storage)
     users = _raw_users(args.root)
@@ -123,7 +127,7 @@ def main() -> None:
             failure.append(exc)
 
     # The query stops when this process ends; run_stream polls, so a timeout ends it cleanly.
-    conf.stream.timeout_seconds = len(args.rates.split(",")) * (args.seconds + 240) + 120
+    conf.stream.timeout_seconds = len(args.rates.split(",")) * (args.seconds + args.drain) + 120
     thread = threading.Thread(target=stream, daemon=True)
     thread.start()
     time.sleep(20)  # query start
@@ -137,7 +141,7 @@ def main() -> None:
             path = _land(landing, rate, users, rng)
             landed[path] = os.path.getmtime(path)
             time.sleep(max(0.0, 1.0 - (time.time() - tick)))
-        drain_until = time.time() + 240
+        drain_until = time.time() + args.drain
         while not all(p in done for p in landed) and time.time() < drain_until and not failure:
             time.sleep(1)
         lat = [done[p] - m for p, m in landed.items() if p in done]
