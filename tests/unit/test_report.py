@@ -191,3 +191,16 @@ def test_an_empty_table_and_a_failed_run_are_named_on_the_page(tmp_path):
     assert "the run failed in step featurize: InputError: no events" in page
     assert result.missing[GOLD_MODEL_METRICS] == "table gold.model_metrics is empty at version 0"
     assert json.loads(re.search(r"window.REPORT_CHARTS=(\d+)", page).group(1)) == 1
+
+
+def test_the_report_command_needs_no_spark_and_names_a_missing_run_record(tmp_path, capsys):
+    from interest_lib.cli import main
+
+    sets = ["--set", f"storage.warehouse={tmp_path / 'wh'}", "--set", f"report.dir={tmp_path / 'reports'}"]
+    out = tmp_path / "page.html"
+    assert main(["report", "--out", str(out), *sets]) == 0
+    assert out.stat().st_size > 1_000_000 and "report: " in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--run", str(tmp_path / "nope"), *sets])
+    assert exc.value.code == 3
+    assert f"no run record {tmp_path / 'nope'}/run.json" in capsys.readouterr().err
