@@ -16,7 +16,7 @@ from interest_lib.conf import load_config
 from interest_lib.report import gather
 from interest_lib.report.job import build_page, write_report, write_run_record
 from interest_lib.report.page import Section, render_page
-from interest_lib.storage.catalog import GOLD_MODEL_METRICS, table_path
+from interest_lib.storage.catalog import GOLD_MIGRATION_FLOWS, GOLD_MODEL_METRICS, table_path
 
 pytestmark = pytest.mark.unit
 
@@ -204,3 +204,36 @@ def test_the_report_command_needs_no_spark_and_names_a_missing_run_record(tmp_pa
         main(["report", "--run", str(tmp_path / "nope"), *sets])
     assert exc.value.code == 3
     assert f"no run record {tmp_path / 'nope'}/run.json" in capsys.readouterr().err
+
+
+def _write(warehouse, name, frame):
+    from deltalake import write_deltalake
+
+    write_deltalake(table_path(str(warehouse), name), pa.Table.from_pandas(frame, preserve_index=False))
+
+
+@pytest.mark.parametrize("dp", [False, True])
+def test_flows_honour_the_minimum_group_and_the_dp_mode(tmp_path, dp):
+    from interest_lib.storage.catalog import SILVER_INTEREST_MIGRATIONS
+
+    warehouse = tmp_path / "wh"
+    eps, delta = (1.0, 2e-6) if dp else (None, None)
+    _write(warehouse, GOLD_MIGRATION_FLOWS, pd.DataFrame({
+        "window": [1, 1, 2], "window_start": [W1, W1, W2], "from_category": ["home", "sports", "home"],
+        "to_category": ["baby", "tinyflow", "baby"], "users": [6, 2, 9],
+        "dp_epsilon": [eps] * 3, "dp_delta": [delta] * 3}).astype({"dp_epsilon": float, "dp_delta": float}))
+    _write(warehouse, SILVER_INTEREST_MIGRATIONS, pd.DataFrame({
+        "window_start": [W1] * 5, "to_category": ["baby"] * 5}))
+    sets = [f"storage.warehouse={warehouse}", f"report.dir={tmp_path / 'r'}", "migration.min_group_size=5",
+            "report.heatmap_level=0"]
+    conf = load_config(overrides=sets + (["privacy.dp_epsilon=1.0"] if dp else []))
+    page, charts, _users, _missing = build_page(conf)
+    sankey = next(json.loads(m.replace("<\\/", "</")) for m in re.findall(r"const f=(\{.*?\});Plotly", page)
+                  if '"sankey"' in m)
+    labels = {label for trace in sankey["data"] for label in trace["node"]["label"]}
+    assert labels == {"home (from)", "baby (to)"}  # sports -> tinyflow (2 users) never reaches the page
+    assert [t["link"]["value"] for t in sankey["data"]] == [[15], [6], [9]]  # all windows, then each week
+    if dp:
+        assert "ε-DP ε=1 δ=2.0e-06" in page and "migration overlay left out" in page
+    else:
+        assert "ε-DP" not in page and "exact counts" in page and "migration overlay left out" not in page
