@@ -81,7 +81,7 @@ def read_run_record(location: str) -> dict:
 
 
 def _fmt(n) -> str:
-    return "–" if n is None else f"{n:,}"
+    return "unknown" if n is None else f"{n:,}"
 
 
 def _heatmap_section(inputs: ReportInputs, conf: Config, dp_on: bool) -> Section:

@@ -42,7 +42,8 @@ def _open(path: str, version: Optional[int]):
 
 def table_state(warehouse: str, name: str, version: Optional[int] = None) -> TableState:
     """Version, rows, bytes and files of table ``name`` (at ``version``, None = latest), from its
-    Delta log (add actions' sizes and record counts); a missing or unreadable table says why."""
+    Delta log (add actions' sizes and record counts; the files' Parquet footers where a writer
+    logged no record count); a missing or unreadable table says why."""
     from interest_lib.storage.snapshot import is_delta_table
 
     path = table_path(warehouse, name)
@@ -50,12 +51,15 @@ def table_state(warehouse: str, name: str, version: Optional[int] = None) -> Tab
         if not is_delta_table(path):
             return TableState(name, problem=f"table {name} does not exist in {warehouse}")
         snap = _open(path, version)
-        actions = snap.table.get_add_actions(flatten=True)
         import pyarrow as pa
 
-        actions = pa.table(actions)
-        rows = (int(pa.compute.sum(actions["num_records"]).as_py() or 0)
-                if "num_records" in actions.column_names and actions.num_rows else 0)
+        actions = pa.table(snap.table.get_add_actions(flatten=True))
+        if not actions.num_rows:
+            rows = 0
+        elif "num_records" in actions.column_names and actions["num_records"].null_count == 0:
+            rows = int(pa.compute.sum(actions["num_records"]).as_py())
+        else:  # a writer that logged no statistics: the Parquet footers hold the row counts
+            rows = sum(unit.rows for unit in snap.row_groups(snap.files)[0])
         return TableState(name, snap.version, rows, sum(f.size or 0 for f in snap.files), len(snap.files))
     except Exception as exc:  # noqa: BLE001 - a broken table is reported on the page, not raised
         return TableState(name, version, problem=f"table {name} cannot be read: {type(exc).__name__}: {exc}")

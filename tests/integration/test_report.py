@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import time
 
 import pytest
@@ -49,6 +50,10 @@ def test_interest_run_wrote_a_small_self_contained_page_at_its_table_versions(pi
     versions = {name: t["version"] for name, t in record["tables"].items()}
     assert versions[GOLD_MODEL_METRICS] >= 0 and set(record["seconds"]) >= {"ingest", "featurize", "score"}
     assert f"{GOLD_MIGRATION_FLOWS}@{versions[GOLD_MIGRATION_FLOWS]}" in text
+    # the health table's versions and rows (from the Delta logs) = what Spark counted at the run's end
+    shown = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(
+        r'<tr><td>([a-z_]+\.[a-z_]+)</td><td class="n">(\d+)</td><td class="n">(\d+)</td>', text)}
+    assert shown == {name: (t["version"], t["rows"]) for name, t in record["tables"].items()}
     # `interest report --run` re-renders the same run at the same versions (timed for the README)
     out = tmp_path / "again.html"
     start = time.perf_counter()
