@@ -202,7 +202,8 @@ def _health_section(inputs: ReportInputs, run: dict) -> Section:
     return s
 
 
-def _lookup(inputs: ReportInputs, conf: Config) -> tuple[Optional[dict], Optional[str]]:
+def _lookup(inputs: ReportInputs, conf: Config) -> tuple[Optional[dict], object]:
+    """(user -> lookup entry, category -> path), or (None, why there is no lookup)."""
     n = conf.report.lookup_users
     if n <= 0:
         return None, "user lookup off (report.lookup_users = 0)"
@@ -219,7 +220,11 @@ def _lookup(inputs: ReportInputs, conf: Config) -> tuple[Optional[dict], Optiona
     if inputs.latest_partition(GOLD_RECOMMENDATIONS, "as_of_date") is not None:
         recs = inputs.read(GOLD_RECOMMENDATIONS, ["user_id", "rank", "category", "reason", "explanation"],
                            {"as_of_date": as_of})
-    return gather.user_lookup(users, windows, scores, recs), None
+    lookup = gather.user_lookup(users, windows, scores, recs)
+    used = {c for u in lookup.values() for c in [*(c for t in u["trajectory"] for c in t[1]),
+                                                  *(r[1] for r in u["recommendations"])]}
+    paths = gather.category_rows(inputs.read(REF_ITEMS, ["category_id", "category_path"]), level=99)
+    return lookup, {c: p for c, p in paths.items() if c in used and p != c}
 
 
 def build_page(conf: Config, run: Optional[dict] = None) -> tuple[str, int, int, dict]:
@@ -234,9 +239,9 @@ def build_page(conf: Config, run: Optional[dict] = None) -> tuple[str, int, int,
     flows, dp_on = _flows_section(inputs, conf)
     sections = [_heatmap_section(inputs, conf, dp_on), flows, _stages_section(inputs),
                 _models_section(inputs), _health_section(inputs, run)]
-    lookup, lookup_note = _lookup(inputs, conf)
-    if lookup_note:
-        sections[-1].missing.append(lookup_note)
+    lookup, names = _lookup(inputs, conf)
+    if lookup is None:
+        sections[-1].missing.append(names)
     pinned = ", ".join(f"{n}@{s.version}" for n, s in inputs.states.items() if s.version is not None)
     meta = [f"warehouse {html.escape(str(conf.storage.warehouse))}; generated "
             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC",
@@ -244,7 +249,7 @@ def build_page(conf: Config, run: Optional[dict] = None) -> tuple[str, int, int,
             "privacy: " + (f"ε-DP flows (privacy.dp_epsilon = {conf.privacy.dp_epsilon})" if dp_on
                            else "exact counts") + f", minimum group size {conf.migration.min_group_size}"]
     title = f"interest-evolution run report: {run.get('run', 'latest tables')}"
-    page, n_charts = render_page(title, meta, sections, lookup, dict(inputs.missing))
+    page, n_charts = render_page(title, meta, sections, lookup, dict(inputs.missing), names if lookup else None)
     return page, n_charts, len(lookup or {}), dict(inputs.missing)
 
 

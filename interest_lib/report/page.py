@@ -38,16 +38,16 @@ function lookupUser(){
   if(!u){out.innerHTML='<p class="missing" id="lookup-none">'+esc(id)+' is not in this page\'s sample of '+Object.keys(LOOKUP).length+' users.</p>';Plotly.purge(chart);chart.style.display='none';return;}
   let h='<p id="lookup-found">user <code>'+esc(id)+'</code>';
   if(u.score){h+=': as of '+esc(u.score.as_of)+', P(switch) '+u.score.p_switch+', forecast stage '+esc(u.score.forecast_stage)+'<br>'+esc(u.score.explanation);}
-  h+='</p><table id="lookup-recs"><tr><th>rank</th><th>category</th><th>reason</th><th>why</th></tr>';
-  for(const r of u.recommendations){h+='<tr><td class="n">'+r[0]+'</td><td>'+esc(r[1])+'</td><td>'+esc(r[2])+'</td><td>'+esc(r[3])+'</td></tr>';}
+  h+='</p><table id="lookup-recs"><tr><th>rank</th><th>category</th><th>reason</th><th>why</th><th>path</th></tr>';
+  for(const r of u.recommendations){h+='<tr><td class="n">'+r[0]+'</td><td>'+esc(r[1])+'</td><td>'+esc(r[2])+'</td><td>'+esc(r[3])+'</td><td>'+esc(NAMES[r[1]])+'</td></tr>';}
   h+='</table>'; if(!u.recommendations.length){h+='<p class="missing">no recommendations stored for this user</p>';}
   out.innerHTML=h;
   const cats=[...new Set(u.trajectory.flatMap(t=>t[1]))]; const x=u.trajectory.map(t=>t[0]);
   const z=cats.map(c=>u.trajectory.map(t=>{const i=t[1].indexOf(c);return i<0?0:t[2][i];}));
   chart.style.display='block';
-  Plotly.newPlot(chart,[{type:'heatmap',z:z,x:x,y:cats,colorscale:'YlGnBu',zmin:0,zmax:1,
+  Plotly.newPlot(chart,[{type:'heatmap',z:z,x:x,y:cats.map(c=>NAMES[c]?c+' '+NAMES[c]:c),colorscale:'YlGnBu',reversescale:true,zmin:0,zmax:1,
     hovertemplate:'%{y}<br>week of %{x}<br>share %{z:.0%}<extra></extra>'}],
-    {template:'none',height:120+24*cats.length,margin:{l:120,r:30,t:40,b:50},title:'Interest trajectory (top categories per week)'},
+    {template:'none',height:120+24*cats.length,margin:{l:260,r:30,t:40,b:50},title:'Interest trajectory (top categories per week)'},
     {displaylogo:false,responsive:true});
 }
 document.getElementById('lookup-go').addEventListener('click',lookupUser);
@@ -105,7 +105,7 @@ def _script_json(value) -> str:
 
 
 def render_page(title: str, meta: list[str], sections: list[Section], lookup: Optional[dict],
-                missing: dict) -> tuple[str, int]:
+                missing: dict, names: Optional[dict] = None) -> tuple[str, int]:
     """The whole page and its number of charts (not counting the lookup's, drawn on demand).
 
     Args:
@@ -114,6 +114,7 @@ def render_page(title: str, meta: list[str], sections: list[Section], lookup: Op
         sections: in page order.
         lookup: user id -> :func:`~interest_lib.report.gather.user_lookup` entry; None = no lookup.
         missing: table -> why it is missing (listed at the top).
+        names: category -> its path, shown beside the lookup's category ids.
     """
     figures, parts = {}, []
     for s in sections:
@@ -153,6 +154,7 @@ def render_page(title: str, meta: list[str], sections: list[Section], lookup: Op
         + f'<script id="plotly-gz" type="application/octet-stream">{plotly_js_packed()}</script>'
         + f"<script>window.REPORT_CHARTS={len(figures)};window.REPORT_READY=false;"
         + f"function drawReport(){{{draw}}}"
-        + (f"const LOOKUP={_script_json(lookup)};{_LOOKUP_JS}" if lookup is not None else "")
+        + (f"const LOOKUP={_script_json(lookup)};const NAMES={_script_json(names or {})};{_LOOKUP_JS}"
+           if lookup is not None else "")
         + _BOOT_JS + "</script></body></html>")
     return page, len(figures)
