@@ -32,6 +32,8 @@ from interest_lib.storage.catalog import (
 log = get_logger(__name__)
 
 RUN_FILE = "run.json"
+#: silver.user_interest_windows columns read once for the heat map and the lookup.
+WINDOW_COLUMNS = ["user_id", "window_start", "n_events", "window_categories", "window_shares"]
 PAGE_FILE = "report.html"
 
 
@@ -92,8 +94,7 @@ def _heatmap_section(inputs: ReportInputs, conf: Config, dp_on: bool) -> Section
         f"Rows: {'categories' if level == 0 else f'the first {level} level(s) of the category path'}. "
         f"Circles: detected migrations into the row that week (cells under migration.min_group_size = "
         f"{conf.migration.min_group_size} hidden; so are weeks with fewer active users)."))
-    windows = inputs.read(SILVER_USER_INTEREST_WINDOWS, ["user_id", "window_start", "n_events",
-                                                         "window_categories", "window_shares"])
+    windows = inputs.read(SILVER_USER_INTEREST_WINDOWS, WINDOW_COLUMNS)
     items = inputs.read(REF_ITEMS, ["category_id", "category_path"]) if level > 0 else None
     if level > 0 and items is None:
         s.missing.append(f"{inputs.missing.get(REF_ITEMS, REF_ITEMS)}: rows are categories, not families")
@@ -215,7 +216,7 @@ def _lookup(inputs: ReportInputs, conf: Config) -> tuple[Optional[dict], object]
     if scores is None or scores.empty:
         return None, f"no user lookup: {inputs.missing.get(GOLD_USER_INTEREST_SCORES, 'no scored user')}"
     users = gather.sample_users(scores.user_id, n, conf.report.lookup_seed)
-    windows = inputs.read(SILVER_USER_INTEREST_WINDOWS, ["user_id", "window_start", "window_categories", "window_shares"])
+    windows = inputs.read(SILVER_USER_INTEREST_WINDOWS, WINDOW_COLUMNS)
     recs = None
     if inputs.latest_partition(GOLD_RECOMMENDATIONS, "as_of_date") is not None:
         recs = inputs.read(GOLD_RECOMMENDATIONS, ["user_id", "rank", "category", "reason", "explanation"],

@@ -79,12 +79,19 @@ class ReportInputs:
     warehouse: str
     states: dict
     missing: dict = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, repr=False)
 
     def read(self, name: str, columns: Sequence[str],
              where: Optional[Mapping[str, object]] = None) -> Optional[pd.DataFrame]:
         """Columns of table ``name`` at its pinned version as pandas (None, with the reason in
         ``missing``, when the table is absent, unreadable or lacks a column); ``where``: partition
-        values to read (see :meth:`Snapshot.read`)."""
+        values to read (see :meth:`Snapshot.read`). The same read twice is served once."""
+        key = (name, tuple(columns), tuple(sorted((where or {}).items())))
+        if key not in self._cache:
+            self._cache[key] = self._read(name, columns, where)
+        return self._cache[key]
+
+    def _read(self, name, columns, where) -> Optional[pd.DataFrame]:
         state = self.states.get(name) or table_state(self.warehouse, name)
         if state.problem:
             self.missing[name] = state.problem
