@@ -237,3 +237,19 @@ def test_flows_honour_the_minimum_group_and_the_dp_mode(tmp_path, dp):
         assert "ε-DP ε=1 δ=2.0e-06" in page and "migration overlay left out" in page
     else:
         assert "ε-DP" not in page and "exact counts" in page and "migration overlay left out" not in page
+
+
+def test_a_pipeline_that_fails_still_writes_its_report_naming_the_step(tmp_path):
+    from interest_lib.pipeline import run_pipeline
+
+    raw = tmp_path / "raw" / "events"
+    raw.mkdir(parents=True)
+    (raw / "part-0.jsonl").write_text('{"event_id": "e1"}\n')
+    conf = load_config(overrides=[f"storage.warehouse={tmp_path / 'wh'}", f"storage.raw_dir={tmp_path / 'raw'}",
+                                  f"report.dir={tmp_path / 'reports'}", "run.run_id=broken"])
+    with pytest.raises(Exception) as exc:  # no Spark session: ingest, the first step, fails
+        run_pipeline(None, conf, None)
+    record = json.loads((tmp_path / "reports" / "broken" / "run.json").read_text())
+    assert record["failed"]["step"] == "ingest" and type(exc.value).__name__ in record["failed"]["error"]
+    page = (tmp_path / "reports" / "broken" / "report.html").read_text()
+    assert "the run failed in step ingest" in page and "table bronze.events does not exist" in page
