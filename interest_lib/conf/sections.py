@@ -315,6 +315,22 @@ class ScoreConf:
 
 
 @dataclass
+class ReportConf:
+    """The HTML run report (``interest report``, last step of ``interest run``)."""
+
+    enabled: bool = True
+    """Write the report as the last step of ``interest run``."""
+    dir: str = "./reports"
+    """Folder of the reports: ``<dir>/<run>/report.html`` and the run's ``run.json`` (table versions, step times)."""
+    heatmap_level: int = 1
+    """Rows of the heat map: 1 = families (first level of the category path), k = first k levels, 0 = categories as profiled."""
+    lookup_users: int = 50
+    """Pseudonymous users embedded in the page's user lookup (0 = no lookup)."""
+    lookup_seed: int = 7
+    """Seed of the lookup sample (the users with the smallest hash of seed and id are chosen)."""
+
+
+@dataclass
 class RunConf:
     """Identity of one run of a job (lineage and idempotent writes)."""
 
@@ -346,6 +362,7 @@ class Config:
     tracking: TrackingConf = field(default_factory=TrackingConf)
     evaluate: EvaluateConf = field(default_factory=EvaluateConf)
     score: ScoreConf = field(default_factory=ScoreConf)
+    report: ReportConf = field(default_factory=ReportConf)
     run: RunConf = field(default_factory=RunConf)
 
     env: ClassVar[str] = "local"

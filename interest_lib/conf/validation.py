@@ -101,6 +101,9 @@ LIMITS: dict[str, Limit] = {
     "score.device": _DEVICE,
     "score.recommendations": _POSITIVE,
     "score.explore_share": _SHARE,
+    "report.dir": Limit(nonempty=True),
+    "report.heatmap_level": Limit(ge=0),
+    "report.lookup_users": Limit(ge=0, le=10000),
     "run.log_level": Limit(choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), ignore_case=True),
 }
 
