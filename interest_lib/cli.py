@@ -217,6 +217,29 @@ class RunTask(Task):
         return None
 
 
+class ReportTask(Task):
+    """The warehouse's tables (at a run's pinned versions) -> one self-contained HTML page."""
+
+    name = "report"
+    help = ("write the HTML run report (heat map of interest evolution, migration flows, stages, "
+            "models vs baselines, run health, user lookup): one self-contained file, no Spark; "
+            "--run re-renders a run of `interest run` at its table versions")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--run", help="a run folder under report.dir (its run.json pins the table "
+                                          "versions; default: the tables' latest versions)")
+        parser.add_argument("--out", help="the page's path (default: <run folder>/report.html, or "
+                                          "<report.dir>/<run.run_id or run-<UTC time>>/report.html)")
+
+    def launch(self):
+        from interest_lib.report.job import write_report
+
+        result = write_report(self.conf, run_folder=self.args.run, out=self.args.out)
+        print(f"report: {result.summary()}")
+        return None
+
+
 class ImportCompleteJourneyTask(Task):
     """The installed Complete Journey package -> a raw store that ingest reads as is."""
 
@@ -270,7 +293,7 @@ class ConfigTask(Task):
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (
     RunTask, GenerateTask, ImportCompleteJourneyTask, IngestTask, SessionizeTask, FeaturizeTask, TrainTask,
-    EvaluateTask, ScoreTask, StreamTask, ConfigTask)}
+    EvaluateTask, ScoreTask, StreamTask, ReportTask, ConfigTask)}
 
 
 def build_parser() -> argparse.ArgumentParser:

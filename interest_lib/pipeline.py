@@ -1,12 +1,15 @@
 """``interest run``: the whole pipeline on one configuration, each step resumable.
 
 generate (only when no raw input exists or ``--input`` is not given) -> ingest -> sessionize ->
-featurize -> train (migration, evolution) -> evaluate -> score. Every step resumes: tables already built are not rewritten, a finished training
+featurize -> train (migration, evolution) -> evaluate -> score -> report (the HTML run report, when
+``report.enabled``; also written, with the failed step named, when a step fails). Every step resumes: tables already built are not rewritten, a finished training
 run for the same data version and settings is not retrained.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import os
 import shutil
 import time
@@ -31,6 +34,23 @@ class PipelineReport:
     seconds: dict = field(default_factory=dict)
     tables: dict = field(default_factory=dict)
     evaluation: str = ""
+    ingest: Optional[dict] = None
+    """The ingest report of this run (None when ingest had nothing new to do)."""
+    failed: Optional[dict] = None
+    """The step that failed and its error (None when every step finished)."""
+    report_path: str = ""
+    """The HTML run report written at the end ("" when report.enabled is false)."""
+    running: list = field(default_factory=list)
+    """Steps started, in order (the last one without seconds is the one that failed)."""
+
+    def record(self, run: str, warehouse: str, started: dt.datetime) -> dict:
+        """The run's ``run.json``: table versions and rows, step times and summaries, the ingest
+        report and the failure, which the HTML report reads its pinned versions from."""
+        return {"run": run, "warehouse": os.path.abspath(warehouse), "started_at": started.isoformat(),
+                "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "tables": {n: {"version": v, "rows": r} for n, (v, r) in self.tables.items()},
+                "seconds": dict(self.seconds), "steps": dict(self.steps), "ingest": self.ingest,
+                "failed": self.failed}
 
     def render(self, warehouse: str) -> str:
         """The closing report printed by ``interest run``."""
@@ -43,6 +63,8 @@ class PipelineReport:
             lines.append(f"  {name:<28} version {version:<4} {rows:>12,} rows")
         if self.evaluation:
             lines += ["", self.evaluation]
+        if self.report_path:
+            lines += ["", f"run report: {self.report_path}"]
         return "\n".join(lines)
 
 
@@ -51,9 +73,50 @@ def _has_raw_events(conf: Config) -> bool:
     return "://" in path or bool(list_local_files(path))
 
 
+
 def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
                  input_path: Optional[str] = None, fresh: bool = False) -> PipelineReport:
-    """Run every step in order; with ``fresh`` the warehouse (and generated raw data) is rebuilt."""
+    """Run every step in order; with ``fresh`` the warehouse (and generated raw data) is rebuilt.
+
+    With ``report.enabled`` the run ends by writing ``<report.dir>/<run>/run.json`` and the HTML
+    run report beside it; a failed step still gets its report (naming the step), then re-raises.
+    """
+    report = PipelineReport()
+    started = dt.datetime.now(dt.timezone.utc)
+    try:
+        _run_steps(spark, conf, tables, report, input_path, fresh)
+    except Exception as exc:
+        step = next((s for s in report.running if s not in report.seconds), "start")
+        report.failed = {"step": step, "error": f"{type(exc).__name__}: {exc}"}
+        _write_run_report(conf, report, started, final=False)
+        raise
+    _write_run_report(conf, report, started, final=True)
+    return report
+
+
+def _write_run_report(conf: Config, report: PipelineReport, started: dt.datetime, final: bool) -> None:
+    """run.json + the HTML page of this run; a failure here is logged, never hides the run's own
+    result or error (the page can be rebuilt with ``interest report --run <folder>``)."""
+    if not conf.report.enabled:
+        return
+    from interest_lib.report.job import run_name, write_report, write_run_record
+    from interest_lib.runs import fs
+
+    start = time.perf_counter()
+    try:
+        folder = fs.join(fs.canonical(conf.report.dir), run_name(conf, started))
+        write_run_record(folder, report.record(run_name(conf, started), conf.storage.warehouse, started))
+        result = write_report(conf, run_folder=folder)
+        report.report_path = result.path
+        if final:
+            report.seconds["report"] = time.perf_counter() - start
+            report.steps["report"] = result.summary()
+    except Exception:  # noqa: BLE001 - the report must not turn a finished run into a failed one
+        log.exception("the run report could not be written")
+
+
+def _run_steps(spark: SparkSession, conf: Config, tables: Tables, report: PipelineReport,
+               input_path: Optional[str], fresh: bool) -> None:
     from interest_lib.generate.job import run_generate
     from interest_lib.ingest import run_ingest
     from interest_lib.features.job import run_featurize
@@ -62,7 +125,6 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
     from interest_lib.scoring.job import run_score
     from interest_lib.training.job import run_train
 
-    report = PipelineReport()
     if fresh:
         log.info("--fresh: removing %s, %s%s", conf.storage.warehouse, conf.train.store,
                  "" if input_path else f" and {conf.storage.raw_dir}")
@@ -74,6 +136,7 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
             shutil.rmtree(conf.storage.raw_dir, ignore_errors=True)
 
     def step(name, fn, describe):
+        report.running.append(name)
         start = time.perf_counter()
         result = fn()
         report.seconds[name] = time.perf_counter() - start
@@ -86,8 +149,9 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
              lambda r: ", ".join(f"{k}={v:,}" for k, v in r.items() if isinstance(v, int)))
     else:
         log.info("raw input present: generate skipped (use --fresh to regenerate)")
-    step("ingest", lambda: run_ingest(spark, conf, tables, input_path=input_path),
-         lambda r: "already ingested" if r.skipped else r.summary())
+    ingest = step("ingest", lambda: run_ingest(spark, conf, tables, input_path=input_path),
+                  lambda r: "already ingested" if r.skipped else r.summary())
+    report.ingest = None if ingest.skipped else dataclasses.asdict(ingest)
     step("sessionize", lambda: run_sessionize(spark, conf, tables),
          lambda r: r.summary())
     def describe_featurize(r):
@@ -111,4 +175,3 @@ def run_pipeline(spark: SparkSession, conf: Config, tables: Tables,
     for name in TABLES:
         if tables.exists(name):
             report.tables[name] = (tables.version(name), tables.read(name).count())
-    return report

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the project needs into ./.venv (idempotent; fast when already done).
-# Needs: python3 (3.10+) and a Java 17+ runtime for Spark (installed with apt-get if missing).
+# Needs: python3 (3.10+) and a Java 17+ runtime for Spark (installed with apt-get if missing);
+# chromium + chromedriver for the report's browser test (also apt-get, when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,18 @@ if ! command -v java >/dev/null 2>&1; then
   else
     echo "bootstrap: install a Java 17+ runtime and rerun" >&2
     exit 1
+  fi
+fi
+
+# The run report's browser test (tests/integration/test_report.py) opens the page in Debian's
+# headless Chromium driven by chromedriver.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "bootstrap: no chromium/chromedriver found; installing them (the report's browser test needs them)"
+  if command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+      || echo "bootstrap: could not install chromium (the report's browser test will fail saying so)" >&2
+  else
+    echo "bootstrap: install chromium and chromedriver (the report's browser test needs them)" >&2
   fi
 fi
 

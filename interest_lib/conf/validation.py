@@ -110,6 +110,9 @@ LIMITS: dict[str, Limit] = {
     "stream.watermark_minutes": Limit(ge=0),
     "stream.query_name": Limit(nonempty=True),
     "stream.timeout_seconds": Limit(ge=0),
+    "report.dir": Limit(nonempty=True),
+    "report.heatmap_level": Limit(ge=0),
+    "report.lookup_users": Limit(ge=0, le=10000),
     "run.log_level": Limit(choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), ignore_case=True),
 }
 

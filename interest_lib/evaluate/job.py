@@ -18,7 +18,7 @@ import numpy as np
 from pyspark.sql import SparkSession
 
 from interest_lib.conf import Config
-from interest_lib.metrics import js_divergence, sliced_ranking_metrics, sparse_to_dense, stage_accuracy
+from interest_lib.metrics import js_divergence, per_target_metrics, sparse_to_dense, target_ranks
 from interest_lib.logs import get_logger
 from interest_lib.models import SEQUENCE_COLUMNS
 from interest_lib.models.baselines import fit_baselines
@@ -71,9 +71,11 @@ class EvaluateReport:
                         cells.append(f"{'':4}{v:8.4f}" if v is not None and v == v else f"{'':4}{'-':>8}")
                 lines.append(f"  {model:<22}" + "".join(cells))
         for t in self.targets:
+            unit = (lambda v: f"{100 * v:+.1f} pts") if t.get("absolute") else (lambda v: f"{v:+.1%}")
+            ci = f" [95% CI {unit(t['lo'])}, {unit(t['hi'])}]" if t.get("lo") == t.get("lo") else ""
             lines.append(f"  target {t['task']} {t['metric']} ({t['slice']}): {t['model']} {t['model_value']:.4f} vs best "
-                         f"baseline {t['baseline']} {t['baseline_value']:.4f} -> {t['gain']:+.1%} "
-                         f"(need {t['need']:+.0%}) {'MET' if t['met'] else 'NOT MET'}")
+                         f"baseline {t['baseline']} {t['baseline_value']:.4f} -> {unit(t['gain'])}{ci} "
+                         f"(need {unit(t['need'])}) {'MET' if t['met'] else 'NOT MET'}")
         return "\n".join(lines)
 
 
@@ -87,9 +89,69 @@ def _rows_for(model: str, kind: str, task: str, metrics: dict, run_id: str) -> l
     return out
 
 
-def _check_targets(report: EvaluateReport, targets: dict) -> None:
+#: Metrics compared in points (model - baseline) rather than as a relative gain.
+ABSOLUTE_TARGETS = ("stage_acc",)
+MAJORITY_STAGE = "majority_stage"
+
+
+@dataclass
+class Outcomes:
+    """Per-row values behind every metric row, kept for the paired bootstrap CIs: ``values``
+    maps (model, task, slice, metric) to one value per test row of that slice, ``users`` maps
+    (task, slice, metric) to those rows' user ids (the bootstrap's clusters)."""
+
+    values: dict = field(default_factory=dict)
+    users: dict = field(default_factory=dict)
+
+    def add(self, model: str, task: str, per_slice: dict, users: dict) -> dict:
+        """Record per-row values (slice -> metric -> array, users: slice -> mask) and return
+        their means as metric dicts (slice -> metric -> mean, plus ``n``)."""
+        means = {}
+        for slice_, metrics in per_slice.items():
+            means[slice_] = {}
+            for metric, (values, mask) in metrics.items():
+                self.values[(model, task, slice_, metric)] = values
+                self.users.setdefault((task, slice_, metric), users[mask])
+                means[slice_][metric] = float(values.mean()) if len(values) else float("nan")
+                means[slice_].setdefault("n", int(len(values)))
+        return means
+
+
+def _ranking_outcomes(scores: np.ndarray, test: dict) -> dict:
+    """slice -> metric -> (per-row values, row mask) of the next-category ranking."""
+    per = per_target_metrics(target_ranks(scores, test["next_category"]))
+    every = np.ones(len(test["next_category"]), dtype=bool)
+    switch = np.asarray(test["is_switch"], dtype=bool)
+    return {"all": {m: (v, every) for m, v in per.items()},
+            "switch": {m: (v[switch], switch) for m, v in per.items()}}
+
+
+def _evolution_outcomes(forecast: Optional[np.ndarray], target_dist: np.ndarray,
+                        stage: Optional[np.ndarray], next_stage: np.ndarray) -> dict:
+    """{"all": metric -> (per-row values, row mask)}: JS of the forecast over every row, stage
+    correctness over the rows whose label stage is known (``next_stage != 0``)."""
+    out = {}
+    if forecast is not None:
+        out["js"] = (js_divergence(forecast, target_dist), np.ones(len(target_dist), dtype=bool))
+    if stage is not None:
+        known = np.asarray(next_stage) != 0
+        out["stage_acc"] = ((np.asarray(stage)[known] == np.asarray(next_stage)[known]).astype(np.float64), known)
+    return {"all": out}
+
+
+def majority_stage(train_stage: np.ndarray) -> int:
+    """The most frequent known stage (index > 0) of the train split (1 when none is known)."""
+    known = np.asarray(train_stage)[np.asarray(train_stage) != 0]
+    return int(np.bincount(known).argmax()) if len(known) else 1
+
+
+def _check_targets(report: EvaluateReport, targets: dict, outcomes: Optional[Outcomes] = None,
+                   n_boot: int = 1000) -> None:
     """Compare each model with the best baseline on every target (``evaluate.targets``:
-    task -> slice -> metric -> required relative gain)."""
+    task -> slice -> metric -> required gain: relative, or in points for stage_acc), with the
+    user-clustered paired bootstrap 95% CI of the gain when the per-row values are known."""
+    from interest_lib.evaluate.event_protocol import ClusterBootstrap
+
     flat = [(task, slice_, metric, need) for task, slices in targets.items()
             for slice_, metrics in slices.items() for metric, need in metrics.items()]
     for task, slice_, metric, need in flat:
@@ -99,30 +161,53 @@ def _check_targets(report: EvaluateReport, targets: dict) -> None:
         if not models or not baselines:
             continue
         lower_better = metric == "js"
+        absolute = metric in ABSOLUTE_TARGETS
         best = (min if lower_better else max)(baselines, key=lambda r: r["value"])
+        scale = 1.0 if absolute else max(best["value"], 1e-12)
+        sign = -1.0 if lower_better else 1.0
+        users = outcomes.users.get((task, slice_, metric)) if outcomes else None
+        boot = ClusterBootstrap.draw(users, n_boot) if users is not None and len(users) else None
         for m in models:
-            gain = ((best["value"] - m["value"]) if lower_better else (m["value"] - best["value"])) / max(best["value"], 1e-12)
+            gain = sign * (m["value"] - best["value"]) / scale
+            lo = hi = float("nan")
+            if boot is not None:
+                a = outcomes.values.get((m["model"], task, slice_, metric))
+                b = outcomes.values.get((best["model"], task, slice_, metric))
+                if a is not None and b is not None:
+                    _, lo_d, hi_d = boot.ci(a, b)
+                    lo, hi = sorted((sign * lo_d / scale, sign * hi_d / scale))
             report.targets.append({"task": task, "slice": slice_, "metric": metric, "model": m["model"],
                                    "model_value": m["value"], "baseline": best["model"],
-                                   "baseline_value": best["value"], "gain": gain, "need": need, "met": gain >= need})
+                                   "baseline_value": best["value"], "gain": gain, "lo": lo, "hi": hi,
+                                   "absolute": absolute, "need": need,
+                                   "met": gain >= need and not (lo <= 0)})
 
 
-def evaluate_runs(table_path: str, version: int, runs: dict[str, RunStore], device: str = "cpu") -> list[dict]:
-    """Metric rows of every baseline and of the given trained runs (task -> run store)."""
+def evaluate_runs(table_path: str, version: int, runs: dict[str, RunStore], device: str = "cpu"
+                  ) -> tuple[list[dict], Outcomes]:
+    """Metric rows of every baseline and of the given trained runs (task -> run store), and the
+    per-row values behind them (:class:`Outcomes`, for the CIs). Stage accuracy has one
+    baseline: the train split's majority stage."""
     from interest_lib.models.inference import load_trained, predict_arrays
+    from interest_lib import schema as S
 
     train = load_split(table_path, version, "train", SEQUENCE_COLUMNS)
-    test = load_split(table_path, version, "test", SEQUENCE_COLUMNS)
+    test = load_split(table_path, version, "test", SEQUENCE_COLUMNS + [S.USER_ID])
+    users = test[S.USER_ID]
     num_categories = int(max(train["ev_category"].max(), train["win_category"].max(), train["next_category"].max(),
                              test["ev_category"].max(), test["win_category"].max(), test["next_category"].max()))
     target_dist = sparse_to_dense(test["next_dist_category"], test["next_dist_share"], num_categories)
-    rows = []
-    sizes = None
+    rows, outcomes = [], Outcomes()
     for name, baseline in fit_baselines(train, num_categories).items():
-        ranking = sliced_ranking_metrics(baseline.next_scores(test), test["next_category"], test["is_switch"])
+        ranking = outcomes.add(name, "migration", _ranking_outcomes(baseline.next_scores(test), test), users)
         rows += _rows_for(name, "baseline", "migration", ranking, "")
-        js = float(js_divergence(baseline.forecast(test), target_dist).mean())
-        rows += _rows_for(name, "baseline", "evolution", {"all": {"js": js, "n": len(target_dist)}}, "")
+        js = outcomes.add(name, "evolution", _evolution_outcomes(baseline.forecast(test), target_dist, None,
+                                                                 test["next_stage"]), users)
+        rows += _rows_for(name, "baseline", "evolution", js, "")
+    majority = np.full(len(users), majority_stage(train["next_stage"]))
+    stage = outcomes.add(MAJORITY_STAGE, "evolution", _evolution_outcomes(None, target_dist, majority,
+                                                                          test["next_stage"]), users)
+    rows += _rows_for(MAJORITY_STAGE, "baseline", "evolution", stage, "")
     for task, store in runs.items():
         model, record = load_trained(store.model, device)
         sizes = record["sizes"]
@@ -130,15 +215,14 @@ def evaluate_runs(table_path: str, version: int, runs: dict[str, RunStore], devi
             raise ValueError(f"run {store.run_id} knows {sizes['categories']} categories, the table has {num_categories}")
         out = predict_arrays(model, test)
         pad = lambda a: a[:, :num_categories + 1]  # noqa: E731  (the model's vocabulary may be larger)
+        name = record["model_name"]
         if task == "migration":
-            ranking = sliced_ranking_metrics(pad(out["next_probs"]), test["next_category"], test["is_switch"])
-            rows += _rows_for(record["model_name"], "model", task, ranking, store.run_id)
+            metrics = outcomes.add(name, task, _ranking_outcomes(pad(out["next_probs"]), test), users)
         else:
-            forecast = pad(out["forecast"])
-            metrics = {"js": float(js_divergence(forecast, target_dist).mean()),
-                       "stage_acc": stage_accuracy(out["stage"], test["next_stage"]), "n": len(forecast)}
-            rows += _rows_for(record["model_name"], "model", task, {"all": metrics}, store.run_id)
-    return rows
+            metrics = outcomes.add(name, task, _evolution_outcomes(pad(out["forecast"]), target_dist, out["stage"],
+                                                                   test["next_stage"]), users)
+        rows += _rows_for(name, "model", task, metrics, store.run_id)
+    return rows, outcomes
 
 
 def run_evaluate(spark: SparkSession, conf: Config, tables: Tables) -> EvaluateReport:
@@ -155,8 +239,8 @@ def run_evaluate(spark: SparkSession, conf: Config, tables: Tables) -> EvaluateR
         runs.pop(task)
     evaluation_id = hashlib.sha256(("|".join(f"{t}={r.run_id}" for t, r in sorted(runs.items())) + f"@{version}").encode()).hexdigest()[:12]
     report = EvaluateReport(evaluation_id=evaluation_id, table_version=version)
-    report.rows = evaluate_runs(tables.path(GOLD_TRAINING_SEQUENCES), version, runs)
-    _check_targets(report, conf.evaluate.targets)
+    report.rows, outcomes = evaluate_runs(tables.path(GOLD_TRAINING_SEQUENCES), version, runs)
+    _check_targets(report, conf.evaluate.targets, outcomes)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     df = spark.createDataFrame(
         [{**r, "evaluation_id": evaluation_id, "table_version": version, "evaluated_at": now} for r in report.rows],

@@ -137,7 +137,7 @@ def train_worker(job: TrainJob) -> dict:
         val = _validate(model, val_feed, rank, size, device)
         totals = backend.allreduce_sum(torch.cat([sums, val]).to(device)).cpu()
         record = {"epoch": epoch + 1, "train_loss": float(totals[0] / totals[1]),
-                  **{f"val_{k}": float(totals[2 + i] / max(totals[-1], 1.0)) for i, k in enumerate(VAL_KEYS[job.task])},
+                  **_val_record(job.task, totals[2:]),
                   "seconds": round(time.perf_counter() - started, 2), "samples": int(totals[1])}
         score = record[f"val_{monitor}"]
         if score < state["best"] - t.min_delta:
@@ -179,7 +179,19 @@ def write_epochs_log(path: str, history: list[dict]) -> None:
 
 
 #: Validation sums per task, in order; the last is the row count.
-VAL_KEYS = {"migration": ["next_ce", "switch_bce", "hr10"], "evolution": ["js", "stage_acc"]}
+VAL_KEYS = {"migration": ["next_ce", "switch_bce", "hr10"], "evolution": ["js", "stage_acc", "stage_known"]}
+#: Validation sums averaged over another sum than the row count: stage accuracy counts only the
+#: rows whose label stage is known (as evaluation does).
+VAL_DENOMINATORS = {"stage_acc": "stage_known"}
+
+
+def _val_record(task: str, sums) -> dict:
+    """``val_<key>`` means from the all-reduced validation sums (row count last)."""
+    keys = VAL_KEYS[task]
+    value = {k: float(sums[i]) for i, k in enumerate(keys)}
+    rows = max(float(sums[-1]), 1.0)
+    return {f"val_{k}": value[k] / (max(value[VAL_DENOMINATORS[k]], 1.0) if k in VAL_DENOMINATORS else rows)
+            for k in keys}
 
 
 def _validate(model, feed, rank: int, size: int, device):
@@ -206,7 +218,7 @@ def _validate(model, feed, rank: int, size: int, device):
                 js = js_divergence(out["forecast"], model.target(batch)).sum()
                 pred = out["stage_logits"][:, 1:].argmax(-1) + 1
                 known = batch["next_stage"] != 0
-                parts = [js, (pred == batch["next_stage"])[known].sum()]
+                parts = [js, (pred == batch["next_stage"])[known].sum(), known.sum()]
             sums += torch.tensor([float(p) for p in parts] + [_rows(batch)], dtype=torch.float64)
     return sums
 

@@ -196,8 +196,8 @@ def test_card_path_matches_the_default_path_and_beats_markov(card_data, trained)
 
     conf, tables = card_data
     path, version = tables.path(GOLD_TRAINING_SEQUENCES), tables.version(GOLD_TRAINING_SEQUENCES)
-    default = evaluate_runs(path, version, trained["default"])
-    card = evaluate_runs(path, version, trained["card"])
+    default, _ = evaluate_runs(path, version, trained["default"])
+    card, _ = evaluate_runs(path, version, trained["card"])
     mig, evo = conf.train.migration_model, conf.train.evolution_model
     summary = {name: {"ndcg@10": _metric(rows, mig, "ndcg@10"), "hr@10": _metric(rows, mig, "hr@10"),
                       "js": _metric(rows, evo, "js"), "markov_ndcg@10": _metric(rows, "markov", "ndcg@10"),

@@ -51,7 +51,7 @@ def _settings(root: Path) -> list[str]:
     sizes for a 2 x 1-core cluster instead of cluster.yml's production ones."""
     return [
         f"storage.warehouse={root / 'warehouse'}", f"storage.raw_dir={root / 'raw'}",
-        f"train.store={root / 'runs'}",
+        f"train.store={root / 'runs'}", f"report.dir={root / 'reports'}",
         f"generate.users={USERS}", "generate.days=35", "generate.mean_events_per_user=80",
         "generate.items_per_category=8", "generate.partitions=2",
         "spark.shuffle_partitions=2",            # cluster.yml's value would mean hundreds of tiny tasks

@@ -32,6 +32,8 @@ def test_trained_models_beat_the_markov_baseline(pipeline):
     evo = conf.train.evolution_model
     assert _metric(rows, evo, "all", "js") < _metric(rows, "markov", "all", "js")
     assert 0.0 < _metric(rows, evo, "all", "stage_acc") <= 1.0
+    # The stage head is compared with the train split's majority stage, a baseline row of its own.
+    assert 0.0 < _metric(rows, "majority_stage", "all", "stage_acc") <= 1.0
 
 
 def test_lineage_pins_the_training_table_version(pipeline):

@@ -97,7 +97,7 @@ def test_backend_and_feed_choices_come_from_the_registry(monkeypatch):
 def test_evaluation_targets_are_settings():
     conf = load_config(overrides=["evaluate.targets.migration.all.ndcg@10=0.25"])
     assert conf.evaluate.targets["migration"] == {"all": {"ndcg@10": 0.25}, "switch": {"ndcg@10": 0.20}}
-    assert conf.evaluate.targets["evolution"] == {"all": {"js": 0.10}}
+    assert conf.evaluate.targets["evolution"] == {"all": {"js": 0.10, "stage_acc": 0.10}}
     with pytest.raises(ConfigError, match=r"evaluate\.targets\.migration\.all\.ndgc@10: unknown metric"):
         load_config(overrides=["evaluate.targets.migration.all.ndgc@10=0.1"])
     with pytest.raises(ConfigError, match=r"key 'evaluate\.targets\.evolution\.all\.js' is 'high'"):

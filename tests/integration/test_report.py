@@ -1,0 +1,138 @@
+"""The run report of the shared pipeline, opened in headless Chromium as a person would: every
+chart drawn with the data the tables hold, no console error, a screenshot that is not blank, and
+the user lookup finding a sampled user with the recommendations gold.recommendations holds."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import json
+import os
+import re
+import time
+
+import pytest
+
+from interest_lib.cli import main
+from interest_lib.storage.catalog import (
+    GOLD_MIGRATION_FLOWS, GOLD_MODEL_METRICS, GOLD_RECOMMENDATIONS, GOLD_USER_INTEREST_SCORES,
+    SILVER_INTEREST_STAGES, table_path,
+)
+from tests.browser import headless_chromium, wait_for
+from tests.helpers import read_with_delta_rs
+
+pytestmark = pytest.mark.integration
+
+CHARTS = ["heatmap", "sankey", "stages", "migration", "evolution", "accounting", "steps"]
+
+
+def _rows(conf, name, version, columns):
+    """``columns`` of table ``name`` at ``version``, read with delta-rs' own engine (not the report's reader)."""
+    return read_with_delta_rs(table_path(conf.storage.warehouse, name), version).select(columns).to_pandas()
+
+
+@pytest.fixture(scope="module")
+def run_page(pipeline):
+    """The page and run record `interest run` wrote as its last step (the fixture's first run)."""
+    _settings, _tables, conf = pipeline
+    folder = sorted(glob.glob(os.path.join(conf.report.dir, "run-*")))[0]
+    with open(os.path.join(folder, "run.json")) as fh:
+        record = json.load(fh)
+    return folder, os.path.join(folder, "report.html"), record
+
+
+def test_interest_run_wrote_a_small_self_contained_page_at_its_table_versions(pipeline, run_page, tmp_path):
+    settings, tables, conf = pipeline
+    folder, page, record = run_page
+    text = open(page, encoding="utf-8").read()
+    assert os.path.getsize(page) < 5_000_000
+    assert "<script src" not in text and "<link" not in text  # nothing fetched: scripts and data inline
+    versions = {name: t["version"] for name, t in record["tables"].items()}
+    assert versions[GOLD_MODEL_METRICS] >= 0 and set(record["seconds"]) >= {"ingest", "featurize", "score"}
+    assert f"{GOLD_MIGRATION_FLOWS}@{versions[GOLD_MIGRATION_FLOWS]}" in text
+    # the health table's versions and rows (from the Delta logs) = what Spark counted at the run's end
+    shown = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(
+        r'<tr><td>([a-z_]+\.[a-z_]+)</td><td class="n">(\d+)</td><td class="n">(\d+)</td>', text)}
+    assert shown == {name: (t["version"], t["rows"]) for name, t in record["tables"].items()}
+    # `interest report --run` re-renders the same run at the same versions (timed for the README)
+    out = tmp_path / "again.html"
+    start = time.perf_counter()
+    assert main(["report", "--run", folder, "--out", str(out), *[x for s in settings for x in ("--set", s)]]) == 0
+    print(f"interest report on the pipeline store: {time.perf_counter() - start:.1f} s, {out.stat().st_size:,} bytes")
+    assert f"{GOLD_MIGRATION_FLOWS}@{versions[GOLD_MIGRATION_FLOWS]}" in out.read_text()
+
+
+def test_the_page_renders_every_chart_with_its_data_in_chromium(pipeline, run_page, tmp_path):
+    _settings, _tables, conf = pipeline
+    _folder, page, record = run_page
+    versions = {name: t["version"] for name, t in record["tables"].items()}
+    # what the charts must show, read independently from the tables at the run's versions
+    flows = _rows(conf, GOLD_MIGRATION_FLOWS, versions[GOLD_MIGRATION_FLOWS],
+                  ["from_category", "to_category", "users"])
+    links = flows[flows.users >= conf.migration.min_group_size][["from_category", "to_category"]].drop_duplicates()
+    stage_weeks = _rows(conf, SILVER_INTEREST_STAGES, versions[SILVER_INTEREST_STAGES],
+                        ["window_start"]).window_start.nunique()
+    metrics = _rows(conf, GOLD_MODEL_METRICS, versions[GOLD_MODEL_METRICS],
+                    ["evaluation_id", "evaluated_at", "task", "metric"])
+    newest = metrics[metrics.evaluation_id == metrics.sort_values("evaluated_at").evaluation_id.iloc[-1]]
+    bars = {task: len(newest[(newest.task == task) & newest.metric.isin(ms)])
+            for task, ms in (("migration", ["hr@10", "ndcg@10", "mrr"]), ("evolution", ["js", "stage_acc"]))}
+    assert len(links) > 0 and all(bars.values())
+
+    profile = tmp_path / "chromium"
+    profile.mkdir()
+    with headless_chromium(str(profile)) as browser:
+        browser.get(f"file://{page}")
+        wait_for(browser, "window.REPORT_READY === true")
+        charts = browser.execute_script("""return [...document.querySelectorAll('div.chart')].map(e => ({
+            name: e.dataset.chart, plotted: e.classList.contains('js-plotly-plot'),
+            traces: (e.data || []).length, svg: e.querySelectorAll('.main-svg').length,
+            links: e.querySelectorAll('.sankey-link').length, bars: e.querySelectorAll('.bars .point').length,
+            heat: e.querySelectorAll('.hm image').length,
+            stage_x: (e.data || []).map(t => (t.x || []).length)}))""")
+        assert [c["name"] for c in charts] == CHARTS
+        assert all(c["plotted"] and c["traces"] and c["svg"] for c in charts), charts
+        by = {c["name"]: c for c in charts}
+        assert by["heatmap"]["heat"] == 1                      # the heat map's raster is drawn
+        assert by["sankey"]["links"] == len(links)             # one link per published from -> to pair
+        assert by["stages"]["traces"] == 4 and by["stages"]["stage_x"] == [stage_weeks] * 4
+        assert by["migration"]["bars"] == bars["migration"] and by["evolution"]["bars"] == bars["evolution"]
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == []
+        shot = tmp_path / "report.png"
+        assert browser.save_screenshot(str(shot))
+
+        # the user lookup: the documented sample rule picks the known user, independently of the page
+        scores = _rows(conf, GOLD_USER_INTEREST_SCORES, versions[GOLD_USER_INTEREST_SCORES],
+                       ["user_id", "as_of_date"])
+        as_of = scores.as_of_date.max()
+        seed = conf.report.lookup_seed
+        user = min(set(scores[scores.as_of_date == as_of].user_id),
+                   key=lambda u: hashlib.sha256(f"{seed}:{u}".encode()).hexdigest())
+        recs = _rows(conf, GOLD_RECOMMENDATIONS, versions[GOLD_RECOMMENDATIONS],
+                     ["user_id", "as_of_date", "rank", "category", "reason"])
+        recs = recs[(recs.user_id == user) & (recs.as_of_date == as_of)].sort_values("rank")
+        box = browser.find_element("id", "lookup-id")
+        box.send_keys(user)
+        browser.find_element("id", "lookup-go").click()
+        wait_for(browser, "document.getElementById('lookup-found')", timeout=10)
+        shown = browser.execute_script("""return [...document.querySelectorAll('#lookup-recs tr')].slice(1)
+            .map(r => [...r.cells].map(c => c.textContent))""")
+        assert [(int(r[0]), r[1], r[2]) for r in shown] == list(zip(recs["rank"], recs.category, recs.reason))
+        assert wait_for(browser, "(document.getElementById('lookup-chart').data || []).length", timeout=10) == 1
+        box.clear()
+        box.send_keys("not-a-user")
+        browser.find_element("id", "lookup-go").click()
+        assert "not in this page's sample" in wait_for(
+            browser, "document.getElementById('lookup-none') && document.getElementById('lookup-none').textContent",
+            timeout=10)
+        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(shot.read_bytes())).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20) or []
+    white = sum(n for n, c in colours if min(c) >= 250)
+    assert image.size[0] >= 1000 and len(colours) > 200, "the screenshot is blank"
+    assert white < 0.9 * image.size[0] * image.size[1], "the screenshot is almost all white"
