@@ -15,7 +15,10 @@
 # Environment: PY (.venv/bin/python), CARD_VENV (.venv-card), CARD_SELECT, ARGS (extra pytest
 # arguments for both runs), TEST_PARALLEL=0 (one after the other), TEST_LOG_DIR (default: a temp
 # folder, kept when a run failed), PROGRESS_S (60). A new suite that must run in its own
-# environment joins as a third run here (run_suite NAME COMMAND...).
+# environment joins as a third run here (run_suite NAME COMMAND...); tests that fit .venv join the
+# default run by their kind marker. Whatever both runs would download at test time (Ivy's jar
+# cache for spark.jars.packages, say) belongs in the installs, before the runs start: two JVMs
+# resolving into one Ivy cache at once can corrupt it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
