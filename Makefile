@@ -15,14 +15,18 @@ run: install
 report: install
 	$(VENV)/bin/interest report $(ARGS)
 
-# The whole suite in .venv, then in .venv-card (the design card's pinned stack: pyspark 4.0,
-# pyarrow 14, numpy 1.x, pandas 2.2) only what differs there: the Petastorm + Horovod tests that
-# .venv skips, the Spark tests, the pandas-UDF / pyarrow integration paths (marker arrow_paths) and
-# the unit tests that use numpy / pandas / pyarrow (all but those marked pure_python). The
-# whole-pipeline, training, kill, scheduling and cluster tests run once, in .venv. .venv-card is
-# built once; the horovod wheel is cached outside the repo.
+# The whole suite in .venv and, side by side with it (scripts/test_suites.sh: two runs, two logs,
+# two temp folders; TEST_PARALLEL=0 runs them one after the other), in .venv-card (the design
+# card's pinned stack: pyspark 4.0, pyarrow 14, numpy 1.x, pandas 2.2) only what differs there: the
+# Petastorm + Horovod tests that .venv skips, the Spark tests, the pandas-UDF / pyarrow integration
+# paths (marker arrow_paths) and the unit tests that use numpy / pandas / pyarrow (all but those
+# marked pure_python). The whole-pipeline, training, kill, scheduling and cluster tests run once,
+# in .venv. .venv-card is layered on .venv's torch and built while .venv's run starts; the horovod
+# wheel is cached outside the repo.
 CARD_SELECT := card or spark or arrow_paths or (unit and not pure_python)
-test: test-default test-card-env
+export CARD_SELECT
+test: install
+	PY=$(PY) CARD_VENV=$(CARD_VENV) ARGS="$(ARGS)" ./scripts/test_suites.sh
 
 test-default: install
 	$(PY) -m pytest -q $(ARGS)
@@ -48,8 +52,9 @@ clean:
 # The design card's path (Petastorm feeds Horovod) in its own pinned environment: see README.
 CARD_VENV ?= .venv-card
 
-install-card:
-	./scripts/install_card_env.sh $(CARD_VENV)
+# .venv first: the card venv takes torch and its CUDA libraries from it (install_card_env.sh).
+install-card: install
+	BASE_VENV=$(VENV) ./scripts/install_card_env.sh $(CARD_VENV)
 
 test-card: install-card
 	$(CARD_VENV)/bin/python -m pytest -q -m card tests/card

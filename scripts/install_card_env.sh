@@ -60,6 +60,46 @@ PYTAG="$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[
 [ "$PYTAG" = cp311 ] || say "warning: verified with Python 3.11, this venv has $PYTAG"
 PIP=("$PY" -m pip --disable-pip-version-check)
 
+# --- 0. layer on the default env's heavy packages (torch and its CUDA libraries, ~6 GB) ----------
+# A .pth file in this venv's site-packages appends $BASE_VENV's site-packages to sys.path *after*
+# this venv's own, so every package installed here (the card's pins: pyspark 4.0, pyarrow 14,
+# numpy 1.x, pandas 2.2, petastorm, horovod) shadows the default env's, and what the card env pins
+# the same (torch 2.13 with its CUDA libraries, transformers, ...) is found there instead of being
+# downloaded and unpacked a second time. pip sees the layered packages as installed, so it skips
+# them; it never changes them ("Not uninstalling ..., outside environment"). The path is listed,
+# not scanned for .pth files, so the default env's editable install of the project stays invisible
+# (the same trick as tests/cluster/standalone.python_without_project). BASE_VENV="" (or a base
+# without this torch or Python) builds a self-contained venv as before.
+BASE_VENV="${BASE_VENV-.venv}"
+LAYER_PTH="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz-interest-base-venv.pth"
+BASE_SITE=""
+if [ -n "$BASE_VENV" ] && [ -x "$BASE_VENV/bin/python" ]; then
+  BASE_INFO="$("$BASE_VENV/bin/python" - "$TORCH_VERSION" <<'PYEOF' 2>/dev/null || true
+import importlib.metadata as m, sys, sysconfig
+tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+try:
+    torch = m.version("torch")
+except m.PackageNotFoundError:
+    torch = ""
+paths = sysconfig.get_paths()
+print(tag, torch, paths["purelib"], paths["platlib"])
+PYEOF
+)"
+  read -r BASE_TAG BASE_TORCH BASE_PURE BASE_PLAT <<< "${BASE_INFO:-- - - -}"
+  if [ "$BASE_TAG" = "$PYTAG" ] && [ "${BASE_TORCH%%+*}" = "$TORCH_VERSION" ]; then
+    BASE_SITE="$BASE_PURE"
+    [ "$BASE_PLAT" = "$BASE_PURE" ] || BASE_SITE="$BASE_SITE"$'\n'"$BASE_PLAT"
+  else
+    say "not layering on $BASE_VENV (it has $BASE_TAG, torch ${BASE_TORCH:-none}; this venv wants $PYTAG, torch $TORCH_VERSION)"
+  fi
+fi
+if [ -n "$BASE_SITE" ]; then
+  say "layering on $BASE_VENV's site-packages for what the card env pins the same (torch ${BASE_TORCH})"
+  printf '%s\n' "$BASE_SITE" > "$LAYER_PTH"
+else
+  rm -f "$LAYER_PTH"
+fi
+
 # --- 1. the pinned stack (requirements = constraints: nothing moves a pin) ----------------------
 # plus everything else setup.py asks for (install_requires + [dev]) except what the card env pins
 # differently, read from setup.py itself so the two environments cannot drift apart.
@@ -80,7 +120,10 @@ reqs = list(captured.get("install_requires", [])) + list(captured.get("extras_re
 keep = [r for r in reqs if re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].strip().lower() not in card]
 open(sys.argv[1], "w").write("\n".join(keep) + "\n")
 PYEOF
-STAMP="$VENV/.card-reqs-$(cat "$REQS" "$PROJECT_REQS" | sha1sum | cut -c1-12)"
+# The stamp names the layered base too (its path and its own install stamp): a rebuilt base
+# re-runs pip here, which then installs whatever the base no longer provides.
+BASE_ID="${BASE_SITE:+$BASE_SITE $(ls "$BASE_VENV"/.installed-* 2>/dev/null)}"
+STAMP="$VENV/.card-reqs-$( (cat "$REQS" "$PROJECT_REQS"; echo "$BASE_ID") | sha1sum | cut -c1-12)"
 if [ ! -f "$STAMP" ]; then
   say "installing the pinned stack (requirements-card.txt) and setup.py's other requirements into $VENV"
   say "(pip may report that interest-evolution wants pyspark 4.2 / pyarrow >= 18: expected, those are"
@@ -157,6 +200,7 @@ say "installing the project (editable, --no-deps) into $VENV"
 say "verifying"
 HF_HUB_OFFLINE=1 "$PY" - <<'EOF'
 import importlib.metadata as m
+import os
 import sys
 
 want = {"pyspark": "4.0.", "delta-spark": "4.0.", "deltalake": "1.6.6", "pyarrow": "14.0.2",
@@ -175,6 +219,21 @@ import horovod.spark  # noqa: F401
 import interest_lib.training.loop  # noqa: F401
 if not hvd.gloo_built():
     bad.append("horovod was built without gloo")
+# What is imported is what was checked above: the card's pins load from this venv's own
+# site-packages, never from a layered base venv (whose pyspark 4.2 / pyarrow >= 18 / numpy 2 a
+# wrong sys.path order would pick up silently).
+import sysconfig
+import numpy, pandas, pyarrow, delta  # noqa: E401
+own = sysconfig.get_paths()["purelib"]
+for mod, prefix in ((pyspark, "4.0."), (pyarrow, "14.0.2"), (numpy, "1."), (pandas, "2.2."), (delta, None),
+                    (petastorm, "0.13.1"), (horovod := sys.modules["horovod"], "0.28.1")):
+    where = mod.__file__
+    version = getattr(mod, "__version__", None)
+    if not where.startswith(own):
+        bad.append(f"{mod.__name__} imported from {where}, not from {own}")
+    if prefix and not str(version).startswith(prefix):
+        bad.append(f"{mod.__name__} {version} imported (want {prefix}*)")
+print(f"  torch imported from {os.path.dirname(torch.__file__)}")
 if bad:
     sys.exit("install_card_env: ERROR: " + "; ".join(bad))
 print(f"  horovod gloo={hvd.gloo_built()} mpi={hvd.mpi_built()} nccl={hvd.nccl_built()}")

@@ -55,7 +55,10 @@ def python_without_project(dest: Path) -> Path:
     import venv
 
     venv.EnvBuilder(with_pip=False, symlinks=True).create(dest)
+    # This venv's site-packages, then any a .pth layers after it (.venv-card takes torch from
+    # .venv that way: scripts/install_card_env.sh), in sys.path's order.
     site_dirs = [d for d in site.getsitepackages() if d.endswith("site-packages")]
+    site_dirs += [d for d in sys.path if d.endswith("site-packages") and d not in site_dirs]
     python = dest / "bin" / "python"
     target = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                             capture_output=True, text=True, check=True).stdout.strip()
