@@ -1,0 +1,20 @@
+"""Which tables ``interest optimize`` maintains and by which columns, from conf (no Spark)."""
+
+import pytest
+
+from interest_lib.conf import ConfigError, load_config
+from interest_lib.storage.maintenance import maintenance_plan
+
+pytestmark = pytest.mark.unit
+
+
+def test_default_plan_zorders_the_user_keyed_silver_tables():
+    plan = dict(maintenance_plan(load_config().storage))
+    assert plan == {"bronze.events": [], "silver.events_sessionized": ["user_id"],
+                    "silver.sessions": ["user_id"]}
+
+
+def test_zorder_for_a_table_not_maintained_is_an_error_naming_it():
+    conf = load_config(overrides=["storage.optimize_tables=silver.sessions"]).storage
+    with pytest.raises(ConfigError, match=r"storage.zorder_by names \['silver.events_sessionized'\]"):
+        maintenance_plan(conf)
