@@ -14,7 +14,9 @@ engine pins its commit to base + 1, this one cannot through the DataFrame writer
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import Optional, Sequence
+from urllib.parse import unquote, urlparse
 
 from pyspark.sql import DataFrame, functions as F
 
@@ -42,6 +44,11 @@ def _metadata(user_metadata: Optional[str]) -> dict:
     return meta if isinstance(meta, dict) else {"userMetadata": user_metadata}
 
 
+def _uri_path(uri: str) -> str:
+    """The decoded path of a file URI or path (``file:/a%20b``, ``file:///a b`` -> ``/a b``)."""
+    return unquote(urlparse(uri).path) if ":" in uri.split("/", 1)[0] else uri
+
+
 def _metric(metrics: Optional[dict], *keys: str) -> Optional[int]:
     for key in keys:
         if metrics and metrics.get(key) not in (None, ""):
@@ -65,7 +72,10 @@ class DeltaSparkEngine(DeltaEngine):
         """The JVM snapshot of the table's latest version (updated from the log)."""
         jvm = self.spark._jvm  # type: ignore[union-attr]
         log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(self.spark._jsparkSession, path)
-        return log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty())
+        try:  # update(stalenessAcceptable, checkIfUpdatedSinceTs, catalogTableOpt): Delta 3.x-4.x
+            return log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty())
+        except Exception:  # py4j: another signature in another Delta release
+            return log.update(False)
 
     def exists(self, path: str) -> bool:
         from delta.tables import DeltaTable
@@ -85,9 +95,8 @@ class DeltaSparkEngine(DeltaEngine):
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
-        root = self._delta_table(path).detail().first()["location"].rstrip("/") + "/"
-        return sorted(f[len(root):] if f.startswith(root) else f
-                      for f in reader.load(path).inputFiles())
+        root = _uri_path(self._delta_table(path).detail().first()["location"])
+        return sorted(posixpath.relpath(_uri_path(f), root) for f in reader.load(path).inputFiles())
 
     def _check_expected(self, path: str, name: str, expected: Optional[int]) -> None:
         if expected is None:
