@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from interest_lib.conf import ConfigError, StorageConf
 from interest_lib.logs import get_logger
+from interest_lib.storage.catalog import TABLES
 
 log = get_logger(__name__)
 
@@ -62,12 +63,13 @@ def _columns(text: str) -> list[str]:
 
 
 def maintenance_plan(conf: StorageConf) -> list[tuple[str, list[str]]]:
-    """(table, Z-order columns) for each table in ``storage.optimize_tables``; a Z-order entry
-    for a table not in that list is a configuration error naming it."""
+    """(table, Z-order columns) for each table in ``storage.optimize_tables``. A Z-order entry
+    for a catalog table not in that list is unused (conf files merge into the default entries);
+    one for a table that is neither (a typo) is a configuration error naming it."""
     names = _columns(conf.optimize_tables)
-    stray = sorted(set(conf.zorder_by) - set(names))
+    stray = sorted(set(conf.zorder_by) - set(names) - set(TABLES))
     if stray:
-        raise ConfigError(f"storage.zorder_by names {stray}, which storage.optimize_tables "
+        raise ConfigError(f"storage.zorder_by names {stray}, neither a catalog table nor one storage.optimize_tables "
                          f"({conf.optimize_tables!r}) does not list")
     return [(name, _columns(str(conf.zorder_by.get(name, "")))) for name in names]
 

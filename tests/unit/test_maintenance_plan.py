@@ -14,7 +14,9 @@ def test_default_plan_zorders_the_user_keyed_silver_tables():
                     "silver.sessions": ["user_id"]}
 
 
-def test_zorder_for_a_table_not_maintained_is_an_error_naming_it():
+def test_zorder_for_an_unknown_table_is_an_error_naming_it():
     conf = load_config(overrides=["storage.optimize_tables=silver.sessions"]).storage
-    with pytest.raises(ConfigError, match=r"storage.zorder_by names \['silver.events_sessionized'\]"):
+    assert maintenance_plan(conf) == [("silver.sessions", ["user_id"])]  # other defaults unused
+    conf.zorder_by["silver.sesions"] = "user_id"
+    with pytest.raises(ConfigError, match=r"storage.zorder_by names \['silver.sesions'\], neither"):
         maintenance_plan(conf)
