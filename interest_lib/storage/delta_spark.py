@@ -205,8 +205,13 @@ class DeltaSparkEngine(DeltaEngine):
         before = _data_files(path)
         # Delta refuses retention under its 7-day default unless this check is turned off; the
         # retention given is the conf's (storage.vacuum_retention_hours), not Delta's default.
+        # VACUUM lists the table folder in spark.sql.sources.parallelPartitionDiscovery
+        # .parallelism tasks (10,000 by default: minutes of empty tasks on a small machine, for
+        # a 3-row table in the card environment): one task per core is enough.
         with _session_conf(self.spark, {
-                "spark.databricks.delta.retentionDurationCheck.enabled": "false"}):
+                "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+                "spark.sql.sources.parallelPartitionDiscovery.parallelism":
+                    str(max(1, self.spark.sparkContext.defaultParallelism))}):
             self._delta_table(path).vacuum(retention_hours)
         return max(0, before - _data_files(path)) if before >= 0 else 0
 
