@@ -1,8 +1,11 @@
 """Package metadata for interest-evolution.
 
 Pins and why:
-- pyspark 4.2.0: the newest release delta-spark 4.4.1 allows (it declares pyspark<=4.2.0), so the
-  same code runs with the Delta jars on a cluster and with delta-rs locally. pyspark and
+- pyspark 4.2.0: the newest release delta-spark 4.4.x allows (it declares pyspark<=4.2.0), so the
+  same code runs with the Delta jars on a cluster and with delta-rs locally. delta-spark 4.4.0,
+  not 4.4.1: its Python API must match the jars a local session resolves from Maven Central
+  (io.delta:delta-spark_4.2_2.13:<same version>, interest_lib.spark.delta_package), and Maven
+  Central has no 4.4.1 jars (checked December 2026: 4.4.0 is the newest there). pyspark and
   delta-spark are the [spark] extra (scripts/bootstrap.sh installs it): a cluster or Databricks
   runtime brings its own Spark, which installing the wheel must not replace.
 - torch 2.13.0: PyPI's build, which bundles its CUDA libraries (several GB; pip's cache keeps it,
@@ -51,7 +54,7 @@ setup(
         "plotly==7.1.0",
     ],
     extras_require={
-        "spark": ["pyspark==4.2.0", "delta-spark==4.4.1"],
+        "spark": ["pyspark==4.2.0", "delta-spark==4.4.0"],
         # The design card's path (Petastorm feeds Horovod) needs its own environment: pyarrow 14,
         # numpy < 2, pyspark 4.0, horovod built from its sdist with a C++17 patch. Build it with
         # scripts/install_card_env.sh (requirements-card.txt); `pip install .[petastorm]` into the

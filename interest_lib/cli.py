@@ -263,6 +263,27 @@ class ImportCompleteJourneyTask(Task):
         return None
 
 
+class OptimizeTask(Task):
+    """Compact, Z-order and vacuum the tables of ``storage.optimize_tables``."""
+
+    name = "optimize"
+    help = ("compact small files of the tables in storage.optimize_tables, Z-order them by "
+            "storage.zorder_by (user_id: one user's rows in few files), and vacuum files older "
+            "than storage.vacuum_retention_hours; both engines")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--no-vacuum", action="store_true", help="compact and Z-order only")
+
+    def launch(self):
+        from interest_lib.storage.maintenance import optimize_tables
+
+        report = optimize_tables(self.tables, self.conf.storage,
+                                 vacuum=not getattr(self.args, "no_vacuum", False))
+        print(f"optimize ({report.engine}, retention {report.retention_hours:g} h):\n{report.summary()}")
+        return report
+
+
 class ConfigTask(Task):
     """Print the resolved configuration."""
 
@@ -293,7 +314,7 @@ class ConfigTask(Task):
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (
     RunTask, GenerateTask, ImportCompleteJourneyTask, IngestTask, SessionizeTask, FeaturizeTask, TrainTask,
-    EvaluateTask, ScoreTask, StreamTask, ReportTask, ConfigTask)}
+    EvaluateTask, ScoreTask, StreamTask, ReportTask, OptimizeTask, ConfigTask)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,53 @@ from typing import Optional
 
 from pyspark.sql import SparkSession
 
-from interest_lib.conf import Config, SparkConf
+from interest_lib.conf import Config, SparkConf, StorageConf
+
+#: The SQL extension and catalog the Delta data source needs (MERGE, OPTIMIZE, VACUUM, time travel).
+DELTA_SQL_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+class DeltaJarsError(RuntimeError):
+    """The Delta jars could not be resolved or loaded; the message names the coordinates and
+    the Ivy cache."""
+
+
+def delta_package(conf: Optional[StorageConf] = None) -> str:
+    """Maven coordinates of the Delta jars for this environment: ``storage.delta_package`` when
+    set, else those delta-spark's own ``configure_spark_with_delta_pip`` names for the installed
+    delta-spark and pyspark (``io.delta:delta-spark_4.2_2.13:4.4.0`` with pyspark 4.2,
+    ``io.delta:delta-spark_2.13:4.0.1`` with pyspark 4.0)."""
+    if conf is not None and conf.delta_package:
+        return conf.delta_package
+    try:
+        from delta import configure_spark_with_delta_pip
+    except ImportError as exc:
+        raise DeltaJarsError("storage.engine=delta-spark needs the delta-spark package "
+                             "(pip install delta-spark, the [spark] extra)") from exc
+    builder = configure_spark_with_delta_pip(SparkSession.Builder())
+    return builder._options["spark.jars.packages"]  # the one setting it makes
+
+
+def ivy_cache(conf: Optional[StorageConf] = None) -> str:
+    """The Ivy folder Delta's jars are resolved into once (``storage.ivy_cache``, default
+    ``$XDG_CACHE_HOME/interest-evolution/ivy``), shared by every session, test and rerun."""
+    if conf is not None and conf.ivy_cache:
+        return os.path.abspath(os.path.expanduser(conf.ivy_cache))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "interest-evolution", "ivy")
+
+
+def delta_session_settings(conf: Optional[StorageConf] = None) -> dict:
+    """The builder settings of a local session that loads the Delta jars (resolved from Maven
+    Central through Ivy into :func:`ivy_cache`, only once) and Delta's SQL extension."""
+    return {"spark.jars.packages": delta_package(conf), "spark.jars.ivy": ivy_cache(conf),
+            **DELTA_SQL_CONF,
+            # a snapshot's state is rebuilt in 50 tasks by default: for a local session's small
+            # logs that is scheduling overhead only (a cluster keeps its own setting)
+            "spark.databricks.delta.snapshotPartitions": "4"}
 
 # Settings every session needs for correct results, whatever the environment.
 _REQUIRED_SQL_CONF = {
@@ -35,13 +81,20 @@ def get_spark(conf: Config | SparkConf, spark: Optional[SparkSession] = None) ->
     """Return the job's SparkSession.
 
     Args:
-        conf: the whole :class:`Config` or just its ``spark`` section.
+        conf: the whole :class:`Config` or just its ``spark`` section. With the whole Config and
+            ``storage.engine: delta-spark``, a session built here loads the Delta jars
+            (:func:`delta_session_settings`); under spark-submit they come from ``--packages``.
         spark: an existing session (tests pass theirs); it only gets the required SQL settings.
 
     Returns:
         A session with UTC time zone and the configured shuffle / Arrow settings.
+
+    Raises:
+        DeltaJarsError: the Delta jars could not be resolved (names coordinates and Ivy cache).
     """
     sconf = conf.spark if isinstance(conf, Config) else conf
+    delta = (isinstance(conf, Config) and conf.storage.engine == "delta-spark"
+             and not _launched_by_spark_submit())
     active = spark or SparkSession.getActiveSession()
     if active is None:
         # Workers must run the same interpreter (and so see the same packages) as the driver.
@@ -56,9 +109,20 @@ def get_spark(conf: Config | SparkConf, spark: Optional[SparkSession] = None) ->
                 .config("spark.driver.host", os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"))
                 .config("spark.sql.warehouse.dir", os.path.abspath("spark-warehouse"))
             )
-        for key, value in sconf.extra.items():
+        jars = delta_session_settings(conf.storage) if delta else {}
+        for key, value in {**jars, **sconf.extra}.items():
             builder = builder.config(key, str(value))
-        active = builder.getOrCreate()
+        try:
+            active = builder.getOrCreate()
+        except Exception as exc:
+            if not jars:
+                raise
+            raise DeltaJarsError(
+                f"storage.engine=delta-spark: could not resolve or load the Delta jars "
+                f"{jars['spark.jars.packages']} (Ivy cache {jars['spark.jars.ivy']}; Maven Central "
+                "must be reachable the first time, the Ivy log above says what failed). Set "
+                "storage.delta_package / storage.ivy_cache, or use storage.engine=delta-rs"
+            ) from exc
         if not _launched_by_spark_submit():
             active.sparkContext.setLogLevel("ERROR")
     settings = dict(_REQUIRED_SQL_CONF)

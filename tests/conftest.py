@@ -29,13 +29,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def spark():
-    """A real local Spark session (2 cores) with the project's required settings; its JVM runs
-    with tests/jvm.FAST_JVM."""
+    """A real local Spark session (2 cores) with the project's required settings and the Delta
+    jars (resolved once into the Ivy cache, interest_lib.spark.ivy_cache): one JVM serves both
+    engines, chosen per table API by ``storage.engine``; its JVM runs with tests/jvm.FAST_JVM."""
     from interest_lib.conf import load_config
     from interest_lib.spark import get_spark
 
     conf = load_config(overrides=["spark.master=local[2]", "spark.shuffle_partitions=4",
-                                  "spark.driver_memory=2g"])
+                                  "spark.driver_memory=2g", "storage.engine=delta-spark"])
     # INTEREST_TEST_JVM_OPTS="" gives the JVM's defaults (C2, G1) back.
     opts = os.environ.get("INTEREST_TEST_JVM_OPTS", FAST_JVM)
     if opts:
@@ -53,9 +54,15 @@ def generated_stores(spark, tmp_path_factory):
     return GeneratedStores(spark, cache_root(tmp_path_factory.getbasetemp()))
 
 
+#: The engine of tests that do not choose one: the session has the Delta jars, so ``auto``
+#: would pick delta-spark; the suite's default stays delta-rs (the local default, no jars) and
+#: the tests of both engines ask for ``engine`` (below).
+TEST_ENGINE = "storage.engine=delta-rs"
+
+
 @pytest.fixture
 def tmp_conf(tmp_path):
-    """A Config whose warehouse and raw folders are under a fresh temp directory."""
+    """A Config whose warehouse and raw folders are under a fresh temp directory (delta-rs)."""
     from interest_lib.conf import load_config
 
     return load_config(overrides=[
@@ -63,12 +70,24 @@ def tmp_conf(tmp_path):
         f"storage.raw_dir={tmp_path / 'raw'}",
         "spark.master=local[2]",
         "spark.shuffle_partitions=4",
+        TEST_ENGINE,
     ])
 
 
+@pytest.fixture(params=["delta-rs", "delta-spark"])
+def engine(request, tmp_conf):
+    """Each engine in turn: sets ``storage.engine`` of ``tmp_conf`` (so ``tables`` uses it)."""
+    tmp_conf.storage.engine = request.param
+    return request.param
+
+
 @pytest.fixture
-def tables(spark, tmp_conf):
-    """The table API over the temp warehouse."""
+def tables(request, spark, tmp_conf):
+    """The table API over the temp warehouse, on ``tmp_conf``'s engine (delta-rs unless the test
+    asks for ``engine``)."""
     from interest_lib.storage import Tables
+
+    if "engine" in request.fixturenames:
+        request.getfixturevalue("engine")  # set the engine before the table API is built
 
     return Tables(spark, tmp_conf.storage)

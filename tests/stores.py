@@ -119,7 +119,7 @@ class GeneratedStores:
         tmp = self.root / f".tmp-{key}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         conf = load_config(overrides=[*settings, f"storage.warehouse={tmp / 'warehouse'}",
-                                      f"storage.raw_dir={tmp / 'raw'}"])
+                                      f"storage.raw_dir={tmp / 'raw'}", "storage.engine=delta-rs"])
         stats = run_generate(self.spark, conf, Tables(self.spark, conf.storage))
         (tmp / "settings.json").write_text(json.dumps(described, indent=1, sort_keys=True))
         (tmp / "stats.json").write_text(json.dumps(stats, sort_keys=True))

@@ -27,6 +27,21 @@ class StorageConf:
     """Jobs that write a table hold its lock file (<warehouse>/_locks) on local warehouses."""
     lock_timeout_seconds: float = 600.0
     """How long a job waits for another job's writer lock before it stops with an error."""
+    delta_package: str = ""
+    """Maven coordinates of the Delta jars a local session loads for engine delta-spark;
+    "" = those delta-spark's own configure_spark_with_delta_pip names for the installed
+    delta-spark and pyspark."""
+    ivy_cache: str = ""
+    """Ivy folder (spark.jars.ivy) the Delta jars are resolved into once; "" =
+    $XDG_CACHE_HOME/interest-evolution/ivy (~/.cache/...)."""
+    optimize_tables: str = "bronze.events,silver.events_sessionized,silver.sessions"
+    """Comma-separated tables `interest optimize` compacts (and vacuums)."""
+    zorder_by: dict = field(default_factory=lambda: {
+        "silver.events_sessionized": "user_id", "silver.sessions": "user_id"})
+    """table -> comma-separated columns `interest optimize` Z-orders it by (others: compacted)."""
+    vacuum_retention_hours: float = 168.0
+    """`interest optimize` deletes files no version younger than this still needs (time travel
+    to older versions stops working); 0 only with care."""
 
 
 @dataclass

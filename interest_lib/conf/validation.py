@@ -37,6 +37,7 @@ LIMITS: dict[str, Limit] = {
     "storage.engine": Limit(choices=("auto", "delta-spark", "delta-rs")),
     "storage.raw_dir": Limit(nonempty=True),
     "storage.lock_timeout_seconds": Limit(ge=0),
+    "storage.vacuum_retention_hours": Limit(ge=0),
     "spark.shuffle_partitions": Limit(ge=1),
     "spark.arrow_batch_size": Limit(ge=1),
     "generate.users": _POSITIVE,

@@ -41,8 +41,8 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from interest_lib.logs import get_logger
 from interest_lib.storage.engine import (
-    ConcurrentWriteError, DeltaEngine, SchemaMismatchError, TableError, TableNotFoundError,
-    WriteResult, stale_read_message,
+    ConcurrentWriteError, DeltaEngine, TableError, TableNotFoundError, WriteResult,
+    check_same_schema, stale_read_message,
 )
 from interest_lib.storage.contracts import check_write
 from interest_lib.storage.faults import commit_boundary
@@ -255,20 +255,8 @@ class DeltaRsEngine(DeltaEngine):
         return current
 
     def _check_schema(self, df: DataFrame, local: str, name: str, base: int) -> None:
-        if base < 0:
-            return
-        table_schema = self.spark_schema(local, base)
-        # simpleString ignores nullability, which Parquet round trips do not preserve.
-        have = {f.name: f.dataType.simpleString() for f in df.schema.fields}
-        want = {f.name: f.dataType.simpleString() for f in table_schema.fields}
-        if have != want:
-            missing = sorted(set(want) - set(have))
-            extra = sorted(set(have) - set(want))
-            changed = sorted(k for k in set(have) & set(want) if have[k] != want[k])
-            raise SchemaMismatchError(
-                f"{name}: data does not match the table schema (missing {missing}, "
-                f"unexpected {extra}, type changed {changed})"
-            )
+        if base >= 0:
+            check_same_schema(name, df.schema, self.spark_schema(local, base))
 
     def _adds(self, staging: str, local: str, files: list[str], partition_by: Sequence[str]):
         from deltalake.transaction import AddAction
@@ -422,3 +410,30 @@ class DeltaRsEngine(DeltaEngine):
             lambda adds: self._removes(local, lambda p, _pv: unquote(p) not in touched_rel, base),
             base, True,
         )
+
+    # --- maintenance -----------------------------------------------------------------------
+    def optimize(self, path: str, zorder_by: Sequence[str] = ()) -> dict:
+        """Compact small files (and Z-order by ``zorder_by``) with delta-rs' optimizer, one
+        commit; returns files removed / added."""
+        table = self._table(path)
+        props = _maintenance_props("optimize")
+        if zorder_by:
+            metrics = table.optimize.z_order(list(zorder_by), commit_properties=props)
+        else:
+            metrics = table.optimize.compact(commit_properties=props)
+        return {"files_removed": int(metrics.get("numFilesRemoved", 0)),
+                "files_added": int(metrics.get("numFilesAdded", 0))}
+
+    def vacuum(self, path: str, retention_hours: float) -> int:
+        """Delete files no version within ``retention_hours`` needs; returns how many."""
+        table = self._table(path)
+        deleted = table.vacuum(retention_hours=int(retention_hours), dry_run=False,
+                               enforce_retention_duration=False,
+                               commit_properties=_maintenance_props("vacuum"))
+        return len(deleted)
+
+
+def _maintenance_props(operation: str):
+    from deltalake.transaction import CommitProperties
+
+    return CommitProperties(custom_metadata={"interest.operation": operation})

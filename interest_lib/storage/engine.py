@@ -37,6 +37,22 @@ def stale_read_message(name: str, expected: int, found: int) -> str:
             "starts from the new version")
 
 
+def check_same_schema(name: str, have, want) -> None:
+    """Raise :class:`SchemaMismatchError` naming the table and the missing, unexpected and
+    retyped columns when Spark schema ``have`` (the data) differs from ``want`` (the table).
+    Nullability is ignored: Parquet round trips do not preserve it."""
+    have_types = {f.name: f.dataType.simpleString() for f in have.fields}
+    want_types = {f.name: f.dataType.simpleString() for f in want.fields}
+    if have_types != want_types:
+        missing = sorted(set(want_types) - set(have_types))
+        extra = sorted(set(have_types) - set(want_types))
+        changed = sorted(k for k in set(have_types) & set(want_types) if have_types[k] != want_types[k])
+        raise SchemaMismatchError(
+            f"{name}: data does not match the table schema (missing {missing}, "
+            f"unexpected {extra}, type changed {changed})"
+        )
+
+
 @dataclass(frozen=True)
 class Txn:
     """An idempotent-write token: a write with an (app_id, version) already committed is skipped.
@@ -107,3 +123,16 @@ class DeltaEngine(abc.ABC):
     @abc.abstractmethod
     def txn_version(self, path: str, app_id: str) -> Optional[int]:
         """Latest committed version of the idempotent writer ``app_id``, or None."""
+
+    @abc.abstractmethod
+    def live_files(self, path: str, version: Optional[int] = None) -> list[str]:
+        """Relative paths of the live data files of ``version`` (default latest)."""
+
+    @abc.abstractmethod
+    def optimize(self, path: str, zorder_by: Sequence[str] = ()) -> dict:
+        """Rewrite small files into fewer large ones (Z-ordered by ``zorder_by`` when given) in
+        one commit; returns ``{"files_removed": n, "files_added": m}``."""
+
+    @abc.abstractmethod
+    def vacuum(self, path: str, retention_hours: float) -> int:
+        """Delete data files no version younger than ``retention_hours`` needs; returns how many."""

@@ -147,6 +147,20 @@ class Tables:
         reports them, else by counting the table."""
         return result.rows_written if result.rows_written is not None else self.read(result.table).count()
 
+    def live_files(self, name: str, version: Optional[int] = None) -> list[str]:
+        """Relative paths of the table's live data files (at ``version``, default latest)."""
+        return self.engine.live_files(self.path(name), version)
+
+    def optimize(self, name: str, zorder_by: Sequence[str] = ()) -> dict:
+        """Compact the table's small files, Z-ordered by ``zorder_by`` when given, in one
+        commit (rows unchanged; older versions stay readable until vacuumed)."""
+        return self.engine.optimize(self.path(name), tuple(zorder_by))
+
+    def vacuum(self, name: str, retention_hours: float) -> int:
+        """Delete the data files no version younger than ``retention_hours`` needs; returns
+        how many were deleted (time travel to versions older than that stops working)."""
+        return self.engine.vacuum(self.path(name), retention_hours)
+
     def txn_version(self, name: str, app_id: str) -> Optional[int]:
         """Latest version committed by idempotent writer ``app_id`` (None if never)."""
         return self.engine.txn_version(self.path(name), app_id)

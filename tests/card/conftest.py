@@ -53,7 +53,8 @@ def card_data(tmp_path_factory, spark, generated_stores):
         f"storage.warehouse={root / 'warehouse'}", f"storage.raw_dir={root / 'raw'}",
         f"train.store={root / 'runs'}", "generate.users=600", "generate.days=56",
         "generate.mean_events_per_user=100", "train.epochs=3", "train.batch_size=32",
-        "train.num_processes=2", "spark.master=local[2]", "spark.shuffle_partitions=4"]
+        "train.num_processes=2", "spark.master=local[2]", "spark.shuffle_partitions=4",
+        "storage.engine=delta-rs"]
     conf = load_config(overrides=settings)
     generated_stores.copy_to(settings, root)
     tables = Tables(spark, conf.storage)

@@ -206,7 +206,7 @@ def test_lock_held_elsewhere_is_a_clear_cli_exit(spark, tmp_conf, tmp_path, caps
         assert held.wait(5)
         with pytest.raises(SystemExit) as exc:
             main(["sessionize", "--set", f"storage.warehouse={warehouse}",
-                  "--set", "storage.lock_timeout_seconds=0"])
+                  "--set", "storage.lock_timeout_seconds=0", "--set", "storage.engine=delta-rs"])
     finally:
         release.set()
         thread.join()

@@ -294,7 +294,8 @@ def test_cli_exits_non_zero_with_the_message(spark, tmp_path, capsys):
     write_raw(tmp_path / "raw" / "events", "a.json", [ev("q1", user="")])
     with pytest.raises(SystemExit) as exc:
         main(["ingest", "--set", f"storage.warehouse={tmp_path / 'wh'}", "--set", f"storage.raw_dir={tmp_path / 'raw'}",
-              "--set", f"ingest.pseudonym_key={KEY}", "--set", "spark.master=local[2]"])
+              "--set", f"ingest.pseudonym_key={KEY}", "--set", "spark.master=local[2]",
+              "--set", "storage.engine=delta-rs"])
     assert exc.value.code == 3
     assert "missing_user_id 1" in capsys.readouterr().err
 

@@ -234,7 +234,8 @@ def ingest_and_check(spark, files: dict, rows_written: int, uids: list[str], fmt
                 fh.write(data)
         conf = load_config(overrides=[f"storage.warehouse={root}/warehouse", f"storage.raw_dir={root}/raw",
                                       "spark.master=local[2]", "spark.shuffle_partitions=4",
-                                      f"ingest.pseudonym_key={KEY}", "run.run_id=fuzz"])
+                                      f"ingest.pseudonym_key={KEY}", "run.run_id=fuzz",
+                                      "storage.engine=delta-rs"])
         tables = Tables(spark, conf.storage)
         captured = Captured()
         logger = logging.getLogger(LOGGER_NAME)

@@ -142,7 +142,7 @@ def test_late_event_that_bridges_two_sessions_replaces_them(spark, tmp_conf, tab
     assert len({r.session_id for r in tables.read(SILVER_EVENTS_SESSIONIZED).collect()}) == 1
 
 
-def test_run_stopped_between_the_two_commits_is_repaired(spark, tmp_conf, tables, monkeypatch):
+def test_run_stopped_between_the_two_commits_is_repaired(spark, engine, tmp_conf, tables, monkeypatch):
     """Events committed, sessions not (the job died in between): the next run rebuilds the
     sessions from the stored events, and the result equals a full recompute."""
     from interest_lib.sessions.job import SESSIONS_TXN, sessions_out_of_step
