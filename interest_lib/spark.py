@@ -45,12 +45,11 @@ def delta_package(conf: Optional[StorageConf] = None) -> str:
 
 
 def ivy_cache(conf: Optional[StorageConf] = None) -> str:
-    """The Ivy folder Delta's jars are resolved into once (``storage.ivy_cache``, default
-    ``$XDG_CACHE_HOME/interest-evolution/ivy``), shared by every session, test and rerun."""
+    """The Ivy folder Maven packages (Delta's jars, the Kafka source) are resolved into once:
+    ``storage.ivy_cache`` when set, else :func:`ivy_cache_dir`."""
     if conf is not None and conf.ivy_cache:
         return os.path.abspath(os.path.expanduser(conf.ivy_cache))
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "interest-evolution", "ivy")
+    return ivy_cache_dir()
 
 
 def delta_session_settings(conf: Optional[StorageConf] = None) -> dict:
@@ -110,7 +109,11 @@ def get_spark(conf: Config | SparkConf, spark: Optional[SparkSession] = None) ->
                 .config("spark.sql.warehouse.dir", os.path.abspath("spark-warehouse"))
             )
         jars = delta_session_settings(conf.storage) if delta else {}
-        for key, value in {**jars, **sconf.extra}.items():
+        settings = {**jars, **sconf.extra}
+        if jars and sconf.extra.get("spark.jars.packages"):  # e.g. the Kafka source beside Delta
+            settings["spark.jars.packages"] = _merge_packages(jars["spark.jars.packages"],
+                                                              str(sconf.extra["spark.jars.packages"]))
+        for key, value in settings.items():
             builder = builder.config(key, str(value))
         try:
             active = builder.getOrCreate()
@@ -146,13 +149,26 @@ def delta_jars_available(spark: SparkSession) -> bool:
 
 
 def ivy_cache_dir() -> str:
-    """Where Ivy keeps resolved Maven packages: ``$INTEREST_IVY_DIR``, else
-    ``$XDG_CACHE_HOME/interest-evolution/ivy`` (``~/.cache/...``), beside the project's other caches,
-    so tests and jobs resolve a package once per machine."""
+    """Where Ivy keeps resolved Maven packages by default: ``$INTEREST_IVY_DIR``, else
+    ``$XDG_CACHE_HOME/interest-evolution/ivy/pyspark-<version>`` (``~/.cache/...``), beside the
+    project's other caches, so tests and jobs resolve a package once per machine. One folder per
+    pyspark version: ``make test`` runs the two environments (pyspark 4.2 and 4.0) side by side,
+    and two JVMs resolving into one Ivy cache at once can corrupt it."""
     if os.environ.get("INTEREST_IVY_DIR"):
         return os.environ["INTEREST_IVY_DIR"]
+    import pyspark
+
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "interest-evolution", "ivy")
+    return os.path.join(base, "interest-evolution", "ivy", f"pyspark-{pyspark.__version__}")
+
+
+def _merge_packages(*lists: str) -> str:
+    """Comma-separated Maven coordinates of every list, each once, in order."""
+    out = []
+    for coordinate in (c.strip() for listed in lists for c in listed.split(",")):
+        if coordinate and coordinate not in out:
+            out.append(coordinate)
+    return ",".join(out)
 
 
 def add_packages(sconf: SparkConf, coordinates: list[str]) -> None:
@@ -160,11 +176,8 @@ def add_packages(sconf: SparkConf, coordinates: list[str]) -> None:
     ``spark.extra`` (kept: packages already listed there), with the Ivy cache in
     :func:`ivy_cache_dir` unless ``spark.jars.ivy`` is set. Takes effect when the session is built
     (a running JVM cannot load them); spark-submit's ``--packages`` does the same on a cluster."""
-    listed = [p for p in str(sconf.extra.get("spark.jars.packages", "")).split(",") if p.strip()]
-    for coordinate in coordinates:
-        if coordinate not in listed:
-            listed.append(coordinate)
-    sconf.extra["spark.jars.packages"] = ",".join(listed)
+    sconf.extra["spark.jars.packages"] = _merge_packages(str(sconf.extra.get("spark.jars.packages", "")),
+                                                         ",".join(coordinates))
     sconf.extra.setdefault("spark.jars.ivy", ivy_cache_dir())
 
 

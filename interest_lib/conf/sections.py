@@ -33,7 +33,8 @@ class StorageConf:
     delta-spark and pyspark."""
     ivy_cache: str = ""
     """Ivy folder (spark.jars.ivy) the Delta jars are resolved into once; "" =
-    $XDG_CACHE_HOME/interest-evolution/ivy (~/.cache/...)."""
+    $XDG_CACHE_HOME/interest-evolution/ivy/pyspark-<version> (~/.cache/...; one per pyspark
+    version, so the two environments never resolve into one folder at once)."""
     optimize_tables: str = "bronze.events,silver.events_sessionized,silver.sessions"
     """Comma-separated tables `interest optimize` compacts (and vacuums)."""
     zorder_by: dict = field(default_factory=lambda: {

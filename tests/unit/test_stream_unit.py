@@ -21,8 +21,10 @@ def test_packages_are_added_once_with_the_project_ivy_cache(monkeypatch, tmp_pat
     add_packages(conf.spark, [coordinate])
     add_packages(conf.spark, [coordinate])
     assert conf.spark.extra["spark.jars.packages"] == f"io.delta:delta-spark_2.13:4.0.0,{coordinate}"
-    assert conf.spark.extra["spark.jars.ivy"] == ivy_cache_dir() == str(tmp_path / "interest-evolution" / "ivy")
     import pyspark
+
+    assert conf.spark.extra["spark.jars.ivy"] == ivy_cache_dir() == str(
+        tmp_path / "interest-evolution" / "ivy" / f"pyspark-{pyspark.__version__}")
 
     assert coordinate == f"org.apache.spark:spark-sql-kafka-0-10_2.13:{pyspark.__version__}"
 
