@@ -97,9 +97,11 @@ JOBS: dict[str, tuple[str, list[str]]] = {
     "train_evolution": ("train_evolution.py", []),
     "evaluate": ("evaluate.py", []),
     "score": ("score.py", ["--as-of", AS_OF]),
+    # Compact, Z-order and vacuum the day's tables once every job of the day has written them.
+    "optimize": ("optimize.py", []),
 }
 
-# upstream -> downstream edges; the two trainings run in parallel.
+# upstream -> downstream edges; the two trainings run in parallel; optimize runs last.
 EDGES: list[tuple[str, str]] = [
     ("ingest", "sessionize"),
     ("sessionize", "featurize"),
@@ -108,6 +110,7 @@ EDGES: list[tuple[str, str]] = [
     ("train_migration", "evaluate"),
     ("train_evolution", "evaluate"),
     ("evaluate", "score"),
+    ("score", "optimize"),
 ]
 
 
@@ -120,7 +123,7 @@ def build_dag(dag_id: str = DAG_ID, conn_id: str = SPARK_CONN_ID) -> DAG:
     """The pipeline DAG; ``conn_id`` is the Airflow Spark connection (master, deploy mode...)."""
     with DAG(
         dag_id=dag_id,
-        description="interest-evolution: ingest -> sessionize -> featurize -> train -> evaluate -> score",
+        description="interest-evolution: ingest -> sessionize -> featurize -> train -> evaluate -> score -> optimize",
         doc_md=__doc__,
         schedule="@daily",
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),

@@ -37,6 +37,7 @@ EXPECTED_TASKS = {
     "train_evolution": ("train_evolution.py", {"featurize"}),
     "evaluate": ("evaluate.py", {"train_migration", "train_evolution"}),
     "score": ("score.py", {"evaluate"}),
+    "optimize": ("optimize.py", {"score"}),
 }
 RAW_ROOT = "/landing/interest/events"      # given as an Airflow Variable
 CONN_ID = "spark_interest"                 # given as INTEREST_EVOLUTION_SPARK_CONN_ID
@@ -200,7 +201,7 @@ def test_the_cli_accepts_what_every_task_passes(tasks):
     assert commands == {
         "ingest": ("ingest", None), "sessionize": ("sessionize", None), "featurize": ("featurize", None),
         "train_migration": ("train", "migration"), "train_evolution": ("train", "evolution"),
-        "evaluate": ("evaluate", None), "score": ("score", None)}
+        "evaluate": ("evaluate", None), "score": ("score", None), "optimize": ("optimize", None)}
 
 
 def test_edges_literal_matches_the_graph(tasks):
