@@ -105,11 +105,18 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.clip(0.5 * (kl(p) + kl(q)), 0.0, 1.0)
 
 
-def stage_accuracy(pred: np.ndarray, target: np.ndarray) -> float:
-    """Share of rows with a known target stage (target != 0) whose prediction is right (NaN if none)."""
+def stage_hits(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(1.0 / 0.0 per row with a known target stage, that known mask): the rows stage accuracy
+    averages (target 0 = unknown)."""
     pred, target = np.asarray(pred), np.asarray(target)
     known = target != 0
-    return float((pred[known] == target[known]).mean()) if known.any() else float("nan")
+    return (pred[known] == target[known]).astype(np.float64), known
+
+
+def stage_accuracy(pred: np.ndarray, target: np.ndarray) -> float:
+    """Share of rows with a known target stage (target != 0) whose prediction is right (NaN if none)."""
+    hits, _ = stage_hits(pred, target)
+    return float(hits.mean()) if len(hits) else float("nan")
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ import numpy as np
 from pyspark.sql import SparkSession
 
 from interest_lib.conf import Config
-from interest_lib.metrics import js_divergence, per_target_metrics, sparse_to_dense, target_ranks
+from interest_lib.metrics import js_divergence, per_target_metrics, sparse_to_dense, stage_hits, target_ranks
 from interest_lib.logs import get_logger
 from interest_lib.models import SEQUENCE_COLUMNS
 from interest_lib.models.baselines import fit_baselines
@@ -134,8 +134,7 @@ def _evolution_outcomes(forecast: Optional[np.ndarray], target_dist: np.ndarray,
     if forecast is not None:
         out["js"] = (js_divergence(forecast, target_dist), np.ones(len(target_dist), dtype=bool))
     if stage is not None:
-        known = np.asarray(next_stage) != 0
-        out["stage_acc"] = ((np.asarray(stage)[known] == np.asarray(next_stage)[known]).astype(np.float64), known)
+        out["stage_acc"] = stage_hits(stage, next_stage)
     return {"all": out}
 
 
