@@ -16,19 +16,29 @@ per commit:
     cleanup, no ``finally``, no atexit: what an OOM killer or a lost node does). ``<table>`` may
     be ``*`` to count every commit of the process.
 
-Used by tests/integration/test_kill_boundaries.py: each job is killed at each boundary, rerun
-without the hook, and must end with the tables of an uninterrupted run.
+``INTEREST_COMMIT_SNAPSHOTS=<dir>`` (with ``INTEREST_COMMIT_SNAPSHOT_OF=<warehouse>``)
+    at every boundary, copy the warehouse folder to ``<dir>/<phase>:<table>:<n>``: the files a
+    SIGKILL at that boundary would leave on disk (the hook runs in the committing thread, after
+    the data files are in place and before / after the log entry), taken from one run instead
+    of one killed process per boundary.
+
+Used by tests/integration/test_kill_boundaries.py: each job is killed at each boundary (for real
+at one of them per job, from the snapshots at the others), rerun without the hook, and must end
+with the tables of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from collections import Counter
 
 LOG_ENV = "INTEREST_COMMIT_LOG"
 KILL_ENV = "INTEREST_KILL_AT"
+SNAPSHOT_ENV = "INTEREST_COMMIT_SNAPSHOTS"
+SNAPSHOT_OF_ENV = "INTEREST_COMMIT_SNAPSHOT_OF"
 PHASES = ("before", "after")
 
 _counts: Counter = Counter()  # commits begun per table in this process ("*": all tables)
@@ -44,13 +54,19 @@ def parse_kill_at(text: str) -> tuple[str, str, int]:
     return phase, table, int(n)
 
 
+def boundary_name(phase: str, table: str, n: int) -> str:
+    """``<phase>:<table>:<n>``, the form :data:`KILL_ENV` takes and the commit log's fields make."""
+    return f"{phase}:{table}:{n}"
+
+
 def commit_boundary(table: str, phase: str) -> None:
     """Called by the engines right ``before`` and right ``after`` each commit to ``table``.
 
     Does nothing unless :data:`LOG_ENV` or :data:`KILL_ENV` is set (see the module docstring).
     """
     log_path, kill_at = os.environ.get(LOG_ENV), os.environ.get(KILL_ENV)
-    if not (log_path or kill_at):
+    snapshots = os.environ.get(SNAPSHOT_ENV)
+    if not (log_path or kill_at or snapshots):
         return
     if phase == "before":
         _counts[table] += 1
@@ -61,6 +77,11 @@ def commit_boundary(table: str, phase: str) -> None:
             fh.write(json.dumps({"phase": phase, "table": table, "n": n, "pid": os.getpid()}) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+    if snapshots:
+        warehouse = os.environ.get(SNAPSHOT_OF_ENV)
+        if not warehouse:
+            raise ValueError(f"{SNAPSHOT_ENV} is set but {SNAPSHOT_OF_ENV} (the warehouse to copy) is not")
+        shutil.copytree(warehouse, os.path.join(snapshots, boundary_name(phase, table, n)), symlinks=True)
     if kill_at:
         want_phase, want_table, want_n = parse_kill_at(kill_at)
         seen = n_all if want_table == "*" else n

@@ -3,33 +3,37 @@
 On a tiny generated store, each job (`interest ingest`, `sessionize`, `featurize --no-embeddings`,
 `score` with baselines) runs once as a real subprocess with the commit hook in record mode
 (``INTEREST_COMMIT_LOG``, interest_lib/storage/faults.py): that lists the commit boundaries the
-job crosses, found by hooking the commit, not by timing. Then, for each boundary, from a copy of
-the warehouse as it was before the job, the job is started as a subprocess with
-``INTEREST_KILL_AT`` set to that boundary, must die by SIGKILL there, is rerun without the hook,
-and every table must then hold exactly the rows of the uninterrupted run (compared Spark-free, as
-sorted multisets of rows, so a duplicate or a lost row fails; ``*_at`` wall-clock timestamps are
-left out).
+job crosses, found by hooking the commit, not by timing, and (``INTEREST_COMMIT_SNAPSHOTS``)
+copies the warehouse at each boundary: the files a SIGKILL there leaves on disk. For each
+boundary the job is rerun without the hook on that state and every table must then hold exactly
+the rows of the uninterrupted run (compared Spark-free, as sorted multisets of rows, so a
+duplicate or a lost row fails; ``*_at`` wall-clock timestamps are left out).
+
+One boundary per job (the middle one) is also killed for real: the job is started as a
+subprocess with ``INTEREST_KILL_AT`` set to it, must die by SIGKILL there, must leave the same
+files (per folder) and table contents as the snapshot of that boundary, and is rerun and
+compared like the others. ``INTEREST_KILL_REAL=all`` kills for real at every boundary instead of
+using snapshots (a killed process per boundary, as before snapshots: about twice the time).
 
 Boundaries tried by default: right after every commit, and right before each job's first commit.
 A kill right before commit n leaves the tables as a kill right after commit n-1 does (plus files
 moved into the table folder that no log entry names), so these cover every table state a kill can
 leave; ``INTEREST_KILL_EVERY_PHASE=1`` also kills right before every commit.
 
-What keeps it short (it was ~40 JVM starts, 12-15 minutes on 2 idle cores): the raw store comes
-from the session's cache of generated stores (tests/stores.py); the rerun calls the same entry
-point (``interest_lib.cli.main``) in the test process, on the session's warm JVM — the kill is
-what needs a process of its own; recovery is the job's code reading what the killed process left
-on disk, which a fresh JVM does not change (``INTEREST_KILL_RERUN=subprocess`` reruns in a fresh
-process as before); the killed runs of a job's boundaries are started ahead, one at a time
-(``INTEREST_KILL_WORKERS``, default: cores - 1), while the previous boundary is rerun and compared;
-and the subprocesses' JVMs run without the C2 compiler and with the serial collector, which cuts
-a short-lived Spark driver's CPU time by about 40 %.
+What keeps it short: the raw store comes from the session's cache of generated stores
+(tests/stores.py); the kill states come from one recorded run per job (snapshots) instead of a
+JVM per boundary; the rerun calls the same entry point (``interest_lib.cli.main``) in the test
+process, on the session's warm JVM — recovery is the job's code reading what the killed process
+left on disk, which a fresh JVM does not change (``INTEREST_KILL_RERUN=subprocess`` reruns in a
+fresh process); the real kill runs while the snapshots are rerun; and the subprocesses' JVMs run
+without the C2 compiler and with the serial collector.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -41,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from interest_lib.storage.arrow_snapshot import read_snapshot
-from interest_lib.storage.faults import KILL_ENV, LOG_ENV
+from interest_lib.storage.faults import KILL_ENV, LOG_ENV, SNAPSHOT_ENV, SNAPSHOT_OF_ENV
 from tests.jvm import FAST_JVM
 
 pytestmark = pytest.mark.integration
@@ -58,7 +62,8 @@ JOBS = [("ingest", []), ("sessionize", []), ("featurize", ["--no-embeddings"]), 
 MAY_BE_EMPTY = {"gold.migration_flows"}
 IGNORED_SUFFIX = "_at"  # ingested_at, scored_at, ...: wall-clock times of the run
 RERUN_IN_PROCESS = os.environ.get("INTEREST_KILL_RERUN", "in-process") != "subprocess"
-WORKERS = int(os.environ.get("INTEREST_KILL_WORKERS", "0")) or max(1, (os.cpu_count() or 2) - 1)
+KILL_ALL_FOR_REAL = os.environ.get("INTEREST_KILL_REAL") == "all"
+HOOK_ENVS = (KILL_ENV, LOG_ENV, SNAPSHOT_ENV, SNAPSHOT_OF_ENV)
 
 
 def _settings(root: str, warehouse: str) -> list[str]:
@@ -70,7 +75,7 @@ def _argv(root: str, warehouse: str, command: str, extra: list[str]) -> list[str
 
 
 def _interest(root: str, warehouse: str, command: str, extra: list[str], env_extra: dict) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in (KILL_ENV, LOG_ENV)}
+    env = {k: v for k, v in os.environ.items() if k not in HOOK_ENVS}
     env.update(env_extra, PYTHONPATH=REPO, PYSPARK_PYTHON=sys.executable)
     conf_file = os.path.join(root, "fast-jvm.yml")
     if not os.path.exists(conf_file):
@@ -87,7 +92,7 @@ def _rerun(spark, root: str, warehouse: str, command: str, extra: list[str]) -> 
         return "" if proc.returncode == 0 else f"rerun exited {proc.returncode}: {proc.stderr[-1500:]}"
     from interest_lib.cli import main
 
-    assert not (os.environ.get(KILL_ENV) or os.environ.get(LOG_ENV))
+    assert not any(os.environ.get(k) for k in HOOK_ENVS)
     # cli.main applies this run's SQL settings to the shared session: put the session's back.
     keys = ("spark.sql.shuffle.partitions", "spark.sql.execution.arrow.maxRecordsPerBatch")
     saved = {k: spark.conf.get(k) for k in keys}
@@ -150,6 +155,16 @@ def _diff(clean: dict, got: dict) -> list[str]:
     return problems
 
 
+def _files_per_folder(warehouse: str) -> Counter:
+    """Files in each folder under the warehouse. Data file names are random, their number is
+    not; a staging folder's name is random too (``_staging/<host>_<pid>-<uuid>``)."""
+    counts: Counter = Counter()
+    for folder, _, files in os.walk(warehouse):
+        if files:
+            counts[re.sub(r"_staging/[^/]+", "_staging/*", os.path.relpath(folder, warehouse))] += len(files)
+    return counts
+
+
 def _boundaries(log_path: str) -> list[str]:
     with open(log_path) as fh:
         events = [json.loads(line) for line in fh]
@@ -163,22 +178,27 @@ def _boundaries(log_path: str) -> list[str]:
 
 class CleanRuns:
     """The uninterrupted runs, made on demand in job order: per job, a copy of the warehouse
-    before it, the boundaries it crossed, and the tables after it."""
+    before it, the boundaries it crossed, the warehouse at each boundary (``snapshots/<boundary>``)
+    and the tables after it."""
 
     def __init__(self, root: str):
         self.root = root
         self.warehouse = os.path.join(root, "warehouse")  # holds the generated store's planted truth
-        self.done: dict[str, tuple[str, list[str], dict]] = {}
+        self.done: dict[str, tuple[str, list[str], str, dict]] = {}
 
-    def upto(self, job: str) -> tuple[str, list[str], dict]:
-        """Run the clean jobs up to and including ``job``; return its (before, boundaries, tables)."""
+    def upto(self, job: str) -> tuple[str, list[str], str, dict]:
+        """Run the clean jobs up to and including ``job``; return its (before, boundaries,
+        snapshots folder, tables)."""
         for name, extra in JOBS:
             if name not in self.done:
                 before = os.path.join(self.root, f"before-{name}")
                 shutil.copytree(self.warehouse, before)
                 log_path = os.path.join(self.root, f"commits-{name}.jsonl")
-                _check(_interest(self.root, self.warehouse, name, extra, {LOG_ENV: log_path}), f"clean {name}")
-                self.done[name] = (before, _boundaries(log_path), _contents(self.warehouse))
+                snapshots = os.path.join(self.root, f"snapshots-{name}")
+                os.makedirs(snapshots)
+                hook = {LOG_ENV: log_path, SNAPSHOT_ENV: snapshots, SNAPSHOT_OF_ENV: self.warehouse}
+                _check(_interest(self.root, self.warehouse, name, extra, hook), f"clean {name}")
+                self.done[name] = (before, _boundaries(log_path), snapshots, _contents(self.warehouse))
             if name == job:
                 return self.done[name]
         raise KeyError(job)
@@ -192,14 +212,15 @@ def clean_runs(tmp_path_factory, generated_stores):
     return CleanRuns(str(root))
 
 
-@pytest.mark.timeout(2400)  # a killed subprocess and an in-process rerun per commit boundary
+@pytest.mark.timeout(2400)  # a rerun per commit boundary, and a killed subprocess per job
 @pytest.mark.parametrize("job, extra", JOBS, ids=[j for j, _ in JOBS])
 def test_job_killed_at_each_commit_boundary_recovers_on_rerun(clean_runs, spark, job, extra):
     root = clean_runs.root
-    before, boundaries, clean = clean_runs.upto(job)
+    before, boundaries, snapshots, clean = clean_runs.upto(job)
     assert boundaries, f"{job} crossed no commit boundary"
     empty = [name for name, rows in clean.items() if not rows and name not in MAY_BE_EMPTY]
     assert not empty, f"the store is too small: empty tables after {job}: {empty}"
+    for_real = set(boundaries) if KILL_ALL_FOR_REAL else {boundaries[len(boundaries) // 2]}
 
     def killed_run(i: int, boundary: str) -> tuple[str, subprocess.CompletedProcess]:
         warehouse = os.path.join(root, f"{job}-kill-{i}")
@@ -207,19 +228,34 @@ def test_job_killed_at_each_commit_boundary_recovers_on_rerun(clean_runs, spark,
         return warehouse, _interest(root, warehouse, job, extra, {KILL_ENV: boundary})
 
     failures = []
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:  # killed runs go ahead of the reruns
-        killed_runs = [pool.submit(killed_run, i, b) for i, b in enumerate(boundaries)]
-        for boundary, future in zip(boundaries, killed_runs):
+
+    def recovers(boundary: str, warehouse: str) -> None:
+        problem = _rerun(spark, root, warehouse, job, extra)
+        problems = [problem] if problem else _diff(clean, _contents(warehouse))
+        if problems:
+            failures.append(f"{boundary}: " + "; ".join(problems))
+        shutil.rmtree(warehouse, ignore_errors=True)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the real kills run while snapshots are rerun
+        kills = {b: pool.submit(killed_run, i, b) for i, b in enumerate(boundaries) if b in for_real}
+        for i, boundary in enumerate(boundaries):
+            if boundary in kills:
+                continue
+            warehouse = os.path.join(root, f"{job}-snapshot-{i}")
+            shutil.copytree(os.path.join(snapshots, boundary), warehouse)
+            recovers(boundary, warehouse)
+        for boundary, future in kills.items():
             warehouse, killed = future.result()
             if killed.returncode != -signal.SIGKILL:
                 failures.append(f"{boundary}: exited {killed.returncode}, not by SIGKILL: {killed.stderr[-1500:]}")
                 continue
-            problem = _rerun(spark, root, warehouse, job, extra)
-            if problem:
-                failures.append(f"{boundary}: {problem}")
-                continue
-            problems = _diff(clean, _contents(warehouse))
-            if problems:
-                failures.append(f"{boundary}: " + "; ".join(problems))
-            shutil.rmtree(warehouse, ignore_errors=True)
+            # the snapshot of this boundary is what the kill left: same files per folder, same rows
+            snapshot = os.path.join(snapshots, boundary)
+            killed_files, snapshot_files = _files_per_folder(warehouse), _files_per_folder(snapshot)
+            if killed_files != snapshot_files or _contents(warehouse) != _contents(snapshot):
+                differ = {k: (killed_files[k], snapshot_files[k]) for k in killed_files | snapshot_files
+                          if killed_files[k] != snapshot_files[k]}
+                failures.append(f"{boundary}: the real kill and the snapshot differ (files per folder, "
+                                f"killed vs snapshot: {differ}) or in their rows")
+            recovers(boundary, warehouse)
     assert not failures, f"{job}: {len(failures)} of {len(boundaries)} kill points did not recover:\n" + "\n".join(failures)
