@@ -126,7 +126,7 @@ CONTRACTS: dict[str, TableContract] = {
         # added later (schema evolution: older tables gain them on the next write, their rows read null)
         ("ci_low", "double"), ("ci_high", "double"),  # user-clustered bootstrap 95% CI of value
         ("series", "string"),  # test (interest evaluate) | drift (a scoring run's latest complete week)
-        ("week_start", "timestamp")),  # drift rows: the cut-off of the week's samples (labels in the week after)
+        ("week_start", "timestamp")),  # drift rows: start of the predicted week (the samples' cut-off)
         keys=("evaluation_id", "model", "task", "slice", "metric"),
         added=("ci_low", "ci_high", "series", "week_start")),
     GOLD_USER_INTEREST_SCORES: TableContract((
