@@ -74,7 +74,7 @@ def test_the_page_renders_every_chart_with_its_data_in_chromium(pipeline, run_pa
     stage_weeks = _rows(conf, SILVER_INTEREST_STAGES, versions[SILVER_INTEREST_STAGES],
                         ["window_start"]).window_start.nunique()
     metrics = _rows(conf, GOLD_MODEL_METRICS, versions[GOLD_MODEL_METRICS],
-                    ["evaluation_id", "evaluated_at", "model", "task", "slice", "metric", "value", "ci_low", "ci_high",
+                    ["evaluation_id", "evaluated_at", "model", "kind", "task", "slice", "metric", "value", "ci_low", "ci_high",
                      "series", "week_start"])
     tested = metrics[metrics.series == "test"]
     newest = tested[tested.evaluation_id == tested.sort_values("evaluated_at").evaluation_id.iloc[-1]]
