@@ -63,6 +63,14 @@ def test_an_old_model_metrics_table_gains_the_added_columns_on_the_next_write(sp
         GOLD_MODEL_METRICS, ["evaluation_id", "ci_low", "series"])
     assert frame.sort_values("evaluation_id").ci_low.isna().tolist() == [True, False]
 
+    # a MERGE into an old-schema table evolves it the same way (the matching key replaced)
+    merged = tables.path("test.old_metrics_for_merge")
+    tables.engine.write(old, merged, "append", (), None, "legacy.model_metrics")
+    update = spark.createDataFrame([{**new, "evaluation_id": "e1"}], contract.ddl())
+    tables.engine.merge(update, merged, contract.keys, None, (), None, GOLD_MODEL_METRICS)
+    after = tables.engine.read(merged).collect()
+    assert [(r["evaluation_id"], r["ci_low"], r["series"]) for r in after] == [("e1", 0.4, "drift")]
+
     # a table lacking a column that was never declared added still fails, naming it
     other = tables.path("test.metrics_without_rows")
     tables.engine.write(spark.createDataFrame([ROW], contract.ddl(OLD_COLUMNS)).drop("rows"), other,
