@@ -240,6 +240,23 @@ class ReportTask(Task):
         return None
 
 
+class MonitorTask(Task):
+    """The drift series of gold.model_metrics -> the trend and the retrain decision (no Spark)."""
+
+    name = "monitor"
+    help = ("print the drift series (the served model vs the best baseline, per latest complete week, "
+            "appended by every `interest score`) and exit 1 when the model has been below the best "
+            "baseline for monitor.weeks weeks in a row (retrain); 0 otherwise, also with no series yet")
+
+    def launch(self):
+        from interest_lib.monitor.trend import run_monitor
+
+        m = self.conf.monitor
+        report = run_monitor(self.conf.storage.warehouse, m.task, m.slice, m.metric, m.weeks)
+        print(report.render())
+        return report
+
+
 class ImportCompleteJourneyTask(Task):
     """The installed Complete Journey package -> a raw store that ingest reads as is."""
 
@@ -314,7 +331,7 @@ class ConfigTask(Task):
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (
     RunTask, GenerateTask, ImportCompleteJourneyTask, IngestTask, SessionizeTask, FeaturizeTask, TrainTask,
-    EvaluateTask, ScoreTask, StreamTask, ReportTask, OptimizeTask, ConfigTask)}
+    EvaluateTask, ScoreTask, StreamTask, MonitorTask, ReportTask, OptimizeTask, ConfigTask)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -360,7 +377,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.exit(3, f"interest {args.command}: error: {exc}\n")
     if is_dataclass(result) and args.command != "config":
         print(json.dumps(asdict(result), default=str))
-    return 0
+    return int(getattr(result, "exit_code", 0))  # interest monitor: 1 = retrain
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def _run_steps(spark: SparkSession, conf: Config, tables: Tables, report: Pipeli
     report.evaluation = evaluation.render()
     step("score", lambda: run_score(spark, conf, tables),
          lambda r: f"as of {r.as_of}: {r.eligible_users:,} eligible, {r.scored_users:,} scored, "
-                   f"{r.recommendation_rows:,} recommendations")
+                   f"{r.recommendation_rows:,} recommendations; drift {r.drift}")
     for name in TABLES:
         if tables.exists(name):
             report.tables[name] = (tables.version(name), tables.read(name).count())

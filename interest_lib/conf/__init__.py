@@ -15,7 +15,7 @@ from interest_lib.conf.loading import load_config
 from interest_lib.conf.models import ModelsConf, ModelSpec, model_names, model_spec
 from interest_lib.conf.sections import (
     Config, EmbeddingsConf, EvaluateConf, FeaturesConf, GenerateConf, IngestConf, MigrationConf,
-    PrivacyConf, ReportConf, RunConf, ScoreConf, SequencesConf, SessionizeConf, SparkConf, StagesConf,
+    MonitorConf, PrivacyConf, ReportConf, RunConf, ScoreConf, SequencesConf, SessionizeConf, SparkConf, StagesConf,
     StorageConf, StreamConf, TrackingConf, TrainConf,
 )
 from interest_lib.conf.validation import LIMITS, SCORE_SOURCES, TARGET_METRICS
@@ -23,7 +23,7 @@ from interest_lib.conf.validation import LIMITS, SCORE_SOURCES, TARGET_METRICS
 __all__ = [
     "CONF_DIR", "ENVIRONMENTS", "ConfigError", "Limit", "load_config", "ModelsConf", "ModelSpec",
     "model_names", "model_spec", "Config", "EmbeddingsConf", "EvaluateConf", "FeaturesConf",
-    "GenerateConf", "IngestConf", "MigrationConf", "PrivacyConf", "ReportConf", "RunConf", "ScoreConf",
+    "GenerateConf", "IngestConf", "MigrationConf", "MonitorConf", "PrivacyConf", "ReportConf", "RunConf", "ScoreConf",
     "SequencesConf", "SessionizeConf", "SparkConf", "StagesConf", "StorageConf", "StreamConf", "TrackingConf",
     "TrainConf", "LIMITS", "SCORE_SOURCES", "TARGET_METRICS",
 ]

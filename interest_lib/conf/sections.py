@@ -371,6 +371,25 @@ class StreamConf:
 
 
 @dataclass
+class MonitorConf:
+    """Drift monitoring: each scoring run appends the served model and the best baseline on the
+    latest complete week to gold.model_metrics (``series`` drift); ``interest monitor`` judges the series."""
+
+    drift: bool = True
+    """Every ``interest score`` run appends the week's drift rows (needs a trained model as the
+    score source of ``monitor.task``; baselines-only scoring appends none)."""
+    task: str = "migration"
+    """The monitored task: migration | evolution."""
+    slice: str = "all"
+    """The monitored slice: all | switch (migration only)."""
+    metric: str = "ndcg@10"
+    """The monitored metric: hr@1, hr@5, hr@10, ndcg@10, mrr (migration) | js, stage_acc (evolution)."""
+    weeks: int = 2
+    """``interest monitor`` exits 1 (retrain) when the model is below the best baseline on each
+    of the latest N weeks of the series."""
+
+
+@dataclass
 class ReportConf:
     """The HTML run report (``interest report``, last step of ``interest run``)."""
 
@@ -419,6 +438,7 @@ class Config:
     evaluate: EvaluateConf = field(default_factory=EvaluateConf)
     score: ScoreConf = field(default_factory=ScoreConf)
     stream: StreamConf = field(default_factory=StreamConf)
+    monitor: MonitorConf = field(default_factory=MonitorConf)
     report: ReportConf = field(default_factory=ReportConf)
     run: RunConf = field(default_factory=RunConf)
 

@@ -111,6 +111,8 @@ LIMITS: dict[str, Limit] = {
     "stream.watermark_minutes": Limit(ge=0),
     "stream.query_name": Limit(nonempty=True),
     "stream.timeout_seconds": Limit(ge=0),
+    "monitor.task": Limit(choices=tuple(TARGET_METRICS)),
+    "monitor.weeks": Limit(ge=1),
     "report.dir": Limit(nonempty=True),
     "report.heatmap_level": Limit(ge=0),
     "report.lookup_users": Limit(ge=0, le=10000),
@@ -135,6 +137,12 @@ def validate(conf: Config) -> None:
     if conf.score.as_of:
         _check_date("score.as_of", conf.score.as_of)
     _check_targets(conf.evaluate.targets)
+    m = conf.monitor
+    slices, metrics = TARGET_METRICS[m.task]
+    if m.slice not in slices:
+        raise ConfigError(f"key 'monitor.slice' is {m.slice!r}: the {m.task} task has slices {', '.join(slices)}")
+    if m.metric not in metrics:
+        raise ConfigError(f"key 'monitor.metric' is {m.metric!r}: the {m.task} task has metrics {', '.join(metrics)}")
 
 
 def _check_date(key: str, value: str, date_only: bool = False) -> None:

@@ -89,6 +89,8 @@ def _rows_for(model: str, kind: str, task: str, metrics: dict, run_id: str) -> l
     return out
 
 
+#: ``series`` of gold.model_metrics rows written by ``interest evaluate`` (drift rows: "drift").
+TEST_SERIES = "test"
 #: Metrics compared in points (model - baseline) rather than as a relative gain.
 ABSOLUTE_TARGETS = ("stage_acc",)
 MAJORITY_STAGE = "majority_stage"
@@ -182,6 +184,26 @@ def _check_targets(report: EvaluateReport, targets: dict, outcomes: Optional[Out
                                    "met": gain >= need and not (lo <= 0)})
 
 
+def value_cis(rows: list[dict], outcomes: Outcomes, n_boot: int = 1000, seed: int = 0) -> None:
+    """Set ``ci_low`` / ``ci_high`` of every metric row: the user-clustered bootstrap 95%
+    percentile interval of its mean (the same resamples for every model of one task × slice ×
+    metric, as the paired CIs of the gains use). NaN where no per-row values are known."""
+    from interest_lib.evaluate.event_protocol import ClusterBootstrap
+
+    boots: dict = {}
+    for r in rows:
+        key = (r["task"], r["slice"], r["metric"])
+        values = outcomes.values.get((r["model"], *key))
+        users = outcomes.users.get(key)
+        r["ci_low"] = r["ci_high"] = float("nan")
+        if values is None or users is None or not len(values):
+            continue
+        if key not in boots:
+            boots[key] = ClusterBootstrap.draw(users, n_boot, seed)
+        _, lo, hi = boots[key].ci(values, np.zeros(len(values)))
+        r["ci_low"], r["ci_high"] = lo, hi
+
+
 def evaluate_runs(table_path: str, version: int, runs: dict[str, RunStore], device: str = "cpu"
                   ) -> tuple[list[dict], Outcomes]:
     """Metric rows of every baseline and of the given trained runs (task -> run store), and the
@@ -240,9 +262,11 @@ def run_evaluate(spark: SparkSession, conf: Config, tables: Tables) -> EvaluateR
     report = EvaluateReport(evaluation_id=evaluation_id, table_version=version)
     report.rows, outcomes = evaluate_runs(tables.path(GOLD_TRAINING_SEQUENCES), version, runs)
     _check_targets(report, conf.evaluate.targets, outcomes)
+    value_cis(report.rows, outcomes)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     df = spark.createDataFrame(
-        [{**r, "evaluation_id": evaluation_id, "table_version": version, "evaluated_at": now} for r in report.rows],
+        [{**r, "evaluation_id": evaluation_id, "table_version": version, "evaluated_at": now,
+          "series": TEST_SERIES, "week_start": None} for r in report.rows],
         CONTRACTS[GOLD_MODEL_METRICS].ddl())
     tables.write(df, GOLD_MODEL_METRICS, mode="append", txn=Txn(f"evaluate-{evaluation_id}"))
     return report

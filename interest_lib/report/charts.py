@@ -119,6 +119,53 @@ def metrics_figure(metrics: pd.DataFrame, task: str) -> Optional[go.Figure]:
     return fig
 
 
+def drift_figure(drift: pd.DataFrame, metric: str, weeks: int) -> Optional[go.Figure]:
+    """The drift series: the served model and the best baseline per week, each with its 95%
+    interval; weeks where the model is below the baseline are marked."""
+    if drift.empty:
+        return None
+    x = list(drift.week_start)
+    fig = go.Figure()
+    for who, colour, dash in (("model", "#1f77b4", "solid"), ("baseline", "#7f7f7f", "dash")):
+        value, low, high = drift[f"{who}_value"], drift[f"{who}_low"], drift[f"{who}_high"]
+        fig.add_trace(go.Scatter(
+            x=x, y=value.round(4).tolist(), mode="lines+markers", name="model" if who == "model" else "best baseline",
+            line=dict(color=colour, dash=dash),
+            error_y=dict(type="data", symmetric=False, array=(high - value).round(4).fillna(0).tolist(),
+                         arrayminus=(value - low).round(4).fillna(0).tolist()),
+            text=list(drift[who]),
+            hovertemplate="%{text}: %{y:.4f}<br>week of %{x}<extra></extra>"))
+    below = drift[drift.below]
+    if not below.empty:
+        fig.add_trace(go.Scatter(x=list(below.week_start), y=below.model_value.round(4).tolist(), mode="markers",
+                                 name="model below the baseline", marker=dict(symbol="x", size=12, color="#d62728"),
+                                 hoverinfo="skip"))
+    fig.update_layout(**_LAYOUT, title=f"Drift: {metric} of the served model vs the best baseline per week "
+                      f"(95% intervals; retrain after {weeks} week(s) below)", xaxis_title="week (start)",
+                      yaxis_title=metric, legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def stream_figure(progress: pd.DataFrame) -> Optional[go.Figure]:
+    """Streaming micro-batches: landing -> scores latency and batch duration (seconds), and rows
+    processed per second on a second axis."""
+    if progress.empty:
+        return None
+    x = [f"{q} #{b}" if progress["query"].nunique() > 1 else int(b) for q, b in zip(progress["query"], progress.batch_id)]
+    fig = go.Figure()
+    if progress.latency_s.notna().any():
+        fig.add_trace(go.Scatter(x=x, y=progress.latency_s.round(2).tolist(), mode="lines+markers",
+                                 name="latency: oldest file landed -> batch done (s)", line=dict(color="#d62728")))
+    fig.add_trace(go.Scatter(x=x, y=progress.batch_seconds.round(2).tolist(), mode="lines+markers",
+                             name="batch duration (s)", line=dict(color="#1f77b4")))
+    fig.add_trace(go.Bar(x=x, y=progress.processed_rows_per_s.round(1).tolist(), name="rows/s processed",
+                         yaxis="y2", marker_color="rgba(44,160,44,0.35)"))
+    fig.update_layout(**_LAYOUT, title="Streaming micro-batches (gold.stream_progress)", xaxis_title="micro-batch",
+                      yaxis_title="seconds", yaxis2=dict(title="rows/s", overlaying="y", side="right"),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
 def accounting_figure(acc: dict) -> Optional[go.Figure]:
     """Rows in beside accepted + quarantined + duplicates (stacked), so a gap shows."""
     if acc.get("accepted") is None:
@@ -147,5 +194,5 @@ def step_times_figure(seconds: dict) -> Optional[go.Figure]:
     return fig
 
 
-__all__ = ["heatmap_figure", "sankey_figure", "stages_figure", "metrics_figure", "accounting_figure",
-           "step_times_figure", "ALL_PERIODS", "STAGES"]
+__all__ = ["heatmap_figure", "sankey_figure", "stages_figure", "metrics_figure", "drift_figure", "stream_figure",
+           "accounting_figure", "step_times_figure", "ALL_PERIODS", "STAGES"]

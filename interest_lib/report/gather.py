@@ -163,10 +163,12 @@ def mean_ci(value: float, n: int) -> tuple[float, float]:
 
 
 def latest_metrics(metrics: Optional[pd.DataFrame]) -> pd.DataFrame:
-    """The newest evaluation of gold.model_metrics with a 95% interval per value.
+    """The newest evaluation of gold.model_metrics (``series`` test, or no series: tables written
+    before drift rows) with a 95% interval per value.
 
-    Uses the table's ``ci_low`` / ``ci_high`` when it has them (``ci`` = "stored"), else
-    :func:`mean_ci` from ``value`` and ``rows`` (``ci`` = "bound").
+    Uses the row's ``ci_low`` / ``ci_high`` (the evaluation's user-clustered bootstrap) where the
+    table has them and they are finite (``ci`` = "stored"), else :func:`mean_ci` from ``value``
+    and ``rows`` (``ci`` = "bound": evaluations written before the CI columns).
 
     Returns:
         ``evaluation_id, task, slice, metric, model, kind, value, rows, ci_low, ci_high, ci``,
@@ -176,17 +178,47 @@ def latest_metrics(metrics: Optional[pd.DataFrame]) -> pd.DataFrame:
                "ci_low", "ci_high", "ci"]
     if metrics is None or metrics.empty:
         return pd.DataFrame(columns=columns)
+    if "series" in metrics.columns:
+        metrics = metrics[metrics.series.isna() | (metrics.series == "test")]
+        if metrics.empty:
+            return pd.DataFrame(columns=columns)
     newest = metrics.sort_values("evaluated_at").evaluation_id.iloc[-1]
     out = metrics[metrics.evaluation_id == newest].copy()
-    if {"ci_low", "ci_high"} <= set(out.columns):
-        out["ci"] = "stored"
-    else:
-        bounds = [mean_ci(v, n) for v, n in zip(out.value, out.rows)]
-        out["ci_low"] = [b[0] for b in bounds]
-        out["ci_high"] = [b[1] for b in bounds]
-        out["ci"] = "bound"
+    for c in ("ci_low", "ci_high"):
+        out[c] = out[c].astype(float) if c in out.columns else float("nan")
+    stored = out.ci_low.notna() & out.ci_high.notna()
+    bounds = [mean_ci(v, n) for v, n in zip(out.value, out.rows)]
+    out["ci_low"] = out.ci_low.where(stored, [b[0] for b in bounds])
+    out["ci_high"] = out.ci_high.where(stored, [b[1] for b in bounds])
+    out["ci"] = stored.map({True: "stored", False: "bound"})
     out["order"] = (out.kind != "baseline").astype(int)
     return out.sort_values(["task", "order", "model", "slice", "metric"])[columns].reset_index(drop=True)
+
+
+def drift_frame(points: Iterable) -> pd.DataFrame:
+    """The drift series (:func:`interest_lib.monitor.trend.drift_points`) as a frame:
+    ``week_start, model, model_value, model_low, model_high, baseline, baseline_value,
+    baseline_low, baseline_high, rows, below``, oldest week first (empty without points)."""
+    columns = ["week_start", "model", "model_value", "model_low", "model_high", "baseline", "baseline_value",
+               "baseline_low", "baseline_high", "rows", "below"]
+    rows = [[getattr(p, c) for c in columns] for p in points]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def stream_progress(progress: Optional[pd.DataFrame], last: int = 500) -> pd.DataFrame:
+    """gold.stream_progress rows for the latency chart: the ``last`` micro-batches (by
+    ``recorded_at``), one row per (query, batch id), the newest record of a batch winning.
+
+    Returns:
+        ``query, batch_id, input_rows, processed_rows_per_s, batch_seconds, latency_s`` in
+        recording order; empty without rows.
+    """
+    columns = ["query", "batch_id", "input_rows", "processed_rows_per_s", "batch_seconds", "latency_s"]
+    if progress is None or progress.empty:
+        return pd.DataFrame(columns=columns)
+    out = (progress.sort_values("recorded_at").drop_duplicates(["query", "batch_id"], keep="last")
+           .tail(last))
+    return out[columns].reset_index(drop=True)
 
 
 def ingest_accounting(events_batches: Optional[pd.Series], quarantine: Optional[pd.DataFrame],

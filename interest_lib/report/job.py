@@ -25,7 +25,7 @@ from interest_lib.report.page import Section, html_table, render_page
 from interest_lib.runs import fs
 from interest_lib.storage.catalog import (
     BRONZE_EVENTS, BRONZE_QUARANTINE, GOLD_MIGRATION_FLOWS, GOLD_MODEL_METRICS, GOLD_RECOMMENDATIONS,
-    GOLD_USER_INTEREST_SCORES, REF_ITEMS, SILVER_INTEREST_MIGRATIONS, SILVER_INTEREST_STAGES,
+    GOLD_STREAM_PROGRESS, GOLD_USER_INTEREST_SCORES, REF_ITEMS, SILVER_INTEREST_MIGRATIONS, SILVER_INTEREST_STAGES,
     SILVER_USER_INTEREST_WINDOWS,
 )
 
@@ -147,26 +147,47 @@ def _stages_section(inputs: ReportInputs) -> Section:
     return s
 
 
-def _models_section(inputs: ReportInputs) -> Section:
+#: gold.model_metrics columns every version of the table has; the CI and drift columns came later.
+METRIC_COLUMNS = ["evaluation_id", "model", "kind", "task", "slice", "metric", "value", "rows", "evaluated_at"]
+LATER_METRIC_COLUMNS = ["ci_low", "ci_high", "series", "week_start"]
+
+
+def _models_section(inputs: ReportInputs, conf: Config) -> Section:
+    from interest_lib.monitor.trend import drift_points
+
     s = Section("models", "Models vs baselines")
-    metrics = gather.latest_metrics(inputs.read(
-        GOLD_MODEL_METRICS, ["evaluation_id", "model", "kind", "task", "slice", "metric", "value", "rows",
-                             "evaluated_at"]))
+    have = inputs.columns(GOLD_MODEL_METRICS)
+    rows = inputs.read(GOLD_MODEL_METRICS, METRIC_COLUMNS + [c for c in LATER_METRIC_COLUMNS if c in have])
+    metrics = gather.latest_metrics(rows)
     if metrics.empty:
         s.missing.append(f"no evaluation: {inputs.missing.get(GOLD_MODEL_METRICS, 'no metrics')}")
-        return s
-    how = ("stored with the metrics" if (metrics.ci == "stored").all() else
-           "conservative: the mean ± 1.96·sqrt(μ(1−μ)/n), valid for any metric in [0, 1] "
-           "(gold.model_metrics keeps no per-target values for a paired bootstrap)")
-    s.intro = (f"Evaluation {html.escape(str(metrics.evaluation_id.iloc[0]))} on the test split; "
-               f"hatched bars are baselines. 95% intervals: {how}.")
-    for task in ("migration", "evolution"):
-        fig = charts.metrics_figure(metrics, task)
-        if fig is None:
-            s.missing.append(f"no {task} metrics in the newest evaluation")
-        s.charts[task] = fig
-    s.missing.append("drift series: this warehouse has no drift table (written once models are "
-                     "monitored over time); nothing to draw")
+    else:
+        stored = (metrics.ci == "stored").all()
+        how = ("the user-clustered bootstrap of each value, stored with the metrics by `interest evaluate`"
+               if stored else
+               "conservative where the evaluation stored none (written before gold.model_metrics had CI "
+               "columns): the mean ± 1.96·sqrt(μ(1−μ)/n), valid for any metric in [0, 1]")
+        s.intro = (f"Evaluation {html.escape(str(metrics.evaluation_id.iloc[0]))} on the test split; "
+                   f"hatched bars are baselines. 95% intervals: {how}.")
+        for task in ("migration", "evolution"):
+            fig = charts.metrics_figure(metrics, task)
+            if fig is None:
+                s.missing.append(f"no {task} metrics in the newest evaluation")
+            s.charts[task] = fig
+    m = conf.monitor
+    drift = gather.drift_frame(drift_points(rows, m.task, m.slice, m.metric))
+    if drift.empty:
+        s.missing.append(f"no drift series yet for {m.task} {m.slice} {m.metric}: every `interest score` with a "
+                         "trained model appends one week to gold.model_metrics (monitor.drift); "
+                         "`interest monitor` judges it")
+    else:
+        last = drift.iloc[-1]
+        s.html += (f"<p id=\"drift-note\">Drift series: {len(drift)} week(s); latest week {last.week_start}: "
+                   f"{html.escape(str(last.model))} {last.model_value:.4f} vs best baseline "
+                   f"{html.escape(str(last.baseline))} {last.baseline_value:.4f}"
+                   f"{' (below)' if last.below else ''}. `interest monitor` asks for a retrain after "
+                   f"{m.weeks} week(s) below in a row.</p>")
+    s.charts["drift"] = charts.drift_figure(drift, m.metric, m.weeks)
     return s
 
 
@@ -199,7 +220,15 @@ def _health_section(inputs: ReportInputs, run: dict) -> Section:
              st.problem or "ok"] for st in inputs.states.values()]
     s.html += "<h3>Tables (pinned versions)</h3>" + html_table(
         ["table", "version", "rows", "files", "MB", "state"], rows, (1, 2, 3, 4))
-    s.missing.append("streaming latency: no streaming path has written to this warehouse")
+    progress = None
+    if not inputs.states[GOLD_STREAM_PROGRESS].problem:
+        progress = inputs.read(GOLD_STREAM_PROGRESS, ["query", "batch_id", "input_rows", "processed_rows_per_s",
+                                                      "batch_seconds", "latency_s", "recorded_at"])
+    stream = gather.stream_progress(progress)
+    if stream.empty:
+        s.missing.append("no streaming yet: gold.stream_progress holds no micro-batch (`interest stream` "
+                         "appends one row per micro-batch: rows/s, duration, landing -> scores latency)")
+    s.charts["stream"] = charts.stream_figure(stream)
     return s
 
 
@@ -239,7 +268,7 @@ def build_page(conf: Config, run: Optional[dict] = None) -> tuple[str, int, int,
     inputs = ReportInputs(conf.storage.warehouse, pin_versions(conf.storage.warehouse, versions))
     flows, dp_on = _flows_section(inputs, conf)
     sections = [_heatmap_section(inputs, conf, dp_on), flows, _stages_section(inputs),
-                _models_section(inputs), _health_section(inputs, run)]
+                _models_section(inputs, conf), _health_section(inputs, run)]
     lookup, names = _lookup(inputs, conf)
     if lookup is None:
         sections[-1].missing.append(names)

@@ -110,6 +110,17 @@ class ReportInputs:
             self.missing.setdefault(name, f"table {name} is empty at version {state.version}")
         return frame
 
+    def columns(self, name: str) -> list[str]:
+        """Column names of table ``name`` at its pinned version ([] when absent or unreadable), so
+        a section can read optional columns a table gained later (schema evolution) only when there."""
+        state = self.states.get(name)
+        if state is None or state.problem:
+            return []
+        try:
+            return list(_open(table_path(self.warehouse, name), state.version).schema.names)
+        except Exception:  # noqa: BLE001 - the read that follows reports the problem
+            return []
+
     def latest_partition(self, name: str, column: str) -> Optional[object]:
         """The largest value of partition ``column`` of ``name`` at its pinned version (None when
         absent or empty)."""

@@ -12,6 +12,9 @@ gold.recommendations.
    :mod:`interest_lib.scoring.explain`).
 4. Both tables are replaced per ``as_of_date`` partition: rerunning a scoring run replaces its
    own output and never duplicates rows. Scored users must equal eligible users (else an error).
+5. Drift (``monitor.drift``): the served model of ``monitor.task`` and the best baseline on the
+   latest complete week of gold.training_sequences are appended to gold.model_metrics (``series``
+   drift, see :mod:`interest_lib.monitor.drift`), once per week, model and table version.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ from interest_lib.scoring.predictors import Predictor, baseline_predictor, model
 from interest_lib.scoring.explain import explain_batch
 from interest_lib.sequence_contract import default_session_bucket, new_session_bucket
 from interest_lib.scoring.recommend import recommend
-from interest_lib.storage import Tables
+from interest_lib.storage import Tables, Txn
 from interest_lib.storage.catalog import (
-    CONTRACTS, GOLD_RECOMMENDATIONS, GOLD_TRAINING_SEQUENCES, GOLD_USER_INTEREST_SCORES, REF_VOCAB,
+    CONTRACTS, GOLD_MODEL_METRICS, GOLD_RECOMMENDATIONS, GOLD_TRAINING_SEQUENCES, GOLD_USER_INTEREST_SCORES, REF_VOCAB,
     SILVER_EVENTS_SESSIONIZED, SILVER_INTEREST_STAGES, SILVER_USER_INTEREST_WINDOWS,
 )
 from interest_lib.runs import fs
@@ -78,6 +81,8 @@ class ScoreReport:
     evolution: str
     scores_version: int
     recommendations_version: int
+    drift: str = ""
+    """The drift week appended to gold.model_metrics (or why none was)."""
 
 
 def default_as_of(last_event: dt.datetime, conf: Config) -> dt.datetime:
@@ -216,6 +221,33 @@ def score_rows(tables: Tables, scored: DataFrame, conf: Config, migration: Predi
                     stamp["as_of_date"].alias("as_of_date")))
 
 
+def append_drift(spark: SparkSession, conf: Config, tables: Tables, migration: Predictor,
+                 evolution: Predictor) -> str:
+    """Append the drift rows of the latest complete week (``monitor.*``) to gold.model_metrics;
+    returns a one-line summary (or why nothing was appended). Idempotent: the same week, model and
+    training-table version are appended once."""
+    from interest_lib.monitor.drift import week_drift
+
+    m = conf.monitor
+    if not m.drift:
+        return "off (monitor.drift = false)"
+    predictor = migration if m.task == "migration" else evolution
+    if predictor.baseline is not None:
+        return f"none: score.{m.task} is the baseline {predictor.name} (the series follows a trained model)"
+    version = tables.version(GOLD_TRAINING_SEQUENCES)
+    rows = week_drift(tables.path(GOLD_TRAINING_SEQUENCES), version, predictor, m.task, m.slice, m.metric,
+                      conf.score.batch_size, conf.score.device)
+    if not rows:
+        return f"none: no {m.slice} test sample in the latest week of {GOLD_TRAINING_SEQUENCES}@{version}"
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    df = spark.createDataFrame([{**r, "evaluated_at": now} for r in rows], CONTRACTS[GOLD_MODEL_METRICS].ddl())
+    written = tables.write(df, GOLD_MODEL_METRICS, mode="append", txn=Txn(rows[0]["evaluation_id"]))
+    model, base = rows
+    state = "already appended" if written.skipped else f"appended as version {written.version}"
+    return (f"week of {model['week_start']:%Y-%m-%d}: {model['model']} {m.metric} {model['value']:.4f} vs best "
+            f"baseline {base['model']} {base['value']:.4f} ({model['rows']} samples; {state})")
+
+
 def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional[str] = None) -> ScoreReport:
     """Score every eligible user (see the module docstring) and return the counts."""
     timer = StageTimer(log)
@@ -257,6 +289,9 @@ def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional
         c.update(scored_users=n_scored, recommendation_rows=n_recs)
     if n_scored != eligible:
         raise RuntimeError(f"scored {n_scored:,} users but {eligible:,} were eligible as of {when}")
+    with timer.stage("drift"):
+        drift = append_drift(spark, conf, tables, migration, evolution)
+        log.info("drift: %s", drift)
     return ScoreReport(as_of=str(when), eligible_users=eligible, scored_users=n_scored, recommendation_rows=n_recs,
                        migration=f"{migration.name} {migration.version}", evolution=f"{evolution.name} {evolution.version}",
-                       scores_version=written.version, recommendations_version=rec_written.version)
+                       scores_version=written.version, recommendations_version=rec_written.version, drift=drift)

@@ -29,6 +29,7 @@ GOLD_MODEL_METRICS = "gold.model_metrics"
 GOLD_USER_INTEREST_SCORES = "gold.user_interest_scores"
 GOLD_RECOMMENDATIONS = "gold.recommendations"
 GOLD_MIGRATION_ALERTS = "gold.migration_alerts"
+GOLD_STREAM_PROGRESS = "gold.stream_progress"
 
 #: Every table the jobs write, with a one-line description (the README's catalogue).
 TABLES = {
@@ -49,7 +50,8 @@ TABLES = {
     GOLD_USER_INTEREST_SCORES: "per user and as-of date: top next categories, P(switch), next-window forecast and its stage, current interests with stages, model versions",
     GOLD_RECOMMENDATIONS: "per user and as-of date: ranked categories, each marked exploit (current / forecast interest) or explore (likely migration)",
     GOLD_MIGRATION_ALERTS: "per user, window and new top interest: a migration already visible on the current, partial window (interest stream), with when it was first seen",
-    GOLD_MODEL_METRICS: "per evaluation: every baseline's and model's test metrics (HR, NDCG, MRR, JS, stage accuracy)",
+    GOLD_MODEL_METRICS: "per evaluation: every baseline's and model's test metrics (HR, NDCG, MRR, JS, stage accuracy) with user-clustered bootstrap 95% CIs; plus drift rows (series = drift): the served model and the best baseline on each latest complete week, appended by every scoring run",
+    GOLD_STREAM_PROGRESS: "per streaming micro-batch: input rows, rows/s, batch duration, landing -> scores latency (interest stream)",
 }
 
 
@@ -120,8 +122,13 @@ CONTRACTS: dict[str, TableContract] = {
     GOLD_MODEL_METRICS: TableContract((
         ("evaluation_id", "string"), ("model", "string"), ("kind", "string"), ("task", "string"),
         ("slice", "string"), ("metric", "string"), ("value", "double"), ("rows", "bigint"),
-        ("run_id", "string"), ("table_version", "bigint"), ("evaluated_at", "timestamp")),
-        keys=("evaluation_id", "model", "task", "slice", "metric")),
+        ("run_id", "string"), ("table_version", "bigint"), ("evaluated_at", "timestamp"),
+        # added later (schema evolution: older tables gain them on the next write, their rows read null)
+        ("ci_low", "double"), ("ci_high", "double"),  # user-clustered bootstrap 95% CI of value
+        ("series", "string"),  # test (interest evaluate) | drift (a scoring run's latest complete week)
+        ("week_start", "timestamp")),  # drift rows: start of the predicted week (the samples' cut-off)
+        keys=("evaluation_id", "model", "task", "slice", "metric"),
+        added=("ci_low", "ci_high", "series", "week_start")),
     GOLD_USER_INTEREST_SCORES: TableContract((
         ("user_id", "string"), ("as_of", "timestamp"), ("window", "bigint"),
         ("next_categories", "array<string>"), ("next_probs", "array<float>"), ("p_switch", "float"),
@@ -141,6 +148,12 @@ CONTRACTS: dict[str, TableContract] = {
         ("from_category", "string"), ("to_category", "string"), ("divergence", "double"),
         ("magnitude", "double"), ("window_events", "bigint"), ("first_seen", "timestamp"),
         ("stream_batch", "bigint")), keys=("user_id", "window", "to_category")),
+    GOLD_STREAM_PROGRESS: TableContract((
+        ("query", "string"), ("batch_id", "bigint"), ("input_rows", "bigint"),
+        ("input_rows_per_s", "double"), ("processed_rows_per_s", "double"), ("batch_seconds", "double"),
+        ("latency_s", "double"),  # oldest landed file of the batch -> its scores committed (file source)
+        ("accepted", "bigint"), ("scored_users", "bigint"), ("recorded_at", "timestamp")),
+        keys=("query", "batch_id")),
 }
 assert set(CONTRACTS) == set(TABLES), "every catalog table declares its contract"
 

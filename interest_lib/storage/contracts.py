@@ -16,7 +16,7 @@ from typing import Iterable, Optional, Sequence
 from interest_lib.storage.engine import SchemaMismatchError
 
 __all__ = ["TableContract", "ContractError", "MissingColumnError", "ColumnTypeError",
-           "UnexpectedColumnError", "PartitioningError", "check_columns", "check_partitioning"]
+           "UnexpectedColumnError", "PartitioningError", "check_columns", "check_partitioning", "columns_to_add"]
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,19 @@ class TableContract:
     columns: tuple[tuple[str, str], ...]
     partition_by: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    """Columns declared after the table's first release (schema evolution): a write adds them to
+    an existing table that lacks them (nullable; rows written before read null). Never a key or
+    partition column."""
 
     def __post_init__(self):
         names = [c for c, _ in self.columns]
-        unknown = [c for c in (*self.partition_by, *self.keys) if c not in names]
+        unknown = [c for c in (*self.partition_by, *self.keys, *self.added) if c not in names]
         if unknown or len(set(names)) != len(names):
             raise ValueError(f"contract names unknown or repeated columns: {unknown or names}")
+        fixed = [c for c in self.added if c in (*self.partition_by, *self.keys)]
+        if fixed:
+            raise ValueError(f"added columns cannot be keys or partition columns: {fixed}")
 
     @property
     def names(self) -> list[str]:
@@ -115,6 +122,24 @@ def check_partitioning(table: str, contract: TableContract, partition_by: Sequen
         raise PartitioningError(f"{table}: written partitioned by {list(partition_by)}, the contract "
                                 f"says {list(contract.partition_by)}", table,
                                 next((c for c in partition_by if c not in contract.partition_by), None))
+
+
+def columns_to_add(table: str, table_fields: Iterable) -> list[tuple[str, str]]:
+    """The contract's ``added`` columns that an existing table (its schema's fields, Spark
+    ``StructField``s or (name, type) pairs) lacks, as (name, type) in contract order: what a
+    write of the full contract adds to it before committing. Empty when the table lacks any
+    other contract column too (the write then fails on the schema check, naming them all) or
+    when ``table`` is outside the catalog."""
+    from interest_lib.storage.catalog import contract
+
+    declared = contract(table)
+    if declared is None or not declared.added:
+        return []
+    have = {f.name if hasattr(f, "name") else f[0] for f in table_fields}
+    missing = [c for c in declared.names if c not in have]
+    if not missing or not set(missing) <= set(declared.added):
+        return []
+    return [(c, declared.type_of(c)) for c in missing]
 
 
 def check_write(table: str, schema, partition_by: Sequence[str] = ()) -> None:

@@ -44,7 +44,7 @@ from interest_lib.storage.engine import (
     ConcurrentWriteError, DeltaEngine, TableError, TableNotFoundError, WriteResult,
     check_same_schema, stale_read_message,
 )
-from interest_lib.storage.contracts import check_write
+from interest_lib.storage.contracts import check_write, columns_to_add
 from interest_lib.storage.faults import commit_boundary
 from interest_lib.storage.snapshot import Snapshot, open_snapshot
 
@@ -254,6 +254,30 @@ class DeltaRsEngine(DeltaEngine):
             raise ConcurrentWriteError(stale_read_message(name, expected, current))
         return current
 
+    def _evolve(self, local: str, name: str, base: int) -> int:
+        """Add the contract's ``added`` columns the table at ``base`` lacks (one commit, before
+        the write's own); returns the version the write builds on (``base`` when nothing was
+        added)."""
+        from deltalake import Schema as DeltaSchema
+        from deltalake.transaction import CommitProperties
+        from pyspark.sql.types import StructType
+
+        if base < 0:
+            return base
+        new = columns_to_add(name, self.spark_schema(local, base).fields)
+        if not new:
+            return base
+        spark_fields = StructType.fromDDL(", ".join(f"`{c}` {t}" for c, t in new))
+        fields = DeltaSchema.from_arrow(_to_arrow_schema_utc(spark_fields)).fields
+        self._table(local, base).alter.add_columns(fields, commit_properties=CommitProperties(
+            custom_metadata={"interest.operation": "add-columns", "interest.table": name},
+            max_commit_retries=0))
+        found = self.version(local)
+        if found != base + 1:
+            raise ConcurrentWriteError(stale_read_message(name, base + 1, found))
+        log.info("%s: schema evolved, added columns %s (version %d)", name, [c for c, _ in new], found)
+        return found
+
     def _check_schema(self, df: DataFrame, local: str, name: str, base: int) -> None:
         if base >= 0:
             check_same_schema(name, df.schema, self.spark_schema(local, base))
@@ -360,7 +384,7 @@ class DeltaRsEngine(DeltaEngine):
     def write(self, df, path, mode, partition_by, txn, name, expected_version=None) -> WriteResult:
         local = _local(path)
         check_write(name, df.schema, partition_by)
-        base = self._base_version(local, name, expected_version)
+        base = self._evolve(local, name, self._base_version(local, name, expected_version))
         self._check_schema(df, local, name, base)
         # Only a blind append (no removes, computed from no read of the table) may be retried
         # by delta-rs on top of a newer version; anything else must land at base + 1.
@@ -388,6 +412,7 @@ class DeltaRsEngine(DeltaEngine):
         base = self._base_version(local, name, expected_version)
         if base < 0:
             return self.write(upserts, local, "append", partition_by, txn, name, base)
+        base = self._evolve(local, name, base)
         # before any work, and before the select below
         self._check_schema(upserts, local, name, base)
         target = self.read(local, base).withColumn(_FILE_COL, F.input_file_name())

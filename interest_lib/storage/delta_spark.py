@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 from pyspark.sql import DataFrame, functions as F
 
-from interest_lib.storage.contracts import check_write
+from interest_lib.storage.contracts import check_write, columns_to_add
 from interest_lib.storage.engine import (
     ConcurrentWriteError, DeltaEngine, TableNotFoundError, Txn, WriteResult, check_same_schema,
     stale_read_message,
@@ -118,6 +118,19 @@ class DeltaSparkEngine(DeltaEngine):
             _metric(metrics, "numRemovedFiles", "numTargetFilesRemoved") or 0, rows,
         )
 
+    def _evolve(self, path: str, name: str) -> None:
+        """Add the contract's ``added`` columns an existing table lacks (``ALTER TABLE ... ADD
+        COLUMNS``, one commit carrying the ``interest.*`` metadata), before the write's own."""
+        if not self.exists(path):
+            return
+        new = columns_to_add(name, self.read(path).schema.fields)
+        if not new:
+            return
+        columns = ", ".join(f"`{c}` {t}" for c, t in new)
+        settings = {"spark.databricks.delta.commitInfo.userMetadata": commit_metadata(name, "add-columns", None)}
+        with _session_conf(self.spark, settings):
+            self.spark.sql(f"ALTER TABLE delta.`{path.replace('`', '``')}` ADD COLUMNS ({columns})")
+
     def _check_schema(self, df: DataFrame, path: str, name: str) -> None:
         if self.exists(path):  # Delta would refuse too, with an error that names no table
             check_same_schema(name, df.schema, self.read(path).schema)
@@ -125,6 +138,7 @@ class DeltaSparkEngine(DeltaEngine):
     def write(self, df, path, mode, partition_by, txn, name, expected_version=None) -> WriteResult:
         check_write(name, df.schema, partition_by)
         self._check_expected(path, name, expected_version)
+        self._evolve(path, name)
         self._check_schema(df, path, name)
         writer = (df.write.format("delta")
                   .option("userMetadata", commit_metadata(name, mode, txn)))
@@ -148,6 +162,7 @@ class DeltaSparkEngine(DeltaEngine):
         if not self.exists(path):
             upserts = source.filter(~F.col(delete_flag)).drop(delete_flag) if delete_flag else source
             return self.write(upserts, path, "append", partition_by, txn, name)
+        self._evolve(path, name)
         self._check_schema(source.drop(delete_flag) if delete_flag else source, path, name)
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
         table = self._delta_table(path)

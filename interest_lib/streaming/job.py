@@ -8,7 +8,9 @@ Delta app transactions make a replayed micro-batch append nothing twice.
 
 Progress: after each micro-batch one log line from the query's own progress (input rows,
 rows/s in and processed, batch duration, and the lag: seconds the oldest file of the batch waited
-since it landed, or the Kafka offsets behind the latest) beside the micro-batch's own counts.
+since it landed, or the Kafka offsets behind the latest) beside the micro-batch's own counts; the
+same numbers are appended to gold.stream_progress (one row per micro-batch, idempotent per batch
+id), which the run report draws.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from interest_lib.conf import Config
 from interest_lib.errors import InputError
 from interest_lib.logs import get_logger
 from interest_lib.pseudonymise import resolve_key
-from interest_lib.storage import Tables
+from interest_lib.storage import Tables, Txn
 from interest_lib.streaming.micro_batch import BatchReport, MicroBatchProcessor, scoring_prerequisites
 from interest_lib.streaming.sources import landing_path, raw_stream
 
@@ -112,11 +114,8 @@ def _check_checkpoint(cp: str, tables: Tables, app_id: str) -> None:
 def progress_line(progress: dict, report: Optional[BatchReport]) -> str:
     """The log line of one micro-batch's query progress (see the module doc)."""
     duration = progress.get("batchDuration") or progress.get("durationMs", {}).get("triggerExecution", 0)
-    lag = ""
-    if report is not None and report.files:
-        landed = [m for m in report.files.values() if m is not None]
-        if landed:
-            lag = f", lag {report.finished_at - min(landed):.1f} s since the oldest file landed"
+    latency = landing_latency(report)
+    lag = "" if latency is None else f", lag {latency:.1f} s since the oldest file landed"
     for src in progress.get("sources", []):
         metrics = src.get("metrics") or {}
         if "avgOffsetsBehindLatest" in metrics:
@@ -125,6 +124,43 @@ def progress_line(progress: dict, report: Optional[BatchReport]) -> str:
             f"{progress.get('inputRowsPerSecond', 0.0):,.1f} rows/s in, "
             f"{progress.get('processedRowsPerSecond', 0.0):,.1f} rows/s processed, "
             f"batch duration {duration / 1000:.1f} s{lag}")
+
+
+def landing_latency(report: Optional[BatchReport]) -> Optional[float]:
+    """Seconds from the landing of the batch's oldest file to the end of its micro-batch (its
+    scores committed when ``stream.score`` is on); None without file times (Kafka)."""
+    if report is None or not report.files:
+        return None
+    landed = [m for m in report.files.values() if m is not None]
+    return report.finished_at - min(landed) if landed else None
+
+
+def progress_row(query: str, progress: dict, report: Optional[BatchReport]) -> dict:
+    """One gold.stream_progress row from a query progress (``StreamingQueryProgress`` as a dict)
+    and the micro-batch's own report."""
+    import datetime as dt
+
+    duration = progress.get("batchDuration") or progress.get("durationMs", {}).get("triggerExecution", 0)
+    return {"query": query, "batch_id": int(progress.get("batchId", -1)),
+            "input_rows": int(progress.get("numInputRows", 0) or 0),
+            "input_rows_per_s": float(progress.get("inputRowsPerSecond", 0.0) or 0.0),
+            "processed_rows_per_s": float(progress.get("processedRowsPerSecond", 0.0) or 0.0),
+            "batch_seconds": float(duration or 0) / 1000.0, "latency_s": landing_latency(report),
+            "accepted": None if report is None else int(report.accepted),
+            "scored_users": None if report is None or report.scored_users is None else int(report.scored_users),
+            "recorded_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)}
+
+
+def record_progress(spark: SparkSession, tables: Tables, rows: list[dict]) -> None:
+    """Append micro-batch progress rows to gold.stream_progress (a replay of the same batch ids,
+    after a restart, is skipped by the app transaction of the query)."""
+    from interest_lib.storage.catalog import CONTRACTS, GOLD_STREAM_PROGRESS
+
+    if not rows:
+        return
+    df = spark.createDataFrame(rows, CONTRACTS[GOLD_STREAM_PROGRESS].ddl())
+    tables.write(df, GOLD_STREAM_PROGRESS, mode="append",
+                 txn=Txn(f"stream-progress:{rows[0]['query']}", max(r["batch_id"] for r in rows) + 1))
 
 
 def run_stream(spark: SparkSession, conf: Config, tables: Tables, trigger: Optional[str] = None,
@@ -177,12 +213,15 @@ def run_stream(spark: SparkSession, conf: Config, tables: Tables, trigger: Optio
     started, seen = time.monotonic(), [-1]
 
     def log_progress():
+        rows = []
         for progress in query.recentProgress:
             batch_id = progress.get("batchId", -1)
             if batch_id > seen[0] and progress.get("numInputRows", 0) > 0:
                 seen[0] = batch_id
                 mine = next((r for r in reversed(processor.reports) if r.batch_id == batch_id), None)
                 log.info("stream %s", progress_line(progress, mine))
+                rows.append(progress_row(s.query_name, progress, mine))
+        record_progress(spark, tables, rows)
 
     try:
         while query.isActive:

@@ -1,6 +1,16 @@
 """Airflow DAG: the production pipeline, one ``spark-submit jobs/<job>.py`` per stage.
 
     ingest -> sessionize -> featurize -> {train_migration, train_evolution} -> evaluate -> score
+    score -> optimize
+    score -> monitor -(drift: monitor failed)-> {retrain_migration, retrain_evolution} -> reevaluate -> rescore
+
+``monitor`` runs ``interest monitor``: exit 0 when the served model holds up against the best
+baseline, exit 1 when it has been below it for ``monitor.weeks`` weeks (the drift series every
+score appends to gold.model_metrics). It has no retries (a decision, not a flaky failure); the
+retrain branch runs only when it failed (``trigger_rule="all_failed"``), else it is skipped.
+The branch retrains both models from scratch (``--fresh``) under the run id
+``interest-<date>-retrain``, evaluates them and rescores the day. (Any failure of ``monitor``,
+exit 1 or an error, takes the branch: retraining is the safe answer to an unreadable series.)
 
 ``generate`` (the synthetic store) is not scheduled. Every job gets the run's date so a rerun or a
 retry of the same day writes nothing twice: ``--run-id interest-<date>`` keys ingest's Delta
@@ -60,6 +70,7 @@ RUN_DATE = "{{ (logical_date if logical_date is defined and logical_date else da
 AS_OF = ("{{ (data_interval_end if data_interval_end is defined and data_interval_end "
          "else dag_run.run_after) | ts }}")
 RUN_ID = f"interest-{RUN_DATE}"
+RETRAIN_RUN_ID = f"interest-{RUN_DATE}-retrain"
 
 # Delta through the data source (storage.engine: auto picks it when the jars are there).
 SPARK_CONF = {
@@ -99,7 +110,20 @@ JOBS: dict[str, tuple[str, list[str]]] = {
     "score": ("score.py", ["--as-of", AS_OF]),
     # Compact, Z-order and vacuum the day's tables once every job of the day has written them.
     "optimize": ("optimize.py", []),
+    # Drift: exit 1 when the model has been below the best baseline for monitor.weeks weeks.
+    "monitor": ("monitor.py", []),
+    # The retrain branch (only when monitor failed): fresh models, their evaluation, new scores.
+    "retrain_migration": ("train_migration.py", ["--fresh"]),
+    "retrain_evolution": ("train_evolution.py", ["--fresh"]),
+    "reevaluate": ("evaluate.py", []),
+    "rescore": ("score.py", ["--as-of", AS_OF]),
 }
+#: Tasks of the retrain branch: their own run id (the day's models, evaluation and drift rows stay).
+RETRAIN_TASKS = ("retrain_migration", "retrain_evolution", "reevaluate", "rescore")
+#: Trigger rules other than all_success: the branch starts only when monitor failed (drift).
+TRIGGER_RULES = {"retrain_migration": "all_failed", "retrain_evolution": "all_failed"}
+#: Retries other than DEFAULT_ARGS': monitor's exit 1 is a decision, retrying it changes nothing.
+RETRIES = {"monitor": 0}
 
 # upstream -> downstream edges; the two trainings run in parallel; optimize runs last.
 EDGES: list[tuple[str, str]] = [
@@ -111,19 +135,27 @@ EDGES: list[tuple[str, str]] = [
     ("train_evolution", "evaluate"),
     ("evaluate", "score"),
     ("score", "optimize"),
+    ("score", "monitor"),
+    ("monitor", "retrain_migration"),
+    ("monitor", "retrain_evolution"),
+    ("retrain_migration", "reevaluate"),
+    ("retrain_evolution", "reevaluate"),
+    ("reevaluate", "rescore"),
 ]
 
 
 def job_arguments(task_id: str) -> list[str]:
     """The application arguments of one task (templated), common options first."""
-    return ["--env", ENV, "--run-id", RUN_ID, "--conf-file", _template("conf_file"), *JOBS[task_id][1]]
+    run_id = RETRAIN_RUN_ID if task_id in RETRAIN_TASKS else RUN_ID
+    return ["--env", ENV, "--run-id", run_id, "--conf-file", _template("conf_file"), *JOBS[task_id][1]]
 
 
 def build_dag(dag_id: str = DAG_ID, conn_id: str = SPARK_CONN_ID) -> DAG:
     """The pipeline DAG; ``conn_id`` is the Airflow Spark connection (master, deploy mode...)."""
     with DAG(
         dag_id=dag_id,
-        description="interest-evolution: ingest -> sessionize -> featurize -> train -> evaluate -> score -> optimize",
+        description="interest-evolution: ingest -> sessionize -> featurize -> train -> evaluate -> score -> "
+                    "optimize; monitor -> retrain on drift",
         doc_md=__doc__,
         schedule="@daily",
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
@@ -148,6 +180,8 @@ def build_dag(dag_id: str = DAG_ID, conn_id: str = SPARK_CONN_ID) -> DAG:
                 env_vars={"INTEREST_CONF_DIR": _template("conf_dir")},
                 name=f"interest-{task_id}-{RUN_DATE}",
                 application_args=job_arguments(task_id),
+                **({"trigger_rule": TRIGGER_RULES[task_id]} if task_id in TRIGGER_RULES else {}),
+                **({"retries": RETRIES[task_id]} if task_id in RETRIES else {}),
             )
             for task_id, (script, _) in JOBS.items()
         }

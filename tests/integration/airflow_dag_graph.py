@@ -133,6 +133,7 @@ def main() -> None:
                 "upstream": sorted(t.upstream_task_ids),
                 "downstream": sorted(t.downstream_task_ids),
                 "retries": t.retries,
+                "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
                 "retry_delay_s": t.retry_delay.total_seconds() if isinstance(t.retry_delay, timedelta)
                 else float(t.retry_delay),
                 "conn_id": t._conn_id,

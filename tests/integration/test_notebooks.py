@@ -23,7 +23,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 #: The figures (saved as <name>.png) each notebook must draw, one inline PNG output each.
 FIGURES = {
-    "exploration.ipynb": {"user_heatmap", "migration_flows", "stages", "model_metrics"},
+    "exploration.ipynb": {"user_heatmap", "migration_flows", "stages", "model_metrics", "drift"},
     "bi_gold_tables.ipynb": {"top_next_categories", "p_switch", "recommendations", "top_flows"},
 }
 

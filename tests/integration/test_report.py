@@ -24,7 +24,7 @@ from tests.helpers import read_with_delta_rs
 
 pytestmark = pytest.mark.integration
 
-CHARTS = ["heatmap", "sankey", "stages", "migration", "evolution", "accounting", "steps"]
+CHARTS = ["heatmap", "sankey", "stages", "migration", "evolution", "drift", "accounting", "steps"]
 
 
 def _rows(conf, name, version, columns):
@@ -74,11 +74,19 @@ def test_the_page_renders_every_chart_with_its_data_in_chromium(pipeline, run_pa
     stage_weeks = _rows(conf, SILVER_INTEREST_STAGES, versions[SILVER_INTEREST_STAGES],
                         ["window_start"]).window_start.nunique()
     metrics = _rows(conf, GOLD_MODEL_METRICS, versions[GOLD_MODEL_METRICS],
-                    ["evaluation_id", "evaluated_at", "task", "metric"])
-    newest = metrics[metrics.evaluation_id == metrics.sort_values("evaluated_at").evaluation_id.iloc[-1]]
+                    ["evaluation_id", "evaluated_at", "model", "kind", "task", "slice", "metric", "value", "ci_low", "ci_high",
+                     "series", "week_start"])
+    tested = metrics[metrics.series == "test"]
+    newest = tested[tested.evaluation_id == tested.sort_values("evaluated_at").evaluation_id.iloc[-1]]
     bars = {task: len(newest[(newest.task == task) & newest.metric.isin(ms)])
             for task, ms in (("migration", ["hr@10", "ndcg@10", "mrr"]), ("evolution", ["js", "stage_acc"]))}
     assert len(links) > 0 and all(bars.values())
+    # the evaluation stored a bootstrap CI around every value; scoring appended one drift week
+    assert (newest.ci_low <= newest.value + 1e-12).all() and (newest.value <= newest.ci_high + 1e-12).all()
+    assert (newest.ci_high - newest.ci_low).gt(0).any()
+    drift = metrics[(metrics.series == "drift") & (metrics.task == conf.monitor.task)
+                    & (metrics.metric == conf.monitor.metric) & (metrics.slice == conf.monitor.slice)]
+    assert sorted(drift.kind) == ["baseline", "model"] and drift.week_start.nunique() == 1
 
     profile = tmp_path / "chromium"
     profile.mkdir()
@@ -98,6 +106,19 @@ def test_the_page_renders_every_chart_with_its_data_in_chromium(pipeline, run_pa
         assert by["sankey"]["links"] == len(links)             # one link per published from -> to pair
         assert by["stages"]["traces"] == 4 and by["stages"]["stage_x"] == [stage_weeks] * 4
         assert by["migration"]["bars"] == bars["migration"] and by["evolution"]["bars"] == bars["evolution"]
+        # every bar carries its stored 95% interval: an error bar drawn per bar, its ends = ci_low / ci_high
+        drawn = browser.execute_script("""return [...document.querySelectorAll('div.chart')]
+            .filter(e => e.dataset.chart === 'migration' || e.dataset.chart === 'evolution')
+            .map(e => ({errorbars: e.querySelectorAll('.errorbar').length,
+                        ends: e.data.flatMap(t => t.x.map((x, i) => [t.name, x, t.y[i] + t.error_y.array[i],
+                                                                     t.y[i] - t.error_y.arrayminus[i]]))}))""")
+        assert [d["errorbars"] for d in drawn] == [bars["migration"], bars["evolution"]]
+        expected = {(f"{r.model} ", f"{r.slice} · {r.metric}"): (r.ci_high, r.ci_low) for r in newest.itertuples()}
+        for name, x, high, low in (e for d in drawn for e in d["ends"]):
+            want = next(v for (m, xx), v in expected.items() if name.startswith(m) and xx == x)
+            assert (high, low) == pytest.approx(want, abs=2e-4)
+        # the drift series: model and best baseline over the drift weeks
+        assert by["drift"]["traces"] >= 2 and by["drift"]["stage_x"][:2] == [drift.week_start.nunique()] * 2
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
         shot = tmp_path / "report.png"
@@ -129,6 +150,9 @@ def test_the_page_renders_every_chart_with_its_data_in_chromium(pipeline, run_pa
             timeout=10)
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
+    # a warehouse that has streamed: the health section draws gold.stream_progress (no note)
+    _streamed_page_draws_its_progress(conf, tmp_path)
+
     from PIL import Image
 
     image = Image.open(io.BytesIO(shot.read_bytes())).convert("RGB")
@@ -136,3 +160,36 @@ def test_the_page_renders_every_chart_with_its_data_in_chromium(pipeline, run_pa
     white = sum(n for n, c in colours if min(c) >= 250)
     assert image.size[0] >= 1000 and len(colours) > 200, "the screenshot is blank"
     assert white < 0.9 * image.size[0] * image.size[1], "the screenshot is almost all white"
+
+
+def _streamed_page_draws_its_progress(conf, tmp_path):
+    """A page over a warehouse whose only table is a gold.stream_progress of three micro-batches:
+    the streaming chart is drawn in Chromium with one point per batch, without console errors."""
+    import pandas as pd
+    from deltalake import write_deltalake
+
+    from interest_lib.conf import load_config
+    from interest_lib.report.job import write_report
+    from interest_lib.storage.catalog import GOLD_STREAM_PROGRESS
+
+    warehouse = tmp_path / "streamed"
+    progress = pd.DataFrame({"query": ["q"] * 3, "batch_id": [0, 1, 2], "input_rows": [9, 6, 3],
+                             "input_rows_per_s": [1.0] * 3, "processed_rows_per_s": [3.0, 4.0, 5.0],
+                             "batch_seconds": [2.0, 1.5, 1.4], "latency_s": [100.0, 91.0, 82.0],
+                             "accepted": [5, 4, 1], "scored_users": [2, 1, 1],
+                             "recorded_at": pd.to_datetime(["2026-02-01 10:00", "2026-02-01 10:01",
+                                                            "2026-02-01 10:02"]).astype("datetime64[us]")})
+    write_deltalake(table_path(str(warehouse), GOLD_STREAM_PROGRESS), progress)
+    other = load_config(overrides=[f"storage.warehouse={warehouse}", f"report.dir={tmp_path / 'streamed-reports'}"])
+    page = write_report(other, out=str(tmp_path / "streamed.html")).path
+    assert "no streaming yet" not in open(page, encoding="utf-8").read()
+    profile = tmp_path / "chromium-streamed"
+    profile.mkdir()
+    with headless_chromium(str(profile)) as browser:
+        browser.get(f"file://{page}")
+        wait_for(browser, "window.REPORT_READY === true")
+        stream = browser.execute_script("""const e = document.querySelector('div.chart[data-chart="stream"]');
+            return e && {plotted: e.classList.contains('js-plotly-plot'), x: e.data.map(t => t.x.length),
+                         latency: e.data[0].y}""")
+        assert stream["plotted"] and stream["x"] == [3, 3, 3] and stream["latency"] == [100.0, 91.0, 82.0]
+        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -38,7 +38,14 @@ EXPECTED_TASKS = {
     "evaluate": ("evaluate.py", {"train_migration", "train_evolution"}),
     "score": ("score.py", {"evaluate"}),
     "optimize": ("optimize.py", {"score"}),
+    "monitor": ("monitor.py", {"score"}),
+    "retrain_migration": ("train_migration.py", {"monitor"}),
+    "retrain_evolution": ("train_evolution.py", {"monitor"}),
+    "reevaluate": ("evaluate.py", {"retrain_migration", "retrain_evolution"}),
+    "rescore": ("score.py", {"reevaluate"}),
 }
+#: The retrain branch: runs only when monitor failed (exit 1: drift), under its own run id.
+RETRAIN = {"retrain_migration", "retrain_evolution", "reevaluate", "rescore"}
 RAW_ROOT = "/landing/interest/events"      # given as an Airflow Variable
 CONN_ID = "spark_interest"                 # given as INTEREST_EVOLUTION_SPARK_CONN_ID
 MASTER = "spark://10.1.2.3:7077"           # that connection, as AIRFLOW_CONN_SPARK_INTEREST (never contacted)
@@ -115,9 +122,19 @@ def test_graph_survives_airflow_serialization(graph, tasks):
 def test_every_task_is_a_spark_submit_with_retries(tasks):
     for task_id, task in tasks.items():
         assert task["operator"] == OPERATOR, task_id
-        assert task["retries"] >= 1, task_id
+        assert task["retries"] >= 1 or task_id == "monitor", task_id  # exit 1 is a decision: never retried
         assert task["retry_delay_s"] >= 60, task_id
         assert task["conn_id"] == CONN_ID, task_id
+    assert tasks["monitor"]["retries"] == 0
+
+
+def test_the_retrain_branch_runs_only_when_monitor_fails(tasks):
+    """monitor exits 1 on drift (its task fails): the two retrains are all_failed on it, the rest of
+    the branch follows them; every other task needs its upstream to succeed."""
+    rules = {task_id: task["trigger_rule"] for task_id, task in tasks.items()}
+    assert {t for t, r in rules.items() if r == "all_failed"} == {"retrain_migration", "retrain_evolution"}
+    assert all(r == "all_success" for t, r in rules.items() if t not in {"retrain_migration", "retrain_evolution"})
+    assert "--fresh" in tasks["retrain_migration"]["scheduled"]["application_args"]
 
 
 def test_spark_connection_defaults_to_spark_default(graph):
@@ -155,13 +172,15 @@ def test_run_date_is_in_every_job_and_makes_reruns_idempotent(graph, tasks):
         assert "logical_date" in raw_args, task_id           # templated, not fixed at parse time
         args = task["scheduled"]["application_args"]
         assert args[args.index("--env") + 1] == "cluster"
-        assert args[args.index("--run-id") + 1] == f"interest-{day}", task_id
+        suffix = "-retrain" if task_id in RETRAIN else ""
+        assert args[args.index("--run-id") + 1] == f"interest-{day}{suffix}", task_id
         assert day in task["scheduled"]["name"]
     ingest = tasks["ingest"]["scheduled"]["application_args"]
     assert f"ingest.input={RAW_ROOT}/{day}" in ingest
-    score = tasks["score"]["scheduled"]["application_args"]
-    as_of = datetime.fromisoformat(score[score.index("--as-of") + 1])
-    assert as_of.isoformat() == "2026-03-02T00:00:00+00:00"  # the end of the day's data interval
+    for task_id in ("score", "rescore"):
+        score = tasks[task_id]["scheduled"]["application_args"]
+        as_of = datetime.fromisoformat(score[score.index("--as-of") + 1])
+        assert as_of.isoformat() == "2026-03-02T00:00:00+00:00"  # the end of the day's data interval
 
 
 def test_manual_run_without_logical_date_still_renders(graph, tasks):
@@ -169,7 +188,8 @@ def test_manual_run_without_logical_date_still_renders(graph, tasks):
     day = graph["dag"]["manual_run_after"][:10]
     for task_id, task in tasks.items():
         args = task["manual"]["application_args"]
-        assert args[args.index("--run-id") + 1] == f"interest-{day}", task_id
+        suffix = "-retrain" if task_id in RETRAIN else ""
+        assert args[args.index("--run-id") + 1] == f"interest-{day}{suffix}", task_id
     score = tasks["score"]["manual"]["application_args"]
     assert score[score.index("--as-of") + 1].startswith(graph["dag"]["manual_run_after"][:19])
 
@@ -201,7 +221,9 @@ def test_the_cli_accepts_what_every_task_passes(tasks):
     assert commands == {
         "ingest": ("ingest", None), "sessionize": ("sessionize", None), "featurize": ("featurize", None),
         "train_migration": ("train", "migration"), "train_evolution": ("train", "evolution"),
-        "evaluate": ("evaluate", None), "score": ("score", None), "optimize": ("optimize", None)}
+        "evaluate": ("evaluate", None), "score": ("score", None), "optimize": ("optimize", None),
+        "monitor": ("monitor", None), "retrain_migration": ("train", "migration"),
+        "retrain_evolution": ("train", "evolution"), "reevaluate": ("evaluate", None), "rescore": ("score", None)}
 
 
 def test_edges_literal_matches_the_graph(tasks):

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from interest_lib import schema as S
 from interest_lib.pseudonymise import pseudonymise_py, resolve_key
 from interest_lib.storage.catalog import (
-    BRONZE_EVENTS, BRONZE_QUARANTINE, GOLD_MIGRATION_ALERTS, SILVER_EVENTS_SESSIONIZED,
+    BRONZE_EVENTS, BRONZE_QUARANTINE, GOLD_MIGRATION_ALERTS, GOLD_STREAM_PROGRESS, SILVER_EVENTS_SESSIONIZED,
     SILVER_SESSIONS, SILVER_USER_INTEREST_WINDOWS,
 )
 from interest_lib.streaming.job import checkpoint_path, run_stream
@@ -108,6 +108,15 @@ def test_file_stream_validates_dedupes_quarantines_and_alerts_exactly(spark, str
     assert [(a[S.USER_ID], a["window"], a["from_category"], a["to_category"], a["window_events"], a["stream_batch"])
             for a in alerts] == [(u1, u1_windows[1], "A", "B", 4, 1)]
     assert alerts[0]["magnitude"] == pytest.approx(1.0) and alerts[0]["divergence"] == pytest.approx(1.0)
+
+    # each micro-batch's progress persisted: one row per batch with its input rows (the file's
+    # lines) and accepted events; latency from landing (files landed 100, 90, 80 s before the run)
+    progress = {r["batch_id"]: r for r in tables.read(GOLD_STREAM_PROGRESS).collect()}
+    assert sorted(progress) == [0, 1, 2]
+    assert [(progress[b]["input_rows"], progress[b]["accepted"]) for b in (0, 1, 2)] == [(9, 5), (6, 4), (3, 1)]
+    assert [progress[b]["latency_s"] >= s for b, s in ((0, 100), (1, 90), (2, 80))] == [True] * 3
+    assert all(progress[b]["batch_seconds"] > 0 for b in (0, 1, 2))
+    assert {r["query"] for r in progress.values()} == {stream_conf.stream.query_name}
 
     # a restart with nothing new: no micro-batch, nothing appended
     versions = {t: tables.version(t) for t in (BRONZE_EVENTS, BRONZE_QUARANTINE, GOLD_MIGRATION_ALERTS)}

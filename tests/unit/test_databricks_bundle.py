@@ -71,6 +71,12 @@ def _job_prefix(task_key: str) -> list[str]:
     return [ast.literal_eval(e) for e in call.args[0].elts if not isinstance(e, ast.Starred)]
 
 
+#: Tasks of the retrain branch: the entry point they share with a daily task, under the run id
+#: interest-<run_date>-retrain (the DAG's RETRAIN_TASKS).
+RETRAIN_JOBS = {"retrain_migration": "train_migration", "retrain_evolution": "train_evolution",
+                "reevaluate": "evaluate", "rescore": "score"}
+
+
 def _dag_edges() -> set[tuple[str, str]]:
     tree = ast.parse(DAG_FILE.read_text())
     node = next(n for n in ast.walk(tree)
@@ -114,20 +120,23 @@ def test_tasks_are_the_jobs_entry_points_with_arguments_the_cli_accepts(tasks):
     for key, task in tasks.items():
         params = task["python_wheel_task"]["parameters"]
         # The same subcommand (and model) as the spark-submit entry point jobs/<task_key>.py.
-        assert (REPO / "jobs" / f"{key}.py").is_file(), key
-        prefix = _job_prefix(key)
+        script = RETRAIN_JOBS.get(key, key)
+        assert (REPO / "jobs" / f"{script}.py").is_file(), key
+        prefix = _job_prefix(script)
         assert params[:len(prefix)] == prefix, key
         assert params[0] in TASKS
         args = build_parser().parse_args(params)
         assert args.env == "databricks", key
-        assert args.run_id == f"interest-{RUN_DATE}", key
+        assert args.run_id == f"interest-{RUN_DATE}" + ("-retrain" if key in RETRAIN_JOBS else ""), key
         conf = load_config(env=args.env, conf_file=args.conf_file,
                            overrides=[*args.overrides, f"run.run_id={args.run_id}"])
         assert conf.storage.engine == "delta-spark"
         if key == "ingest":
             assert conf.ingest.input == "${var.raw_root}/" + RUN_DATE
-        if key == "score":
+        if key in ("score", "rescore"):
             assert args.as_of == RUN_DATE + "T00:00:00"
+        if key.startswith("retrain_"):
+            assert args.fresh, key
 
 
 def test_dependency_order_matches_the_airflow_dag(tasks):
@@ -143,10 +152,22 @@ def test_dependency_order_matches_the_airflow_dag(tasks):
         seen.add(key)
 
 
+def test_the_retrain_branch_runs_only_when_monitor_fails(tasks):
+    """interest monitor exits 1 on drift: the retrains run only then (ALL_FAILED), the rest of the
+    branch follows them, every other task needs its upstream to succeed (the default)."""
+    conditional = {key: task["run_if"] for key, task in tasks.items() if "run_if" in task}
+    assert conditional == {"retrain_migration": "ALL_FAILED", "retrain_evolution": "ALL_FAILED"}
+    assert [d["task_key"] for d in tasks["retrain_migration"]["depends_on"]] == ["monitor"]
+    assert tasks["monitor"]["python_wheel_task"]["parameters"][0] == "monitor"
+
+
 def test_job_cluster_retries_and_run_date(job, tasks):
     clusters = {c["job_cluster_key"] for c in job["job_clusters"]}
     for key, task in tasks.items():
         assert task["job_cluster_key"] in clusters, key
+        if key == "monitor":  # exit 1 is the drift decision: retrying it changes nothing
+            assert task["max_retries"] == 0
+            continue
         assert task["max_retries"] >= 1 and task["min_retry_interval_millis"] >= 60_000, key
     assert job["max_concurrent_runs"] == 1
     (run_date,) = [p for p in job["parameters"] if p["name"] == "run_date"]

@@ -64,3 +64,23 @@ def test_a_js_gain_whose_ci_spans_zero_is_not_met():
     assert t["gain"] == pytest.approx((base.mean() - model.mean()) / base.mean())
     assert t["lo"] < 0 < t["hi"]
     assert not t["met"]
+
+
+def test_every_metric_row_gets_the_user_clustered_bootstrap_interval_of_its_value():
+    from interest_lib.evaluate.job import value_cis
+
+    # 100 users x 4 rows; a model right on all rows of half the users: mean 0.5, and the
+    # clusters (not the 400 rows) set the width: about ±1.96·0.5/sqrt(100) = ±0.098
+    users = np.repeat(np.arange(100).astype(str), 4)
+    hits = np.repeat(np.tile([1.0, 0.0], 50), 4)
+    outcomes = Outcomes()
+    means = outcomes.add("m", "evolution", {"all": {"stage_acc": (hits, np.ones(400, dtype=bool))}}, users)
+    outcomes.add("b", "evolution", {"all": {"stage_acc": (np.full(400, 0.3), np.ones(400, dtype=bool))}}, users)
+    rows = [{"model": "m", "task": "evolution", "slice": "all", "metric": "stage_acc", "value": means["all"]["stage_acc"]},
+            {"model": "b", "task": "evolution", "slice": "all", "metric": "stage_acc", "value": 0.3},
+            {"model": "gone", "task": "evolution", "slice": "all", "metric": "stage_acc", "value": 0.1}]
+    value_cis(rows, outcomes)
+    m, b, gone = rows
+    assert m["ci_low"] < 0.5 < m["ci_high"] and 0.16 < m["ci_high"] - m["ci_low"] < 0.24
+    assert (b["ci_low"], b["ci_high"]) == pytest.approx((0.3, 0.3))
+    assert np.isnan(gone["ci_low"]) and np.isnan(gone["ci_high"])  # no per-row values: no interval

@@ -253,3 +253,59 @@ def test_a_pipeline_that_fails_still_writes_its_report_naming_the_step(tmp_path)
     assert record["failed"]["step"] == "ingest" and type(exc.value).__name__ in record["failed"]["error"]
     page = (tmp_path / "reports" / "broken" / "report.html").read_text()
     assert "the run failed in step ingest" in page and "table bronze.events does not exist" in page
+
+
+def _metrics_with_cis_and_drift():
+    """gold.model_metrics rows: an evaluation with stored CIs (one value without: an older
+    writer), and a two-week drift series in which the model falls below markov."""
+    at = pd.Timestamp("2026-02-01")
+    test = pd.DataFrame({
+        "evaluation_id": ["e"] * 3, "model": ["markov", "augru", "augru"], "kind": ["baseline", "model", "model"],
+        "task": ["migration"] * 3, "slice": ["all"] * 3, "metric": ["ndcg@10", "ndcg@10", "mrr"],
+        "value": [0.5, 0.6, 0.4], "rows": [100] * 3, "evaluated_at": [at] * 3,
+        "ci_low": [0.45, 0.52, np.nan], "ci_high": [0.55, 0.68, np.nan], "series": ["test"] * 3,
+        "week_start": [pd.NaT] * 3})
+    drift = pd.DataFrame({
+        "evaluation_id": ["d1", "d1", "d2", "d2"], "model": ["augru", "markov"] * 2,
+        "kind": ["model", "baseline"] * 2, "task": ["migration"] * 4, "slice": ["all"] * 4,
+        "metric": ["ndcg@10"] * 4, "value": [0.6, 0.5, 0.4, 0.5], "rows": [50] * 4,
+        "evaluated_at": [at + pd.Timedelta(days=d) for d in (7, 7, 14, 14)],
+        "ci_low": [0.5, 0.45, 0.3, 0.42], "ci_high": [0.7, 0.55, 0.5, 0.58], "series": ["drift"] * 4,
+        "week_start": pd.to_datetime(["2026-02-02"] * 2 + ["2026-02-09"] * 2)})
+    return pd.concat([test, drift], ignore_index=True)
+
+
+def test_stored_intervals_are_used_and_drift_rows_are_not_an_evaluation():
+    latest = gather.latest_metrics(_metrics_with_cis_and_drift())
+    assert set(latest.evaluation_id) == {"e"} and len(latest) == 3  # the newer drift rows are not the evaluation
+    by = {(m, k): r for m, k, r in zip(latest.model, latest.metric, latest.itertuples())}
+    assert (by["augru", "ndcg@10"].ci_low, by["augru", "ndcg@10"].ci_high, by["augru", "ndcg@10"].ci) == (0.52, 0.68, "stored")
+    low, high = gather.mean_ci(0.4, 100)  # the row without a stored CI falls back to the bound
+    assert (by["augru", "mrr"].ci_low, by["augru", "mrr"].ci_high, by["augru", "mrr"].ci) == (low, high, "bound")
+    assert gather.drift_frame([]).empty and gather.stream_progress(None).empty
+
+
+def test_a_page_draws_stored_intervals_the_drift_series_and_streaming_progress(tmp_path):
+    warehouse = tmp_path / "wh"
+    metrics = _metrics_with_cis_and_drift()
+    _write(warehouse, GOLD_MODEL_METRICS, metrics.assign(
+        evaluated_at=metrics.evaluated_at.astype("datetime64[us]"), week_start=metrics.week_start.astype("datetime64[us]")))
+    conf = load_config(overrides=[f"storage.warehouse={warehouse}", f"report.dir={tmp_path / 'reports'}"])
+    page, charts, _users, _missing = build_page(conf)
+    names = re.findall(r'data-chart="([a-z]+)"', page)
+    assert names == ["migration", "drift"] and charts == 2
+    assert "95% intervals: conservative where the evaluation stored none" in page  # one row lacked a CI
+    assert "Drift series: 2 week(s); latest week 2026-02-09: augru 0.4000 vs best baseline markov 0.5000 (below)" in page
+    assert "no streaming yet: gold.stream_progress holds no micro-batch" in page
+
+    progress = pd.DataFrame({"query": ["q"] * 3, "batch_id": [0, 1, 1], "input_rows": [9, 6, 6],
+                             "input_rows_per_s": [1.0] * 3, "processed_rows_per_s": [3.0, 4.0, 5.0],
+                             "batch_seconds": [2.0, 1.5, 1.4], "latency_s": [100.0, 91.0, 90.0],
+                             "accepted": [5, 4, 4], "scored_users": [None] * 3,
+                             "recorded_at": pd.to_datetime(["2026-02-01 10:00", "2026-02-01 10:01",
+                                                            "2026-02-01 10:02"]).astype("datetime64[us]")})
+    _write(warehouse, "gold.stream_progress", progress)
+    page, charts, _users, _missing = build_page(conf)
+    assert re.findall(r'data-chart="([a-z]+)"', page) == ["migration", "drift", "stream"] and charts == 3
+    assert "no streaming yet" not in page
+    assert gather.stream_progress(progress).latency_s.tolist() == [100.0, 90.0]  # batch 1's newest record
