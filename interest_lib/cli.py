@@ -117,7 +117,8 @@ class TrainTask(Task):
                            fresh=self.args.fresh)
         state = "already trained" if report.skipped else f"{report.epochs_run} epochs in {report.seconds:.1f} s"
         print(f"train {report.model}: run {report.run_id} ({state}), best validation "
-              f"{report.best_validation:.4f}, model at {report.store}/model.pt")
+              f"{report.best_validation:.4f}, model at {report.store}/model.pt, "
+              f"run store {report.store_bytes / 2**20:.1f} MiB")
         return report
 
 
