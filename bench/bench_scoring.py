@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--warehouse", default="./warehouse")
     parser.add_argument("--store", default="./runs")
     parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="A.B=C",
+                        help="configuration override (e.g. score.device=cuda), repeatable")
+    parser.add_argument("--conf-file", default=None, help="extra YAML applied after the overlay")
     args = parser.parse_args()
 
     import torch
@@ -51,7 +54,8 @@ def main() -> None:
     from interest_lib.storage.catalog import REF_VOCAB, SILVER_EVENTS_SESSIONIZED, SILVER_USER_INTEREST_WINDOWS
 
     setup_logging("WARNING")
-    conf = load_config(overrides=[f"storage.warehouse={args.warehouse}", f"train.store={args.store}"])
+    conf = load_config(conf_file=args.conf_file, overrides=[
+        f"storage.warehouse={args.warehouse}", f"train.store={args.store}", *args.overrides])
     spark = get_spark(conf)
     tables = Tables(spark, conf.storage)
     events = tables.read(SILVER_EVENTS_SESSIONIZED)
@@ -87,7 +91,9 @@ def main() -> None:
     driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     udf_rate, local_rate = rows / udf_seconds, rows / local_seconds
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    from interest_lib.models.inference import pick_device
+
+    device = pick_device(conf.score.device)
     print(f"\nscoring benchmark: {rows:,} users ({args.copies} copies), models {migration.name} + {evolution.name}, "
           f"{os.cpu_count()} cores, torch {torch.__version__} on {device}, Arrow batch {conf.spark.arrow_batch_size}")
     print(f"{'measure':<44}{'value':>14}  {'unit':<10}{'ratio':>8}")
