@@ -50,6 +50,8 @@ class IngestTask(Task):
 
         report = run_ingest(self.spark, self.conf, self.tables, input_path=self.args.input)
         print(f"ingest batch {report.ingest_batch}: {report.summary()}")
+        for line in report.skew_lines():
+            print(f"  {line}")
         return report
 
 
