@@ -169,24 +169,27 @@ def fit(points: list[tuple[float, float]]) -> dict:
 
 
 def render(results: list[dict], duck: dict) -> str:
-    lines = ["| events | stage | wall s | core-s / M events | CPU s | shuffle read MB | shuffle write MB | "
+    lines = ["| events | stage | wall s | core-s / M events | CPU-s / M events | shuffle read MB | shuffle write MB | "
              "peak task mem MB | peak RSS MB | files written | max task / median |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         m = r["events"] / 1e6
         for stage in STAGES:
             s = r[stage]
-            lines.append(f"| {r['events']:,} | {stage} | {s['wall_s']:.1f} | {s['core_s'] / m:.1f} | {s['cpu_s']:.0f} | "
+            lines.append(f"| {r['events']:,} | {stage} | {s['wall_s']:.1f} | {s['core_s'] / m:.1f} | {s['cpu_s'] / m:.1f} | "
                          f"{s['shuffle_read_mb']:,.0f} | {s['shuffle_write_mb']:,.0f} | {s['peak_task_mem_mb']:,.0f} | "
                          f"{s['peak_rss_mb']:,} | {s['files_written']:,} | {s['task_max_over_median']:.2f} |")
     lines += ["", "Fitted cost per stage (least squares over the sizes above):", "",
-              "| stage | a (fixed s) | b (wall s per M events) | max rel. error | core-s per M events (fit) |",
-              "|---|---:|---:|---:|---:|"]
+              "| stage | a (fixed wall s) | b (wall s per M events) | max rel. error | core-s: a + b per M (error) | CPU-s: a + b per M (error) |",
+              "|---|---:|---:|---:|---:|---:|"]
     for stage in STAGES:
         f = fit([(r["events"], r[stage]["wall_s"]) for r in results])
         c = fit([(r["events"], r[stage]["core_s"]) for r in results])
+        u = fit([(r["events"], r[stage]["cpu_s"]) for r in results])
         if f:
-            lines.append(f"| {stage} | {f['a_s']:.1f} | {f['b_s_per_m']:.1f} | {f['max_rel_err']:.1%} | {c['b_s_per_m']:.1f} |")
+            lines.append(f"| {stage} | {f['a_s']:.1f} | {f['b_s_per_m']:.1f} | {f['max_rel_err']:.1%} | "
+                         f"{c['a_s']:.0f} + {c['b_s_per_m']:.1f} ({c['max_rel_err']:.1%}) | "
+                         f"{u['a_s']:.0f} + {u['b_s_per_m']:.1f} ({u['max_rel_err']:.1%}) |")
     if duck:
         lines += ["", "Against DuckDB on the same raw files (same run):", "",
                   "| events | Spark ingest+sessionize+featurize s | of which featurize profiles s | DuckDB s (ingest, sessionize, profiles) | Spark / DuckDB (whole) | Spark / DuckDB (like for like) |",
@@ -213,10 +216,15 @@ def main(argv=None) -> None:
     parser.add_argument("--driver-memory", default="3g")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--keep", action="store_true", help="keep each size's store")
+    parser.add_argument("--render", metavar="SCALE_JSON", help="print the tables of a saved run")
     parser.add_argument("--one", nargs=2, metavar=("WORKDIR", "USERS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print("RESULT " + json.dumps(one_size(args.one[0], int(args.one[1]), args.skew, args.driver_memory)))
+        return
+    if args.render:
+        saved = json.load(open(args.render))
+        print(render(saved["results"], saved["duckdb"]))
         return
     results, duck = [], {}
     for size in [int(s) for s in args.sizes.split(",")]:
