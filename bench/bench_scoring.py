@@ -6,7 +6,7 @@ Needs a warehouse with featurized tables and finished training runs (``make run`
 inputs of every user are replicated ``--copies`` times (distinct user ids) so the run is long
 enough to time. Prints, in one run: rows/s of ``mapInPandas`` scoring (both models, top-K,
 forecast, recommendations) over the Spark partitions, rows/s of the same function applied
-in-process to all rows as one batch (the limit), their ratio (target: UDF >= 50% of in-process),
+in-process to all rows as one batch (the limit), their ratio (target, issue 18: UDF >= 90% of in-process),
 and the peak RSS of each Python worker after scoring.
 """
 
@@ -99,7 +99,7 @@ def main() -> None:
     print(f"{'measure':<44}{'value':>14}  {'unit':<10}{'ratio':>8}")
     print(f"{'in-process, one batch (baseline)':<44}{local_rate:>14,.0f}  {'rows/s':<10}{1.0:>8.2f}")
     print(f"{'mapInPandas UDF over Spark partitions':<44}{udf_rate:>14,.0f}  {'rows/s':<10}{udf_rate / local_rate:>8.2f}")
-    print(f"{'target: UDF / in-process >= 0.50':<44}{'MET' if udf_rate >= 0.5 * local_rate else 'NOT MET':>14}")
+    print(f"{'target: UDF / in-process >= 0.90':<44}{'MET' if udf_rate >= 0.9 * local_rate else 'NOT MET':>14}")
     for w in sorted(workers, key=lambda r: r.pid):
         print(f"{'peak RSS, Python worker pid ' + str(w.pid):<44}{w.peak_rss_mb:>14,.0f}  {'MiB':<10}")
     print(f"{'peak RSS, driver (in-process run, incl. pandas copy)':<44}{driver_rss:>14,.0f}  {'MiB':<10}")
