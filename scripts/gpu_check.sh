@@ -114,11 +114,13 @@ cat >"$WORK/conf.yml" <<EOF
  "generate": {"users": $USERS},
  "tracking": {"enabled": false}}
 EOF
-cli() { (cd "$REPO" && PYTHONPATH="$REPO" "$PY" -m interest_lib.cli "$@" --conf-file "$WORK/conf.yml"); }
-step generate "$WORK/logs/generate.log" cli generate
-step ingest "$WORK/logs/ingest.log" cli ingest
-step sessionize "$WORK/logs/sessionize.log" cli sessionize
-step featurize "$WORK/logs/featurize.log" cli featurize --set embeddings.device=cuda
+# A command, not a shell function: `step` runs it under `timeout`.
+CLI=(env "PYTHONPATH=$REPO" "$PY" -m interest_lib.cli)
+CONF=(--conf-file "$WORK/conf.yml")
+step generate "$WORK/logs/generate.log" "${CLI[@]}" generate "${CONF[@]}"
+step ingest "$WORK/logs/ingest.log" "${CLI[@]}" ingest "${CONF[@]}"
+step sessionize "$WORK/logs/sessionize.log" "${CLI[@]}" sessionize "${CONF[@]}"
+step featurize "$WORK/logs/featurize.log" "${CLI[@]}" featurize --set embeddings.device=cuda "${CONF[@]}"
 
 # 4. Train both models on the GPUs (NCCL) and on the CPU (gloo), same data, same epochs.
 rate() {  # samples/s of the newest run of TASK in STORE, from its epochs.jsonl
@@ -135,9 +137,9 @@ for task in migration evolution; do
     for dev in cuda cpu; do
         ranks=$([[ $dev == cuda ]] && echo "$RANKS" || echo 2)
         log="$WORK/logs/train-$task-$dev.log"
-        step "train $task on $dev ($ranks ranks)" "$log" cli train --model "$task" \
+        step "train $task on $dev ($ranks ranks)" "$log" "${CLI[@]}" train --model "$task" \
             --set "train.use_gpu=$dev" --set "train.num_processes=$ranks" --set "train.store=$WORK/runs-$dev" \
-            --set "train.epochs=$EPOCHS" --set train.patience=99
+            --set "train.epochs=$EPOCHS" --set train.patience=99 "${CONF[@]}"
         if [[ $dev == cuda ]] && ! grep -q "(GPU)" "$log"; then
             die 1 "train $task with train.use_gpu=cuda did not train on the GPU (log: $log)"
         fi

@@ -74,3 +74,38 @@ def test_missing_project_with_skip_install_fails_with_exit_1(tmp_path):
     python = _stub(tmp_path / "python", "exit 1")  # cannot import the project
     out = _run("--skip-install", "--python", python, smi=smi)
     assert out.returncode == 1 and "cannot import interest_lib" in out.stderr
+
+
+def _gpu_machine(tmp_path, cli_body: str) -> tuple[str, str]:
+    """Stand-ins for a machine with one GPU: nvidia-smi lists it, torch sees it, and every
+    ``python -m interest_lib.cli ...`` runs ``cli_body``."""
+    smi = _stub(tmp_path / "nvidia-smi", "echo 'GPU 0: NVIDIA Test (UUID: GPU-0)'")
+    python = _stub(tmp_path / "python", f"""case "$*" in
+  *interest_lib.cli*) {cli_body} ;;
+  *) echo '2.13.0 12.1 True 1' ;;
+esac""")
+    return smi, python
+
+
+def test_a_cuda_error_in_any_step_fails_it_naming_the_step(tmp_path):
+    smi, python = _gpu_machine(tmp_path, "echo 'RuntimeError: CUDA error: an illegal memory access was encountered'; exit 0")
+    out = _run("--skip-install", "--python", python, "--work", str(tmp_path / "work"), smi=smi)
+    assert out.returncode == 1
+    assert "'generate' hit a CUDA/NCCL error" in out.stderr and "illegal memory access" in out.stderr
+    # The step ran the project's CLI with the check's configuration (GPU resources for Spark).
+    conf = (tmp_path / "work" / "conf.yml").read_text()
+    assert '"spark.driver.resource.gpu.amount": "1"' in conf
+    import json
+
+    found = subprocess.run([str(tmp_path / "work" / "gpus.sh")], capture_output=True, text=True).stdout
+    assert json.loads(found) == {"name": "gpu", "addresses": ["0"]}  # Spark's discovery-script format
+    assert json.loads(conf)["spark"]["extra"]["spark.driver.resource.gpu.discoveryScript"].endswith("gpus.sh")
+
+
+def test_a_failing_step_and_the_time_limit_fail_the_check(tmp_path):
+    smi, python = _gpu_machine(tmp_path, "echo boom >&2; exit 7")
+    out = _run("--skip-install", "--python", python, "--work", str(tmp_path / "a"), smi=smi)
+    assert out.returncode == 1 and "'generate' exited 7" in out.stderr and "boom" in out.stderr
+    smi, python = _gpu_machine(tmp_path, "sleep 5")
+    out = _run("--skip-install", "--python", python, "--work", str(tmp_path / "b"), "--time-limit", "1", smi=smi)
+    assert out.returncode == 124 and "time limit of 1s" in out.stderr
