@@ -43,6 +43,12 @@ bench-training: install
 bench-scoring: install
 	$(PY) bench/bench_scoring.py $(ARGS)
 
+bench-scale: install
+	$(PY) bench/bench_scale.py $(ARGS)
+
+gpu-check:
+	./scripts/gpu_check.sh $(ARGS)
+
 airflow-env:
 	./scripts/airflow_env.sh
 
