@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: install run report test test-default test-fast bench bench-training bench-scoring airflow-env install-card test-card test-card-env test-card-all bench-card clean
+.PHONY: install run report test test-default test-fast bench bench-training bench-scoring bench-scale gpu-check airflow-env install-card test-card test-card-env test-card-all bench-card clean
 
 install:
 	./scripts/bootstrap.sh
