@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: install run report test test-default test-fast bench bench-training bench-scoring airflow-env install-card test-card test-card-env test-card-all bench-card clean
+.PHONY: install run report test test-default test-fast bench bench-training bench-scoring bench-scale gpu-check airflow-env install-card test-card test-card-env test-card-all bench-card clean
 
 install:
 	./scripts/bootstrap.sh
@@ -42,6 +42,12 @@ bench-training: install
 
 bench-scoring: install
 	$(PY) bench/bench_scoring.py $(ARGS)
+
+bench-scale: install
+	$(PY) bench/bench_scale.py $(ARGS)
+
+gpu-check:
+	./scripts/gpu_check.sh $(ARGS)
 
 airflow-env:
 	./scripts/airflow_env.sh

@@ -50,6 +50,8 @@ class IngestTask(Task):
 
         report = run_ingest(self.spark, self.conf, self.tables, input_path=self.args.input)
         print(f"ingest batch {report.ingest_batch}: {report.summary()}")
+        for line in report.skew_lines():
+            print(f"  {line}")
         return report
 
 
@@ -117,7 +119,8 @@ class TrainTask(Task):
                            fresh=self.args.fresh)
         state = "already trained" if report.skipped else f"{report.epochs_run} epochs in {report.seconds:.1f} s"
         print(f"train {report.model}: run {report.run_id} ({state}), best validation "
-              f"{report.best_validation:.4f}, model at {report.store}/model.pt")
+              f"{report.best_validation:.4f}, model at {report.store}/model.pt, "
+              f"run store {report.store_bytes / 2**20:.1f} MiB")
         return report
 
 

@@ -91,6 +91,13 @@ class GenerateConf:
     """Raw file format: jsonl | csv."""
     partitions: int = 0
     """Spark partitions used to generate users; 0 = 4 x default parallelism."""
+    bot_events: int = 0
+    """Events of one extra bot user (:data:`~interest_lib.generate.skew.BOT_USER`): views and
+    clicks around the clock, spread over the period; 0 = no bot. A skew test: 1000000."""
+    viral_item_share: float = 0.0
+    """Share of all events (the bot's too) re-pointed to one viral item
+    (:data:`~interest_lib.generate.skew.VIRAL_ITEM` rank 0 of the most popular leaf); 0 = none.
+    A skew test: 0.2."""
 
 
 @dataclass
@@ -116,6 +123,14 @@ class IngestConf:
     """Events stamped later than the ingest time plus this are quarantined (clock skew)."""
     min_event_date: str = "2000-01-01"
     """Events before this date (ISO date or date-time, UTC) are quarantined as implausible."""
+    max_events_per_user_day: int = 1000
+    """Valid events of one user on one UTC day beyond this are quarantined
+    (``user_day_over_cap``; the earliest ones are kept): a bot or a replayed feed must not
+    become one task's whole stage downstream. 0 = no cap."""
+    report_heavy: int = 5
+    """Users over the daily cap and items above ``heavy_item_share`` listed in the ingest report."""
+    heavy_item_share: float = 0.05
+    """An item with at least this share of the accepted events is listed in the ingest report."""
     columns: dict = field(default_factory=dict)
     """Raw event field -> the input's column name, for the fields named differently in the files
     (e.g. {user_id: household_key}); unmapped fields are read under their own name."""

@@ -112,11 +112,25 @@ def build_profiles(events: DataFrame, conf: FeaturesConf,
         One row per (user, active window) with the columns :data:`PROFILE_COLUMNS`.
     """
     ev = weighted_window_events(events, conf)
-    raw = ev.groupBy(S.USER_ID, WINDOW, INTEREST).agg(F.sum(WEIGHT).alias("raw"))
-    activity = ev.groupBy(S.USER_ID, WINDOW).agg(
-        F.count(F.lit(1)).alias(S.N_EVENTS),
-        F.countDistinct(S.SESSION_ID).alias(N_SESSIONS),
-        *[F.sum((F.col(S.EVENT_TYPE) == t).cast("long")).alias(f"n_{t}") for t in S.EVENT_TYPES],
+    # One pass over the events: per (user, window, session, interest) the weight and the counts
+    # per event type. Everything else is aggregated from these rows (a few per session), not from
+    # the events again, and without countDistinct (whose Expand doubles the rows it shuffles).
+    # With the default weights (multiples of 0.5) the sums are exact whatever the order of
+    # addition; with others they are floating-point sums in no fixed order, as they always were
+    # (Spark's partial aggregation never fixed one).
+    types = [f"n_{t}" for t in S.EVENT_TYPES]
+    per_session = ev.groupBy(S.USER_ID, WINDOW, S.SESSION_ID, INTEREST).agg(
+        F.sum(WEIGHT).alias("raw"), F.count(F.lit(1)).alias(S.N_EVENTS),
+        *[F.sum((F.col(S.EVENT_TYPE) == t).cast("long")).alias(n) for t, n in zip(S.EVENT_TYPES, types)],
+    )
+    raw = per_session.groupBy(S.USER_ID, WINDOW, INTEREST).agg(F.sum("raw").alias("raw"))
+    activity = (
+        per_session.groupBy(S.USER_ID, WINDOW, S.SESSION_ID)
+        .agg(*[F.sum(c).alias(c) for c in [S.N_EVENTS, *types]])
+        .groupBy(S.USER_ID, WINDOW)
+        .agg(F.sum(S.N_EVENTS).alias(S.N_EVENTS),
+             F.count(S.SESSION_ID).alias(N_SESSIONS),  # one row per session; a null id is not counted
+             *[F.sum(c).alias(c) for c in types])
     )
     horizon = decay_horizon(conf.decay)
     # Each window's raw weights flow into the next `horizon` windows, decayed; only the

@@ -32,6 +32,7 @@ from interest_lib.generate.dirt import (
     ARRIVAL_DATE, DIRT_COL, DIRT_KINDS, DUP_COL, LATE_COL, DirtPlan, apply_dirt, plan_dirt,
 )
 from interest_lib.generate.events import format_events, get_context, simulate_user
+from interest_lib.generate.skew import bot_chunk, bot_chunks, make_viral
 from interest_lib.generate.trajectories import KINDS, draw_profile, raw_user_id
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.storage.catalog import REF_PLANTED_MIGRATIONS
@@ -74,6 +75,8 @@ class GenParams:
     dirt_rate: float
     duplicate_rate: float
     late_rate: float
+    bot_events: int = 0
+    viral_item_share: float = 0.0
 
     @classmethod
     def from_conf(cls, g: GenerateConf) -> "GenParams":
@@ -81,8 +84,12 @@ class GenParams:
         for name in ("dirt_rate", "duplicate_rate", "late_rate"):
             if not 0.0 <= getattr(g, name) < 1.0:
                 raise ValueError(f"generate.{name} must be in [0, 1), got {getattr(g, name)}")
+        if not 0.0 <= g.viral_item_share < 1.0:
+            raise ValueError(f"generate.viral_item_share must be in [0, 1), got {g.viral_item_share}")
+        if g.bot_events < 0:
+            raise ValueError(f"generate.bot_events must be >= 0, got {g.bot_events}")
         return cls(g.seed, g.users, g.mean_events_per_user, g.items_per_category, g.start_date,
-                   g.days, g.dirt_rate, g.duplicate_rate, g.late_rate)
+                   g.days, g.dirt_rate, g.duplicate_rate, g.late_rate, g.bot_events, g.viral_item_share)
 
     @property
     def chunk_users(self) -> int:
@@ -106,6 +113,8 @@ def simulate_users(p: GenParams, users: np.ndarray) -> pd.DataFrame:
         prof = draw_profile(p.seed, int(user), ctx.cat, p.days, p.mean_events)
         rng = np.random.default_rng([p.seed, int(user), 1])
         sim = simulate_user(ctx, prof, rng)
+        if p.viral_item_share > 0:  # its own stream: the rest of the user is unchanged
+            make_viral(ctx, sim, p.viral_item_share, np.random.default_rng([p.seed, int(user), 2]))
         plans.append(plan_dirt(rng, len(sim["t"]), p.dirt_rate, p.duplicate_rate, p.late_rate))
         sims.append(sim)
     return apply_dirt(format_events(ctx, users, sims), DirtPlan.concat(plans))
@@ -142,7 +151,23 @@ def events_frame(spark: SparkSession, g: GenerateConf, partitions: int = 0) -> D
             for lo in range(0, len(ids), params.chunk_users):
                 yield simulate_users(params, ids[lo:lo + params.chunk_users])
 
-    return spark.range(0, g.users, numPartitions=n_parts).mapInPandas(gen, GENERATED_EVENT_SCHEMA)
+    users = spark.range(0, g.users, numPartitions=n_parts).mapInPandas(gen, GENERATED_EVENT_SCHEMA)
+    chunks = bot_chunks(params.bot_events)
+    if not chunks:
+        return users
+    return users.unionByName(spark.range(0, chunks, numPartitions=min(chunks, n_parts))
+                             .mapInPandas(lambda batches: _bot(params, batches), GENERATED_EVENT_SCHEMA))
+
+
+def _bot(p: GenParams, batches):
+    """The bot's chunks named by the ids of ``batches`` (clean: no dirt, duplicates or lateness)."""
+    ctx = get_context(p.seed, p.items_per_category, p.start_date, p.days)
+    for batch in batches:
+        for chunk in batch["id"].to_numpy():
+            frame = bot_chunk(ctx, p.seed, int(chunk), p.bot_events, p.viral_item_share)
+            n = len(frame)
+            yield apply_dirt(frame, DirtPlan(np.zeros(n, np.int8), np.zeros(n, np.int64),
+                                             np.zeros(n, bool), np.zeros(n, np.int64)))
 
 
 def profiles_frame(spark: SparkSession, g: GenerateConf, partitions: int = 0) -> DataFrame:

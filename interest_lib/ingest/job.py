@@ -33,7 +33,7 @@ import hashlib
 import hmac
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from pyspark.sql import DataFrame, Observation, SparkSession, Window, functions as F
@@ -43,6 +43,7 @@ from interest_lib import schema as S
 from interest_lib.conf import Config, IngestConf
 from interest_lib.errors import InputError
 from interest_lib.pseudonymise import pseudonymise_col, resolve_key
+from interest_lib.ingest.caps import OVER_CAP, cap_user_days, heavy_items_report, heavy_user_days, heavy_users_report
 from interest_lib.ingest.quarantine import quarantine_record
 from interest_lib.ingest.readers import CORRUPT, RawInput, read_raw, scan_input
 from interest_lib.ingest.validate import REASONS, invalid_utf8, to_events, with_parsed_fields, with_reason
@@ -79,6 +80,19 @@ class IngestReport:
     items_accepted: int
     items_quarantined: int
     skipped: bool = False
+    heavy_users: list = field(default_factory=list)
+    """Users over ``ingest.max_events_per_user_day`` (pseudonymised id, days over the cap, events
+    on those days, events quarantined), most quarantined first."""
+    heavy_items: list = field(default_factory=list)
+    """Items holding at least ``ingest.heavy_item_share`` of the valid events (id, events, share)."""
+
+    def skew_lines(self) -> list[str]:
+        """One line per heavy user (a bot?) and per heavy item, for logs and the CLI."""
+        return ([f"heavy user {u[S.USER_ID]}: {u['events_on_those_days']:,} events on {u['days_over_cap']} "
+                 f"day(s) over the daily cap, {u['quarantined']:,} quarantined ({OVER_CAP})"
+                 for u in self.heavy_users]
+                + [f"heavy item {i[S.ITEM_ID]}: {i['events']:,} valid events ({i['share']:.1%})"
+                   for i in self.heavy_items])
 
     def summary(self) -> str:
         """One human-readable line with the four counts."""
@@ -94,6 +108,7 @@ def output_settings(conf: IngestConf, key: bytes) -> dict:
         "item_columns": dict(sorted(conf.item_columns.items())), "csv_header": conf.csv_header,
         "max_future_skew_minutes": conf.max_future_skew_minutes,
         "min_event_date": conf.min_event_date,
+        "max_events_per_user_day": conf.max_events_per_user_day,
         "key": hmac.new(key, b"interest-ingest-run-id", hashlib.sha256).hexdigest()[:16],
     }
 
@@ -260,12 +275,20 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         raw = read_raw(spark, events_in, S.RAW_FIELDS, columns=conf.ingest.columns,
                        required=S.REQUIRED_RAW_FIELDS, csv_header=conf.ingest.csv_header)
         items_raw = _read_items(spark, conf, items_in)
-        checked = check_records(raw, now, conf.ingest).persist(StorageLevel.MEMORY_AND_DISK)
+        base_checked = check_records(raw, now, conf.ingest).persist(StorageLevel.MEMORY_AND_DISK)
+        cap = conf.ingest.max_events_per_user_day
+        heavy = heavy_user_days(base_checked, cap).persist() if cap > 0 else None
+        checked = cap_user_days(base_checked, cap, heavy)
         reason_rows = checked.groupBy(S.REASON).count().collect()
         reasons = {r[S.REASON]: r["count"] for r in reason_rows if r[S.REASON] is not None}
         rows_in = sum(r["count"] for r in reason_rows)
         n_valid = rows_in - sum(reasons.values())
         counts.update(rows_in=rows_in, valid=n_valid, invalid=rows_in - n_valid)
+    with timer.stage("skew report") as counts:
+        heavy_users = (heavy_users_report(heavy, cap, conf.ingest.report_heavy, key)
+                       if heavy is not None and reasons.get(OVER_CAP) else [])
+        heavy_items = heavy_items_report(checked, conf.ingest.heavy_item_share, conf.ingest.report_heavy, n_valid)
+        counts.update(heavy_users=len(heavy_users), heavy_items=len(heavy_items))
     try:
         if rows_in == 0:
             raise NothingAcceptedError(f"{path}: the {len(events_in.files)} input file(s) hold no records")
@@ -299,13 +322,15 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
                 seen_valid, duplicates = seen.get["valid"], seen.get["duplicates"]
             counts.update(accepted=accepted, duplicates_removed=duplicates)
     finally:
-        checked.unpersist()
+        base_checked.unpersist()
+        if heavy is not None:
+            heavy.unpersist()
     with timer.stage("items") as counts:
         items_ok, items_bad = _ingest_items(items_raw, tables, batch, now, txn)
         counts.update(items=items_ok, items_quarantined=items_bad)
 
     report = IngestReport(run_id, batch, rows_in, accepted, quarantined, duplicates,
-                          reasons, items_ok, items_bad)
+                          reasons, items_ok, items_bad, heavy_users=heavy_users, heavy_items=heavy_items)
     if report.rows_in != report.accepted + report.quarantined + report.duplicates_removed \
             or report.quarantined != sum(reasons.values()) or seen_valid != n_valid:
         raise IngestAccountingError(f"ingest accounting broken: {report.summary()}; valid rows "
@@ -313,4 +338,6 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
     log.info("ingest: %s", report.summary())
     for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
         log.info("  quarantined %-22s %s", reason, f"{n:,}")
+    for line in report.skew_lines():
+        log.warning("ingest: %s", line)
     return report

@@ -41,6 +41,8 @@ REASONS = {
     "non_finite_price": "price is infinite or NaN, or too large for a double (1e400)",
     "malformed_price": "price is not a number",
     "negative_price": "price is negative",
+    "user_day_over_cap": "more than ingest.max_events_per_user_day valid events of one user on one UTC day "
+                         "(a bot or a replayed feed); the earliest of the day are kept (batch ingest only)",
     "late_event": "event_time is before the stream's watermark (the latest event time in bronze.events "
                   "minus stream.watermark_minutes): later than the stream waits for (interest stream only)",
 }

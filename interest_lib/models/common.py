@@ -186,8 +186,10 @@ class EventEncoder(nn.Module):
         self.has_text = text_matrix is not None
         if self.has_text:
             items, texts = (torch.as_tensor(np.asarray(m, dtype=np.float32)) for m in text_matrix)
-            self.register_buffer("item_text", items)   # frozen, saved with the model
-            self.register_buffer("event_text", texts)
+            # Frozen tables: not in state_dict (so never in a checkpoint); the run store keeps them
+            # once (inputs.npz while training, the model record's "frozen" entry once finished).
+            self.register_buffer("item_text", items, persistent=False)
+            self.register_buffer("event_text", texts, persistent=False)
             self.text_proj = nn.Linear(items.shape[1], dim)
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)

@@ -31,13 +31,24 @@ def load_trained(path, device: str = "cpu"):
     record = load_record(path, map_location=device)
     params = model_spec(record["model_name"]).params(**record["params"])
     sizes = InputSizes(**record["sizes"])
-    text = None
-    if record["text_dim"]:  # shapes only: the saved buffers hold the values
-        text = (np.zeros((sizes.items + 1, record["text_dim"]), np.float32),
-                np.zeros((sizes.texts + 1, record["text_dim"]), np.float32))
+    state = dict(record["state_dict"])
+    text = frozen_text(record)
+    # Records written before the frozen tables left the state dict hold them as buffers there.
+    legacy = [state.pop(k) for k in ("encoder.item_text", "encoder.event_text") if k in state]
+    if text is None and len(legacy) == 2:
+        text = tuple(t.cpu().numpy() for t in legacy)
     model = build_model(record["model_name"], params, sizes, text)
-    model.load_state_dict(record["state_dict"])
+    model.load_state_dict(state)
     return model.to(device).eval(), record
+
+
+def frozen_text(record: dict):
+    """The (item vectors, event-text vectors) a model record carries once, outside its
+    state dict (``record["frozen"]``), as numpy arrays; None for a model without text."""
+    frozen = record.get("frozen") or {}
+    if "item_text" not in frozen:
+        return None
+    return frozen["item_text"].cpu().numpy(), frozen["event_text"].cpu().numpy()
 
 
 def predict_arrays(model, arrays: dict, batch_size: int = 1024, device: Optional[str] = None) -> dict:

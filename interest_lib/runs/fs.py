@@ -177,6 +177,30 @@ def remove_tree(location: str) -> None:
         fs.rm(path, recursive=True)
 
 
+def remove(location: str) -> None:
+    """Delete the file ``location`` (nothing when absent)."""
+    if is_local(location):
+        try:
+            os.remove(canonical(location))
+        except FileNotFoundError:
+            pass
+        return
+    fs, path = _fs(location)
+    if fs.exists(path):
+        fs.rm(path)
+
+
+def tree_size(location: str) -> int:
+    """Bytes of all files under the folder ``location`` (0 when absent)."""
+    if is_local(location):
+        total = 0
+        for folder, _dirs, files in os.walk(canonical(location)):
+            total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
+        return total
+    fs, path = _fs(location)
+    return int(fs.du(path)) if fs.exists(path) else 0
+
+
 def local_copy(location: str, folder: str) -> str:
     """A local path holding the file at ``location``: itself when local, else a download into
     ``folder`` (for libraries that only take local paths, e.g. MLflow artifacts)."""

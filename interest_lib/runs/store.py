@@ -2,10 +2,16 @@
 
     <train.store>/<run_id>/
         lineage.json          which table (location) and version, conf, code version, input sizes
-        inputs.npz            frozen text-embedding matrices aligned with ref.vocab (optional)
-        checkpoints/epoch-NNN.pt   model + optimizer + early-stopping state after each epoch
+        inputs.npz            frozen text-embedding matrices aligned with ref.vocab (optional),
+                              built from the ref tables at the versions lineage.json records;
+                              removed once the run is finished (model.pt carries them)
+        checkpoints/epoch-NNN.pt   model + optimizer + early-stopping state after the newest epoch
+                              (older ones are deleted; all once the run is finished). The frozen
+                              tables are not in it: it references inputs.npz by SHA-256
         epochs.jsonl          one line of metrics per finished epoch (rank 0)
-        model.pt              the final (best-validation) weights with their lineage
+        model.pt              the final (best-validation) weights with their lineage, and the
+                              frozen text tables once, outside the state dict (self-contained:
+                              scoring ships it to executors, MLflow logs it)
         mlflow.json           the MLflow run and model URI, when tracking is on
     <train.store>/latest-<task>.json   pointer to the newest published run of each task
 
@@ -80,6 +86,24 @@ class RunStore:
         found = sorted(fs.glob(fs.join(self.checkpoints, "epoch-*.pt")),
                        key=lambda p: int(re.findall(r"epoch-(\d+)\.pt$", p)[0]))
         return found[-1] if found else None
+
+    def prune_checkpoints(self, keep: str) -> None:
+        """Delete every checkpoint but ``keep`` (resume only ever reads the newest)."""
+        for path in fs.glob(fs.join(self.checkpoints, "epoch-*.pt")):
+            if fs.canonical(path) != fs.canonical(keep):
+                fs.remove(path)
+
+    def prune_finished(self) -> None:
+        """Once ``model.pt`` is written, drop what only resume needed: the checkpoints and
+        inputs.npz (the model record carries the frozen tables). A no-op before that."""
+        if not self.finished():
+            return
+        fs.remove_tree(self.checkpoints)
+        fs.remove(self.inputs)
+
+    def size_bytes(self) -> int:
+        """Bytes the run keeps in the store (all its files)."""
+        return fs.tree_size(self.root)
 
     def finished(self) -> bool:
         """True once the final model is written."""

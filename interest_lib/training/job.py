@@ -53,6 +53,8 @@ class TrainReport:
     skipped: bool = False
     resumed_from: Optional[str] = None
     mlflow_model_uri: Optional[str] = None
+    store_bytes: int = 0
+    """Bytes the run keeps in the run store once finished (model.pt, lineage, logs)."""
 
 
 def input_sizes(tables: Tables, top_k: int, session_gap_minutes: Optional[float] = None) -> InputSizes:
@@ -174,27 +176,36 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
     if store.finished():
         log.info("train %s: run %s already finished (use --fresh to retrain)", model_name, store.run_id)
         write_latest(store_root, task, store, model_name, version)
+        store.prune_finished()
         return _report(model_name, store, version, 0.0, skipped=True)
 
     sizes = input_sizes(tables, conf.features.top_k, conf.sessionize.gap_minutes)
     params = getattr(conf.models, model_name)
     store.create()
+    frozen_tables: dict = {}
     if getattr(params, "use_text", False) and not store.has_inputs():
         import numpy as np
 
+        frozen_tables = {name: tables.version(name) for name in (REF_VOCAB, REF_ITEM_EMBEDDINGS, REF_TEXT_EMBEDDINGS)
+                         if tables.exists(name)}
         text = text_matrices(tables, sizes)
         if text is not None:
             fs.write_with(store.inputs, lambda fh: np.savez(fh, items=text[0], texts=text[1]))
         else:
+            frozen_tables = {}
             log.warning("train %s: no text embeddings found; training without text", model_name)
     lineage = {
         "run_id": store.run_id, "model": model_name, "task": task,
         "table": GOLD_TRAINING_SEQUENCES, "table_path": table_path,
         "table_version": version, "code_version": code_version(), "sizes": dataclasses.asdict(sizes),
+        # the ref tables (and versions) inputs.npz was built from: checkpoints reference them
+        "frozen_tables": frozen_tables,
         "conf": conf.to_dict(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if not fs.exists(store.lineage):
         write_json(store.lineage, lineage)
+    else:  # a resumed run: its frozen tables are the ones recorded when it started
+        lineage["frozen_tables"] = store.read_lineage().get("frozen_tables", {})
     use_gpu = resolve_gpu(conf, spark)
     t = conf.train
     backend = make_backend(t.backend, t.num_processes, t.local_mode, use_gpu)
@@ -208,6 +219,7 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
     result = backend.launch(train_worker, job)
     seconds = time.perf_counter() - started
     write_latest(store_root, task, store, model_name, version)  # publish: evaluate and score use it
+    store.prune_finished()  # checkpoints and inputs.npz served resume only; model.pt has the rest
     for record in result["history"]:
         log.info("train %s epoch %d: %s", model_name, record["epoch"], record)
     from interest_lib.tracking import log_training_run
@@ -224,4 +236,4 @@ def _report(model_name: str, store: RunStore, version: int, seconds: float, skip
     return TrainReport(model=model_name, run_id=store.run_id, store=store.root, table_version=version,
                        epochs_run=len(record["history"]), best_validation=float(record["best"]),
                        seconds=round(seconds, 1), skipped=skipped, resumed_from=resumed_from,
-                       mlflow_model_uri=uri)
+                       mlflow_model_uri=uri, store_bytes=store.size_bytes())

@@ -64,8 +64,13 @@ def _to_device(batch: dict, device) -> dict:
 
 
 def load_text_matrix(store: RunStore):
-    """The (item vectors, event-text vectors) pair saved by the driver, or None."""
+    """The (item vectors, event-text vectors) pair saved by the driver (or, once the run is
+    finished and inputs.npz pruned, the copy its model record carries), or None."""
     if not store.has_inputs():
+        if store.finished():
+            from interest_lib.models.inference import frozen_text
+
+            return frozen_text(load_record(store.model))
         return None
     import io
 
@@ -94,9 +99,11 @@ def train_worker(job: TrainJob) -> dict:
     model = build_model(job.model_name, job.params, job.sizes, text).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
     state = {"epoch": -1, "best": float("inf"), "best_state": None, "bad_epochs": 0, "history": [], "stopped": False}
+    frozen_ref = frozen_reference(store, job.lineage)
     resumed_from = store.latest_checkpoint()
     if resumed_from:
         ckpt = load_record(resumed_from, map_location=device)
+        check_frozen_reference(resumed_from, ckpt.get("frozen"), frozen_ref)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
@@ -151,8 +158,11 @@ def train_worker(job: TrainJob) -> dict:
         if backend.is_chief:
             print(f"[train {job.model_name}] epoch {epoch + 1}: " + json.dumps(record), flush=True)
             # Checkpoint first: the log line of an epoch is written only once the epoch is saved.
-            atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
-                        store.checkpoint(epoch))
+            # The frozen text tables are not in model.state_dict() (non-persistent buffers): the
+            # checkpoint references inputs.npz by SHA-256 and the ref tables by version instead.
+            atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+                         "frozen": frozen_ref}, store.checkpoint(epoch))
+            store.prune_checkpoints(keep=store.checkpoint(epoch))
             store.append_epoch(record)
         backend.barrier()
 
@@ -161,11 +171,38 @@ def train_worker(job: TrainJob) -> dict:
                      "params": dataclasses.asdict(job.params), "sizes": dataclasses.asdict(job.sizes),
                      "text_dim": text[0].shape[1] if text is not None else 0,
                      "state_dict": state["best_state"] or model.state_dict(),
-                     "history": state["history"], "best": state["best"], "lineage": job.lineage},
+                     "history": state["history"], "best": state["best"], "lineage": job.lineage,
+                     # once, outside the state dict: model.pt stays self-contained for scoring
+                     "frozen": ({} if text is None else
+                                {"item_text": torch.as_tensor(text[0]), "event_text": torch.as_tensor(text[1])})},
                     store.model)
     backend.barrier()
     backend.shutdown()
     return {"history": state["history"], "best": state["best"], "resumed_from": resumed_from}
+
+
+def frozen_reference(store: RunStore, lineage: dict) -> dict:
+    """What a checkpoint records instead of the frozen text tables: the SHA-256 of the run's
+    inputs.npz and the ref table versions it was built from (``lineage["frozen_tables"]``)."""
+    if not store.has_inputs():
+        return {}
+    from interest_lib.runs.store import file_sha256
+
+    return {"inputs_sha256": file_sha256(store.inputs), "tables": dict(lineage.get("frozen_tables") or {})}
+
+
+def check_frozen_reference(checkpoint: str, saved, current: dict) -> None:
+    """Refuse to resume from ``checkpoint`` when the frozen tables it was trained with are not
+    the ones the run store holds now (a resumed model would silently read other embeddings).
+
+    Raises:
+        ValueError: naming the checkpoint and both references.
+    """
+    if saved is None:  # written before checkpoints referenced their frozen tables
+        return
+    if saved.get("inputs_sha256") != current.get("inputs_sha256"):
+        raise ValueError(f"{checkpoint} was trained with frozen text tables {saved or 'none'}, but the run "
+                         f"store now holds {current or 'none'}: rerun with --fresh")
 
 
 def write_epochs_log(path: str, history: list[dict]) -> None:

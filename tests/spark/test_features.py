@@ -217,3 +217,37 @@ def test_featurize_rerun_on_the_same_events_writes_no_new_training_sequences(spa
     tables.write(events(spark, rows), SILVER_EVENTS_SESSIONIZED, mode="overwrite")
     assert run_featurize(spark, tmp_conf, tables, embed=False).sequences_written
     assert tables.version(GOLD_TRAINING_SEQUENCES) == version + 1
+
+
+@pytest.mark.parametrize("step", [7, 2])
+def test_profile_activity_from_per_session_rows_equals_counting_the_events(spark, conf, step):
+    """build_profiles aggregates the events once per (user, window, session, interest): its
+    counts and weights equal those counted straight from the events (countDistinct of sessions,
+    per-type sums, weights), for tumbling and sliding windows, sessions over several interests
+    and a session that crosses a window boundary."""
+    from interest_lib.features.profiles import weighted_window_events
+
+    conf.features.step_days = step
+    rows = [("u", at(0, 6, 23, 50), "c1", "view"), ("u", at(0, 6, 23, 55), "c2", "click"),
+            ("u", at(0, 6, 23, 58), "c1", "cart")]
+    rows += [(u, at(w, d, h), c, t) for u in ("u", "v") for w in range(2) for d in (0, 3) for h in (9, 18)
+             for c, t in (("c1", "view"), ("c2", "search"), ("c1", "purchase"), ("c3", "review"))]
+    ev = events(spark, rows).withColumn(  # the late-Sunday session runs past midnight into week 1
+        S.SESSION_ID, F.when(F.col(S.EVENT_TIME) >= at(0, 6, 23), F.lit("s_cross")).otherwise(F.col(S.SESSION_ID)))
+    ev = ev.unionByName(ev.filter(F.col(S.EVENT_TIME) == at(0, 6, 23, 58))
+                        .withColumn(S.EVENT_TIME, F.lit(at(1, 0, 0, 5))).withColumn(S.EVENT_ID, F.lit("late")))
+    got = {(r.user_id, r.window): r for r in build_profiles(ev, conf.features).collect()}
+    w = weighted_window_events(ev, conf.features)
+    want = w.groupBy(S.USER_ID, "window").agg(
+        F.count(F.lit(1)).alias("n_events"), F.countDistinct(S.SESSION_ID).alias("n_sessions"),
+        *[F.sum((F.col(S.EVENT_TYPE) == t).cast("long")).alias(f"n_{t}") for t in S.EVENT_TYPES]).collect()
+    raw = {(r.user_id, r.window, r.interest): r.w for r in
+           w.groupBy(S.USER_ID, "window", "interest").agg(F.sum("weight").alias("w")).collect()}
+    assert len(got) == len(want) >= 4
+    for r in want:
+        g = got[(r.user_id, r.window)]
+        assert g.asDict() | r.asDict() == g.asDict(), (r.user_id, r.window)
+        total = sum(v for (u, k, _), v in raw.items() if (u, k) == (r.user_id, r.window))
+        shares = {c: v / total for (u, k, c), v in raw.items() if (u, k) == (r.user_id, r.window)}
+        assert dict(zip(g.window_categories, g.window_shares)) == pytest.approx(shares)
+    assert any(g.n_sessions >= 2 for g in got.values())

@@ -1,0 +1,83 @@
+"""Skewed data: a bot over the per-user daily cap is quarantined with a counted reason (the
+earliest events of its day kept, nothing lost), the ingest report names it (pseudonymised) and a
+viral item; the generator's bot and viral item go through ingest and sessionize."""
+
+import json
+
+import pytest
+from pyspark.sql import functions as F
+
+from interest_lib import schema as S
+from interest_lib.generate import run_generate
+from interest_lib.generate.events import get_context
+from interest_lib.generate.skew import BOT_USER, viral_item
+from interest_lib.ingest.caps import OVER_CAP
+from interest_lib.ingest.pseudonymise import pseudonymise_py
+from interest_lib.sessions import run_sessionize
+from interest_lib.storage.catalog import BRONZE_EVENTS, BRONZE_QUARANTINE, SILVER_EVENTS_SESSIONIZED
+from tests.spark.test_ingest import KEY, ev, ingest, write_raw
+
+pytestmark = pytest.mark.spark
+
+
+def test_a_bot_over_the_daily_cap_is_quarantined_with_its_reason_and_reported(spark, tmp_conf, tables, tmp_path):
+    bot_day1 = [ev(f"b{k:02d}", user="bot", item="viral", ts=f"2026-01-05T10:{59 - k:02d}:00Z") for k in range(12)]
+    bot_day2 = [ev(f"c{k}", user="bot", item="viral", ts=f"2026-01-06T0{k}:00:00Z") for k in range(3)]
+    bot_bad = [ev("bad", user="bot", ts="2026-01-05T09:00:00Z", price=-1)]  # invalid: not counted by the cap
+    people = [ev("p1", user="u1", item="i1"), ev("p2", user="u2", item="i2", ts="2026-01-05T10:30:00Z"),
+              ev("p3", user="u3", item="i3")]
+    raw = tmp_path / "raw" / "events"
+    write_raw(raw / "arrival_date=2026-01-05", "a.json", bot_day1 + bot_bad + people + [people[0]])
+    write_raw(raw / "arrival_date=2026-01-06", "b.json", bot_day2)
+    tmp_conf.ingest.max_events_per_user_day = 5
+    tmp_conf.ingest.heavy_item_share = 0.5
+    report = ingest(spark, tmp_conf, tables)
+
+    # Nothing vanishes: 20 records = 3 + 5 + 3 accepted, 7 over the cap + 1 bad, 1 duplicate.
+    assert (report.rows_in, report.accepted, report.quarantined, report.duplicates_removed) == (20, 11, 8, 1)
+    assert report.reasons == {OVER_CAP: 7, "negative_price": 1}
+    # The earliest five of the bot's day are kept (event times 10:48 .. 10:52 are b11 .. b07).
+    kept = {r.event_id for r in tables.read(BRONZE_EVENTS).collect()}
+    assert kept == {"p1", "p2", "p3", "c0", "c1", "c2"} | {f"b{k:02d}" for k in range(7, 12)}
+    over = [json.loads(r.raw_record)["event_id"] for r in
+            tables.read(BRONZE_QUARANTINE).filter(F.col(S.REASON) == OVER_CAP).collect()]
+    assert sorted(over) == [f"b{k:02d}" for k in range(7)]
+    # The report names the bot as bronze.events does (pseudonymised) and the viral item.
+    assert report.heavy_users == [{S.USER_ID: pseudonymise_py("bot", KEY.encode()), "days_over_cap": 1,
+                                   "events_on_those_days": 12, "quarantined": 7}]
+    # (items are counted over the valid events after the cap: 5 + 3 of the bot)
+    assert [(i[S.ITEM_ID], i["events"]) for i in report.heavy_items] == [("viral", 8)]
+    assert any("heavy user" in line and "7 quarantined" in line for line in report.skew_lines())
+
+
+def test_the_cap_off_keeps_every_valid_event(spark, tmp_conf, tables, tmp_path):
+    raw = tmp_path / "raw" / "events"
+    write_raw(raw / "arrival_date=2026-01-05", "a.json",
+              [ev(f"b{k:02d}", user="bot", ts=f"2026-01-05T10:{k:02d}:00Z") for k in range(12)])
+    tmp_conf.ingest.max_events_per_user_day = 0
+    report = ingest(spark, tmp_conf, tables)
+    assert (report.accepted, report.quarantined, report.heavy_users) == (12, 0, [])
+
+
+def test_generated_bot_and_viral_item_go_through_ingest_and_sessionize(spark, tmp_conf, tables):
+    g = tmp_conf.generate
+    g.users, g.mean_events_per_user, g.days, g.bot_events, g.viral_item_share = 40, 30, 14, 3000, 0.2
+    g.partitions = 2
+    tmp_conf.ingest.max_events_per_user_day = 100
+    stats = run_generate(spark, tmp_conf, tables)
+    report = ingest(spark, tmp_conf, tables)
+    assert report.rows_in == stats["events_written"]
+    assert report.rows_in == report.accepted + report.quarantined + report.duplicates_removed
+    # The bot: 3000 events over 14 days (~214 a day), at most 100 a day kept, the rest counted.
+    bot = report.heavy_users[0]
+    assert bot[S.USER_ID] == pseudonymise_py(BOT_USER, KEY.encode())
+    assert bot["days_over_cap"] == 14 and report.reasons[OVER_CAP] == bot["quarantined"]
+    assert bot["events_on_those_days"] - bot["quarantined"] == 14 * 100
+    # The viral item holds about a fifth of the valid events, and the report shows it.
+    ctx = get_context(g.seed, g.items_per_category, g.start_date, g.days)
+    viral = ctx.cat.item_ids[viral_item(ctx)[0]]
+    assert report.heavy_items[0][S.ITEM_ID] == viral and 0.17 < report.heavy_items[0]["share"] < 0.23
+    run_sessionize(spark, tmp_conf, tables)
+    sessionized = tables.read(SILVER_EVENTS_SESSIONIZED)
+    assert sessionized.count() == report.accepted
+    assert sessionized.filter(F.col(S.USER_ID) == bot[S.USER_ID]).count() == 14 * 100
