@@ -109,12 +109,16 @@ class TrainTask(Task):
                             help="migration | evolution (the configured model of that task) or a "
                                  "registered model name, e.g. migration_augru (default: migration)")
         parser.add_argument("--fresh", action="store_true", help="discard this run's checkpoints and retrain")
+        parser.add_argument("--warm-start", action="store_true",
+                            help="continue the latest run of the task on the table's newer version for "
+                                 "train.warm_start_epochs (stops if the model code, input contract or "
+                                 "vocabulary cannot be matched; added categories are mapped by key)")
 
     def launch(self):
         from interest_lib.training.job import run_train
 
         report = run_train(self.spark, self.conf, self.tables, **_model_choice(self.args.model),
-                           fresh=self.args.fresh)
+                           fresh=self.args.fresh, warm_start=self.args.warm_start)
         state = "already trained" if report.skipped else f"{report.epochs_run} epochs in {report.seconds:.1f} s"
         print(f"train {report.model}: run {report.run_id} ({state}), best validation "
               f"{report.best_validation:.4f}, model at {report.store}/model.pt")

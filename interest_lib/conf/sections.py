@@ -254,6 +254,9 @@ class TrainConf:
     """auto (CUDA when present) | cpu | cuda."""
     epochs: int = 8
     """Maximum epochs (early stopping may end sooner)."""
+    warm_start_epochs: int = 2
+    """Maximum epochs of a warm start (``interest train --warm-start``: continue the latest run on
+    a newer table version)."""
     batch_size: int = 128
     """Samples per step per rank."""
     learning_rate: float = 0.003

@@ -86,6 +86,7 @@ LIMITS: dict[str, Limit] = {
     "train.num_processes": _POSITIVE,
     "train.use_gpu": _DEVICE,
     "train.epochs": _POSITIVE,
+    "train.warm_start_epochs": _POSITIVE,
     "train.batch_size": _POSITIVE,
     "train.learning_rate": _POSITIVE,
     "train.weight_decay": Limit(ge=0),

@@ -3,6 +3,8 @@
     <train.store>/<run_id>/
         lineage.json          which table (location) and version, conf, code version, input sizes
         inputs.npz            frozen text-embedding matrices aligned with ref.vocab (optional)
+        vocab.json            id -> key per vocabulary kind (category, item, text) the run was trained on
+        warm_start.pt         a warm-started run's initial weights (``interest train --warm-start``)
         checkpoints/epoch-NNN.pt   model + optimizer + early-stopping state after each epoch
         epochs.jsonl          one line of metrics per finished epoch (rank 0)
         model.pt              the final (best-validation) weights with their lineage
@@ -53,6 +55,16 @@ class RunStore:
     @property
     def inputs(self) -> str:
         return fs.join(self.root, "inputs.npz")
+
+    @property
+    def vocab(self) -> str:
+        """The run's id -> key lists per vocabulary kind (``vocab.json``; warm starts map by key)."""
+        return fs.join(self.root, "vocab.json")
+
+    @property
+    def warm_init(self) -> str:
+        """A warm-started run's initial weights (the base run's, moved to the new ids)."""
+        return fs.join(self.root, "warm_start.pt")
 
     @property
     def checkpoints(self) -> str:
