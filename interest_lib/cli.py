@@ -159,7 +159,8 @@ class ScoreTask(Task):
 
         report = run_score(self.spark, self.conf, self.tables, as_of=self.args.as_of)
         print(f"score as of {report.as_of}: {report.eligible_users:,} users eligible, "
-              f"{report.scored_users:,} scored, {report.recommendation_rows:,} recommendations "
+              f"{report.scored_users:,} scored ({report.cold_start_users:,} on the cold-start path), "
+              f"{report.recommendation_rows:,} recommendations "
               f"(migration: {report.migration}; evolution: {report.evolution})")
         return report
 
