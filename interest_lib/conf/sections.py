@@ -336,13 +336,14 @@ class ScoreConf:
     (interest_lib.scoring.cold_start); false: they are not eligible."""
     cold_start_max_events: int = 50
     """Latest events of a cold user the cold-start path reads."""
-    cold_start_own_weight: float = 0.4
-    """Cold start: weight of the categories the user touched."""
-    cold_start_text_weight: float = 0.3
+    cold_start_own_weight: float = 0.05
+    """Cold start: weight of the categories the user touched (the four cold-start settings:
+    chosen on Complete Journey's validation arrivals by bench/cold_start.py)."""
+    cold_start_text_weight: float = 0.4
     """Cold start: weight of the categories whose item text is close to what the user touched."""
-    cold_start_popularity_weight: float = 0.3
+    cold_start_popularity_weight: float = 0.8
     """Cold start: weight of recent popularity."""
-    cold_start_temperature: float = 0.05
+    cold_start_temperature: float = 0.3
     """Cold start: softmax temperature of the text similarities."""
     cold_start_popularity_days: int = 28
     """Cold start: days before the as-of time whose events make the popularity prior."""

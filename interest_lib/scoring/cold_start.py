@@ -5,7 +5,7 @@ window has none, and before this path was not scored at all. Such a user is scor
 they touched (a handful of events) and what everyone buys:
 
     p(c) = own_weight * share of c among the user's events
-         + text_weight * softmax_c(cos(user vector, category vector) / temperature)
+         + text_weight * softmax_c(cos(user vector, category vector) / temperature + log popularity(c))
          + popularity_weight * recent popularity of c
 
 normalised over the categories (id 0, padding, is never predicted). A category vector is the
@@ -82,7 +82,10 @@ def cold_start_scores(touched: list, vectors: Optional[np.ndarray], popularity: 
         has[0] = False
         user = own @ vectors
         user /= np.maximum(np.linalg.norm(user, axis=1, keepdims=True), 1e-12)
-        logits = np.where(has[None, :], user @ vectors.T / temperature, -np.inf)
+        # The popularity prior times the similarity: text re-ranks what people buy towards what
+        # this user touched, rather than promoting obscure categories that merely read alike.
+        prior = np.log(pop + 1e-3 / cols)
+        logits = np.where(has[None, :], user @ vectors.T / temperature + prior[None, :], -np.inf)
         known = (np.linalg.norm(user, axis=1) > 0) & has.any()
         logits[~known] = 0.0  # no text for this user: no information, not a uniform guess
         text = np.exp(logits - logits.max(1, keepdims=True))
