@@ -119,6 +119,7 @@ def fit(model, task: str, arrays: dict, train_idx: np.ndarray, val_idx: np.ndarr
         model.eval()
         run += 1
         score = validation_score(model, task, arrays, val_idx)
+        print(f"    epoch {epoch + 1}: validation {score:.4f} ({time.perf_counter() - started:.0f}s)", flush=True)
         if score < best - t.min_delta:
             best, bad = score, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -154,7 +155,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-epochs", type=int, default=8)
     parser.add_argument("--warm-epochs", type=int, default=1)
     parser.add_argument("--boot", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (1: on a shared 2-core machine 2 threads ran 10x slower)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 
