@@ -79,6 +79,16 @@ class WarmStartPlan:
     """kind -> keys new in the new vocabulary (start from the fresh initialisation)."""
     new_length: dict = field(default_factory=dict)
     """kind -> rows of the new vocabulary (largest id + 1)."""
+    pairs: dict = field(default_factory=dict)
+    """kind -> (base ids, new ids) to copy, when not every base id has one new id (transfer:
+    several target categories may take one source category's weights; an empty pair copies
+    nothing and the kind keeps the fresh initialisation). Default: (all base ids, ``mapping``)."""
+
+    def copies(self, kind: str, base_rows: int) -> tuple:
+        """(base ids, new ids) whose weights move for ``kind``."""
+        if kind in self.pairs:
+            return self.pairs[kind]
+        return np.arange(base_rows), self.mapping[kind]
 
     def summary(self) -> dict:
         """The lineage entry: base run and table version, and what the vocabulary mapping did."""
@@ -174,11 +184,13 @@ def remap_state(base_state: dict, fresh_state: dict, base_sizes: dict, plan: War
         src, dst = [], []
         for axis, (a, b) in enumerate(zip(old.shape, fresh.shape)):
             kinds = [k for k in VOCAB_KINDS if a == old_len[k] and b == plan.new_length[k]]
-            if len(kinds) > 1 and not all(np.array_equal(plan.mapping[k], plan.mapping[kinds[0]]) for k in kinds):
+            moves = [plan.copies(k, a) for k in kinds]
+            if len(kinds) > 1 and not all(np.array_equal(m[0], moves[0][0]) and np.array_equal(m[1], moves[0][1])
+                                          for m in moves):
                 raise WarmStartError(f"weight {name}: axis {axis} of length {a} could index "
                                      f"{' or '.join(kinds)}; cannot map it unambiguously")
             if kinds:
-                src.append(np.arange(a)), dst.append(plan.mapping[kinds[0]])
+                src.append(np.asarray(moves[0][0], dtype=np.int64)), dst.append(np.asarray(moves[0][1], dtype=np.int64))
             elif a == b:
                 src.append(np.arange(a)), dst.append(np.arange(a))
             else:
