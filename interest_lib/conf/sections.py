@@ -254,7 +254,7 @@ class TrainConf:
     """auto (CUDA when present) | cpu | cuda."""
     epochs: int = 8
     """Maximum epochs (early stopping may end sooner)."""
-    warm_start_epochs: int = 2
+    warm_start_epochs: int = 1
     """Maximum epochs of a warm start (``interest train --warm-start``: continue the latest run on
     a newer table version)."""
     batch_size: int = 128
