@@ -1,7 +1,7 @@
 """Rolling protocol on Complete Journey: frozen vs warm-started vs fully retrained models, week by week.
 
     PYTHONPATH=. python bench/rolling.py --warehouse /tmp/cj/warehouse [--weeks 8] [--boot 1000]
-        [--tasks migration,evolution] [--max-epochs 8] [--warm-epochs 1]
+        [--tasks migration,evolution] [--max-epochs 8] [--warm-epochs 1] [--train-weeks N]
 
 Reads a featurized warehouse's gold.training_sequences (bench/real_data.py builds one). Each
 sample's label week is the user's next active window after its cut-off (from
@@ -154,6 +154,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", default="migration,evolution")
     parser.add_argument("--max-epochs", type=int, default=8)
     parser.add_argument("--warm-epochs", type=int, default=1)
+    parser.add_argument("--train-weeks", type=int, default=0,
+                        help="fit on the samples of the last N label weeks before t-1 only (0: all; the "
+                             "same window for every variant, to fit a slow machine)")
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (1: on a shared 2-core machine 2 threads ran 10x slower)")
@@ -188,11 +191,13 @@ def main(argv=None) -> int:
             return build_model(name, params, sizes, text if getattr(params, "use_text", False) else None)
 
         def data(t):
-            return np.flatnonzero(label <= t - 2), np.flatnonzero(label == t - 1)
+            first = t - 1 - args.train_weeks if args.train_weeks else label.min()
+            return np.flatnonzero((label <= t - 2) & (label >= first)), np.flatnonzero(label == t - 1)
 
         frozen = fresh()
         secs, n = fit(frozen, task, arrays, *data(weeks[0]), args.max_epochs, conf.train)
-        print(f"[{task} {name}] frozen model: {n} epochs in {secs:.0f}s on weeks <= {weeks[0] - 2}", flush=True)
+        print(f"[{task} {name}] frozen model: {n} epochs in {secs:.0f}s on label weeks "
+              f"{label[data(weeks[0])[0]].min()}..{weeks[0] - 2}", flush=True)
         warm = fresh()
         warm.load_state_dict(frozen.state_dict())
         per_week, pooled, users = [], {v: {} for v in ("frozen", "warm", "full")}, []

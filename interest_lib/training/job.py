@@ -184,6 +184,11 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
         if base is None:
             raise WarmStartError(f"--warm-start: no published {task} run under {store_root} to continue; "
                                  f"run `interest train --model {task}` first")
+        if int(base.read_lineage().get("table_version", -1)) == version and base.read_lineage().get("model") == model_name:
+            # A rerun after the warm start finished: the latest run is already on this version.
+            log.info("train %s: the latest %s run %s is already on %s@%d: nothing to warm-start",
+                     model_name, task, base.run_id, GOLD_TRAINING_SEQUENCES, version)
+            return _report(model_name, base, version, 0.0, skipped=True)
     store = RunStore(fs.join(store_root, run_id_for(conf, model_name, table_path, version,
                                                     base.run_id if base else None)))
     if fresh:

@@ -80,6 +80,8 @@ def test_warm_start_continues_the_run_on_the_newer_version(spark, tables, conf):
     assert lineage["warm_start"]["from_run"] == base.run_id and lineage["warm_start"]["from_table_version"] == 0
     assert lineage["warm_start"]["added_categories"] == ["deli"]
     assert latest_run(conf.train.store, "evolution").run_id == warm.run_id  # published
+    again = run_train(spark, conf, tables, model_name="evolution_gru", warm_start=True)
+    assert again.skipped and again.run_id == warm.run_id  # a rerun does nothing
 
     # The warm run starts from the base weights at the new ids (key by key, not by position).
     old = load_record(RunStore(base.store).model)["state_dict"]["transition.weight"]
