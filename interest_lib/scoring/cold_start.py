@@ -113,7 +113,7 @@ def cold_start_predictor(tables, conf, keys: np.ndarray, as_of: dt.datetime) -> 
     """The :class:`ColdStart` of a scoring run: category vectors from ref.items and
     ref.item_embeddings (None when absent), popularity over the ``score.cold_start_popularity_days``
     before ``as_of`` in silver.events_sessionized (all earlier events when that window is empty).
-    Collects one row per item (its category and vector) and one per category to the driver."""
+    Collects one row per category to the driver (vectors are summed per category in Spark)."""
     from pyspark.sql import functions as F
 
     from interest_lib import schema as S
@@ -135,11 +135,15 @@ def cold_start_predictor(tables, conf, keys: np.ndarray, as_of: dt.datetime) -> 
             break
     vectors = None
     if tables.exists(REF_ITEMS) and tables.exists(REF_ITEM_EMBEDDINGS):
-        rows = (tables.read(REF_ITEMS).select(S.ITEM_ID, interest_key(level).alias("k"))
-                .join(tables.read(REF_ITEM_EMBEDDINGS).select(S.ITEM_ID, "embedding"), S.ITEM_ID).collect())
-        if rows:
+        joined = (tables.read(REF_ITEMS).select(S.ITEM_ID, interest_key(level).alias("k"))
+                  .join(tables.read(REF_ITEM_EMBEDDINGS).select(S.ITEM_ID, "embedding"), S.ITEM_ID))
+        first = joined.select(F.size("embedding").alias("d")).first()
+        if first is not None:
+            # Summed per category in Spark: one row per category reaches the driver, not one per item.
+            sums = joined.groupBy("k").agg(F.array(*[F.sum(F.col("embedding")[i]) for i in range(first["d"])]).alias("v"))
+            rows = sums.collect()
             vectors = category_vectors(keys, pd.Series([r["k"] for r in rows]),
-                                       np.asarray([r["embedding"] for r in rows], dtype=np.float64))
+                                       np.asarray([r["v"] for r in rows], dtype=np.float64))
     if vectors is None:
         get_logger(__name__).warning("cold start: no item embeddings (ref.item_embeddings): scoring new users "
                                      "from their own categories and popularity only")
