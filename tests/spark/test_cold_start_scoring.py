@@ -42,7 +42,11 @@ def test_users_without_a_window_are_scored_from_what_they_touched(spark, tmp_con
                            UDF_SCHEMA).toPandas().set_index("user_id")
     assert set(out["scoring_path"]) == {"cold_start"}
     assert list(out.loc["new_runner", "next_categories"])[:2] == ["running shoes", "running socks"]
-    assert list(out.loc["new_parent", "next_categories"])[:2] == ["baby strollers", "cots"]
+    # new_parent: own 0.4 * strollers; text 0.4 * (strollers 0.1, cots 0.8 renormalised: same vector,
+    # the popularity prior decides); popularity 0.2 -> cots 0.516 > strollers 0.464 > the running ones.
+    assert list(out.loc["new_parent", "next_categories"])[:2] == ["cots", "baby strollers"]
+    assert np.allclose(out.loc["new_parent", "next_probs"][:2], [0.2 * 0.8 + 0.4 * 0.8 / 0.9,
+                                                                 0.4 + 0.4 * 0.1 / 0.9 + 0.2 * 0.1], atol=1e-4)
     assert out.loc["new_runner", "explanation"].startswith("new user: 1 event(s) so far in running shoes")
     assert out.loc["new_runner", "rec_categories"][0] == "running shoes"
     assert out["forecast_stage"].isna().all()
