@@ -203,6 +203,7 @@ def main(argv=None) -> int:
               f"{label[data(weeks[0])[0]].min()}..{weeks[0] - 2}", flush=True)
         warm = fresh()
         warm.load_state_dict(frozen.state_dict())
+        warm.eval()  # until its first fit: the frozen model itself (no dropout at test time)
         per_week, pooled, users = [], {v: {} for v in ("frozen", "warm", "full")}, []
         for t in weeks:
             tr, va = data(t)
