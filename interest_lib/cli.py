@@ -111,12 +111,16 @@ class TrainTask(Task):
                             help="migration | evolution (the configured model of that task) or a "
                                  "registered model name, e.g. migration_augru (default: migration)")
         parser.add_argument("--fresh", action="store_true", help="discard this run's checkpoints and retrain")
+        parser.add_argument("--warm-start", action="store_true",
+                            help="continue the latest run of the task on the table's newer version for "
+                                 "train.warm_start_epochs (stops if the model code, input contract or "
+                                 "vocabulary cannot be matched; added categories are mapped by key)")
 
     def launch(self):
         from interest_lib.training.job import run_train
 
         report = run_train(self.spark, self.conf, self.tables, **_model_choice(self.args.model),
-                           fresh=self.args.fresh)
+                           fresh=self.args.fresh, warm_start=self.args.warm_start)
         state = "already trained" if report.skipped else f"{report.epochs_run} epochs in {report.seconds:.1f} s"
         print(f"train {report.model}: run {report.run_id} ({state}), best validation "
               f"{report.best_validation:.4f}, model at {report.store}/model.pt, "
@@ -158,7 +162,8 @@ class ScoreTask(Task):
 
         report = run_score(self.spark, self.conf, self.tables, as_of=self.args.as_of)
         print(f"score as of {report.as_of}: {report.eligible_users:,} users eligible, "
-              f"{report.scored_users:,} scored, {report.recommendation_rows:,} recommendations "
+              f"{report.scored_users:,} scored ({report.cold_start_users:,} on the cold-start path), "
+              f"{report.recommendation_rows:,} recommendations "
               f"(migration: {report.migration}; evolution: {report.evolution})")
         return report
 

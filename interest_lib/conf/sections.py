@@ -269,6 +269,9 @@ class TrainConf:
     """auto (CUDA when present) | cpu | cuda."""
     epochs: int = 8
     """Maximum epochs (early stopping may end sooner)."""
+    warm_start_epochs: int = 1
+    """Maximum epochs of a warm start (``interest train --warm-start``: continue the latest run on
+    a newer table version)."""
     batch_size: int = 128
     """Samples per step per rank."""
     learning_rate: float = 0.003
@@ -343,6 +346,22 @@ class ScoreConf:
     """Categories recommended per user."""
     explore_share: float = 0.3
     """Share of the recommendation slots given to exploration (likely migrations)."""
+    cold_start: bool = True
+    """Score users without a complete window (new users) on the cold-start path
+    (interest_lib.scoring.cold_start); false: they are not eligible."""
+    cold_start_max_events: int = 50
+    """Latest events of a cold user the cold-start path reads."""
+    cold_start_own_weight: float = 0.05
+    """Cold start: weight of the categories the user touched (the four cold-start settings:
+    chosen on Complete Journey's validation arrivals by bench/cold_start.py)."""
+    cold_start_text_weight: float = 0.4
+    """Cold start: weight of the categories whose item text is close to what the user touched."""
+    cold_start_popularity_weight: float = 0.8
+    """Cold start: weight of recent popularity."""
+    cold_start_temperature: float = 0.3
+    """Cold start: softmax temperature of the text similarities."""
+    cold_start_popularity_days: int = 28
+    """Cold start: days before the as-of time whose events make the popularity prior."""
 
 
 @dataclass

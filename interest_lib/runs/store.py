@@ -5,6 +5,8 @@
         inputs.npz            frozen text-embedding matrices aligned with ref.vocab (optional),
                               built from the ref tables at the versions lineage.json records;
                               removed once the run is finished (model.pt carries them)
+        vocab.json            id -> key per vocabulary kind (category, item, text) the run was trained on
+        warm_start.pt         a warm-started run's initial weights (``interest train --warm-start``)
         checkpoints/epoch-NNN.pt   model + optimizer + early-stopping state after the newest epoch
                               (older ones are deleted; all once the run is finished). The frozen
                               tables are not in it: it references inputs.npz by SHA-256
@@ -59,6 +61,16 @@ class RunStore:
     @property
     def inputs(self) -> str:
         return fs.join(self.root, "inputs.npz")
+
+    @property
+    def vocab(self) -> str:
+        """The run's id -> key lists per vocabulary kind (``vocab.json``; warm starts map by key)."""
+        return fs.join(self.root, "vocab.json")
+
+    @property
+    def warm_init(self) -> str:
+        """A warm-started run's initial weights (the base run's, moved to the new ids)."""
+        return fs.join(self.root, "warm_start.pt")
 
     @property
     def checkpoints(self) -> str:

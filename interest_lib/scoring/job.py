@@ -2,7 +2,9 @@
 gold.recommendations.
 
 1. Inputs: one row per user as of ``score.as_of`` (default: the end of the window holding the
-   last event), built by the same code as the training samples (``build_scoring_inputs``).
+   last event), built by the same code as the training samples (``build_scoring_inputs``);
+   users with events but no complete window go the cold-start path
+   (:mod:`interest_lib.scoring.cold_start`, ``score.cold_start``). ``scoring_path`` says which.
 2. Predictors: the newest trained runs (or baselines fitted on the train split), pickled into one
    broadcast; each Python worker rebuilds a model once and keeps it.
 3. ``mapInPandas``: Arrow batches of ``spark.arrow_batch_size`` rows -> tensors in
@@ -37,6 +39,9 @@ from interest_lib.features.windows import ORIGIN, WINDOW, window_index_of
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.models import INPUT_COLUMNS, SEQUENCE_COLUMNS
 from interest_lib.scoring.predictors import Predictor, baseline_predictor, model_predictor
+from interest_lib.scoring.cold_start import (
+    WINDOW_PATH, cold_start_partitions, cold_start_predictor, cold_start_users,
+)
 from interest_lib.scoring.explain import explain_batch
 from interest_lib.sequence_contract import default_session_bucket, new_session_bucket
 from interest_lib.scoring.recommend import recommend
@@ -62,7 +67,7 @@ def _udf_schema() -> str:
         scores.ddl([S.USER_ID, WINDOW, "next_categories", "next_probs", "p_switch", "forecast_categories",
                     "forecast_shares", "forecast_stage"]),
         per_rec(("rec_categories", "category"), ("rec_scores", "score"), ("rec_reasons", "reason")),
-        scores.ddl(["explanation"]), per_rec(("rec_explanations", "explanation"))])
+        scores.ddl(["explanation"]), per_rec(("rec_explanations", "explanation")), scores.ddl(["scoring_path"])])
 
 
 #: What the scoring UDF returns per user (see :func:`_udf_schema`).
@@ -76,6 +81,7 @@ class ScoreReport:
     as_of: str
     eligible_users: int
     scored_users: int
+    cold_start_users: int
     recommendation_rows: int
     migration: str
     evolution: str
@@ -133,7 +139,7 @@ def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, 
                 "forecast_stage": np.where(stage > 0, stage_names[np.clip(stage, 0, len(STAGES))], None),
                 "rec_categories": list(keys[rec_idx]), "rec_scores": list(rec_score),
                 "rec_reasons": list(rec_reason.astype(object)),
-                "explanation": why, "rec_explanations": rec_why,
+                "explanation": why, "rec_explanations": rec_why, "scoring_path": WINDOW_PATH,
             })
     return run
 
@@ -218,7 +224,7 @@ def score_rows(tables: Tables, scored: DataFrame, conf: Config, migration: Predi
                     F.lit(evolution.name).alias("evolution_model"), F.lit(evolution.version).alias("evolution_version"),
                     F.lit(migration.table_version).cast("long").alias("training_table_version"),
                     stamp["score_run_id"].alias("score_run_id"), stamp["scored_at"].alias("scored_at"),
-                    stamp["as_of_date"].alias("as_of_date")))
+                    stamp["as_of_date"].alias("as_of_date"), "scoring_path"))
 
 
 def append_drift(spark: SparkSession, conf: Config, tables: Tables, migration: Predictor,
@@ -266,11 +272,22 @@ def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional
     with timer.stage("inputs") as c:
         inputs = build_scoring_inputs(events, tables.read(SILVER_USER_INTEREST_WINDOWS), tables.read(REF_VOCAB), conf, when)
         inputs = inputs.localCheckpoint()
-        eligible = inputs.count()
-        c.update(eligible_users=eligible)
+        eligible = window_users = inputs.count()
+        cold = None
+        if conf.score.cold_start:
+            cold = cold_start_users(events, inputs, conf, when).localCheckpoint()
+            eligible += cold.count()
+        c.update(eligible_users=eligible, cold_start_users=eligible - window_users)
     with timer.stage("predict") as c:
+        keys = category_keys(tables)
         broadcast = spark.sparkContext.broadcast((migration, evolution))
-        scored = score_inputs(inputs, broadcast, category_keys(tables), conf).localCheckpoint()
+        scored = score_inputs(inputs, broadcast, keys, conf)
+        if cold is not None:
+            s = conf.score
+            cold_model = spark.sparkContext.broadcast(cold_start_predictor(tables, conf, keys, when))
+            scored = scored.unionByName(cold.mapInPandas(cold_start_partitions(
+                cold_model, keys, s.top_k, s.forecast_k, s.recommendations, s.explore_share), UDF_SCHEMA))
+        scored = scored.localCheckpoint()
         c.update(scored=scored.count())
     stamp = score_stamps(when, score_run)
     with timer.stage("write") as c:
@@ -292,6 +309,7 @@ def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional
     with timer.stage("drift"):
         drift = append_drift(spark, conf, tables, migration, evolution)
         log.info("drift: %s", drift)
-    return ScoreReport(as_of=str(when), eligible_users=eligible, scored_users=n_scored, recommendation_rows=n_recs,
+    return ScoreReport(as_of=str(when), eligible_users=eligible, scored_users=n_scored,
+                       cold_start_users=eligible - window_users, recommendation_rows=n_recs,
                        migration=f"{migration.name} {migration.version}", evolution=f"{evolution.name} {evolution.version}",
                        scores_version=written.version, recommendations_version=rec_written.version, drift=drift)

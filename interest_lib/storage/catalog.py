@@ -47,7 +47,7 @@ TABLES = {
     GOLD_TRAINING_SEQUENCES: "fixed-length model inputs and labels per user and cut-off, split by time",
     REF_ITEM_EMBEDDINGS: "one sentence vector per item (title + description), keyed by item_id",
     REF_TEXT_EMBEDDINGS: "one sentence vector per distinct event text (search, review), keyed by text_hash",
-    GOLD_USER_INTEREST_SCORES: "per user and as-of date: top next categories, P(switch), next-window forecast and its stage, current interests with stages, model versions",
+    GOLD_USER_INTEREST_SCORES: "per user and as-of date: top next categories, P(switch), next-window forecast and its stage, current interests with stages, model versions, scoring_path (window: the models on the user's windows | cold_start: a user without a complete window)",
     GOLD_RECOMMENDATIONS: "per user and as-of date: ranked categories, each marked exploit (current / forecast interest) or explore (likely migration)",
     GOLD_MIGRATION_ALERTS: "per user, window and new top interest: a migration already visible on the current, partial window (interest stream), with when it was first seen",
     GOLD_MODEL_METRICS: "per evaluation: every baseline's and model's test metrics (HR, NDCG, MRR, JS, stage accuracy) with user-clustered bootstrap 95% CIs; plus drift rows (series = drift): the served model and the best baseline on each latest complete week, appended by every scoring run",
@@ -138,7 +138,10 @@ CONTRACTS: dict[str, TableContract] = {
         ("explanation", "string"), ("migration_model", "string"), ("migration_version", "string"),
         ("evolution_model", "string"), ("evolution_version", "string"),
         ("training_table_version", "bigint"), ("score_run_id", "string"), ("scored_at", "timestamp"),
-        ("as_of_date", "date")), partition_by=("as_of_date",), keys=("user_id", "as_of_date")),
+        ("as_of_date", "date"),
+        # added later (schema evolution): window (the models) | cold_start (scoring/cold_start.py)
+        ("scoring_path", "string")),
+        partition_by=("as_of_date",), keys=("user_id", "as_of_date"), added=("scoring_path",)),
     GOLD_RECOMMENDATIONS: TableContract((
         ("user_id", "string"), ("as_of", "timestamp"), ("rank", "int"), ("category", "string"),
         ("score", "float"), ("reason", "string"), ("explanation", "string"), ("score_run_id", "string"),

@@ -33,7 +33,7 @@ from interest_lib.training.backend import BackendError, make_backend
 from interest_lib.training.loop import TrainJob, train_worker
 from interest_lib.runs import fs
 from interest_lib.runs.store import (
-    RunStore, load_record, read_json, training_run_id, write_json, write_latest,
+    RunStore, atomic_save, latest_run, load_record, read_json, training_run_id, write_json, write_latest,
 )
 
 log = get_logger(__name__)
@@ -145,20 +145,28 @@ def model_fingerprint(model_name: str) -> str:
     return digest.hexdigest()[:12]
 
 
-def run_id_for(conf: Config, model_name: str, table_location: str, version: int) -> str:
+def run_id_for(conf: Config, model_name: str, table_location: str, version: int,
+               warm_start_from: Optional[str] = None) -> str:
     """``<model>-v<table version>-<hash of the table's location and version, hyper-parameters,
-    training settings, model code>`` (:func:`~interest_lib.runs.store.training_run_id`)."""
+    training settings, model code>`` (:func:`~interest_lib.runs.store.training_run_id`); a warm
+    start also hashes the run it continues (``-warm`` is added to a fixed ``run.run_id``)."""
     if conf.run.run_id:
-        return f"{conf.run.run_id}-{model_name}"
+        return f"{conf.run.run_id}-{model_name}" + ("-warm" if warm_start_from else "")
     settings = {"params": dataclasses.asdict(getattr(conf.models, model_name)),
                 "train": {k: v for k, v in dataclasses.asdict(conf.train).items() if k != "store"},
                 "code": model_fingerprint(model_name)}
+    if warm_start_from:
+        settings["warm_start_from"] = warm_start_from
     return training_run_id(model_name, table_location, version, settings)
 
 
 def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Optional[str] = None,
-              task: str = "migration", fresh: bool = False) -> TrainReport:
-    """Train ``model_name`` (default: the configured model of ``task``) and return its report."""
+              task: str = "migration", fresh: bool = False, warm_start: bool = False) -> TrainReport:
+    """Train ``model_name`` (default: the configured model of ``task``) and return its report.
+
+    ``warm_start``: continue the latest published run of the task on the table's current
+    (newer) version for ``train.warm_start_epochs`` (:mod:`interest_lib.training.warm_start`;
+    raises :class:`~interest_lib.training.warm_start.WarmStartError` naming what differs)."""
     if not model_name:
         model_name = conf.train.migration_model if task == "migration" else conf.train.evolution_model
         if model_task(model_name) != task:
@@ -170,7 +178,21 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
     version = tables.version(GOLD_TRAINING_SEQUENCES)
     table_path = tables.path(GOLD_TRAINING_SEQUENCES)
     store_root = fs.canonical(conf.train.store)
-    store = RunStore(fs.join(store_root, run_id_for(conf, model_name, table_path, version)))
+    base = None
+    if warm_start:
+        from interest_lib.training.warm_start import WarmStartError
+
+        base = latest_run(store_root, task)
+        if base is None:
+            raise WarmStartError(f"--warm-start: no published {task} run under {store_root} to continue; "
+                                 f"run `interest train --model {task}` first")
+        if int(base.read_lineage().get("table_version", -1)) == version and base.read_lineage().get("model") == model_name:
+            # A rerun after the warm start finished: the latest run is already on this version.
+            log.info("train %s: the latest %s run %s is already on %s@%d: nothing to warm-start",
+                     model_name, task, base.run_id, GOLD_TRAINING_SEQUENCES, version)
+            return _report(model_name, base, version, 0.0, skipped=True)
+    store = RunStore(fs.join(store_root, run_id_for(conf, model_name, table_path, version,
+                                                    base.run_id if base else None)))
     if fresh:
         store.remove()
     if store.finished():
@@ -181,8 +203,18 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
 
     sizes = input_sizes(tables, conf.features.top_k, conf.sessionize.gap_minutes)
     params = getattr(conf.models, model_name)
+    from interest_lib.training.warm_start import input_contract, vocab_lists
+
+    vocab = vocab_lists(tables)
+    contract = input_contract(conf, sizes)
+    fingerprint = model_fingerprint(model_name)
+    plan = None
+    if base is not None:  # every check before anything of the new run is written
+        plan = _plan_warm_start(base, vocab, model_name, fingerprint, params, contract, table_path, version)
     store.create()
     frozen_tables: dict = {}
+    if not fs.exists(store.vocab):
+        write_json(store.vocab, vocab)
     if getattr(params, "use_text", False) and not store.has_inputs():
         import numpy as np
 
@@ -200,14 +232,20 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
         "table_version": version, "code_version": code_version(), "sizes": dataclasses.asdict(sizes),
         # the ref tables (and versions) inputs.npz was built from: checkpoints reference them
         "frozen_tables": frozen_tables,
+        "model_code": fingerprint, "contract": contract,
         "conf": conf.to_dict(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if plan is not None:
+        lineage["warm_start"] = plan.summary()
+        if not fs.exists(store.warm_init) and store.latest_checkpoint() is None:
+            _write_warm_init(base, store, plan, model_name, params, sizes)
     if not fs.exists(store.lineage):
         write_json(store.lineage, lineage)
-    else:  # a resumed run: its frozen tables are the ones recorded when it started
-        lineage["frozen_tables"] = store.read_lineage().get("frozen_tables", {})
+    lineage = read_json(store.lineage)  # a resumed run keeps the lineage it started with
     use_gpu = resolve_gpu(conf, spark)
     t = conf.train
+    if plan is not None:
+        t = dataclasses.replace(t, epochs=t.warm_start_epochs)
     backend = make_backend(t.backend, t.num_processes, t.local_mode, use_gpu)
     job = TrainJob(model_name=model_name, task=task, params=params, sizes=sizes,
                    table_path=table_path, table_version=version,
@@ -226,6 +264,35 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
 
     log_training_run(conf, store, model_name)
     return _report(model_name, store, version, seconds, resumed_from=result.get("resumed_from"))
+
+
+def _plan_warm_start(base: RunStore, vocab: dict, model_name: str, fingerprint: str, params, contract: dict,
+                     table_path: str, version: int):
+    """The checked id mapping from the base run to the new table (see :func:`plan_warm_start`)."""
+    from interest_lib.training.warm_start import WarmStartError, plan_warm_start
+
+    if not fs.exists(base.vocab):
+        raise WarmStartError(f"base run {base.run_id} has no vocab.json (trained before warm starts existed): "
+                             "its ids cannot be matched to the new table's by key; train it again, then warm-start")
+    return plan_warm_start(base.read_lineage(), read_json(base.vocab), vocab, model_name, fingerprint,
+                           dataclasses.asdict(params), contract, table_path, version)
+
+
+def _write_warm_init(base: RunStore, store: RunStore, plan, model_name: str, params, sizes: InputSizes) -> None:
+    """Save the base run's weights moved to the new ids as the new run's starting point."""
+    import torch
+
+    from interest_lib.models import build_model
+    from interest_lib.training.loop import load_text_matrix
+    from interest_lib.training.warm_start import remap_state
+
+    record = load_record(base.model)
+    torch.manual_seed(0)
+    fresh = build_model(model_name, params, sizes, load_text_matrix(store)).state_dict()
+    state = remap_state(record["state_dict"], fresh, record["sizes"], plan)
+    atomic_save({"from_run": base.run_id, "state_dict": state}, store.warm_init)
+    log.info("train %s: warm start from run %s (%s@%d); added ids: %s", model_name, base.run_id,
+             GOLD_TRAINING_SEQUENCES, plan.base_table_version, plan.summary()["added"])
 
 
 def _report(model_name: str, store: RunStore, version: int, seconds: float, skipped: bool = False,

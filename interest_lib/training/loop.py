@@ -109,6 +109,10 @@ def train_worker(job: TrainJob) -> dict:
         state = ckpt["state"]
         if backend.is_chief:
             print(f"[train {job.model_name}] resuming after epoch {state['epoch'] + 1} from {resumed_from}", flush=True)
+    elif fs.exists(store.warm_init):  # a warm start: the base run's weights on the new ids
+        model.load_state_dict(load_record(store.warm_init, map_location=device)["state_dict"])
+        if backend.is_chief:
+            print(f"[train {job.model_name}] warm start from {store.warm_init}", flush=True)
     if backend.is_chief:
         write_epochs_log(store.epochs_log, state["history"])
     trained = backend.wrap_model(model)

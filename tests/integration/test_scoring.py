@@ -25,7 +25,13 @@ def test_every_eligible_user_is_scored_once_with_valid_outputs(pipeline):
     # Eligible: users with a complete window by as_of (all have events before it).
     eligible = (tables.read(SILVER_USER_INTEREST_WINDOWS).filter(F.col(WINDOW_END) <= F.lit(as_of))
                 .select("user_id").distinct().count())
-    assert len(scores) == scores["user_id"].nunique() == eligible > 100
+    assert len(scores) == scores["user_id"].nunique()
+    # Users with a complete window go the window path; any other user with events, the cold-start path.
+    cold = scores["scoring_path"] == "cold_start"
+    assert set(scores["scoring_path"]) <= {"window", "cold_start"}
+    assert (~cold).sum() == eligible > 100
+    assert scores.loc[cold, "forecast_stage"].isna().all()
+    scores = scores[~cold]
     for row in scores.itertuples():
         probs = np.asarray(row.next_probs)
         assert len(row.next_categories) == conf.score.top_k == len(probs)

@@ -78,3 +78,23 @@ def test_an_old_model_metrics_table_gains_the_added_columns_on_the_next_write(sp
     with pytest.raises(SchemaMismatchError, match="unexpected \\['ci_high', 'ci_low', 'rows', 'series', 'week_start'\\]"):
         tables.engine.write(spark.createDataFrame([new], contract.ddl()), other, "append", (), None, GOLD_MODEL_METRICS)
     assert tables.engine.version(other) == 0  # nothing added, nothing appended
+
+
+def test_an_old_scores_table_gains_scoring_path_when_a_partition_is_replaced(spark, tables, engine):
+    """gold.user_interest_scores written before ``scoring_path`` existed (partitioned by
+    as_of_date) takes scoring's partition replacement with the column: added, old partition's rows
+    read null, the replaced partition holds the new rows."""
+    from interest_lib.storage.catalog import GOLD_USER_INTEREST_SCORES
+
+    contract = CONTRACTS[GOLD_USER_INTEREST_SCORES]
+    old_columns = [c for c in contract.names if c not in contract.added]
+    row = {c: None for c in contract.names}
+    row.update(user_id="u1", as_of=dt.datetime(2026, 1, 4), window=3, as_of_date=dt.date(2026, 1, 4))
+    old = spark.createDataFrame([row, {**row, "as_of_date": dt.date(2026, 1, 11)}], contract.ddl(old_columns))
+    tables.engine.write(old, tables.path(GOLD_USER_INTEREST_SCORES), "append", ("as_of_date",), None, "legacy.scores")
+
+    new = spark.createDataFrame([{**row, "user_id": "u2", "as_of_date": dt.date(2026, 1, 11), "scoring_path": "cold_start"}],
+                                contract.ddl())
+    tables.write(new, GOLD_USER_INTEREST_SCORES, mode="overwrite-partitions", partition_by=["as_of_date"])
+    got = {(r["user_id"], str(r["as_of_date"])): r["scoring_path"] for r in tables.read(GOLD_USER_INTEREST_SCORES).collect()}
+    assert got == {("u1", "2026-01-04"): None, ("u2", "2026-01-11"): "cold_start"}
