@@ -12,6 +12,15 @@ The branch retrains both models from scratch (``--fresh``) under the run id
 ``interest-<date>-retrain``, evaluates them and rescores the day. (Any failure of ``monitor``,
 exit 1 or an error, takes the branch: retraining is the safe answer to an unreadable series.)
 
+A second DAG, ``interest_evolution_stream`` (:func:`build_stream_dag`), runs the streaming job
+every 15 minutes: ``interest stream --trigger available_now`` takes every file landed in
+``<raw_root>/landing`` since the previous run (its checkpoint, under the warehouse, carries the
+position between runs; a retry or a run after a crash appends nothing twice: Delta app
+transactions per micro-batch) through bronze, sessions, profiles, migration alerts and scores,
+then stops. At most one run is active at a time (a run still draining a backlog delays the next
+one instead of racing it for the checkpoint), and missed intervals are not caught up (the next
+run takes everything landed meanwhile).
+
 ``generate`` (the synthetic store) is not scheduled. Every job gets the run's date so a rerun or a
 retry of the same day writes nothing twice: ``--run-id interest-<date>`` keys ingest's Delta
 transaction, the training run store and the scoring run; ingest reads that day's folder
@@ -44,6 +53,9 @@ except ImportError:  # Airflow 2.x
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 DAG_ID = "interest_evolution"
+STREAM_DAG_ID = "interest_evolution_stream"
+#: How often the streaming DAG runs ``interest stream --trigger available_now``.
+STREAM_EVERY = timedelta(minutes=15)
 VARIABLE_PREFIX = "interest_evolution_"
 
 # name -> (default, meaning). Each is a DAG param, an Airflow Variable and a template below.
@@ -150,6 +162,29 @@ def job_arguments(task_id: str) -> list[str]:
     return ["--env", ENV, "--run-id", run_id, "--conf-file", _template("conf_file"), *JOBS[task_id][1]]
 
 
+def _spark_submit(task_id: str, script: str, conn_id: str, application_args: list[str], name: str,
+                  **kwargs) -> SparkSubmitOperator:
+    """One ``spark-submit jobs/<script>`` task with the settings every task shares."""
+    return SparkSubmitOperator(
+        task_id=task_id,
+        conn_id=conn_id,
+        application=_template("jobs_dir") + "/" + script,
+        py_files=_template("py_files"),
+        packages=_template("spark_packages"),
+        conf=dict(SPARK_CONF),
+        env_vars={"INTEREST_CONF_DIR": _template("conf_dir")},
+        name=name,
+        application_args=application_args,
+        **kwargs,
+    )
+
+
+def _params() -> dict:
+    return {name: Param(default="", type="string", description=f"{meaning} (empty: Variable "
+                        f"{VARIABLE_PREFIX}{name}, else {default or 'none'})")
+            for name, (default, meaning) in SETTINGS.items()}
+
+
 def build_dag(dag_id: str = DAG_ID, conn_id: str = SPARK_CONN_ID) -> DAG:
     """The pipeline DAG; ``conn_id`` is the Airflow Spark connection (master, deploy mode...)."""
     with DAG(
@@ -164,22 +199,12 @@ def build_dag(dag_id: str = DAG_ID, conn_id: str = SPARK_CONN_ID) -> DAG:
         max_active_runs=1,
         dagrun_timeout=timedelta(hours=24),
         default_args=DEFAULT_ARGS,
-        params={name: Param(default="", type="string", description=f"{meaning} (empty: Variable "
-                            f"{VARIABLE_PREFIX}{name}, else {default or 'none'})")
-                for name, (default, meaning) in SETTINGS.items()},
+        params=_params(),
         tags=["interest-evolution", "spark"],
     ) as dag:
         tasks = {
-            task_id: SparkSubmitOperator(
-                task_id=task_id,
-                conn_id=conn_id,
-                application=_template("jobs_dir") + "/" + script,
-                py_files=_template("py_files"),
-                packages=_template("spark_packages"),
-                conf=dict(SPARK_CONF),
-                env_vars={"INTEREST_CONF_DIR": _template("conf_dir")},
-                name=f"interest-{task_id}-{RUN_DATE}",
-                application_args=job_arguments(task_id),
+            task_id: _spark_submit(
+                task_id, script, conn_id, job_arguments(task_id), f"interest-{task_id}-{RUN_DATE}",
                 **({"trigger_rule": TRIGGER_RULES[task_id]} if task_id in TRIGGER_RULES else {}),
                 **({"retries": RETRIES[task_id]} if task_id in RETRIES else {}),
             )
@@ -190,4 +215,35 @@ def build_dag(dag_id: str = DAG_ID, conn_id: str = SPARK_CONN_ID) -> DAG:
     return dag
 
 
+def stream_arguments() -> list[str]:
+    """The application arguments of the streaming task (templated): the landing folder is
+    ``<raw_root>/landing``, as in the Databricks bundle's stream job."""
+    return ["--env", ENV, "--run-id", f"interest-stream-{RUN_DATE}", "--conf-file", _template("conf_file"),
+            "--trigger", "available_now", "--set", f"stream.landing={_template('raw_root')}/landing"]
+
+
+def build_stream_dag(dag_id: str = STREAM_DAG_ID, conn_id: str = SPARK_CONN_ID) -> DAG:
+    """The streaming DAG: one ``stream`` task, ``interest stream --trigger available_now`` every
+    :data:`STREAM_EVERY`, one run at a time (see the module doc)."""
+    with DAG(
+        dag_id=dag_id,
+        description="interest-evolution stream: landed files -> bronze -> sessions, profiles, migration "
+                    "alerts, scores (availableNow, every 15 minutes)",
+        doc_md=__doc__,
+        schedule=STREAM_EVERY,
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        # One run at a time: two queries on one checkpoint would race for its micro-batch ids.
+        max_active_runs=1,
+        dagrun_timeout=timedelta(hours=3),
+        default_args={**DEFAULT_ARGS, "retry_delay": timedelta(minutes=2),
+                      "execution_timeout": timedelta(hours=3)},
+        params=_params(),
+        tags=["interest-evolution", "spark", "streaming"],
+    ) as dag:
+        _spark_submit("stream", "stream.py", conn_id, stream_arguments(), f"interest-stream-{RUN_DATE}")
+    return dag
+
+
 dag = build_dag()
+stream_dag = build_stream_dag()

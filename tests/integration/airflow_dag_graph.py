@@ -8,7 +8,7 @@ connection, the templated fields as written and rendered twice (a scheduled run 
 date, and an Airflow 3 manual run without one), and the spark-submit command line that the
 provider's own hook builds from the rendered fields. Also: import errors, the DAG after Airflow's
 serialization round trip (what the scheduler and UI see), checked against Airflow's DAG schema,
-and the Spark connection the file picks when no environment variable names one.
+and the Spark connection the file's DAGs pick when no environment variable names one.
 No database and no Airflow services are needed.
 """
 
@@ -81,7 +81,8 @@ def _default_conn_ids(dag_file: str) -> list[str]:
         spec = importlib.util.spec_from_file_location("_dag_with_defaults", dag_file)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        return sorted({t._conn_id for t in module.dag.tasks})
+        dags = [v for v in vars(module).values() if hasattr(v, "dag_id") and hasattr(v, "tasks")]
+        return sorted({t._conn_id for d in dags for t in d.tasks})
     finally:
         if saved is not None:
             os.environ["INTEREST_EVOLUTION_SPARK_CONN_ID"] = saved
@@ -121,6 +122,8 @@ def main() -> None:
                   "dag_run": SimpleNamespace(run_after=MANUAL_RUN_AFTER, logical_date=None)}
         result["dag"] = {
             "schedule": str(getattr(dag, "schedule", None) or getattr(dag, "timetable", "")),
+            "timetable": type(dag.timetable).__name__,
+            "dagrun_timeout_s": dag.dagrun_timeout.total_seconds() if dag.dagrun_timeout else None,
             "catchup": dag.catchup,
             "max_active_runs": dag.max_active_runs,
             "params": sorted(dag.params.keys()),

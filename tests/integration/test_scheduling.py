@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO / "jobs" / "airflow" / "interest_evolution_dag.py"
 DAG_ID = "interest_evolution"
+STREAM_DAG_ID = "interest_evolution_stream"
 OPERATOR = "airflow.providers.apache.spark.operators.spark_submit.SparkSubmitOperator"
 
 # The pipeline order: generate is not scheduled; the two trainings run side by side.
@@ -61,13 +62,13 @@ def airflow_python() -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def _graph(airflow_python: str, tmp: Path, extra_env: dict[str, str]) -> dict:
+def _graph(airflow_python: str, tmp: Path, extra_env: dict[str, str], dag_id: str = DAG_ID) -> dict:
     out = tmp / "graph.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "INTEREST_EVOLUTION_"))}
     env.update({"AIRFLOW_HOME": str(tmp / "airflow-home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "PYTHONDONTWRITEBYTECODE": "1"}, **extra_env)
     proc = subprocess.run(
-        [airflow_python, str(Path(__file__).with_name("airflow_dag_graph.py")), str(DAG_FILE), DAG_ID,
+        [airflow_python, str(Path(__file__).with_name("airflow_dag_graph.py")), str(DAG_FILE), dag_id,
          str(out), "--param", f"jobs_dir={REPO / 'jobs'}",
          "--variable", f"interest_evolution_raw_root={RAW_ROOT}"],
         capture_output=True, text=True, timeout=300, env=env, cwd=tmp)
@@ -93,7 +94,7 @@ def tasks(graph) -> dict:
 
 def test_imports_with_real_airflow_3_and_the_spark_provider(graph):
     assert graph["import_errors"] == {}
-    assert graph["dag_ids"] == [DAG_ID]
+    assert graph["dag_ids"] == sorted([DAG_ID, STREAM_DAG_ID])
     assert int(graph["airflow_version"].split(".")[0]) >= 3
     assert int(graph["provider_version"].split(".")[0]) >= 5
     dag = graph["dag"]
@@ -232,3 +233,58 @@ def test_edges_literal_matches_the_graph(tasks):
     edges = next(ast.literal_eval(node.value) for node in ast.walk(tree)
                  if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "EDGES")
     assert {(u, d) for u, d in edges} == {(u, t) for t, task in tasks.items() for u in task["upstream"]}
+
+
+# --- the streaming DAG (same file): `interest stream --trigger available_now` every 15 minutes ----
+
+@pytest.fixture(scope="module")
+def stream_graph(airflow_python, tmp_path_factory) -> dict:
+    """The streaming DAG as Airflow loads it (same connection settings as ``graph``)."""
+    return _graph(airflow_python, tmp_path_factory.mktemp("airflow-stream"), {
+        "INTEREST_EVOLUTION_SPARK_CONN_ID": CONN_ID, f"AIRFLOW_CONN_{CONN_ID.upper()}": MASTER},
+        dag_id=STREAM_DAG_ID)
+
+
+def test_stream_dag_runs_available_now_every_15_minutes_one_at_a_time(stream_graph):
+    assert stream_graph["import_errors"] == {}
+    dag = stream_graph["dag"]
+    assert dag["max_active_runs"] == 1 and dag["catchup"] is False
+    # A fixed 15-minute interval (Airflow's delta timetable), not a cron expression.
+    assert dag["timetable"].startswith("Delta") and dag["timetable"].endswith("Timetable"), dag["timetable"]
+    assert dag["schedule"] == "0:15:00", dag["schedule"]
+    assert {"jobs_dir", "py_files", "conf_dir", "raw_root"} <= set(dag["params"])
+    tasks = stream_graph["tasks"]
+    assert set(tasks) == {"stream"}
+    task = tasks["stream"]
+    assert task["operator"] == OPERATOR and task["conn_id"] == CONN_ID
+    assert task["upstream"] == [] and task["downstream"] == []
+    assert task["retries"] >= 1 and task["retry_delay_s"] >= 60  # idempotent per micro-batch: safe to retry
+    ser = stream_graph["serialized"]
+    assert ser == {"stream": {"task_type": "SparkSubmitOperator", "upstream": [], "retries": task["retries"]}}
+
+
+def test_stream_task_submits_the_stream_job_with_its_landing_folder(stream_graph):
+    task = stream_graph["tasks"]["stream"]
+    for run in ("scheduled", "manual"):
+        rendered = task[run]
+        assert Path(rendered["application"]) == REPO / "jobs" / "stream.py"
+        assert Path(rendered["application"]).is_file()
+        cmd = rendered["command"]
+        assert cmd[0].endswith("spark-submit") and cmd[cmd.index("--master") + 1] == MASTER
+        assert cmd[cmd.index(rendered["application"]) + 1:] == rendered["application_args"]
+        args = rendered["application_args"]
+        assert args[args.index("--trigger") + 1] == "available_now"
+        assert f"stream.landing={RAW_ROOT}/landing" in args
+    day = stream_graph["dag"]["logical_date"][:10]
+    args = task["scheduled"]["application_args"]
+    assert args[args.index("--run-id") + 1] == f"interest-stream-{day}"
+
+    # The project's CLI takes exactly these arguments: the stream command, its trigger and landing.
+    from interest_lib.cli import build_parser
+    from interest_lib.conf import load_config
+
+    rendered = task["scheduled"]
+    parsed = build_parser().parse_args(_job_argv(Path(rendered["application"]), rendered["application_args"]))
+    assert parsed.command == "stream" and parsed.trigger == "available_now"
+    conf = load_config(env=parsed.env, conf_file=parsed.conf_file, overrides=list(parsed.overrides))
+    assert conf.stream.landing == f"{RAW_ROOT}/landing"
