@@ -144,7 +144,7 @@ def feed_and_step(warehouse: str, store: str, model_name: str, epochs: int) -> d
     from interest_lib.models.inference import pick_device
     from interest_lib.storage.catalog import GOLD_TRAINING_SEQUENCES, table_path
     from interest_lib.training.feed import DeltaArrowFeed, FeedSpec
-    from interest_lib.training.loop import _validate, load_text_matrix
+    from interest_lib.training.loop import _validate, load_text_matrix, sgd_step
     from interest_lib.training.store import RunStore
 
     torch.set_num_threads(TORCH_THREADS)
@@ -173,14 +173,8 @@ def feed_and_step(warehouse: str, store: str, model_name: str, epochs: int) -> d
     batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
 
-    def step(batch: dict) -> None:  # as in training.loop.train_worker
-        loss, _ = model.loss(batch, model(batch))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if t.grad_clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip_norm)
-        optimizer.step()
-        loss.item()
+    def step(batch: dict) -> None:  # training.loop.train_worker's step; .item() waits for it
+        sgd_step(model, model, optimizer, batch, t.grad_clip_norm).item()
 
     model.train()
     for batch in batches[:3]:  # warm-up (allocator, kernels), not timed

@@ -29,7 +29,6 @@ in-process on one process (the same model classes, loss, AdamW settings and batc
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -102,6 +101,8 @@ def fit(model, task: str, arrays: dict, train_idx: np.ndarray, val_idx: np.ndarr
     epochs run): on a shared machine wall time mostly measures the other sessions' load."""
     import torch
 
+    from interest_lib.training.loop import sgd_step
+
     t = train_conf
     started, cpu = time.perf_counter(), time.process_time()
     opt = torch.optim.AdamW(model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
@@ -112,12 +113,7 @@ def fit(model, task: str, arrays: dict, train_idx: np.ndarray, val_idx: np.ndarr
         order = train_idx[rng.permutation(len(train_idx))]
         for start in range(0, len(order) - t.batch_size + 1, t.batch_size):
             batch = _batch(arrays, order[start:start + t.batch_size], model.columns)
-            loss, _ = model.loss(batch, model(batch))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if t.grad_clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip_norm)
-            opt.step()
+            sgd_step(model, model, opt, batch, t.grad_clip_norm)
         model.eval()
         run += 1
         score = validation_score(model, task, arrays, val_idx)

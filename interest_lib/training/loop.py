@@ -82,6 +82,21 @@ def load_text_matrix(store: RunStore):
         return data["items"], data["texts"]
 
 
+def sgd_step(forward, model, optimizer, batch: dict, grad_clip_norm: float):
+    """One optimizer step on ``batch``: ``forward`` (the model, or its DDP wrapper) computes the
+    outputs, ``model.loss`` the loss, gradients clipped to ``grad_clip_norm`` (0: no clipping);
+    returns the loss tensor."""
+    import torch
+
+    loss, _ = model.loss(batch, forward(batch))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+    optimizer.step()
+    return loss
+
+
 def train_worker(job: TrainJob) -> dict:
     """Train ``job.model_name`` on this rank; rank 0 returns the per-epoch history."""
     import torch
@@ -134,13 +149,7 @@ def train_worker(job: TrainJob) -> dict:
         bar = _progress(steps, f"[train {job.model_name}] epoch {epoch + 1}/{t.epochs}", backend.is_chief)
         for batch in train_feed.batches(rank, size, epoch):
             batch = _to_device(batch, device)
-            out = trained(batch)
-            loss, _ = model.loss(batch, out)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if t.grad_clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip_norm)
-            optimizer.step()
+            loss = sgd_step(trained, model, optimizer, batch, t.grad_clip_norm)
             n = _rows(batch)
             sums += torch.tensor([loss.item() * n, n], dtype=torch.float64)
             bar.update(1)
