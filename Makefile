@@ -18,12 +18,14 @@ report: install
 # The whole suite in .venv and, side by side with it (scripts/test_suites.sh: two runs, two logs,
 # two temp folders; TEST_PARALLEL=0 runs them one after the other), in .venv-card (the design
 # card's pinned stack: pyspark 4.0, pyarrow 14, numpy 1.x, pandas 2.2) only what differs there: the
-# Petastorm + Horovod tests that .venv skips, the Spark tests, the pandas-UDF / pyarrow integration
-# paths (marker arrow_paths) and the unit tests that use numpy / pandas / pyarrow (all but those
-# marked pure_python). The whole-pipeline, training, kill, scheduling and cluster tests run once,
+# Petastorm + Horovod tests that .venv skips, the Spark and integration tests that cross a pandas /
+# pyarrow / numpy path (marker arrow_paths: pandas UDFs, the delta-rs commit, pyarrow readers, the
+# feeds; the pipeline fixture runs every job on pyspark 4.0) and the unit tests that use numpy /
+# pandas / pyarrow (all but those marked pure_python). Spark tests of SQL-only logic (sessions,
+# writer locks, ingest fuzzing, flow levels, DP flows, skew) run once, in .venv. The whole-pipeline, training, kill, scheduling and cluster tests run once,
 # in .venv. .venv-card is layered on .venv's torch and built while .venv's run starts; the horovod
 # wheel is cached outside the repo.
-CARD_SELECT := card or spark or arrow_paths or (unit and not pure_python)
+CARD_SELECT := card or arrow_paths or (unit and not pure_python)
 export CARD_SELECT
 test: install
 	PY=$(PY) CARD_VENV=$(CARD_VENV) ARGS="$(ARGS)" ./scripts/test_suites.sh

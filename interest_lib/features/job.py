@@ -2,13 +2,16 @@
 migration flows and training sequences.
 
 Every output is recomputed from silver and replaces the previous version in one commit per
-table (Delta keeps the old versions for time travel). Data problems are counted, not fatal:
+table (Delta keeps the old versions for time travel). A rerun on the same inputs (table versions,
+settings, code: :mod:`interest_lib.storage.resume`) keeps the tables that input's earlier run
+committed: after a kill it resumes at the first table not yet committed. Data problems are counted, not fatal:
 users with a single event, windows too thin to compare, events whose category or item is not in
 the catalogue, and empty or very long texts are all reported in :class:`FeaturizeReport`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -30,6 +33,7 @@ from interest_lib.pseudonymise import pseudonymise_col, resolve_key
 from interest_lib.logs import StageTimer, get_logger
 from interest_lib.privacy import dp_settings
 from interest_lib.storage import Tables
+from interest_lib.storage.resume import Resume
 from interest_lib.storage.catalog import (
     GOLD_MIGRATION_FLOWS, GOLD_TRAINING_SEQUENCES, REF_ITEM_EMBEDDINGS, REF_ITEMS,
     REF_PLANTED_MIGRATIONS, REF_TEXT_EMBEDDINGS, REF_VOCAB,
@@ -150,8 +154,33 @@ def flow_level(migrations: DataFrame, paths: DataFrame, conf: Config, private: b
     return level, coverage
 
 
+def featurize_inputs(tables: Tables, conf: Config) -> dict:
+    """What featurize's outputs depend on: the versions of the tables it reads and its settings
+    (the key of :class:`~interest_lib.storage.resume.Resume`; run ids, Spark and storage settings
+    are not inputs)."""
+    versions = {name: tables.version_or_missing(name) for name in (
+        SILVER_EVENTS_SESSIONIZED, REF_ITEMS, REF_ITEM_EMBEDDINGS, REF_TEXT_EMBEDDINGS)}
+    settings = {section: dataclasses.asdict(getattr(conf, section)) for section in (
+        "features", "migration", "privacy", "stages", "sequences", "embeddings")}
+    return {"tables": versions, "settings": settings}
+
+
+def _kept(tables: Tables, resume: Resume, name: str, counts: dict) -> bool:
+    """True when a rerun keeps ``name`` as the same inputs' earlier run committed it (logged)."""
+    if not resume.done(name):
+        return False
+    log.info("%s: kept, version %d already holds this input's output (resumed run)", name, tables.version(name))
+    counts.setdefault("resumed", []).append(name)
+    return True
+
+
 def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool = True) -> FeaturizeReport:
-    """Build every featurize table from silver.events_sessionized (see the module docstring)."""
+    """Build every featurize table from silver.events_sessionized (see the module docstring).
+
+    A rerun on the same inputs (table versions, settings, code) keeps the tables the earlier run
+    already committed and builds only the rest: after a kill it resumes where it stopped, and a
+    rerun after success rewrites nothing.
+    """
     timer = StageTimer(log)
     report = FeaturizeReport()
     events = tables.read(SILVER_EVENTS_SESSIONIZED).persist(StorageLevel.MEMORY_AND_DISK)
@@ -176,20 +205,36 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
                                      "texts": run_text_embeddings(spark, conf, tables)}
                 c.update(items_embedded=report.embeddings["items"].get("items_embedded", 0),
                          texts_embedded=report.embeddings["texts"].get("texts_embedded", 0))
+        resume = Resume.for_inputs(tables, "featurize", featurize_inputs(tables, conf))
         with timer.stage("profiles") as c:
-            profiles = build_profiles(events, conf.features, text_vector_builder(tables, conf))
-            report.windows = tables.rows_after_overwrite(tables.write(profiles, SILVER_USER_INTEREST_WINDOWS, mode="overwrite"))
+            if _kept(tables, resume, SILVER_USER_INTEREST_WINDOWS, c):
+                report.windows = tables.read(SILVER_USER_INTEREST_WINDOWS).count()
+            else:
+                profiles = build_profiles(events, conf.features, text_vector_builder(tables, conf))
+                report.windows = tables.rows_after_overwrite(tables.write(
+                    profiles, SILVER_USER_INTEREST_WINDOWS, mode="overwrite",
+                    txn=resume.txn(SILVER_USER_INTEREST_WINDOWS)))
             profiles = tables.read(SILVER_USER_INTEREST_WINDOWS).persist(StorageLevel.MEMORY_AND_DISK)
             c.update(windows=report.windows)
         with timer.stage("migrations") as c:
-            migrations = detect_migrations(profiles, conf.migration, conf.stages.active_share)
-            report.migrations = tables.rows_after_overwrite(tables.write(migrations, SILVER_INTEREST_MIGRATIONS, mode="overwrite"))
+            if _kept(tables, resume, SILVER_INTEREST_MIGRATIONS, c):
+                report.migrations = tables.read(SILVER_INTEREST_MIGRATIONS).count()
+            else:
+                migrations = detect_migrations(profiles, conf.migration, conf.stages.active_share)
+                report.migrations = tables.rows_after_overwrite(tables.write(
+                    migrations, SILVER_INTEREST_MIGRATIONS, mode="overwrite",
+                    txn=resume.txn(SILVER_INTEREST_MIGRATIONS)))
             migrations = tables.read(SILVER_INTEREST_MIGRATIONS)
             dp = dp_settings(conf.privacy.dp_epsilon, conf.privacy.dp_max_cells_per_user)
             paths = one_path_per_category(events).cache()
             report.flow_level, coverage = flow_level(migrations, paths, conf, dp is not None)
-            flows = migration_flows(migrations, conf.migration.min_group_size, paths, report.flow_level, dp)
-            report.flow_cells = tables.rows_after_overwrite(tables.write(flows, GOLD_MIGRATION_FLOWS, mode="overwrite"))
+            if _kept(tables, resume, GOLD_MIGRATION_FLOWS, c):
+                # kept, not redrawn: new noise on the same counts would spend the DP budget again
+                report.flow_cells = tables.read(GOLD_MIGRATION_FLOWS).count()
+            else:
+                flows = migration_flows(migrations, conf.migration.min_group_size, paths, report.flow_level, dp)
+                report.flow_cells = tables.rows_after_overwrite(tables.write(
+                    flows, GOLD_MIGRATION_FLOWS, mode="overwrite", txn=resume.txn(GOLD_MIGRATION_FLOWS)))
             paths.unpersist()
             planted = planted_windows(tables, conf)
             if planted is not None:
@@ -199,22 +244,31 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
                      **{f"flow_coverage_level_{lv}": round(v, 3) for lv, v in coverage.items()},
                      flows_dp_epsilon=dp.epsilon if dp else "off (exact counts)")
         with timer.stage("stages") as c:
-            report.stage_rows = tables.rows_after_overwrite(tables.write(
-                interest_stages(profiles, conf.stages), SILVER_INTEREST_STAGES, mode="overwrite"))
+            if _kept(tables, resume, SILVER_INTEREST_STAGES, c):
+                report.stage_rows = tables.read(SILVER_INTEREST_STAGES).count()
+            else:
+                report.stage_rows = tables.rows_after_overwrite(tables.write(
+                    interest_stages(profiles, conf.stages), SILVER_INTEREST_STAGES, mode="overwrite",
+                    txn=resume.txn(SILVER_INTEREST_STAGES)))
             stages = tables.read(SILVER_INTEREST_STAGES)
             c.update(stage_rows=report.stage_rows,
                      **{f"stage_{r[STAGE]}": r["count"] for r in stages.groupBy(STAGE).count().collect()})
         with timer.stage("sequences") as c:
-            vocab = build_vocab(events, conf.features.category_level)
-            tables.write(vocab, REF_VOCAB, mode="overwrite")
+            if not _kept(tables, resume, REF_VOCAB, c):
+                tables.write(build_vocab(events, conf.features.category_level), REF_VOCAB, mode="overwrite",
+                             txn=resume.txn(REF_VOCAB))
             vocab = tables.read(REF_VOCAB)
             val_start, test_start = split_bounds(last_event, conf.features.step_days, conf.sequences.validation_days,
                                                conf.sequences.test_days)
-            seqs = build_sequences(events, profiles, stages, vocab, conf, val_start, test_start)
-            # An identical new version would make train and evaluate see new inputs and run again
-            # (a second copy of gold.model_metrics): the table is rewritten only when it changed.
-            report.sequences_written = write_if_changed(tables, seqs, GOLD_TRAINING_SEQUENCES,
-                                                        partition_by=["split"])
+            if _kept(tables, resume, GOLD_TRAINING_SEQUENCES, c):
+                report.sequences_written = False
+            else:
+                seqs = build_sequences(events, profiles, stages, vocab, conf, val_start, test_start)
+                # An identical new version would make train and evaluate see new inputs and run
+                # again (a second copy of gold.model_metrics): rewritten only when it changed.
+                report.sequences_written = write_if_changed(tables, seqs, GOLD_TRAINING_SEQUENCES,
+                                                            partition_by=["split"],
+                                                            txn=resume.txn(GOLD_TRAINING_SEQUENCES))
             counts = {r["split"]: r["count"] for r in tables.read(GOLD_TRAINING_SEQUENCES).groupBy("split").count().collect()}
             report.sequences = {**counts, "validation_start": str(val_start), "test_start": str(test_start)}
             c.update(**{k: v for k, v in counts.items()})

@@ -11,7 +11,7 @@ from interest_lib.features.embeddings import (
 from interest_lib.storage.catalog import REF_ITEM_EMBEDDINGS, REF_ITEMS, REF_TEXT_EMBEDDINGS
 from tests.helpers import read_with_delta_rs
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
 
 ITEMS = [
     ("i1", "Wireless noise cancelling headphones - Sonar 3", "Long battery life.", "c1", "e/a/h", 150.0),

@@ -1,5 +1,6 @@
 """Featurize on hand-built events whose profiles, migrations, stages and sequences are known."""
 
+import dataclasses
 import datetime as dt
 import math
 
@@ -15,7 +16,7 @@ from interest_lib.models import interval_bucket_of
 from interest_lib.features.stages import interest_stages
 from interest_lib.features.windows import assign_windows, window_index_of
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
 
 MONDAY = dt.datetime(2026, 1, 5)  # window starts are Mondays
 
@@ -217,6 +218,45 @@ def test_featurize_rerun_on_the_same_events_writes_no_new_training_sequences(spa
     tables.write(events(spark, rows), SILVER_EVENTS_SESSIONIZED, mode="overwrite")
     assert run_featurize(spark, tmp_conf, tables, embed=False).sequences_written
     assert tables.version(GOLD_TRAINING_SEQUENCES) == version + 1
+
+
+def test_featurize_rerun_keeps_what_the_same_inputs_committed_and_rebuilds_the_rest(spark, tmp_conf, tables):
+    """A rerun on the same inputs resumes: tables whose newest commit is that input's output are
+    kept (same version), a table another writer changed since is rebuilt with the same rows, and
+    a changed setting rebuilds everything."""
+    from interest_lib.features.job import run_featurize
+    from interest_lib.storage.catalog import (
+        GOLD_MIGRATION_FLOWS, GOLD_TRAINING_SEQUENCES, REF_VOCAB, SILVER_EVENTS_SESSIONIZED,
+        SILVER_INTEREST_MIGRATIONS, SILVER_INTEREST_STAGES, SILVER_USER_INTEREST_WINDOWS,
+    )
+
+    outputs = (SILVER_USER_INTEREST_WINDOWS, SILVER_INTEREST_MIGRATIONS, GOLD_MIGRATION_FLOWS,
+               SILVER_INTEREST_STAGES, REF_VOCAB, GOLD_TRAINING_SEQUENCES)
+    rows = []
+    for w in range(6):
+        rows += [("u", at(w, d, 9 + d), "c1" if w < 4 else "c2", "view") for d in range(3)]
+        rows += [("v", at(w, d, 9 + d), "c3", "cart") for d in range(2)]
+    tables.write(events(spark, rows), SILVER_EVENTS_SESSIONIZED, mode="overwrite")
+    first = run_featurize(spark, tmp_conf, tables, embed=False)
+    versions = {name: tables.version(name) for name in outputs}
+    stage_rows = sorted(map(tuple, tables.read(SILVER_INTEREST_STAGES).collect()))
+    assert first.stage_rows == len(stage_rows) > 0
+
+    # another writer empties silver.interest_stages: that table is not this input's output any more
+    tables.write(tables.read(SILVER_INTEREST_STAGES).limit(0), SILVER_INTEREST_STAGES, mode="overwrite")
+    second = run_featurize(spark, tmp_conf, tables, embed=False)
+    after = {name: tables.version(name) for name in outputs}
+    assert after == {**versions, SILVER_INTEREST_STAGES: versions[SILVER_INTEREST_STAGES] + 2}
+    assert sorted(map(tuple, tables.read(SILVER_INTEREST_STAGES).collect())) == stage_rows
+    assert (second.windows, second.migrations, second.flow_cells, second.stage_rows, second.sequences) == \
+        (first.windows, first.migrations, first.flow_cells, first.stage_rows, first.sequences)
+    assert not second.sequences_written
+
+    # a changed setting is another input: every table is rebuilt (sequences only if they changed)
+    other = dataclasses.replace(tmp_conf, stages=dataclasses.replace(tmp_conf.stages, trend_threshold=0.2))
+    run_featurize(spark, other, tables, embed=False)
+    for name in outputs[:-1]:
+        assert tables.version(name) == after[name] + 1, name
 
 
 @pytest.mark.parametrize("step", [7, 2])

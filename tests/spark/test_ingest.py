@@ -19,7 +19,7 @@ from interest_lib.sessions import run_sessionize
 from interest_lib.storage.catalog import BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS, SILVER_EVENTS_SESSIONIZED
 from tests.helpers import read_with_delta_rs
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
 
 NOW = dt.datetime(2026, 2, 1, 0, 0)
 KEY = "test-key"
