@@ -245,33 +245,41 @@ def roll_up(migrations: DataFrame, paths: DataFrame | None, level: int) -> DataF
     return migrations
 
 
+def flow_coverages(migrations: DataFrame, paths: DataFrame | None, levels: list[int],
+                   min_group_size: int) -> dict[int, float]:
+    """Per level of ``levels``: the share of the migrations (rows of silver.interest_migrations)
+    counted in a published cell of the flows at that level (from != to there, and the cell holds
+    >= ``min_group_size`` users); 0.0 when there are no migrations. One aggregation for all
+    levels (the rolled-up moves of every level in one frame, tagged with their level)."""
+    moves = migrations.select(S.USER_ID, WINDOW, FROM, TO)
+    tagged = [roll_up(moves, paths, lv).withColumn("_level", F.lit(lv)) for lv in levels]
+    every = tagged[0]
+    for frame in tagged[1:]:
+        every = every.unionByName(frame)
+    cells = (every.filter(F.col(FROM) != F.col(TO)).distinct()
+             .groupBy("_level", WINDOW, FROM, TO).agg(F.count(F.lit(1)).alias("users")))
+    published = {r["_level"]: r["users"] for r in cells.filter(F.col("users") >= min_group_size)
+                 .groupBy("_level").agg(F.sum("users").alias("users")).collect()}
+    total = migrations.count()
+    return {lv: float(published.get(lv) or 0) / total if total else 0.0 for lv in levels}
+
+
 def flow_coverage(migrations: DataFrame, paths: DataFrame | None, level: int, min_group_size: int) -> float:
-    """Share of the migrations (rows of silver.interest_migrations) counted in a published cell
-    of the flows at ``level``: from != to there, and the cell holds >= ``min_group_size`` users.
-    0.0 when there are no migrations."""
-    moves = roll_up(migrations, paths, level).select(S.USER_ID, WINDOW, FROM, TO)
-    cells = (moves.filter(F.col(FROM) != F.col(TO)).distinct()
-             .groupBy(WINDOW, FROM, TO).agg(F.count(F.lit(1)).alias("users")))
-    total, published = migrations.agg(F.count(F.lit(1))).first()[0], cells.filter(
-        F.col("users") >= min_group_size).agg(F.sum("users")).first()[0]
-    return float(published or 0) / total if total else 0.0
+    """:func:`flow_coverages` of one level."""
+    return flow_coverages(migrations, paths, [level], min_group_size)[level]
 
 
 def choose_flow_level(migrations: DataFrame, paths: DataFrame | None, min_group_size: int,
                       min_coverage: float) -> tuple[int, dict]:
     """The flow level for ``migration.flow_level: auto``: the finest level whose published cells
-    hold at least ``min_coverage`` of the migrations (:func:`flow_coverage`), finest first: 0
+    hold at least ``min_coverage`` of the migrations (:func:`flow_coverages`), finest first: 0
     (as detected), then the path's levels from the deepest to 1; when none reaches it, the level
     of the highest coverage (ties: the finer). Returns (level, coverage per level tried)."""
     depth = 0
     if paths is not None:
         depth = paths.agg(F.max(F.size(F.split(S.CATEGORY_PATH, "/")))).first()[0] or 0
     levels = [0] + list(range(depth, 0, -1))
-    migrations = migrations.select(S.USER_ID, WINDOW, FROM, TO).cache()
-    try:
-        coverage = {lv: flow_coverage(migrations, paths, lv, min_group_size) for lv in levels}
-    finally:
-        migrations.unpersist()
+    coverage = flow_coverages(migrations, paths, levels, min_group_size)
     for lv in levels:
         if coverage[lv] >= min_coverage:
             return lv, coverage
