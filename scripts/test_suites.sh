@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# `make test`: the two test runs side by side, each with its own output and temp folder.
+# `make test`: the test runs side by side, each with its own output and temp folder.
 #
-#   1. default: the whole suite in .venv (already built by `make install`);
-#   2. card:    .venv-card is built (or verified) by scripts/install_card_env.sh, then the card
-#               selection ($CARD_SELECT: what differs under the card's pins) runs in it.
+#   1. default:   the suite in .venv (already built by `make install`) but for the split-off files;
+#   2. processes: the split-off files in .venv ($TEST_SPLIT_PATHS: the tests that start processes
+#                 of their own: the standalone cluster, the kill tests, the stream kill and Kafka
+#                 tests, Airflow and the stream scoring), the other half of the .venv suite's time;
+#   3. card:      .venv-card is built (or verified) by scripts/install_card_env.sh, then the card
+#                 selection ($CARD_SELECT: what differs under the card's pins) runs in it.
 #
-# Most of the suite's wall time is latency (JVM starts, Spark job scheduling, subprocesses,
-# sleeps), not CPU, so two runs on two cores finish well before the sum of their times; the card
-# env's install overlaps the default run too. Each run writes its own log (the default run's
-# and the card run's pytest output, each ending with its 20 slowest tests) and its own pytest
-# basetemp; a line of progress per run is printed every $PROGRESS_S seconds, both logs in full at
-# the end, and the exit status is non-zero when either run failed (both are named).
+# The .venv suite alone keeps one core busy (measured: 1,816 CPU s in 2,017 s wall), so it runs
+# as two halves; with the card run, three runs share the two cores. Each run writes its own log
+# (pytest's output, ending with its 20 slowest tests) and its own pytest basetemp; a line of
+# progress per run is printed every $PROGRESS_S seconds, the logs in full at the end, and the
+# exit status is non-zero when any run failed (each failed one named).
 #
 # Environment: PY (.venv/bin/python), CARD_VENV (.venv-card), CARD_SELECT, ARGS (extra pytest
-# arguments for both runs), TEST_PARALLEL=0 (one after the other), TEST_LOG_DIR (default: a temp
-# folder, kept when a run failed), PROGRESS_S (60). A new suite that must run in its own
-# environment joins as a third run here (run_suite NAME COMMAND...); tests that fit .venv join the
-# default run by their kind marker. Whatever both runs would download at test time (Ivy's jar
-# cache for spark.jars.packages, say) belongs in the installs, before the runs start: two JVMs
-# resolving into one Ivy cache at once can corrupt it.
+# arguments for every run; with ARGS the .venv suite is not split, so paths in ARGS select as
+# usual), TEST_SPLIT_PATHS (the files of the processes run; empty: no split), TEST_PARALLEL=0
+# (one run after the other), TEST_LOG_DIR (default: a temp folder, kept when a run failed),
+# PROGRESS_S (60). A new suite that must run in its own environment joins as another run here
+# (run_suite NAME COMMAND...); tests that fit .venv join the default run by their kind marker.
+# Each run resolves Maven packages (Delta's jars, the Kafka source) into an Ivy folder of its own
+# (INTEREST_IVY_DIR): two JVMs resolving into one Ivy cache at once can corrupt it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +33,9 @@ CARD_SELECT="${CARD_SELECT:-card or arrow_paths or (unit and not pure_python)}"
 ARGS="${ARGS:-}"
 PARALLEL="${TEST_PARALLEL:-1}"
 PROGRESS_S="${PROGRESS_S:-60}"
+SPLIT_PATHS="${TEST_SPLIT_PATHS-tests/cluster tests/integration/test_kill_boundaries.py tests/integration/test_stream_kill.py tests/integration/test_stream_kafka.py tests/integration/test_scheduling.py tests/integration/test_stream_scoring.py}"
+[ -z "$ARGS" ] || SPLIT_PATHS=""
+IVY_BASE="${XDG_CACHE_HOME:-$HOME/.cache}/interest-evolution/ivy"
 LOG_DIR="${TEST_LOG_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/interest-tests.XXXXXX")}"
 mkdir -p "$LOG_DIR"
 
@@ -45,7 +51,7 @@ run_suite() {
   names+=("$name")
   (
     s=$(date +%s)
-    BASETEMP="$LOG_DIR/$name.tmp" "$@" > "$LOG_DIR/$name.log" 2>&1
+    BASETEMP="$LOG_DIR/$name.tmp" INTEREST_IVY_DIR="$IVY_BASE/run-$name" "$@" > "$LOG_DIR/$name.log" 2>&1
     rc=$?
     echo "$rc" > "$LOG_DIR/$name.rc"
     echo "== $name: exit $rc after $(( $(date +%s) - s )) s" >> "$LOG_DIR/$name.log"
@@ -55,8 +61,15 @@ run_suite() {
 }
 
 default_suite() {
+  local ignore=()
+  for path in $SPLIT_PATHS; do ignore+=("--ignore=$path"); done
   # shellcheck disable=SC2086  # ARGS is a list of pytest arguments
-  "$PY" -m pytest -q -p no:cacheprovider --basetemp="$BASETEMP" $ARGS
+  "$PY" -m pytest -q -p no:cacheprovider --basetemp="$BASETEMP" "${ignore[@]}" $ARGS
+}
+
+processes_suite() {
+  # shellcheck disable=SC2086
+  "$PY" -m pytest -q -p no:cacheprovider --basetemp="$BASETEMP" $SPLIT_PATHS
 }
 
 card_suite() {
@@ -67,6 +80,7 @@ card_suite() {
 
 echo "test_suites: logs in $LOG_DIR (parallel=$PARALLEL)"
 run_suite default default_suite
+[ -z "$SPLIT_PATHS" ] || run_suite processes processes_suite
 run_suite card card_suite
 
 # Progress: the last line of each log (pytest -q prints its dots and percentage there).
