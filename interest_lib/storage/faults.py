@@ -59,6 +59,12 @@ def boundary_name(phase: str, table: str, n: int) -> str:
     return f"{phase}:{table}:{n}"
 
 
+def reset_counts() -> None:
+    """Count commits from zero again: a second job recorded in the same process (a test's
+    in-process run) numbers its boundaries as a fresh process would."""
+    _counts.clear()
+
+
 def commit_boundary(table: str, phase: str) -> None:
     """Called by the engines right ``before`` and right ``after`` each commit to ``table``.
 

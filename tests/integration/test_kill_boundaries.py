@@ -1,7 +1,8 @@
 """Every commit window of every job survives SIGKILL.
 
 On a tiny generated store, each job (`interest ingest`, `sessionize`, `featurize --no-embeddings`,
-`score` with baselines) runs once as a real subprocess with the commit hook in record mode
+`score` with baselines) runs once, in the test process on the session's warm JVM, with the commit
+hook in record mode
 (``INTEREST_COMMIT_LOG``, interest_lib/storage/faults.py): that lists the commit boundaries the
 job crosses, found by hooking the commit, not by timing, and (``INTEREST_COMMIT_SNAPSHOTS``)
 copies the warehouse at each boundary: the files a SIGKILL there leaves on disk. For each
@@ -21,8 +22,8 @@ moved into the table folder that no log entry names), so these cover every table
 leave; ``INTEREST_KILL_EVERY_PHASE=1`` also kills right before every commit.
 
 What keeps it short: the raw store comes from the session's cache of generated stores
-(tests/stores.py); the kill states come from one recorded run per job (snapshots) instead of a
-JVM per boundary; the rerun calls the same entry point (``interest_lib.cli.main``) in the test
+(tests/stores.py); the kill states come from one recorded run per job (snapshots, recorded in the test
+process) instead of a JVM per boundary; the rerun calls the same entry point (``interest_lib.cli.main``) in the test
 process, on the session's warm JVM — recovery is the job's code reading what the killed process
 left on disk, which a fresh JVM does not change (``INTEREST_KILL_RERUN=subprocess`` reruns in a
 fresh process); the real kill runs while the snapshots are rerun; and the subprocesses' JVMs run
@@ -85,17 +86,21 @@ def _interest(root: str, warehouse: str, command: str, extra: list[str], env_ext
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=root)
 
 
-def _rerun(spark, root: str, warehouse: str, command: str, extra: list[str]) -> str:
-    """Rerun the job without the hook; return "" when it succeeded, else what went wrong."""
+def _rerun(spark, root: str, warehouse: str, command: str, extra: list[str], hook: dict | None = None) -> str:
+    """Rerun the job without the hook (or record it with ``hook``, the hook's environment);
+    return "" when it succeeded, else what went wrong."""
     if not RERUN_IN_PROCESS:
-        proc = _interest(root, warehouse, command, extra, {})
+        proc = _interest(root, warehouse, command, extra, hook or {})
         return "" if proc.returncode == 0 else f"rerun exited {proc.returncode}: {proc.stderr[-1500:]}"
     from interest_lib.cli import main
+    from interest_lib.storage import faults
 
     assert not any(os.environ.get(k) for k in HOOK_ENVS)
     # cli.main applies this run's SQL settings to the shared session: put the session's back.
     keys = ("spark.sql.shuffle.partitions", "spark.sql.execution.arrow.maxRecordsPerBatch")
     saved = {k: spark.conf.get(k) for k in keys}
+    os.environ.update(hook or {})
+    faults.reset_counts()
     try:
         code = main(_argv(root, warehouse, command, extra))
         return "" if code == 0 else f"rerun returned {code}"
@@ -104,12 +109,10 @@ def _rerun(spark, root: str, warehouse: str, command: str, extra: list[str]) -> 
             raise
         return "rerun raised: " + "".join(traceback.format_exception(exc))[-3000:]
     finally:
+        for k in hook or {}:
+            os.environ.pop(k, None)
         for k, v in saved.items():
             spark.conf.set(k, v)
-
-
-def _check(proc: subprocess.CompletedProcess, what: str) -> None:
-    assert proc.returncode == 0, f"{what} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
 
 
 def _tables(warehouse: str) -> list[str]:
@@ -181,8 +184,8 @@ class CleanRuns:
     before it, the boundaries it crossed, the warehouse at each boundary (``snapshots/<boundary>``)
     and the tables after it."""
 
-    def __init__(self, root: str):
-        self.root = root
+    def __init__(self, spark, root: str):
+        self.spark, self.root = spark, root
         self.warehouse = os.path.join(root, "warehouse")  # holds the generated store's planted truth
         self.done: dict[str, tuple[str, list[str], str, dict]] = {}
 
@@ -197,7 +200,8 @@ class CleanRuns:
                 snapshots = os.path.join(self.root, f"snapshots-{name}")
                 os.makedirs(snapshots)
                 hook = {LOG_ENV: log_path, SNAPSHOT_ENV: snapshots, SNAPSHOT_OF_ENV: self.warehouse}
-                _check(_interest(self.root, self.warehouse, name, extra, hook), f"clean {name}")
+                problem = _rerun(self.spark, self.root, self.warehouse, name, extra, hook)
+                assert not problem, f"clean {name}: {problem}"
                 self.done[name] = (before, _boundaries(log_path), snapshots, _contents(self.warehouse))
             if name == job:
                 return self.done[name]
@@ -205,11 +209,11 @@ class CleanRuns:
 
 
 @pytest.fixture(scope="module")
-def clean_runs(tmp_path_factory, generated_stores):
+def clean_runs(tmp_path_factory, spark, generated_stores):
     """The tiny raw store (from the session's cache); clean job runs follow as the tests ask."""
     root = tmp_path_factory.mktemp("kills")
     generated_stores.copy_to(SETTINGS, root)
-    return CleanRuns(str(root))
+    return CleanRuns(spark, str(root))
 
 
 @pytest.mark.timeout(2400)  # a rerun per commit boundary, and a killed subprocess per job
