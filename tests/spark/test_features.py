@@ -199,14 +199,20 @@ def test_window_text_vector_is_the_weighted_mean_of_item_and_text_vectors(spark,
     assert 1 not in got  # iZ has no embedding: no vector rather than a wrong one
 
 
-def test_featurize_rerun_on_the_same_events_writes_no_new_training_sequences(spark, tmp_conf, tables):
-    from interest_lib.features.job import run_featurize
-    from interest_lib.storage.catalog import GOLD_TRAINING_SEQUENCES, SILVER_EVENTS_SESSIONIZED
-
+def six_weeks_of_two_users() -> list:
+    """u views c1 for four weeks, then c2; v puts c3 in the cart every week."""
     rows = []
     for w in range(6):
         rows += [("u", at(w, d, 9 + d), "c1" if w < 4 else "c2", "view") for d in range(3)]
         rows += [("v", at(w, d, 9 + d), "c3", "cart") for d in range(2)]
+    return rows
+
+
+def test_featurize_rerun_on_the_same_events_writes_no_new_training_sequences(spark, tmp_conf, tables):
+    from interest_lib.features.job import run_featurize
+    from interest_lib.storage.catalog import GOLD_TRAINING_SEQUENCES, SILVER_EVENTS_SESSIONIZED
+
+    rows = six_weeks_of_two_users()
     tables.write(events(spark, rows), SILVER_EVENTS_SESSIONIZED, mode="overwrite")
     first = run_featurize(spark, tmp_conf, tables, embed=False)
     version = tables.version(GOLD_TRAINING_SEQUENCES)
@@ -232,10 +238,7 @@ def test_featurize_rerun_keeps_what_the_same_inputs_committed_and_rebuilds_the_r
 
     outputs = (SILVER_USER_INTEREST_WINDOWS, SILVER_INTEREST_MIGRATIONS, GOLD_MIGRATION_FLOWS,
                SILVER_INTEREST_STAGES, REF_VOCAB, GOLD_TRAINING_SEQUENCES)
-    rows = []
-    for w in range(6):
-        rows += [("u", at(w, d, 9 + d), "c1" if w < 4 else "c2", "view") for d in range(3)]
-        rows += [("v", at(w, d, 9 + d), "c3", "cart") for d in range(2)]
+    rows = six_weeks_of_two_users()
     tables.write(events(spark, rows), SILVER_EVENTS_SESSIONIZED, mode="overwrite")
     first = run_featurize(spark, tmp_conf, tables, embed=False)
     versions = {name: tables.version(name) for name in outputs}
