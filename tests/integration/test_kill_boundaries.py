@@ -56,7 +56,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SETTINGS = ["generate.users=40", "generate.days=42", "generate.mean_events_per_user=40",
             "generate.items_per_category=3", "migration.min_group_size=2",
             "score.migration=markov", "score.evolution=persistence",
-            "spark.shuffle_partitions=2", "spark.master=local[2]"]
+            "spark.shuffle_partitions=2", "spark.master=local[2]",
+            # the recorded run and the reruns share the test session (which has the Delta jars,
+            # so `auto` would pick delta-spark there); the killed process has none: one engine
+            "storage.engine=delta-rs"]
 JOBS = [("ingest", []), ("sessionize", []), ("featurize", ["--no-embeddings"]), ("score", [])]
 # On a store this small every flow cell is under migration.min_group_size, so the table stays
 # empty (its commit is still crossed, killed at and compared).
