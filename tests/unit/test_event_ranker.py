@@ -140,3 +140,24 @@ def test_repeat_gate_ranker_scores_the_same_in_torch_and_numpy():
     a, b = ranker._predict(X), ranker.scores(np.arange(10), now)
     np.testing.assert_allclose(a[:, 1:], b[:, 1:], atol=1e-4)
     assert torch.isfinite(torch.tensor(b[:, 1:])).all()
+
+
+def test_validation_period_fits_models_at_the_validation_cut_and_reads_nothing_after_the_cut():
+    from interest_lib.evaluate.event_benchmark import run_event_protocol
+
+    log = encode_events(replenishment_log(n_users=12, n_days=20))
+    seen = {}
+
+    class Spy(PersonalFrequency):
+        def fit(self, log, n):
+            seen["n"] = n
+            return super().fit(log, n)
+
+        def scores(self, users, now):
+            seen["last"] = max(seen.get("last", now), now)
+            return super().scores(users, now)
+
+    res = run_event_protocol(log, n_boot=20, log_line=lambda s: None, models={"spy": Spy}, period="validation")
+    assert res.targets.cut == res.validation_cut and res.targets.end == res.cut
+    assert seen["n"] == log.upto(res.validation_cut) and res.validation_cut < seen["last"] <= res.cut
+    assert set(res.table.model) >= {"spy", res.best}
