@@ -55,7 +55,10 @@ class RankerParams:
     """Hyper-parameters of :class:`LearnedRanker`. The defaults were chosen on Complete Journey's
     validation period only (docs/event_protocol.md): the second half of the history replayed for
     training (train_quantile 0.5) gained more on the switch slice than the last fifth (+8.1% vs
-    +3.7%), with a wider network (96) and 5 epochs."""
+    +3.7%), with a wider network (96) and 5 epochs. A second round there (collaborative and
+    department features, the repeat/explore mixture, switch weights, more replayed baskets) left
+    them as they are: switch_weight trades the overall slice for the switch slice, the mixture
+    lost on switch, the rest gained nothing beyond seed noise."""
 
     hidden: int = 96  # width of the two hidden layers
     embedding: int = 8  # size of the learned category embedding fed to the network
