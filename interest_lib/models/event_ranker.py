@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from interest_lib.event_stream import make_targets, score_targets, time_cut
-from interest_lib.metrics import all_ranks, metrics_from_ranks
+from interest_lib.metrics import all_ranks, per_target_metrics
 from interest_lib.models.event_baselines import (
     DAY_NS, DecayedState, EventBaseline, Markov, TifuKnn, _l1,
 )
@@ -47,6 +47,7 @@ FEATURES = (
     "hour_sin", "hour_cos", "dow_sin", "dow_cos",
 )
 RECENT_HALF_LIFE_DAYS = 7.0
+EVER = FEATURES.index("ever")
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,10 @@ class RankerParams:
     """Hyper-parameters of :class:`LearnedRanker`. The defaults were chosen on Complete Journey's
     validation period only (docs/event_protocol.md): the second half of the history replayed for
     training (train_quantile 0.5) gained more on the switch slice than the last fifth (+8.1% vs
-    +3.7%), with a wider network (96) and 5 epochs."""
+    +3.7%), with a wider network (96) and 5 epochs. A second round there (collaborative and
+    department features, the repeat/explore mixture, switch weights, more replayed baskets) left
+    them as they are: switch_weight trades the overall slice for the switch slice, the mixture
+    lost on switch, the rest gained nothing beyond seed noise."""
 
     hidden: int = 96  # width of the two hidden layers
     embedding: int = 8  # size of the learned category embedding fed to the network
@@ -67,6 +71,8 @@ class RankerParams:
     seed: int = 0
     tifu_k: int = 300
     threads: int = 0  # torch threads while training (0 = torch's default; 1 is fastest for tiny data)
+    switch_weight: float = 1.0  # loss weight of switch targets (1 = every target alike; see docs/event_protocol.md)
+    repeat_gate: bool = False  # repeat/explore mixture: a gate P(repeat) and one head each (see _mixture)
 
 
 class FeatureState(EventBaseline):
@@ -282,8 +288,10 @@ class LearnedRanker(EventBaseline):
         recorder = _Recorder(self.state)
         score_targets(recorder, log, train)
         X = np.concatenate(recorder.features)
+        # target weights per basket and category: switch targets count switch_weight times, in the
+        # loss and in the holdout NDCG that picks the epoch (one objective)
         Y = np.zeros((len(train.basket_ts), self.width), dtype=np.float32)
-        np.add.at(Y, (train.basket, train.category), 1.0)
+        np.add.at(Y, (train.basket, train.category), np.where(train.is_switch, p.switch_weight, 1.0).astype(np.float32))
         self.log_line(f"learned_ranker: {len(X):,} baskets replayed for training "
                       f"({time.perf_counter() - start:.0f}s)")
         threads = torch.get_num_threads()
@@ -296,6 +304,8 @@ class LearnedRanker(EventBaseline):
         return self
 
     def _train(self, X, Y, torch):
+        """Train on features ``X`` ``[n, C+1, F]`` and target weights ``Y`` ``[n, C+1]`` (counts,
+        switch targets weighted), keeping the epoch with the best (weighted) holdout NDCG@10."""
         p = self.params
         torch.manual_seed(p.seed)
         n_hold = max(int(len(X) * p.holdout), 1)
@@ -303,7 +313,7 @@ class LearnedRanker(EventBaseline):
         flat = Xtr.reshape(-1, X.shape[-1])
         self.mean = torch.tensor(flat.mean(axis=0))
         self.std = torch.tensor(flat.std(axis=0) + 1e-6)
-        self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding)
+        self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding, p.repeat_gate)
         opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         Xtr_t, Ytr_t = torch.from_numpy(Xtr), torch.from_numpy(Ytr)
         best, best_state = -1.0, None
@@ -341,9 +351,12 @@ class LearnedRanker(EventBaseline):
         self._np = {
             "mean": self.mean.numpy().astype(np.float64), "std": self.std.numpy().astype(np.float64),
             "w1x": w1[:n_feat], "cat1": sd["embed.weight"] @ w1[n_feat:] + sd["mlp.0.bias"],
-            "w2": sd["mlp.2.weight"].T, "b2": sd["mlp.2.bias"], "w3": sd["mlp.4.weight"].T[:, 0],
-            "b3": sd["mlp.4.bias"][0] + sd["bias"],
+            "w2": sd["mlp.2.weight"].T, "b2": sd["mlp.2.bias"], "w3": sd["mlp.4.weight"].T,
+            "b3": sd["mlp.4.bias"][None, :] + sd["bias"][:, None],
         }
+        if "gate.0.weight" in sd:
+            self._np.update({"g1": sd["gate.0.weight"].T, "gb1": sd["gate.0.bias"],
+                             "g2": sd["gate.2.weight"].T[:, 0], "gb2": sd["gate.2.bias"][0]})
 
     def _score_features(self, X: np.ndarray) -> np.ndarray:
         """``[n, C+1]`` scores of ``[n, C+1, F]`` features with the exported network."""
@@ -352,12 +365,16 @@ class LearnedRanker(EventBaseline):
         x = (X.reshape(-1, n_feat).astype(np.float64) - m["mean"]) / m["std"]  # 2-D: BLAS matmuls
         h = np.maximum((x @ m["w1x"]).reshape(n, width, -1) + m["cat1"], 0.0).reshape(n * width, -1)
         h = np.maximum(h @ m["w2"] + m["b2"], 0.0)
-        return (h @ m["w3"]).reshape(n, width) + m["b3"]
+        out = (h @ m["w3"]).reshape(n, width, -1) + m["b3"]
+        if "g1" not in m:
+            return out[..., 0]
+        gate = np.maximum(x.reshape(n, width, -1)[:, 0] @ m["g1"] + m["gb1"], 0.0) @ m["g2"] + m["gb2"]
+        return _mixture(np, out[..., 0], out[..., 1], gate[:, None], X[..., EVER] > 0.5)
 
     def _logits(self, x):
         import torch
 
-        logits = self.net((x - self.mean) / self.std)
+        logits = self.net((x - self.mean) / self.std, x[..., EVER] > 0.5)
         return logits.masked_fill(torch.arange(self.width) == 0, float("-inf"))
 
     def _predict(self, X, chunk=2048) -> np.ndarray:
@@ -381,7 +398,7 @@ class LearnedRanker(EventBaseline):
 class _Net:
     """Factory for the scoring network (kept out of module import so torch loads lazily)."""
 
-    def __new__(cls, n_features: int, width: int, hidden: int, embedding: int):
+    def __new__(cls, n_features: int, width: int, hidden: int, embedding: int, gate: bool = False):
         import torch
 
         class Net(torch.nn.Module):
@@ -390,19 +407,48 @@ class _Net:
                 self.embed = torch.nn.Embedding(width, embedding)
                 self.mlp = torch.nn.Sequential(
                     torch.nn.Linear(n_features + embedding, hidden), torch.nn.ReLU(),
-                    torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+                    torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2 if gate else 1))
                 self.bias = torch.nn.Parameter(torch.zeros(width))
+                if gate:  # P(repeat) from the per-user features (every column holds them; column 0 is padding)
+                    self.gate = torch.nn.Sequential(torch.nn.Linear(n_features, 16), torch.nn.ReLU(),
+                                                    torch.nn.Linear(16, 1))
 
-            def forward(self, x):
+            def forward(self, x, ever):
                 e = self.embed.weight.unsqueeze(0).expand(x.shape[0], -1, -1)
-                return self.mlp(torch.cat([x, e], dim=-1)).squeeze(-1) + self.bias
+                out = self.mlp(torch.cat([x, e], dim=-1))
+                if not gate:
+                    return out[..., 0] + self.bias
+                return _mixture(torch, out[..., 0] + self.bias, out[..., 1] + self.bias,
+                                self.gate(x[:, 0]), ever)
 
         return Net()
 
 
-def _ndcg_at_10(scores: np.ndarray, counts: np.ndarray) -> float:
-    """NDCG@10 of every target event (count-weighted) against its basket's scores, ties against it."""
+def _mixture(xp, repeat, explore, gate, ever):
+    """Log-probabilities of the repeat/explore mixture: ``P(c) = g * softmax_repeat(c)`` over the
+    categories the user had (``ever``), ``(1 - g) * softmax_explore(c)`` over the others (column 0,
+    padding, excluded), ``g = sigmoid(gate)``. ``xp`` is torch or numpy (one formula for training and
+    scoring)."""
+    if xp is np:
+        def log_softmax(z):
+            z = z - z.max(axis=-1, keepdims=True)
+            return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        log_sig = lambda z: -np.logaddexp(0.0, -z)  # noqa: E731
+        where, col = np.where, np.arange(repeat.shape[-1])
+    else:
+        log_softmax, log_sig, where = (lambda z: xp.log_softmax(z, dim=-1)), xp.nn.functional.logsigmoid, xp.where
+        col = xp.arange(repeat.shape[-1])
+    explore_set = ~ever & (col > 0)
+    lp_repeat = log_softmax(where(ever, repeat, -1e4)) + log_sig(gate)
+    lp_explore = log_softmax(where(explore_set, explore, -1e4)) + log_sig(-gate)
+    return where(ever, lp_repeat, lp_explore)
+
+
+def _ndcg_at_10(scores: np.ndarray, weights: np.ndarray) -> float:
+    """Mean NDCG@10 of the target events against their basket's scores (ties against them), each
+    (basket, category) weighted by ``weights`` (its count, times switch_weight for switch targets)."""
     ranks = all_ranks(scores)
-    rows, cols = np.nonzero(counts[:, 1:])
-    per_event = np.repeat(ranks[rows, cols], counts[:, 1:][rows, cols].astype(np.int64))
-    return metrics_from_ranks(per_event, (10,))["ndcg@10"] if len(per_event) else 0.0
+    rows, cols = np.nonzero(weights[:, 1:])
+    w = weights[:, 1:][rows, cols].astype(np.float64)
+    gains = per_target_metrics(ranks[rows, cols], (10,))["ndcg@10"]
+    return float((w * gains).sum() / w.sum()) if len(w) else 0.0
