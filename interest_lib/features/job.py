@@ -174,6 +174,14 @@ def _kept(tables: Tables, resume: Resume, name: str, counts: dict) -> bool:
     return True
 
 
+def _overwrite_unless_kept(tables: Tables, resume: Resume, name: str, counts: dict, build) -> int:
+    """Rows of ``name`` after this run: kept as the same inputs committed it (:func:`_kept`), else
+    ``build()`` overwrites it under the run's app transaction."""
+    if _kept(tables, resume, name, counts):
+        return tables.read(name).count()
+    return tables.rows_after_overwrite(tables.write(build(), name, mode="overwrite", txn=resume.txn(name)))
+
+
 def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool = True) -> FeaturizeReport:
     """Build every featurize table from silver.events_sessionized (see the module docstring).
 
@@ -207,34 +215,23 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
                          texts_embedded=report.embeddings["texts"].get("texts_embedded", 0))
         resume = Resume.for_inputs(tables, "featurize", featurize_inputs(tables, conf))
         with timer.stage("profiles") as c:
-            if _kept(tables, resume, SILVER_USER_INTEREST_WINDOWS, c):
-                report.windows = tables.read(SILVER_USER_INTEREST_WINDOWS).count()
-            else:
-                profiles = build_profiles(events, conf.features, text_vector_builder(tables, conf))
-                report.windows = tables.rows_after_overwrite(tables.write(
-                    profiles, SILVER_USER_INTEREST_WINDOWS, mode="overwrite",
-                    txn=resume.txn(SILVER_USER_INTEREST_WINDOWS)))
+            report.windows = _overwrite_unless_kept(
+                tables, resume, SILVER_USER_INTEREST_WINDOWS, c,
+                lambda: build_profiles(events, conf.features, text_vector_builder(tables, conf)))
             profiles = tables.read(SILVER_USER_INTEREST_WINDOWS).persist(StorageLevel.MEMORY_AND_DISK)
             c.update(windows=report.windows)
         with timer.stage("migrations") as c:
-            if _kept(tables, resume, SILVER_INTEREST_MIGRATIONS, c):
-                report.migrations = tables.read(SILVER_INTEREST_MIGRATIONS).count()
-            else:
-                migrations = detect_migrations(profiles, conf.migration, conf.stages.active_share)
-                report.migrations = tables.rows_after_overwrite(tables.write(
-                    migrations, SILVER_INTEREST_MIGRATIONS, mode="overwrite",
-                    txn=resume.txn(SILVER_INTEREST_MIGRATIONS)))
+            report.migrations = _overwrite_unless_kept(
+                tables, resume, SILVER_INTEREST_MIGRATIONS, c,
+                lambda: detect_migrations(profiles, conf.migration, conf.stages.active_share))
             migrations = tables.read(SILVER_INTEREST_MIGRATIONS)
             dp = dp_settings(conf.privacy.dp_epsilon, conf.privacy.dp_max_cells_per_user)
             paths = one_path_per_category(events).cache()
             report.flow_level, coverage = flow_level(migrations, paths, conf, dp is not None)
-            if _kept(tables, resume, GOLD_MIGRATION_FLOWS, c):
-                # kept, not redrawn: new noise on the same counts would spend the DP budget again
-                report.flow_cells = tables.read(GOLD_MIGRATION_FLOWS).count()
-            else:
-                flows = migration_flows(migrations, conf.migration.min_group_size, paths, report.flow_level, dp)
-                report.flow_cells = tables.rows_after_overwrite(tables.write(
-                    flows, GOLD_MIGRATION_FLOWS, mode="overwrite", txn=resume.txn(GOLD_MIGRATION_FLOWS)))
+            # a kept table is not redrawn: new noise on the same counts would spend the DP budget again
+            report.flow_cells = _overwrite_unless_kept(
+                tables, resume, GOLD_MIGRATION_FLOWS, c,
+                lambda: migration_flows(migrations, conf.migration.min_group_size, paths, report.flow_level, dp))
             paths.unpersist()
             planted = planted_windows(tables, conf)
             if planted is not None:
@@ -244,12 +241,8 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
                      **{f"flow_coverage_level_{lv}": round(v, 3) for lv, v in coverage.items()},
                      flows_dp_epsilon=dp.epsilon if dp else "off (exact counts)")
         with timer.stage("stages") as c:
-            if _kept(tables, resume, SILVER_INTEREST_STAGES, c):
-                report.stage_rows = tables.read(SILVER_INTEREST_STAGES).count()
-            else:
-                report.stage_rows = tables.rows_after_overwrite(tables.write(
-                    interest_stages(profiles, conf.stages), SILVER_INTEREST_STAGES, mode="overwrite",
-                    txn=resume.txn(SILVER_INTEREST_STAGES)))
+            report.stage_rows = _overwrite_unless_kept(
+                tables, resume, SILVER_INTEREST_STAGES, c, lambda: interest_stages(profiles, conf.stages))
             stages = tables.read(SILVER_INTEREST_STAGES)
             c.update(stage_rows=report.stage_rows,
                      **{f"stage_{r[STAGE]}": r["count"] for r in stages.groupBy(STAGE).count().collect()})
