@@ -115,12 +115,17 @@ class TrainTask(Task):
                             help="continue the latest run of the task on the table's newer version for "
                                  "train.warm_start_epochs (stops if the model code, input contract or "
                                  "vocabulary cannot be matched; added categories are mapped by key)")
+        parser.add_argument("--transfer-from", metavar="RUN_DIR",
+                            help="start from a finished run of the same model on another catalogue (its "
+                                 "run folder): each category starts from the source category whose name "
+                                 "and path read closest (MiniLM), then the full schedule trains")
 
     def launch(self):
         from interest_lib.training.job import run_train
 
         report = run_train(self.spark, self.conf, self.tables, **_model_choice(self.args.model),
-                           fresh=self.args.fresh, warm_start=self.args.warm_start)
+                           fresh=self.args.fresh, warm_start=self.args.warm_start,
+                           transfer_from=self.args.transfer_from)
         state = "already trained" if report.skipped else f"{report.epochs_run} epochs in {report.seconds:.1f} s"
         print(f"train {report.model}: run {report.run_id} ({state}), best validation "
               f"{report.best_validation:.4f}, model at {report.store}/model.pt, "
@@ -278,12 +283,15 @@ class ImportCompleteJourneyTask(Task):
         parser.add_argument("--out", help="raw store folder (default: storage.raw_dir)")
         parser.add_argument("--households", type=int,
                             help="only the first N household ids (a small slice for a quick run)")
+        parser.add_argument("--departments",
+                            help="comma-separated departments: only their categories (e.g. 'DRUG GM,PRODUCE')")
 
     def launch(self):
         from interest_lib.datasets.complete_journey import write_complete_journey
 
         out = self.args.out or self.conf.storage.raw_dir
-        stats = write_complete_journey(out, households=self.args.households)
+        departments = [d.strip() for d in self.args.departments.split(",")] if self.args.departments else None
+        stats = write_complete_journey(out, households=self.args.households, departments=departments)
         print(f"Complete Journey raw store at {out}: " + ", ".join(f"{k}={v:,}" for k, v in stats.items()))
         return None
 

@@ -107,6 +107,36 @@ def category_paths(lines: pd.DataFrame) -> pd.Series:
     return (department + "/" + level2 + "/" + ptype).rename("path")
 
 
+def category_departments(tx: pd.DataFrame, products: pd.DataFrame) -> pd.Series:
+    """category_id -> the department of its one path (:func:`category_paths`)."""
+    return category_paths(purchase_lines(tx, products)).str.split("/").str[0]
+
+
+def department_slice(tx: pd.DataFrame, products: pd.DataFrame, departments, household_ids=None
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The transactions and products of the categories whose path's department is in
+    ``departments`` (whole categories: a category's lines under another department come along,
+    so its path, computed on the slice, stays the one it has on the whole data); ``household_ids``:
+    only those households' transactions.
+
+    Raises:
+        ValueError: a department that no category has (names the known ones).
+    """
+    by_category = category_departments(tx, products)
+    unknown = sorted(set(departments) - set(by_category))
+    if unknown:
+        raise ValueError(f"Complete Journey has no department {unknown}; departments: {sorted(set(by_category))}")
+    keep = set(by_category.index[by_category.isin(set(departments))])
+    in_table = tx["product_id"].isin(products["product_id"])
+    products = products[products["product_category"].fillna(UNKNOWN).isin(keep)]
+    # lines of products missing from the product table are the UNKNOWN category
+    tx = tx[tx["product_id"].isin(products["product_id"]) | (~in_table & (UNKNOWN in keep))]
+    if household_ids is not None:
+        tx = tx[tx["household_id"].isin(set(household_ids))]
+    products = products[products["product_id"].isin(tx["product_id"])]
+    return tx.reset_index(drop=True), products.reset_index(drop=True)
+
+
 def build_raw_store(tx: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(events, items) as raw string columns from transactions and products (see the module doc)."""
     lines = purchase_lines(tx, products)
@@ -147,17 +177,24 @@ def build_raw_store(tx: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.DataFr
     return events, items
 
 
-def write_complete_journey(out: str, households: Optional[int] = None) -> dict:
+def write_complete_journey(out: str, households: Optional[int] = None, departments=None,
+                           household_ids=None) -> dict:
     """Write the Complete Journey raw store under ``out`` (``events/`` and ``items/`` replaced).
 
     Args:
         out: the raw store folder (use it as ``storage.raw_dir``, or ``--input <out>/events``).
         households: only the first N household ids (a small slice for tests and quick runs).
+        departments: only the categories of these departments (:func:`department_slice`).
+        household_ids: only these households (with ``departments``).
 
     Returns:
         Counts: households, events, items, categories, event_files.
     """
     tx, products = load_complete_journey(households)
+    if departments is not None:
+        tx, products = department_slice(tx, products, departments, household_ids)
+    elif household_ids is not None:
+        raise ValueError("household_ids selects within a department slice: give departments too")
     events, items = build_raw_store(tx, products)
     for sub in ("events", "items"):
         shutil.rmtree(os.path.join(out, sub), ignore_errors=True)

@@ -6,6 +6,7 @@
                               built from the ref tables at the versions lineage.json records;
                               removed once the run is finished (model.pt carries them)
         vocab.json            id -> key per vocabulary kind (category, item, text) the run was trained on
+        categories.json       category key -> its text (name and path) for transfers to another catalogue
         warm_start.pt         a warm-started run's initial weights (``interest train --warm-start``)
         checkpoints/epoch-NNN.pt   model + optimizer + early-stopping state after the newest epoch
                               (older ones are deleted; all once the run is finished). The frozen
@@ -66,6 +67,12 @@ class RunStore:
     def vocab(self) -> str:
         """The run's id -> key lists per vocabulary kind (``vocab.json``; warm starts map by key)."""
         return fs.join(self.root, "vocab.json")
+
+    @property
+    def categories(self) -> str:
+        """The run's category key -> text (name and path, ``categories.json``; a transfer to
+        another catalogue aligns categories by these texts)."""
+        return fs.join(self.root, "categories.json")
 
     @property
     def warm_init(self) -> str:

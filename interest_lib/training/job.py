@@ -161,12 +161,16 @@ def run_id_for(conf: Config, model_name: str, table_location: str, version: int,
 
 
 def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Optional[str] = None,
-              task: str = "migration", fresh: bool = False, warm_start: bool = False) -> TrainReport:
+              task: str = "migration", fresh: bool = False, warm_start: bool = False,
+              transfer_from: Optional[str] = None) -> TrainReport:
     """Train ``model_name`` (default: the configured model of ``task``) and return its report.
 
     ``warm_start``: continue the latest published run of the task on the table's current
     (newer) version for ``train.warm_start_epochs`` (:mod:`interest_lib.training.warm_start`;
-    raises :class:`~interest_lib.training.warm_start.WarmStartError` naming what differs)."""
+    raises :class:`~interest_lib.training.warm_start.WarmStartError` naming what differs).
+    ``transfer_from``: a finished run of the same model on another catalogue (its run folder):
+    this run starts from its weights, each category's rows from the source category whose text
+    is closest (:mod:`interest_lib.training.transfer`), and trains the full schedule."""
     if not model_name:
         model_name = conf.train.migration_model if task == "migration" else conf.train.evolution_model
         if model_task(model_name) != task:
@@ -179,6 +183,11 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
     table_path = tables.path(GOLD_TRAINING_SEQUENCES)
     store_root = fs.canonical(conf.train.store)
     base = None
+    if warm_start and transfer_from:
+        raise ConfigError("--warm-start and --transfer-from exclude each other: a warm start continues "
+                          "this catalogue's latest run, a transfer starts from another catalogue's run")
+    if transfer_from:
+        base = _transfer_source(transfer_from, model_name)
     if warm_start:
         from interest_lib.training.warm_start import WarmStartError
 
@@ -191,8 +200,8 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
             log.info("train %s: the latest %s run %s is already on %s@%d: nothing to warm-start",
                      model_name, task, base.run_id, GOLD_TRAINING_SEQUENCES, version)
             return _report(model_name, base, version, 0.0, skipped=True)
-    store = RunStore(fs.join(store_root, run_id_for(conf, model_name, table_path, version,
-                                                    base.run_id if base else None)))
+    started_from = (f"transfer:{base.root}" if transfer_from else base.run_id) if base else None
+    store = RunStore(fs.join(store_root, run_id_for(conf, model_name, table_path, version, started_from)))
     if fresh:
         store.remove()
     if store.finished():
@@ -208,13 +217,20 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
     vocab = vocab_lists(tables)
     contract = input_contract(conf, sizes)
     fingerprint = model_fingerprint(model_name)
-    plan = None
-    if base is not None:  # every check before anything of the new run is written
+    from interest_lib.training.transfer import category_texts
+
+    texts = category_texts(tables, vocab["category"])
+    plan = alignment = None
+    if base is not None and transfer_from:
+        plan, alignment = _plan_transfer(conf, base, vocab, texts)
+    elif base is not None:  # every check before anything of the new run is written
         plan = _plan_warm_start(base, vocab, model_name, fingerprint, params, contract, table_path, version)
     store.create()
     frozen_tables: dict = {}
     if not fs.exists(store.vocab):
         write_json(store.vocab, vocab)
+    if not fs.exists(store.categories):
+        write_json(store.categories, texts)
     if getattr(params, "use_text", False) and not store.has_inputs():
         import numpy as np
 
@@ -235,16 +251,19 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
         "model_code": fingerprint, "contract": contract,
         "conf": conf.to_dict(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    if plan is not None:
+    if alignment is not None:
+        lineage["transfer"] = {"from_run": base.run_id, "from_store": base.root,
+                               "alignment": {t: [s, round(c, 4)] for t, (s, c) in sorted(alignment.pairs.items())}}
+    elif plan is not None:
         lineage["warm_start"] = plan.summary()
-        if not fs.exists(store.warm_init) and store.latest_checkpoint() is None:
-            _write_warm_init(base, store, plan, model_name, params, sizes)
+    if plan is not None and not fs.exists(store.warm_init) and store.latest_checkpoint() is None:
+        _write_warm_init(base, store, plan, model_name, params, sizes)
     if not fs.exists(store.lineage):
         write_json(store.lineage, lineage)
     lineage = read_json(store.lineage)  # a resumed run keeps the lineage it started with
     use_gpu = resolve_gpu(conf, spark)
     t = conf.train
-    if plan is not None:
+    if plan is not None and not transfer_from:
         t = dataclasses.replace(t, epochs=t.warm_start_epochs)
     backend = make_backend(t.backend, t.num_processes, t.local_mode, use_gpu)
     job = TrainJob(model_name=model_name, task=task, params=params, sizes=sizes,
@@ -278,6 +297,41 @@ def _plan_warm_start(base: RunStore, vocab: dict, model_name: str, fingerprint: 
                            dataclasses.asdict(params), contract, table_path, version)
 
 
+def _transfer_source(location: str, model_name: str) -> RunStore:
+    """The finished run a transfer starts from; WarmStartError when it is missing or another model."""
+    from interest_lib.training.warm_start import WarmStartError
+
+    base = RunStore(fs.canonical(location))
+    if not base.finished():
+        raise WarmStartError(f"--transfer-from {location}: no finished run there (no model.pt); give the "
+                             "folder of a trained run, e.g. <train.store>/<run id>")
+    trained = base.read_lineage().get("model")
+    if trained != model_name:
+        raise WarmStartError(f"--transfer-from {location}: that run trained {trained!r}, this one trains "
+                             f"{model_name!r}; transfer needs the same model (same layers and sizes)")
+    if not fs.exists(base.vocab):
+        raise WarmStartError(f"--transfer-from {location}: the run has no vocab.json (trained before warm "
+                             "starts existed): its categories cannot be aligned; train it again")
+    return base
+
+
+def _plan_transfer(conf: Config, base: RunStore, vocab: dict, texts: dict):
+    """(plan, alignment) of a transfer from ``base`` to this table's categories, by text."""
+    from interest_lib.features.embeddings import get_encoder
+    from interest_lib.training.transfer import plan_transfer
+
+    source_texts = read_json(base.categories) if fs.exists(base.categories) else {}
+    if not source_texts:
+        log.warning("transfer: run %s has no categories.json; its categories are aligned by their keys alone",
+                    base.run_id)
+    plan, alignment = plan_transfer(read_json(base.vocab), source_texts, vocab, texts,
+                                    get_encoder(conf.embeddings), base.run_id)
+    weak = alignment.below(0.5)
+    log.info("transfer from run %s: %d target categories aligned by text; %d below cosine 0.5%s",
+             base.run_id, len(alignment.pairs), len(weak), f" (e.g. {weak[:5]})" if weak else "")
+    return plan, alignment
+
+
 def _write_warm_init(base: RunStore, store: RunStore, plan, model_name: str, params, sizes: InputSizes) -> None:
     """Save the base run's weights moved to the new ids as the new run's starting point."""
     import torch
@@ -291,7 +345,7 @@ def _write_warm_init(base: RunStore, store: RunStore, plan, model_name: str, par
     fresh = build_model(model_name, params, sizes, load_text_matrix(store)).state_dict()
     state = remap_state(record["state_dict"], fresh, record["sizes"], plan)
     atomic_save({"from_run": base.run_id, "state_dict": state}, store.warm_init)
-    log.info("train %s: warm start from run %s (%s@%d); added ids: %s", model_name, base.run_id,
+    log.info("train %s: starts from run %s's weights (%s@%d); added ids: %s", model_name, base.run_id,
              GOLD_TRAINING_SEQUENCES, plan.base_table_version, plan.summary()["added"])
 
 

@@ -85,3 +85,34 @@ def transfer_plan(source_vocab: dict, target_vocab: dict, alignment: Alignment, 
     plan.pairs["category"] = ([0] + src, [0] + dst)
     plan.added["category"] = []
     return plan
+
+
+def category_texts(tables, keys) -> dict:
+    """Category key -> :func:`category_text` for ``keys``, paths from ``ref.items`` (a category
+    without items there, or a warehouse without ``ref.items``: its key alone)."""
+    from interest_lib import schema as S
+    from interest_lib.storage.catalog import REF_ITEMS
+
+    paths = {}
+    if tables.exists(REF_ITEMS):
+        rows = (tables.read(REF_ITEMS).where(f"{S.CATEGORY_PATH} IS NOT NULL")
+                .groupBy(S.CATEGORY_ID).agg({S.CATEGORY_PATH: "min"}).collect())
+        paths = {r[0]: r[1] for r in rows}
+    return {k: category_text(k, paths.get(k, "")) for k in keys if k}
+
+
+def plan_transfer(source_vocab: dict, source_texts: dict, target_vocab: dict, target_texts: dict, encoder,
+                  source_run: str = "source") -> tuple[WarmStartPlan, Alignment]:
+    """Align the target's categories to the source's by text and plan the weight moves.
+
+    Args:
+        source_vocab, target_vocab: kind -> keys by id (``vocab.json``).
+        source_texts, target_texts: category key -> text; a key missing there is embedded by its
+            name alone.
+        encoder: the text encoder (:func:`align_categories`).
+    """
+    def texts(vocab, known):
+        return {k: known.get(k, k) for k in vocab["category"] if k}
+
+    alignment = align_categories(texts(source_vocab, source_texts), texts(target_vocab, target_texts), encoder)
+    return transfer_plan(source_vocab, target_vocab, alignment, source_run), alignment

@@ -99,3 +99,33 @@ def test_warm_start_continues_the_run_on_the_newer_version(spark, tables, conf):
     with pytest.raises(WarmStartError, match="input contract max_windows: 8 \\(base run\\) vs 6"):
         run_train(spark, conf, tables, model_name="evolution_gru", warm_start=True)
     assert sorted(os.listdir(conf.train.store)) == runs_before
+
+
+def test_transfer_starts_each_target_category_from_the_source_category_whose_name_reads_closest(
+        spark, tables, conf, tmp_path):
+    source_keys = ["bakery", "dairy", "meat", "produce", "snacks"]
+    _write(spark, tables, source_keys, weeks=6)
+    source = run_train(spark, conf, tables, model_name="evolution_gru")
+    assert json.load(open(os.path.join(source.store, "categories.json"))) == {k: k for k in source_keys}
+
+    # Another catalogue: no key in common, the same kinds of goods.
+    target_keys = ["beef steaks", "bread rolls", "milk", "potato chips", "vegetables"]
+    _write(spark, tables, target_keys, weeks=6)
+    with pytest.raises(WarmStartError, match="no finished run there"):
+        run_train(spark, conf, tables, model_name="evolution_gru", transfer_from=str(tmp_path / "nowhere"))
+    with pytest.raises(WarmStartError, match="that run trained 'evolution_gru', this one trains 'migration_augru'"):
+        run_train(spark, conf, tables, model_name="migration_augru", transfer_from=source.store)
+
+    target = run_train(spark, conf, tables, model_name="evolution_gru", transfer_from=source.store)
+    assert target.run_id != source.run_id and target.epochs_run == conf.train.epochs  # the full schedule
+    aligned = {t: s for t, (s, _cos) in json.load(open(os.path.join(target.store, "lineage.json")))
+               ["transfer"]["alignment"].items()}
+    assert aligned == {"beef steaks": "meat", "bread rolls": "bakery", "milk": "dairy",
+                       "potato chips": "snacks", "vegetables": "produce"}
+    old = load_record(RunStore(source.store).model)["state_dict"]["transition.weight"]
+    init = load_record(os.path.join(target.store, "warm_start.pt"))["state_dict"]["transition.weight"]
+    s_id = {k: i + 1 for i, k in enumerate(sorted(source_keys))}
+    t_id = {k: i + 1 for i, k in enumerate(sorted(target_keys))}
+    for t, s in aligned.items():
+        for t2, s2 in aligned.items():
+            assert float(init[t_id[t], t_id[t2]]) == pytest.approx(float(old[s_id[s], s_id[s2]]))

@@ -80,3 +80,22 @@ def test_purchase_lines_keep_the_order_and_refuse_duplicate_products():
     assert list(lines["category_id"]) == ["UNKNOWN", "UNKNOWN", "CANDY/GUM", "CANDY/GUM", "CANDY/GUM"]
     with pytest.raises(ValueError, match="product_id is not unique"):
         purchase_lines(tx, pd.concat([products, products.iloc[:1]]))
+
+
+def test_a_department_slice_keeps_whole_categories_and_only_the_chosen_households():
+    from interest_lib.datasets.complete_journey import category_departments, department_slice
+
+    tx, products = _data()
+    # CANDY/GUM is a GROCERY category (2 of its 3 lines); product 2's line (DRUG GM) comes along.
+    assert category_departments(tx, products).to_dict() == {"CANDY/GUM": "GROCERY", "UNKNOWN": "PASTRY"}
+    sliced_tx, sliced_products = department_slice(tx, products, ["GROCERY"])
+    assert sorted(sliced_tx["product_id"]) == [1, 2, 3]
+    assert sorted(sliced_products["product_id"]) == [1, 2, 3]
+    events, _ = build_raw_store(sliced_tx, sliced_products)
+    assert set(events[S.CATEGORY_PATH]) == {"GROCERY/CANDY|GUM/MINTS"}  # the path it has on all data
+    # UNKNOWN (missing category, and product 99 missing from the product table) is one category.
+    unknown_tx, _ = department_slice(tx, products, ["PASTRY"], household_ids=[8])
+    assert sorted(unknown_tx["product_id"]) == [4, 99]
+    assert department_slice(tx, products, ["PASTRY"], household_ids=[7])[0].empty
+    with pytest.raises(ValueError, match=r"no department \['MEAT'\]; departments: \['GROCERY', 'PASTRY'\]"):
+        department_slice(tx, products, ["MEAT"])
