@@ -2,7 +2,7 @@
 target with few users, against the same model trained on those few users alone (issue 16).
 
     PYTHONPATH=. python bench/transfer.py [--work /tmp/cj_transfer] [--fraction 0.1] [--seeds 3]
-        [--experiments departments,generated] [--target-departments 'A,B'] [--max-epochs 5]
+        [--experiments departments,generated] [--target-departments 'A,B'] [--max-epochs 8] [--reference] [--reuse]
         [--model migration_transformer] [--boot 1000] [--set KEY=VALUE ...]
 
 Experiments (the target is the same in both):
@@ -25,7 +25,9 @@ rows taken from the source category whose name and path read closest (MiniLM,
 ``interest_lib.training.transfer``, as ``interest train --transfer-from`` does). Both are tested
 on the target's test split: every household (the few users' own test samples as a second
 slice). Per-sample HR@10 / NDCG@10 averaged over ``--seeds`` seeds, then the fine-tuned minus
-target-only difference with a user-clustered paired bootstrap 95% CI.
+target-only difference with a user-clustered paired bootstrap 95% CI. ``--reference`` adds the
+same model trained on every household's train split: what all the target's data buys over the
+few users (the size of the gap a transfer could close).
 """
 
 from __future__ import annotations
@@ -134,11 +136,14 @@ def main(argv=None) -> int:
     parser.add_argument("--experiments", default="departments,generated")
     parser.add_argument("--target-departments", help="comma-separated (default: every second by size)")
     parser.add_argument("--model", default="migration_transformer")
-    parser.add_argument("--max-epochs", type=int, default=5)
+    parser.add_argument("--max-epochs", type=int, default=8)
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--households", type=int, help="only the first N households (a quick smoke run)")
     parser.add_argument("--reuse", action="store_true", help="reuse the stores an earlier run built under --work")
+    parser.add_argument("--reference", action="store_true",
+                        help="also train on every household's train split (one seed): what all the target's "
+                             "data buys over the few users, a reference for the transfer's gain")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 
@@ -209,6 +214,13 @@ def main(argv=None) -> int:
         print(f"[target only, seed {seed}] {n} epochs, {secs:.0f} CPU s", flush=True)
         for sl, idx in slices.items():
             results.setdefault(("target only", sl), []).append(outcomes(own, task, arr, idx))
+    if args.reference:
+        full = make_model(args.model, params, target, base.train.seed)
+        secs, n = run_fit(full, target, np.flatnonzero(split == "train"), np.flatnonzero(split == "validation"),
+                          base.train.seed)
+        print(f"[target, every household (reference)] {n} epochs, {secs:.0f} CPU s", flush=True)
+        for sl, idx in slices.items():
+            results.setdefault(("all households (1 seed)", sl), []).append(outcomes(full, task, arr, idx))
     for exp, (source, build_s) in sources.items():
         sa = source["arrays"]
         src_model = make_model(args.model, params, source, base.train.seed)
@@ -235,7 +247,8 @@ def main(argv=None) -> int:
     for sl, idx in slices.items():
         boot = ClusterBootstrap.draw(arr["user_id"][idx], args.boot)
         own = {m: np.mean([r[m] for r in results[("target only", sl)]], axis=0) for m in ("hr@10", "ndcg@10")}
-        for name in ["target only"] + [f"fine-tuned ({e})" for e in sources]:
+        names = ["target only"] + [f"fine-tuned ({e})" for e in sources]
+        for name in names + (["all households (1 seed)"] if args.reference else []):
             vals = {m: np.mean([r[m] for r in results[(name, sl)]], axis=0) for m in ("hr@10", "ndcg@10")}
             gain = ""
             if name != "target only":
