@@ -88,16 +88,15 @@ def transfer_plan(source_vocab: dict, target_vocab: dict, alignment: Alignment, 
 
 
 def category_texts(tables, keys) -> dict:
-    """Category key -> :func:`category_text` for ``keys``, paths from ``ref.items`` (a category
-    without items there, or a warehouse without ``ref.items``: its key alone)."""
-    from interest_lib import schema as S
+    """Category key -> :func:`category_text` for ``keys``, each category's one path over
+    ``ref.items`` (the rule the flows use, :func:`~interest_lib.features.migrations.one_path_per_category`;
+    a category without items there, or a warehouse without ``ref.items``: its key alone)."""
+    from interest_lib.features.migrations import one_path_per_category
     from interest_lib.storage.catalog import REF_ITEMS
 
     paths = {}
     if tables.exists(REF_ITEMS):
-        rows = (tables.read(REF_ITEMS).where(f"{S.CATEGORY_PATH} IS NOT NULL")
-                .groupBy(S.CATEGORY_ID).agg({S.CATEGORY_PATH: "min"}).collect())
-        paths = {r[0]: r[1] for r in rows}
+        paths = {r[0]: r[1] for r in one_path_per_category(tables.read(REF_ITEMS)).collect()}
     return {k: category_text(k, paths.get(k, "")) for k in keys if k}
 
 
