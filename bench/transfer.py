@@ -59,7 +59,7 @@ def held_out_departments(tx, products) -> list[str]:
 
 def build_store(spark, work: str, name: str, overrides: list[str], write_raw=None, reuse: bool = False):
     """Raw store (``write_raw(raw_dir)``, or ``generate`` when None) -> ingest, sessionize,
-    featurize into ``<work>/<name>/warehouse``; returns (conf, tables, seconds). ``reuse``: keep a
+    featurize into ``<work>/<name>/warehouse``; returns (tables, seconds). ``reuse``: keep a
     store an earlier run finished (its ``built`` marker) instead of rebuilding it."""
     from interest_lib.conf import load_config
     from interest_lib.features.job import run_featurize
@@ -75,7 +75,7 @@ def build_store(spark, work: str, name: str, overrides: list[str], write_raw=Non
     marker = os.path.join(root, "built")
     if reuse and os.path.exists(marker):
         print(f"[{name}] reusing the store at {root}", flush=True)
-        return conf, tables, float(open(marker).read())
+        return tables, float(open(marker).read())
     shutil.rmtree(root, ignore_errors=True)
     started = time.perf_counter()
     if write_raw is None:
@@ -89,17 +89,17 @@ def build_store(spark, work: str, name: str, overrides: list[str], write_raw=Non
     with open(marker, "w") as fh:
         fh.write(f"{seconds:.1f}")
     print(f"[{name}] store built in {seconds:.0f} s: {conf.storage.warehouse}", flush=True)
-    return conf, tables, seconds
+    return tables, seconds
 
 
-def store_inputs(spark, tables, warehouse: str) -> dict:
+def store_inputs(tables) -> dict:
     """Everything the models need of a featurized warehouse: arrays, sizes, text, vocab, texts."""
     from rolling import load
 
     from interest_lib.training.transfer import category_texts
     from interest_lib.training.warm_start import vocab_lists
 
-    arrays, sizes, text = load(warehouse)
+    arrays, sizes, text = load(tables.conf.warehouse)
     vocab = vocab_lists(tables)
     return {"arrays": arrays, "sizes": sizes, "text": text, "vocab": vocab,
             "texts": category_texts(tables, vocab["category"])}
@@ -180,9 +180,9 @@ def main(argv=None) -> int:
     print(f"target departments {target_deps}; source departments {source_deps}; few users: {len(few)} of "
           f"{len(households)} households", flush=True)
 
-    _, target_tables, target_s = build_store(spark, args.work, "target", args.overrides, lambda raw: write_complete_journey(
+    target_tables, target_s = build_store(spark, args.work, "target", args.overrides, lambda raw: write_complete_journey(
         raw, args.households, departments=target_deps), args.reuse)
-    target = store_inputs(spark, target_tables, f"{args.work}/target/warehouse")
+    target = store_inputs(target_tables)
     key = resolve_key(base)
     few_users = {pseudonymise_py(str(h), key) for h in few}
     arr = target["arrays"]
@@ -196,12 +196,12 @@ def main(argv=None) -> int:
 
     sources = {}
     if "departments" in args.experiments:
-        _, t, s = build_store(spark, args.work, "source_departments", args.overrides, lambda raw: write_complete_journey(
+        t, s = build_store(spark, args.work, "source_departments", args.overrides, lambda raw: write_complete_journey(
             raw, args.households, departments=source_deps, household_ids=rest), args.reuse)
-        sources["departments"] = (store_inputs(spark, t, f"{args.work}/source_departments/warehouse"), s)
+        sources["departments"] = (store_inputs(t), s)
     if "generated" in args.experiments:
-        _, t, s = build_store(spark, args.work, "source_generated", args.overrides, reuse=args.reuse)
-        sources["generated"] = (store_inputs(spark, t, f"{args.work}/source_generated/warehouse"), s)
+        t, s = build_store(spark, args.work, "source_generated", args.overrides, reuse=args.reuse)
+        sources["generated"] = (store_inputs(t), s)
     spark.stop()
 
     def run_fit(model, data, tr, va, seed):
