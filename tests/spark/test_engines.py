@@ -152,3 +152,22 @@ def test_unresolvable_delta_jars_are_a_clear_error_naming_coordinates_and_cache(
     assert done.returncode != 0
     assert "DeltaJarsError" in done.stderr
     assert "io.delta:delta-spark_2.13:0.0.0-none" in done.stderr and str(tmp_path) in done.stderr
+
+
+def test_reading_a_table_of_many_files_lists_them_on_the_driver_without_a_spark_job(spark, tmp_path):
+    """The delta-rs engine reads a table as its explicit list of live files; past Spark's default
+    of 32 paths that listing was a Spark job of its own on every read (0.35-0.9 s each in the
+    stream's micro-batches). get_spark raises the threshold (interest_lib.spark._DEFAULT_SQL_CONF)."""
+    tables = _tables(spark, tmp_path, "delta-rs")
+    tables.write(_rows(spark, [(k, "v", 1 + k % 28) for k in range(120)]).repartition(3), "t.many",
+                 partition_by=["d"])
+    files = tables.live_files("t.many")
+    assert len(files) > 32
+    sc = spark.sparkContext
+    sc.setJobGroup("read-many", "read-many")
+    try:
+        df = tables.read("t.many")
+    finally:
+        sc.setJobGroup("after", "after")
+    assert sc.statusTracker().getJobIdsForGroup("read-many") == []
+    assert df.count() == 120
