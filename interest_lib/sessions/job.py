@@ -40,6 +40,7 @@ from interest_lib.storage.catalog import (
 log = get_logger(__name__)
 _DELETE = "_delete"
 _CUT = "_recompute_from"
+_STORED_SESSION = "_stored_session_id"
 #: App transaction on silver.sessions: its version is the events version the sessions match.
 SESSIONS_TXN = "sessionize:events"
 
@@ -121,12 +122,19 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int,
             .select(S.USER_ID, F.coalesce("_s", "_first_new").alias(_CUT))
         )
         stored_events = (
-            tables.read(SILVER_EVENTS_SESSIONIZED, version=ev_version).drop(S.SESSION_ID)
+            tables.read(SILVER_EVENTS_SESSIONIZED, version=ev_version)
+            .withColumnRenamed(S.SESSION_ID, _STORED_SESSION)
             .join(cuts, S.USER_ID)
             .filter(F.col(S.EVENT_TIME) >= F.col(_CUT)).drop(_CUT)
         )
-        recompute = stored_events.unionByName(new.select(*stored_events.columns))
+        recompute = stored_events.unionByName(
+            new.select(*S.EVENT_SCHEMA.fieldNames()).withColumn(_STORED_SESSION, F.lit(None).cast("string")))
         sessionized = _sessionize(recompute, conf).persist(StorageLevel.MEMORY_AND_DISK)
+        # A stored event whose session id came out the same is the same row (event fields +
+        # session id): only new and re-assigned events are merged, so the MERGE rewrites no file
+        # just because it holds a touched user's older events of the same session.
+        changed = sessionized.filter(F.col(_STORED_SESSION).isNull()
+                                     | (F.col(_STORED_SESSION) != F.col(S.SESSION_ID)))
         new_sessions = session_features(sessionized)
         obsolete = (
             stored_sessions.join(cuts, S.USER_ID)
@@ -140,13 +148,13 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int,
         ).persist(StorageLevel.MEMORY_AND_DISK)
         n_deleted, n_sessions = session_changes.agg(
             F.sum(F.col(_DELETE).cast("long")), F.sum((~F.col(_DELETE)).cast("long"))).first()
-        e = tables.merge(_sessionized_events(sessionized), SILVER_EVENTS_SESSIONIZED,
+        e = tables.merge(_sessionized_events(changed), SILVER_EVENTS_SESSIONIZED,
                          keys=[S.EVENT_ID], partition_by=[S.EVENT_DATE],
                          expected_version=ev_version)
         tables.merge(session_changes, SILVER_SESSIONS, keys=[S.SESSION_ID], delete_flag=_DELETE,
                      partition_by=[S.SESSION_DATE], txn=Txn(SESSIONS_TXN, e.version),
                      expected_version=ss_version)
-        n_events = sessionized.count()
+        n_events = changed.count()
         session_changes.unpersist()
         sessionized.unpersist()
     finally:

@@ -120,6 +120,9 @@ def test_incremental_runs_merge_midnight_sessions_and_late_arrivals(spark, tmp_c
     assert ev["n1"] == ev["n2"] == ev["n3"]  # gaps of exactly 30 minutes do not split
     assert ss == [("u", t(23, 40), 3), ("v", t(8), 3), ("w", t(7, day=1), 1)]
     assert second.sessions_deleted == 1  # v's 09:00 session was absorbed
+    # Merged: the three new events and n2 (re-assigned to the 08:00 session); m1, m2 and n1 were
+    # recomputed with the same session and are not rewritten.
+    assert second.events_written == 4
 
     third = run_sessionize(spark, tmp_conf, tables)
     assert third.mode == "up-to-date"
