@@ -108,6 +108,7 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int,
     ss_version = tables.version(SILVER_SESSIONS)
     new = tables.read(BRONZE_EVENTS).filter(F.col(S.INGEST_BATCH) > last_batch)
     new = new.persist(StorageLevel.MEMORY_AND_DISK)
+    cleanup = [new]
     try:
         n_new, last = new.agg(F.count(F.lit(1)), F.max(S.INGEST_BATCH)).first()
         if n_new == 0:
@@ -120,9 +121,11 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int,
             .groupBy(S.USER_ID, "_first_new")
             .agg(F.max(F.when(F.col(S.SESSION_START) <= F.col("_first_new"), F.col(S.SESSION_START))).alias("_s"))
             .select(S.USER_ID, F.coalesce("_s", "_first_new").alias(_CUT))
-        )
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        cleanup.append(cuts)
         stored_events = (
             tables.read(SILVER_EVENTS_SESSIONIZED, version=ev_version)
+            .filter(F.col(S.EVENT_DATE).isin(_recompute_dates(stored_sessions, cuts)))
             .withColumnRenamed(S.SESSION_ID, _STORED_SESSION)
             .join(cuts, S.USER_ID)
             .filter(F.col(S.EVENT_TIME) >= F.col(_CUT)).drop(_CUT)
@@ -158,8 +161,20 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int,
         session_changes.unpersist()
         sessionized.unpersist()
     finally:
-        new.unpersist()
+        for df in cleanup:
+            df.unpersist()
     return SessionizeReport("incremental", n_new, n_events, n_sessions, n_deleted, last)
+
+
+def _recompute_dates(stored_sessions: DataFrame, cuts: DataFrame) -> list:
+    """The event dates an incremental run must read: those of the affected users' stored
+    sessions that start at or after their cut. A user's sessions never overlap, so every stored
+    event at or after the cut lies in one of them; reading only their dates keeps a micro-batch
+    from scanning every partition of silver.events_sessionized."""
+    spans = (stored_sessions.join(cuts, S.USER_ID)
+             .filter(F.col(S.SESSION_START) >= F.col(_CUT))
+             .select(F.explode(F.sequence(F.to_date(S.SESSION_START), F.to_date(S.SESSION_END)))))
+    return sorted(r[0] for r in spans.distinct().collect())
 
 
 def last_sessionized_batch(tables: Tables, version: int | None = None) -> int | None:
