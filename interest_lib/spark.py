@@ -69,7 +69,8 @@ _REQUIRED_SQL_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
 
-#: Defaults a job's session gets unless ``spark.extra`` names the key. Spark lists the paths of
+#: Defaults a job's session gets unless ``spark.extra`` or the launch (spark-submit ``--conf``,
+#: a cluster's settings) names the key. Spark lists the paths of
 #: a read in a Spark job of its own once there are more than 32 of them; the delta-rs engine
 #: reads a table as its explicit list of live files, so past 32 files every read paid that job
 #: (measured on the stream bench's warehouse: 0.35-0.9 s per read of a 87-146 file table, 0.05-0.1 s
@@ -137,7 +138,8 @@ def get_spark(conf: Config | SparkConf, spark: Optional[SparkSession] = None) ->
             ) from exc
         if not _launched_by_spark_submit():
             active.sparkContext.setLogLevel("ERROR")
-    settings = {k: v for k, v in _DEFAULT_SQL_CONF.items() if k not in sconf.extra}
+    launched = active.sparkContext.getConf()
+    settings = {k: v for k, v in _DEFAULT_SQL_CONF.items() if k not in sconf.extra and not launched.contains(k)}
     settings.update(_REQUIRED_SQL_CONF)
     settings["spark.sql.shuffle.partitions"] = str(sconf.shuffle_partitions)
     settings["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(sconf.arrow_batch_size)

@@ -106,9 +106,13 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int,
     """
     ev_version = tables.version(SILVER_EVENTS_SESSIONIZED) if events_version is None else events_version
     ss_version = tables.version(SILVER_SESSIONS)
-    new = tables.read(BRONZE_EVENTS).filter(F.col(S.INGEST_BATCH) > last_batch)
-    new = new.persist(StorageLevel.MEMORY_AND_DISK)
-    cleanup = [new]
+    cached: list[DataFrame] = []  # persisted below, released in the finally
+
+    def cache(df: DataFrame) -> DataFrame:
+        cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return df
+
+    new = cache(tables.read(BRONZE_EVENTS).filter(F.col(S.INGEST_BATCH) > last_batch))
     try:
         n_new, last = new.agg(F.count(F.lit(1)), F.max(S.INGEST_BATCH)).first()
         if n_new == 0:
@@ -116,23 +120,25 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int,
         first_new = new.groupBy(S.USER_ID).agg(F.min(S.EVENT_TIME).alias("_first_new"))
         stored_sessions = tables.read(SILVER_SESSIONS, version=ss_version)
         # Per affected user: recompute from the latest stored session start <= first new event.
-        cuts = (
+        cuts = cache(
             first_new.join(stored_sessions.select(S.USER_ID, S.SESSION_START), S.USER_ID, "left")
             .groupBy(S.USER_ID, "_first_new")
             .agg(F.max(F.when(F.col(S.SESSION_START) <= F.col("_first_new"), F.col(S.SESSION_START))).alias("_s"))
             .select(S.USER_ID, F.coalesce("_s", "_first_new").alias(_CUT))
-        ).persist(StorageLevel.MEMORY_AND_DISK)
-        cleanup.append(cuts)
+        )
+        # The stored sessions being recomputed: each affected user's from the cut on.
+        recomputed_sessions = cache(
+            stored_sessions.join(cuts, S.USER_ID).filter(F.col(S.SESSION_START) >= F.col(_CUT)).drop(_CUT))
         stored_events = (
             tables.read(SILVER_EVENTS_SESSIONIZED, version=ev_version)
-            .filter(F.col(S.EVENT_DATE).isin(_recompute_dates(stored_sessions, cuts)))
+            .filter(F.col(S.EVENT_DATE).isin(_session_dates(recomputed_sessions)))
             .withColumnRenamed(S.SESSION_ID, _STORED_SESSION)
             .join(cuts, S.USER_ID)
             .filter(F.col(S.EVENT_TIME) >= F.col(_CUT)).drop(_CUT)
         )
         recompute = stored_events.unionByName(
             new.select(*S.EVENT_SCHEMA.fieldNames()).withColumn(_STORED_SESSION, F.lit(None).cast("string")))
-        sessionized = _sessionize(recompute, conf).persist(StorageLevel.MEMORY_AND_DISK)
+        sessionized = cache(_sessionize(recompute, conf))
         # A stored event whose session id came out the same is the same row (event fields +
         # session id): only new and re-assigned events are merged, so the MERGE rewrites no file
         # just because it holds a touched user's older events of the same session.
@@ -140,15 +146,12 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int,
                                      | (F.col(_STORED_SESSION) != F.col(S.SESSION_ID)))
         new_sessions = session_features(sessionized)
         obsolete = (
-            stored_sessions.join(cuts, S.USER_ID)
-            .filter(F.col(S.SESSION_START) >= F.col(_CUT))
-            .select(*S.SESSION_SCHEMA.fieldNames())
+            recomputed_sessions.select(*S.SESSION_SCHEMA.fieldNames())
             .join(new_sessions.select(S.SESSION_ID), S.SESSION_ID, "left_anti")
         )
-        session_changes = (
+        session_changes = cache(
             new_sessions.withColumn(_DELETE, F.lit(False))
-            .unionByName(obsolete.withColumn(_DELETE, F.lit(True)))
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+            .unionByName(obsolete.withColumn(_DELETE, F.lit(True))))
         n_deleted, n_sessions = session_changes.agg(
             F.sum(F.col(_DELETE).cast("long")), F.sum((~F.col(_DELETE)).cast("long"))).first()
         e = tables.merge(_sessionized_events(changed), SILVER_EVENTS_SESSIONIZED,
@@ -158,22 +161,18 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int,
                      partition_by=[S.SESSION_DATE], txn=Txn(SESSIONS_TXN, e.version),
                      expected_version=ss_version)
         n_events = changed.count()
-        session_changes.unpersist()
-        sessionized.unpersist()
     finally:
-        for df in cleanup:
+        for df in cached:
             df.unpersist()
     return SessionizeReport("incremental", n_new, n_events, n_sessions, n_deleted, last)
 
 
-def _recompute_dates(stored_sessions: DataFrame, cuts: DataFrame) -> list:
-    """The event dates an incremental run must read: those of the affected users' stored
-    sessions that start at or after their cut. A user's sessions never overlap, so every stored
-    event at or after the cut lies in one of them; reading only their dates keeps a micro-batch
-    from scanning every partition of silver.events_sessionized."""
-    spans = (stored_sessions.join(cuts, S.USER_ID)
-             .filter(F.col(S.SESSION_START) >= F.col(_CUT))
-             .select(F.explode(F.sequence(F.to_date(S.SESSION_START), F.to_date(S.SESSION_END)))))
+def _session_dates(sessions: DataFrame) -> list:
+    """The dates ``sessions`` span, i.e. the event dates an incremental run must read: a user's
+    sessions never overlap, so every stored event at or after the user's cut lies in one of the
+    sessions recomputed from it; reading only their dates keeps a micro-batch from scanning every
+    partition of silver.events_sessionized."""
+    spans = sessions.select(F.explode(F.sequence(F.to_date(S.SESSION_START), F.to_date(S.SESSION_END))))
     return sorted(r[0] for r in spans.distinct().collect())
 
 
