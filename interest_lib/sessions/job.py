@@ -154,10 +154,13 @@ def run_incremental(conf: Config, tables: Tables, last_batch: int,
             .unionByName(obsolete.withColumn(_DELETE, F.lit(True))))
         n_deleted, n_sessions = session_changes.agg(
             F.sum(F.col(_DELETE).cast("long")), F.sum((~F.col(_DELETE)).cast("long"))).first()
+        # The date is a function of the id (event time; session start), so keying by both
+        # matches the same rows and lets each MERGE look only in the dates the changes touch.
         e = tables.merge(_sessionized_events(changed), SILVER_EVENTS_SESSIONIZED,
-                         keys=[S.EVENT_ID], partition_by=[S.EVENT_DATE],
+                         keys=[S.EVENT_ID, S.EVENT_DATE], partition_by=[S.EVENT_DATE],
                          expected_version=ev_version)
-        tables.merge(session_changes, SILVER_SESSIONS, keys=[S.SESSION_ID], delete_flag=_DELETE,
+        tables.merge(session_changes, SILVER_SESSIONS, keys=[S.SESSION_ID, S.SESSION_DATE],
+                     delete_flag=_DELETE,
                      partition_by=[S.SESSION_DATE], txn=Txn(SESSIONS_TXN, e.version),
                      expected_version=ss_version)
         n_events = changed.count()

@@ -42,7 +42,7 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from interest_lib.logs import get_logger
 from interest_lib.storage.engine import (
     ConcurrentWriteError, DeltaEngine, TableError, TableNotFoundError, WriteResult,
-    check_same_schema, stale_read_message,
+    check_same_schema, merge_partitions, stale_read_message,
 )
 from interest_lib.storage.contracts import check_write, columns_to_add
 from interest_lib.storage.faults import commit_boundary
@@ -208,11 +208,14 @@ class DeltaRsEngine(DeltaEngine):
     def read(self, path: str, version: Optional[int] = None) -> DataFrame:
         local = _local(path)
         snapshot = self._snapshot(local, version)  # one snapshot for both the schema and the files
+        return self._read_files(local, snapshot, snapshot.files)
+
+    def _read_files(self, local: str, snapshot: Snapshot, files) -> DataFrame:
+        """``files`` of ``snapshot`` (SnapshotFile) as a DataFrame with the table's schema."""
         schema = from_arrow_schema(snapshot.schema)
-        files = [f.path for f in snapshot.files]
         if not files:
             return self.spark.createDataFrame([], schema)
-        df = self.spark.read.schema(schema).option("basePath", local).parquet(*files)
+        df = self.spark.read.schema(schema).option("basePath", local).parquet(*[f.path for f in files])
         return df.select(*schema.fieldNames())  # partition columns back in table order
 
     def version(self, path: str) -> int:
@@ -405,7 +408,8 @@ class DeltaRsEngine(DeltaEngine):
 
     def merge(self, source, path, keys, delete_flag, partition_by, txn, name,
               expected_version=None) -> WriteResult:
-        """Copy-on-write MERGE: rewrite only the files that hold a matching key."""
+        """Copy-on-write MERGE: rewrite only the files that hold a matching key, looked for only
+        in the partitions the source holds when the keys include the partition columns."""
         local = _local(path)
         check_write(name, source.drop(delete_flag).schema if delete_flag else source.schema, partition_by)
         upserts = source.filter(~F.col(delete_flag)).drop(delete_flag) if delete_flag else source
@@ -415,7 +419,9 @@ class DeltaRsEngine(DeltaEngine):
         base = self._evolve(local, name, base)
         # before any work, and before the select below
         self._check_schema(upserts, local, name, base)
-        target = self.read(local, base).withColumn(_FILE_COL, F.input_file_name())
+        snapshot = self._snapshot(local, base)
+        target = self._read_files(local, snapshot, snapshot.select_partitions(
+            merge_partitions(source, keys, partition_by))).withColumn(_FILE_COL, F.input_file_name())
         source_keys = source.select(*keys).distinct()
         touched_uris = [
             r[0] for r in target.join(source_keys, list(keys), "left_semi")

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, functions as F
 from interest_lib.storage.contracts import check_write, columns_to_add
 from interest_lib.storage.engine import (
     ConcurrentWriteError, DeltaEngine, TableNotFoundError, Txn, WriteResult, check_same_schema,
-    stale_read_message,
+    merge_partitions, partition_predicate, stale_read_message,
 )
 from interest_lib.storage.faults import commit_boundary
 
@@ -164,7 +164,10 @@ class DeltaSparkEngine(DeltaEngine):
             return self.write(upserts, path, "append", partition_by, txn, name)
         self._evolve(path, name)
         self._check_schema(source.drop(delete_flag) if delete_flag else source, path, name)
-        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        condition = F.expr(" AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys))
+        partitions = merge_partitions(source, keys, partition_by)
+        if partitions is not None:  # a predicate on the target alone: Delta skips the other files
+            condition = condition & partition_predicate(partitions, prefix="t.")
         table = self._delta_table(path)
         columns = [c for c in source.columns if c != delete_flag]
         assignments = {f"`{c}`": f"s.`{c}`" for c in columns}

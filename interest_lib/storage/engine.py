@@ -53,6 +53,40 @@ def check_same_schema(name: str, have, want) -> None:
         )
 
 
+MAX_PRUNED_PARTITIONS = 1000
+"""A MERGE whose source spans more partitions than this looks in the whole target."""
+
+
+def merge_partitions(source: DataFrame, keys: Sequence[str],
+                     partition_by: Sequence[str]) -> Optional[list[dict]]:
+    """The partitions (column -> value; None for null) a MERGE of ``source`` can touch, or None
+    when any may be touched: no partitioning, a partition column that is not a key, or more
+    than :data:`MAX_PRUNED_PARTITIONS` partitions.
+
+    With every partition column among the keys, a match lies in a partition the source holds,
+    so the MERGE reads and rewrites only those (a stream micro-batch: today's, not the history).
+    """
+    if not partition_by or not set(partition_by) <= set(keys):
+        return None
+    rows = source.select(*partition_by).distinct().limit(MAX_PRUNED_PARTITIONS + 1).collect()
+    if len(rows) > MAX_PRUNED_PARTITIONS:
+        return None
+    return [row.asDict() for row in rows]
+
+
+def partition_predicate(partitions: list[dict], prefix: str = ""):
+    """A Column true for rows in one of ``partitions`` (columns named ``prefix + column``)."""
+    from pyspark.sql import functions as F
+
+    kept = F.lit(False)
+    for values in partitions:
+        match = F.lit(True)
+        for col, value in values.items():
+            match = match & F.col(prefix + col).eqNullSafe(F.lit(value))
+        kept = kept | match
+    return kept
+
+
 @dataclass(frozen=True)
 class Txn:
     """An idempotent-write token: a write with an (app_id, version) already committed is skipped.

@@ -131,6 +131,14 @@ class Snapshot:
                   if all(_same(f.partition.get(k), v) for k, v in where.items())]
         return sorted(picked, key=lambda f: f.path)
 
+    def select_partitions(self, partitions: Optional[Sequence[Mapping[str, object]]]) -> list[SnapshotFile]:
+        """The live files in any of ``partitions`` (each: column -> value, None for null), in
+        path order; all files when ``partitions`` is None."""
+        if partitions is None:
+            return sorted(self.files, key=lambda f: f.path)
+        picked = {f.path: f for where in partitions for f in self.select(where)}
+        return [picked[p] for p in sorted(picked)]
+
     def row_groups(self, files: Sequence[SnapshotFile]) -> tuple[list[RowGroup], Optional[pa.Schema]]:
         """Non-empty row groups of ``files`` (in the given order) from their Parquet footers, and
         the files' Parquet schema (without partition columns; None when there are no files)."""

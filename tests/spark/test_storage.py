@@ -126,6 +126,44 @@ def test_merge_updates_inserts_and_deletes_by_key(spark, engine, tables):
     assert sorted(read_with_delta_rs(tables.path("t.m")).column("k").to_pylist()) == [1, 2, 4]
 
 
+def test_merge_keyed_by_the_partition_reads_only_the_sources_partitions(spark, engine, tables, tmp_path):
+    tables.write(_rows(spark, [_row(1, "a", 1), _row(2, "b", 2), _row(3, "c", 3)]), "t.mp",
+                 partition_by=["d"])
+    # Hide day 1's file: a MERGE that opened it would fail; one pruned to days 2-4 never does.
+    day1 = os.path.join(tables.path("t.mp"), "d=2026-01-01")
+    hidden = tmp_path / "hidden-day-1"
+    os.rename(day1, hidden)
+    source = spark.createDataFrame(
+        [(2, "B", dt.date(2026, 1, 2), dt.datetime(2026, 1, 2, 12), False),
+         (3, None, dt.date(2026, 1, 3), dt.datetime(2026, 1, 3, 12), True),
+         (4, "d", dt.date(2026, 1, 4), dt.datetime(2026, 1, 4, 12), False)],
+        SCHEMA + ", gone boolean",
+    )
+    try:
+        result = tables.merge(source, "t.mp", keys=["k", "d"], delete_flag="gone", partition_by=["d"])
+    finally:
+        os.rename(hidden, day1)
+    assert result.files_removed == 2
+    assert sorted((r.k, r.v) for r in tables.read("t.mp").collect()) == [(1, "a"), (2, "B"), (4, "d")]
+
+
+def test_merge_partitions_are_the_sources_when_the_keys_hold_the_partition_columns(spark):
+    from interest_lib.storage.engine import MAX_PRUNED_PARTITIONS, merge_partitions, partition_predicate
+
+    target = spark.createDataFrame([(1, "x", 1), (2, "y", 1), (3, None, 2), (4, "x", 2)], "k long, p string, q int")
+    source = spark.createDataFrame([(9, "x", 1), (9, None, 2)], "k long, p string, q int")
+    one = merge_partitions(source, ["k", "p"], ["p"])
+    assert sorted(one, key=str) == sorted([{"p": None}, {"p": "x"}], key=str)
+    assert sorted(r.k for r in target.filter(partition_predicate(one)).collect()) == [1, 3, 4]
+    two = merge_partitions(source, ["k", "p", "q"], ["p", "q"])
+    assert sorted(r.k for r in target.filter(partition_predicate(two)).collect()) == [1, 3]
+    assert merge_partitions(source, ["k"], ["p"]) is None  # p not a key: a match may lie anywhere
+    assert merge_partitions(source, ["k", "p"], []) is None
+    assert target.filter(partition_predicate(merge_partitions(source.limit(0), ["k", "p"], ["p"]))).count() == 0
+    many = spark.range(MAX_PRUNED_PARTITIONS + 1).selectExpr("id as k", "cast(id as string) as p")
+    assert merge_partitions(many, ["k", "p"], ["p"]) is None
+
+
 def test_schema_mismatch_is_a_clear_error(spark, engine, tables):
     tables.write(_rows(spark, [_row(1, "a", 1)]), "t.s")
     wrong = spark.createDataFrame([(1, 2)], "k long, v long")
