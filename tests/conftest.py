@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.jvm import FAST_JVM
+from tests.jvm import spark_settings
 from tests.kinds import kind_problems
 
 # Collected timestamps are converted with the Python process' local zone; pin it to UTC like Spark.
@@ -31,16 +31,13 @@ def pytest_collection_modifyitems(config, items):
 def spark():
     """A real local Spark session (2 cores) with the project's required settings and the Delta
     jars (resolved once into the Ivy cache, interest_lib.spark.ivy_cache): one JVM serves both
-    engines, chosen per table API by ``storage.engine``; its JVM runs with tests/jvm.FAST_JVM."""
+    engines, chosen per table API by ``storage.engine``; its JVM runs with tests/jvm.spark_settings()."""
     from interest_lib.conf import load_config
     from interest_lib.spark import get_spark
 
     conf = load_config(overrides=["spark.master=local[2]", "spark.shuffle_partitions=4",
                                   "spark.driver_memory=2g", "storage.engine=delta-spark"])
-    # INTEREST_TEST_JVM_OPTS="" gives the JVM's defaults (C2, G1) back.
-    opts = os.environ.get("INTEREST_TEST_JVM_OPTS", FAST_JVM)
-    if opts:
-        conf.spark.extra["spark.driver.extraJavaOptions"] = opts
+    conf.spark.extra.update(spark_settings())
     session = get_spark(conf)
     yield session
     session.stop()

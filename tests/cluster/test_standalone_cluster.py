@@ -36,14 +36,13 @@ from interest_lib.storage.catalog import (
 )
 from tests.cluster.standalone import REPO, SPARK_HOME, package_project, python_without_project
 from tests.helpers import read_with_delta_rs
+from tests.jvm import submit_args
 
 pytestmark = pytest.mark.cluster
 
 USERS = 100
 EPOCHS = 2
 SUBMIT_TIMEOUT_S = 600
-# Short-lived JVMs on a shared 2-core machine: no C2 JIT (and its compiler threads), serial GC.
-FAST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def _settings(root: Path) -> list[str]:
@@ -84,8 +83,7 @@ def _submit(cluster, root: Path, job: str, args: list[str]) -> subprocess.Comple
         str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.master_url,
         "--conf", "spark.driver.host=127.0.0.1",
         "--driver-memory", "1g", "--conf", "spark.ui.enabled=false",
-        "--conf", f"spark.driver.extraJavaOptions={FAST_JVM}",
-        "--conf", f"spark.executor.extraJavaOptions={FAST_JVM}",
+        *submit_args(executors=True),  # short-lived JVMs, small data: tests/jvm.py
         # A plain JSON event log: the test reads which executors ran which stage.
         "--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir=file://{events}",
         "--conf", "spark.eventLog.compress=false", "--conf", "spark.eventLog.rolling.enabled=false",

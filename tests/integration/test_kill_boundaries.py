@@ -47,7 +47,7 @@ import pytest
 
 from interest_lib.storage.arrow_snapshot import read_snapshot
 from interest_lib.storage.faults import KILL_ENV, LOG_ENV, SNAPSHOT_ENV, SNAPSHOT_OF_ENV
-from tests.jvm import FAST_JVM
+from tests.jvm import write_conf_file
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -81,10 +81,9 @@ def _argv(root: str, warehouse: str, command: str, extra: list[str]) -> list[str
 def _interest(root: str, warehouse: str, command: str, extra: list[str], env_extra: dict) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in HOOK_ENVS}
     env.update(env_extra, PYTHONPATH=REPO, PYSPARK_PYTHON=sys.executable)
-    conf_file = os.path.join(root, "fast-jvm.yml")
+    conf_file = os.path.join(root, "test-spark.yml")
     if not os.path.exists(conf_file):
-        with open(conf_file, "w") as fh:
-            json.dump({"spark": {"extra": {"spark.driver.extraJavaOptions": FAST_JVM}}}, fh)  # JSON is YAML
+        write_conf_file(conf_file)
     cmd = [sys.executable, "-m", "interest_lib.cli", *_argv(root, warehouse, command, extra), "--conf-file", conf_file]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=root)
 

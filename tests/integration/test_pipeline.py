@@ -17,7 +17,7 @@ from interest_lib.storage.catalog import (
     REF_PLANTED_MIGRATIONS, SILVER_EVENTS_SESSIONIZED, SILVER_INTEREST_MIGRATIONS, SILVER_INTEREST_STAGES,
     SILVER_SESSIONS, SILVER_USER_INTEREST_WINDOWS,
 )
-from tests.jvm import FAST_JVM
+from tests.jvm import submit_args
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -72,8 +72,7 @@ def test_jobs_run_under_spark_submit(pipeline):
     settings, tables, _conf = pipeline
     spark_submit = os.path.join(os.path.dirname(__import__("pyspark").__file__), "bin", "spark-submit")
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYTHONPATH=REPO)
-    cmd = [spark_submit, "--master", "local[2]",
-           "--conf", f"spark.driver.extraJavaOptions={FAST_JVM}",
+    cmd = [spark_submit, "--master", "local[2]", *submit_args(),
            os.path.join(REPO, "jobs", "sessionize.py"), "--full",
            *[x for s in settings for x in ("--set", s)]]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from interest_lib.storage.arrow_snapshot import read_snapshot
-from tests.jvm import FAST_JVM
+from tests.jvm import write_conf_file
 from tests.kafka_broker import kafka_broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # minutes under the shared machine's load
@@ -34,9 +34,7 @@ MESSAGES = [ev(f"k{i}", f"user{i % 2}", f"2026-03-0{1 + i}T10:00:00Z") for i in 
 
 
 def _stream(root: str, bootstrap: str) -> subprocess.CompletedProcess:
-    conf_file = os.path.join(root, "fast-jvm.yml")
-    with open(conf_file, "w") as fh:
-        json.dump({"spark": {"extra": {"spark.driver.extraJavaOptions": FAST_JVM}}}, fh)
+    conf_file = write_conf_file(os.path.join(root, "test-spark.yml"))
     settings = [f"storage.warehouse={root}/warehouse", f"storage.raw_dir={root}/raw", "stream.source=kafka",
                 f"stream.kafka_bootstrap_servers={bootstrap}", f"stream.kafka_topic={TOPIC}", "stream.score=false",
                 "stream.watermark_minutes=100000", "spark.master=local[2]", "spark.shuffle_partitions=2"]

@@ -22,7 +22,7 @@ from collections import Counter
 import pytest
 
 from interest_lib.storage.arrow_snapshot import read_snapshot
-from tests.jvm import FAST_JVM
+from tests.jvm import write_conf_file
 
 # Three stream processes (two killed) and a batch ingest + sessionize: ~6 minutes on 2 idle cores,
 # ~16 under the shared machine's load of 20, hence more than pytest.ini's 900 s.
@@ -64,9 +64,7 @@ def _stream_cmd(root: str, landing: str) -> list[str]:
     settings = [f"storage.warehouse={root}/warehouse", f"storage.raw_dir={root}/raw", f"stream.landing={landing}",
                 "stream.max_files_per_trigger=1", "stream.score=false", "stream.watermark_minutes=100000",
                 "spark.master=local[2]", "spark.shuffle_partitions=2"]
-    conf_file = os.path.join(root, "fast-jvm.yml")
-    with open(conf_file, "w") as fh:
-        json.dump({"spark": {"extra": {"spark.driver.extraJavaOptions": FAST_JVM}}}, fh)
+    conf_file = write_conf_file(os.path.join(root, "test-spark.yml"))
     return [sys.executable, "-m", "interest_lib.cli", "stream", "--trigger", "available_now", "--conf-file", conf_file,
             *[x for s in settings for x in ("--set", s)]]
 

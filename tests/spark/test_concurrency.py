@@ -5,7 +5,6 @@ exact moment the first has read its inputs but not committed yet.
 """
 
 import datetime as dt
-import json
 import os
 import threading
 
@@ -20,7 +19,7 @@ from interest_lib.storage.catalog import (
     BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS, SILVER_EVENTS_SESSIONIZED, SILVER_SESSIONS,
 )
 from interest_lib.storage.delta_rs import DeltaRsEngine
-from tests.jvm import FAST_JVM
+from tests.jvm import write_conf_file
 from tests.spark.test_ingest import GOOD, KEY, NOW, ev, write_raw
 from tests.spark.test_sessionize import events, t
 
@@ -153,9 +152,7 @@ def test_two_sessionize_processes_at_once_end_with_one_clean_result(spark, tmp_c
     import sys
 
     tables.write(events(spark, DAY1, batch=0), BRONZE_EVENTS, partition_by=[S.EVENT_DATE])
-    fast_jvm = os.path.join(os.path.dirname(tmp_conf.storage.warehouse), "fast-jvm.yml")
-    with open(fast_jvm, "w") as fh:  # short-lived JVMs: C1 only, serial GC (JSON is YAML)
-        json.dump({"spark": {"extra": {"spark.driver.extraJavaOptions": FAST_JVM}}}, fh)
+    fast_jvm = write_conf_file(os.path.join(os.path.dirname(tmp_conf.storage.warehouse), "test-spark.yml"))
     cmd = [sys.executable, "-m", "interest_lib.cli", "sessionize", "--conf-file", fast_jvm,
            "--set", f"storage.warehouse={tmp_conf.storage.warehouse}",
            "--set", "spark.master=local[1]", "--set", "spark.shuffle_partitions=2"]
