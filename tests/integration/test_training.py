@@ -11,9 +11,10 @@ import time
 import pytest
 import torch
 
+from interest_lib.cli import main
 from interest_lib.storage.catalog import GOLD_MODEL_METRICS, GOLD_TRAINING_SEQUENCES
 from interest_lib.training.store import RunStore, latest_run, load_record
-from tests.jvm import FAST_JVM
+from tests.jvm import write_conf_file
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,29 +53,21 @@ def test_lineage_pins_the_training_table_version(pipeline):
         assert len(open(run.epochs_log).read().splitlines()) == len(record["history"])
 
 
-# The training subprocesses' driver JVMs only host TorchDistributor (the ranks are Python).
-FAST_JVM_CONF = {"spark": {"extra": {"spark.driver.extraJavaOptions": FAST_JVM}}}
-
-
-def _train_cmd(settings, store, epochs):
-    conf_file = store.parent / "fast-jvm.yml"
-    conf_file.write_text(json.dumps(FAST_JVM_CONF))  # JSON is YAML
+def _train_cmd(settings, store):
+    # The training subprocesses' driver JVMs only host TorchDistributor (the ranks are Python).
+    conf_file = write_conf_file(store.parent / "test-spark.yml")
     return [sys.executable, "-m", "interest_lib.cli", "train", "--model", "migration",
             *[x for s in settings for x in ("--set", s)], "--conf-file", str(conf_file),
-            "--set", f"train.store={store}", "--set", f"train.epochs={epochs}", "--set", "train.patience=99"]
+            "--set", f"train.store={store}"]
 
 
 def test_killed_run_resumes_to_the_same_weights(pipeline, tmp_path):
-    settings, _tables, _conf = pipeline
+    settings, _tables, conf = pipeline
     env = dict(os.environ, PYTHONPATH=REPO)
-    epochs = 4
-    # Uninterrupted reference run.
-    ref = subprocess.run(_train_cmd(settings, tmp_path / "ref", epochs), env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert ref.returncode == 0, ref.stderr[-3000:]
-    # The same run, killed (SIGKILL, whole process group) right after its first checkpoint.
+    # The pipeline's settings, another store: SIGKILL (whole process group) right after the
+    # first checkpoint, then the same command again.
     store = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(settings, store, epochs), env=env, start_new_session=True,
+    proc = subprocess.Popen(_train_cmd(settings, store), env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and not list(store.glob("*/checkpoints/epoch-000.pt")):
@@ -83,12 +76,18 @@ def test_killed_run_resumes_to_the_same_weights(pipeline, tmp_path):
     proc.wait()
     run_dir = next(store.glob("*/checkpoints")).parent
     assert not (run_dir / "model.pt").exists(), "the run finished before it could be killed"
-    resumed = subprocess.run(_train_cmd(settings, store, epochs), env=env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(_train_cmd(settings, store), env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming after epoch" in resumed.stdout + resumed.stderr
-    a = load_record(next((tmp_path / "ref").glob("*/model.pt")))
+    # The uninterrupted reference: the pipeline's own run of the same id (same table version,
+    # settings and seed; the store is not part of the id), trained here only if a test changed
+    # the table since the pipeline ran.
+    reference = os.path.join(conf.train.store, run_dir.name, "model.pt")
+    if not os.path.exists(reference):
+        assert main(["train", "--model", "migration", *[x for s in settings for x in ("--set", s)]]) == 0
+    a = load_record(reference)
     b = load_record(RunStore(str(run_dir)).model)
-    assert [h["epoch"] for h in b["history"]] == list(range(1, epochs + 1))
+    assert [h["epoch"] for h in b["history"]] == [h["epoch"] for h in a["history"]] == list(range(1, conf.train.epochs + 1))
     assert a["history"][-1]["val_next_ce"] == pytest.approx(b["history"][-1]["val_next_ce"], rel=1e-6)
     for key, value in a["state_dict"].items():
         assert torch.allclose(value, b["state_dict"][key], atol=1e-6), key
