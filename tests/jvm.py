@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 
+from tests.jvm_archive import USE, class_archive
+
 #: C1 only (no C2 compiler threads) and the serial collector. Test data are small, so the JVM's
 #: time goes to class loading, planning and code generation rather than hot loops. Measured under
 #: load: the session JVM's CPU time over tests/spark/test_sessionize.py fell from 114 s to 62 s,
@@ -27,8 +29,12 @@ NO_CODEGEN = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factor
 def spark_settings(executors: bool = False) -> dict:
     """``spark.extra`` of every test driver: :data:`FAST_JVM` (for the executors' JVMs too with
     ``executors``) and :data:`NO_CODEGEN` unless INTEREST_TEST_CODEGEN=1; INTEREST_TEST_JVM_OPTS
-    replaces the JVM options ("" keeps the JVM's defaults)."""
+    replaces the JVM options ("" keeps the JVM's defaults); the class archive of
+    :mod:`tests.jvm_archive` (built on first use) is added unless INTEREST_TEST_CDS=0."""
     opts = os.environ.get("INTEREST_TEST_JVM_OPTS", FAST_JVM)
+    archive = class_archive()
+    if archive:
+        opts = f"{opts} {USE.format(path=archive)}".strip()
     settings = {} if os.environ.get("INTEREST_TEST_CODEGEN") == "1" else dict(NO_CODEGEN)
     if opts:
         settings["spark.driver.extraJavaOptions"] = opts
