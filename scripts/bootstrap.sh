@@ -39,15 +39,8 @@ fi
 STAMP="$VENV/.installed-$(sha1sum setup.py | cut -c1-12)"
 if [ ! -f "$STAMP" ]; then
   echo "bootstrap: installing the project and its dependencies into $VENV"
-  # uv (from PyPI, into the venv) installs the same pins in 42 s instead of pip's 99 s on a
-  # 2-core machine (parallel downloads and unpacking, no byte-compiling of the ~22k files: an
-  # imported module is compiled on first use); pip remains the fallback if uv fails.
-  if ! { "$VENV/bin/python" -m pip install -q uv \
-         && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -e ".[spark,dev]"; }; then
-    echo "bootstrap: installing with uv failed; installing with pip"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e ".[spark,dev]"
-  fi
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e ".[spark,dev]"
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi
