@@ -15,17 +15,16 @@ run: install
 report: install
 	$(VENV)/bin/interest report $(ARGS)
 
-# The whole suite in .venv and, side by side with it (scripts/test_suites.sh: two runs, two logs,
-# two temp folders; TEST_PARALLEL=0 runs them one after the other), in .venv-card (the design
-# card's pinned stack: pyspark 4.0, pyarrow 14, numpy 1.x, pandas 2.2) only what differs there: the
-# Petastorm + Horovod tests that .venv skips, the Spark and integration tests that cross a pandas /
-# pyarrow / numpy path (marker arrow_paths: pandas UDFs, the delta-rs commit, pyarrow readers, the
-# feeds; the pipeline fixture runs every job on pyspark 4.0) and the unit tests that use numpy /
-# pandas / pyarrow (all but those marked pure_python). Spark tests of SQL-only logic (sessions,
-# writer locks, ingest fuzzing, flow levels, DP flows, skew) run once, in .venv. The whole-pipeline, training, kill, scheduling and cluster tests run once,
-# in .venv. .venv-card is layered on .venv's torch and built while .venv's run starts; the horovod
-# wheel is cached outside the repo.
-CARD_SELECT := card or arrow_paths or (unit and not pure_python)
+# The whole suite in .venv and, side by side with it (scripts/test_suites.sh: separate runs, logs
+# and temp folders; TEST_PARALLEL=0 runs them one after the other), in .venv-card (the design
+# card's pinned stack: pyspark 4.0, delta-spark 4.0.1, pyarrow 14, numpy 1.x, pandas 2.2) only what
+# differs there: tests/card (the Petastorm + Horovod path end to end: ingest -> featurize with the
+# embedding UDFs -> train on both paths -> evaluate -> score, on the card's pins), the Spark tests
+# marked card_env (storage on both engines, ingest's pyarrow reader, the features' pandas UDFs,
+# cold-start scoring) and the unit tests that use numpy / pandas / pyarrow (all but pure_python).
+# Everything else runs once, in .venv. .venv-card is layered on .venv's torch and built while
+# .venv's runs start; the horovod wheel is cached outside the repo.
+CARD_SELECT := card or card_env or (unit and not pure_python)
 export CARD_SELECT
 test: install
 	PY=$(PY) CARD_VENV=$(CARD_VENV) ARGS="$(ARGS)" ./scripts/test_suites.sh

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import os
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -43,6 +44,13 @@ NDCG_TOL = 0.03
 JS_REL_TOL = 0.15
 
 
+class TrainedPath(NamedTuple):
+    """One training path's conf (backend, feed, run store) and its runs by task."""
+
+    conf: object
+    runs: dict
+
+
 def _variant(conf, store, backend: str, feed: str):
     conf = copy.deepcopy(conf)
     conf.train.backend, conf.train.feed, conf.train.store = backend, feed, str(store)
@@ -62,15 +70,18 @@ def _train(spark, conf, tables, models) -> dict[str, RunStore]:
 
 @pytest.fixture(scope="module")
 def trained(card_data, spark, tmp_path_factory):
-    """Both models on the default and the card path; the migration model on Horovod + native feed."""
+    """Both models on the default and the card path; the migration model on Horovod + native feed.
+
+    name -> :class:`TrainedPath`."""
     conf, tables = card_data
     root = tmp_path_factory.mktemp("card-runs")
     models = [conf.train.migration_model, conf.train.evolution_model]
-    out = {
-        "default": _train(spark, _variant(conf, root / "default", "torch_distributor", "delta"), tables, models),
-        "card": _train(spark, _variant(conf, root / "card", "horovod", "petastorm"), tables, models),
-        "horovod_delta": _train(spark, _variant(conf, root / "hvd-delta", "horovod", "delta"), tables, models[:1]),
-    }
+    variants = {"default": ("torch_distributor", "delta", models), "card": ("horovod", "petastorm", models),
+                "horovod_delta": ("horovod", "delta", models[:1])}
+    out = {}
+    for name, (backend, feed, names) in variants.items():
+        path_conf = _variant(conf, root / name, backend, feed)
+        out[name] = TrainedPath(path_conf, _train(spark, path_conf, tables, names))
     return out
 
 
@@ -176,8 +187,8 @@ def test_petastorm_cache_lives_in_the_given_folder_and_is_removed(card_data, tmp
 
 
 def test_horovod_trains_the_same_weights_as_torch_distributor(trained):
-    a = load_record(trained["default"]["migration"].model)
-    b = load_record(trained["horovod_delta"]["migration"].model)
+    a = load_record(trained["default"].runs["migration"].model)
+    b = load_record(trained["horovod_delta"].runs["migration"].model)
     assert [h["epoch"] for h in a["history"]] == [h["epoch"] for h in b["history"]]
     for x, y in zip(a["history"], b["history"]):
         assert x["samples"] == y["samples"]
@@ -196,8 +207,8 @@ def test_card_path_matches_the_default_path_and_beats_markov(card_data, trained)
 
     conf, tables = card_data
     path, version = tables.path(GOLD_TRAINING_SEQUENCES), tables.version(GOLD_TRAINING_SEQUENCES)
-    default, _ = evaluate_runs(path, version, trained["default"])
-    card, _ = evaluate_runs(path, version, trained["card"])
+    default, _ = evaluate_runs(path, version, trained["default"].runs)
+    card, _ = evaluate_runs(path, version, trained["card"].runs)
     mig, evo = conf.train.migration_model, conf.train.evolution_model
     summary = {name: {"ndcg@10": _metric(rows, mig, "ndcg@10"), "hr@10": _metric(rows, mig, "hr@10"),
                       "js": _metric(rows, evo, "js"), "markov_ndcg@10": _metric(rows, "markov", "ndcg@10"),
@@ -213,7 +224,33 @@ def test_card_path_matches_the_default_path_and_beats_markov(card_data, trained)
     assert c["js"] < c["markov_js"], summary
     # Each path trained for real: 2 ranks, every epoch on all ranks' rows.
     for name in ("default", "card"):
-        record = load_record(trained[name]["migration"].model)
+        record = load_record(trained[name].runs["migration"].model)
         assert record["lineage"]["conf"]["train"]["num_processes"] == 2
         assert record["lineage"]["conf"]["train"]["backend"] == ("horovod" if name == "card" else "torch_distributor")
         assert record["history"][0]["samples"] > 1000
+
+
+def test_card_path_models_score_every_eligible_user(spark, card_data, trained):
+    """The card path's models serve: ``interest score`` (its pandas UDFs under the card's pins:
+    pyspark 4.0, pyarrow 14, pandas 2.2, numpy 1.x) scores every eligible user once with the
+    Horovod + Petastorm runs, and a BI reader (pyarrow 14) reads valid rows back."""
+    from interest_lib.scoring.job import run_score
+    from interest_lib.storage.catalog import GOLD_RECOMMENDATIONS, GOLD_USER_INTEREST_SCORES
+    from tests.helpers import read_as_bi
+
+    _, tables = card_data
+    card = trained["card"]
+    report = run_score(spark, card.conf, tables)
+    assert report.scored_users == report.eligible_users > 500, report
+    assert report.migration.endswith(card.runs["migration"].run_id), report
+    assert report.evolution.endswith(card.runs["evolution"].run_id), report
+    scores = read_as_bi(tables.path(GOLD_USER_INTEREST_SCORES))
+    assert len(scores) == scores["user_id"].nunique() == report.scored_users
+    window = scores[scores["scoring_path"] == "window"]
+    assert len(window) == report.eligible_users - report.cold_start_users
+    for row in window.itertuples():
+        probs = np.asarray(row.next_probs)
+        assert len(probs) == card.conf.score.top_k and np.all(np.diff(probs) <= 1e-7) and 0 < probs.sum() <= 1 + 1e-5
+        assert 0 <= row.p_switch <= 1 and sum(row.forecast_shares) <= 1 + 1e-5
+    recs = read_as_bi(tables.path(GOLD_RECOMMENDATIONS))
+    assert recs.groupby("user_id").size().eq(card.conf.score.recommendations).all()

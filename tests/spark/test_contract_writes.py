@@ -8,7 +8,7 @@ import pytest
 from interest_lib.storage.catalog import CONTRACTS, GOLD_MODEL_METRICS
 from interest_lib.storage.contracts import ColumnTypeError, MissingColumnError
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.spark, pytest.mark.card_env]
 
 ROW = {"evaluation_id": "e1", "model": "m", "kind": "model", "task": "migration", "slice": "all",
        "metric": "hr@1", "value": 0.5, "rows": 10, "run_id": "r", "table_version": 3,

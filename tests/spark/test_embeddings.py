@@ -11,7 +11,7 @@ from interest_lib.features.embeddings import (
 from interest_lib.storage.catalog import REF_ITEM_EMBEDDINGS, REF_ITEMS, REF_TEXT_EMBEDDINGS
 from tests.helpers import read_with_delta_rs
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.spark]
 
 ITEMS = [
     ("i1", "Wireless noise cancelling headphones - Sonar 3", "Long battery life.", "c1", "e/a/h", 150.0),
@@ -80,6 +80,7 @@ def test_item_embeddings_are_incremental_and_match_the_encoder(spark, tmp_conf, 
     assert sorted(read_with_delta_rs(tables.path(REF_ITEM_EMBEDDINGS))["item_id"].to_pylist()) == ids
 
 
+@pytest.mark.card_env
 def test_items_sharing_a_text_are_encoded_once_and_all_stored(spark, tmp_conf, tables):
     twins = [("t1", "Baked bread", "GROCERY > BREAD", "c1", "g/b/b", 2.0),
              ("t2", "Baked bread", "GROCERY > BREAD", "c1", "g/b/b", 3.0),

@@ -16,7 +16,7 @@ from interest_lib.storage import Tables
 from interest_lib.storage.maintenance import optimize_tables
 from tests.helpers import read_with_delta_rs
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.spark, pytest.mark.card_env]
 
 SCHEMA = "k long, v string, d date, ts timestamp"
 ENGINES = ("delta-rs", "delta-spark")

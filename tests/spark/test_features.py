@@ -16,7 +16,7 @@ from interest_lib.models import interval_bucket_of
 from interest_lib.features.stages import interest_stages
 from interest_lib.features.windows import assign_windows, window_index_of
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.spark]
 
 MONDAY = dt.datetime(2026, 1, 5)  # window starts are Mondays
 
@@ -76,6 +76,7 @@ def test_profile_weights_decay_and_entropy(spark, conf):
     assert decay_horizon(0.5) == 6
 
 
+@pytest.mark.card_env
 def test_migration_is_confirmed_and_burst_is_not(spark, conf):
     def week(user, w, cat, n=4):
         return [(user, at(w, d % 7, 10 + d), cat, "view") for d in range(n)]
@@ -89,6 +90,7 @@ def test_migration_is_confirmed_and_burst_is_not(spark, conf):
     assert mig[0].divergence == pytest.approx(1.0, abs=0.05)
 
 
+@pytest.mark.card_env
 def test_flows_hide_small_groups(spark, conf):
     rows = []
     for u in ("a", "b", "c"):
@@ -180,6 +182,7 @@ def test_detection_quality_known_answer(spark):
     assert q.median_delay_windows == 2
 
 
+@pytest.mark.card_env
 def test_window_text_vector_is_the_weighted_mean_of_item_and_text_vectors(spark, conf):
     from interest_lib.features.embeddings import text_hash
     from interest_lib.features.profiles import weighted_window_events

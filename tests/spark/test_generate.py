@@ -19,7 +19,7 @@ from interest_lib.generate.dirt import BAD_TIMES, NONNUMERIC_PRICES, UNKNOWN_EVE
 from interest_lib.storage import Tables
 from interest_lib.storage.catalog import REF_PLANTED_MIGRATIONS
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.spark]
 
 ISO_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 

@@ -19,7 +19,7 @@ from interest_lib.sessions import run_sessionize
 from interest_lib.storage.catalog import BRONZE_EVENTS, BRONZE_QUARANTINE, REF_ITEMS, SILVER_EVENTS_SESSIONIZED
 from tests.helpers import read_with_delta_rs
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.spark]
 
 NOW = dt.datetime(2026, 2, 1, 0, 0)
 KEY = "test-key"
@@ -115,6 +115,7 @@ def test_second_batch_drops_ids_already_in_bronze(spark, tmp_conf, tables, tmp_p
     assert batches["e3"] == 0 and batches["e11"] == 1 and len(batches) == 6
 
 
+@pytest.mark.card_env
 def test_csv_and_parquet_inputs(spark, tmp_conf, tables, tmp_path):
     csv = tmp_path / "csv"
     csv.mkdir()
@@ -334,6 +335,7 @@ def test_blank_or_invisible_user_ids_and_infinite_prices_are_quarantined(spark, 
     assert tables.read(BRONZE_EVENTS).filter(~F.isnan("price") & (F.abs("price") == float("inf"))).count() == 0
 
 
+@pytest.mark.card_env
 def test_parquet_with_nanosecond_timestamps_and_types_drifting_between_files(spark, tmp_conf, tables, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

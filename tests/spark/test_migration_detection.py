@@ -13,7 +13,7 @@ from interest_lib.features.migrations import MIGRATION_COLUMNS, detect_migration
 from interest_lib.features.profiles import build_profiles
 from tests.spark.migrations_sql_oracle import detect_migrations_sql
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.spark]
 
 MONDAY = dt.datetime(2026, 1, 5)
 

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from interest_lib.storage import SchemaMismatchError, TableError, Tables, Txn
 from tests.helpers import read_with_delta_rs
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.spark, pytest.mark.card_env]
 
 SCHEMA = "k long, v string, d date, ts timestamp"
 

@@ -20,7 +20,7 @@ from interest_lib.storage.catalog import (
 )
 from interest_lib.streaming.job import checkpoint_path, run_stream
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths, pytest.mark.timeout(1800)]  # several micro-batches each; minutes under load
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(1800)]  # several micro-batches each; minutes under load
 
 
 def ev(eid, user, cat, ts, etype="view", **kw):

@@ -18,7 +18,7 @@ from interest_lib.storage.catalog import CONTRACTS, GOLD_TRAINING_SEQUENCES, REF
 from interest_lib.training.job import run_train
 from interest_lib.training.warm_start import WarmStartError
 
-pytestmark = [pytest.mark.spark, pytest.mark.arrow_paths]
+pytestmark = [pytest.mark.spark]
 
 L, W, K = 50, 8, 5
 

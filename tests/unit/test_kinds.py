@@ -20,13 +20,13 @@ class _Item:
 
 def test_one_kind_per_test_passes():
     items = [_Item(f"tests/x.py::test_{kind}", kind) for kind in KINDS]
-    items.append(_Item("tests/x.py::test_extra", "integration", "arrow_paths", "timeout", "parametrize"))
+    items.append(_Item("tests/x.py::test_extra", "integration", "card_env", "timeout", "parametrize"))
     assert kind_problems(items) == []
     conftest.pytest_collection_modifyitems(None, items)  # no error
 
 
 @pytest.mark.parametrize("markers, found", [((), "none"), (("unit", "spark"), "spark, unit"),
-                                             (("arrow_paths",), "none"), (("integration", "cluster"), "cluster, integration")])
+                                             (("card_env",), "none"), (("integration", "cluster"), "cluster, integration")])
 def test_a_test_without_exactly_one_kind_fails_the_collection(markers, found):
     items = [_Item("tests/x.py::test_ok", "unit"), _Item("tests/x.py::test_bad", *markers)]
     assert kind_problems(items) == [
