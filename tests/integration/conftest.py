@@ -18,7 +18,7 @@ def pipeline(tmp_path_factory, spark, generated_stores):
     root = tmp_path_factory.mktemp("pipeline")
     settings = [f"storage.warehouse={root / 'warehouse'}", f"storage.raw_dir={root / 'raw'}",
                 f"train.store={root / 'runs'}", f"report.dir={root / 'reports'}", "generate.users=150", "generate.days=42",
-                "generate.mean_events_per_user=100", "train.epochs=3", "train.batch_size=64",
+                "generate.mean_events_per_user=100", "generate.items_per_category=5", "train.epochs=3", "train.batch_size=64",
                 "migration.min_group_size=2", "storage.engine=delta-rs"]  # a small store: smaller privacy cells so flows exist
     generated_stores.copy_to(settings, root)
     args = [x for s in settings for x in ("--set", s)]
