@@ -26,9 +26,11 @@ def test_noise_scale_matches_sensitivity_over_epsilon(epsilon, cells):
     assert abs(noise.mean()) < 4 * discrete_laplace_std(dp.scale) / math.sqrt(DRAWS)
     assert np.abs(noise).mean() == pytest.approx(discrete_laplace_abs_mean(dp.scale), rel=0.03)
     assert noise.std() == pytest.approx(discrete_laplace_std(dp.scale), rel=0.04)
-    # ... which are the continuous Laplace's (E|X| = b) up to the integer rounding, once b >= 2.
+    # ... which are the continuous Laplace's (E|X| = b) up to the integer rounding, once b >= 2
+    # (exact: 1.919 at b = 2). Compared exactly, not on the draws: the draws' mean sits about 2
+    # standard errors inside a 5% band at b = 2, so a sampled check failed about 1 run in 40.
     if dp.scale >= 2:
-        assert np.abs(noise).mean() == pytest.approx(cells / epsilon, rel=0.05)
+        assert discrete_laplace_abs_mean(dp.scale) == pytest.approx(cells / epsilon, rel=0.05)
     # OpenDP's own privacy map: the noise spends exactly ε at sensitivity Δ.
     assert epsilon_spent(dp) == pytest.approx(epsilon, rel=1e-9)
 
