@@ -1,4 +1,5 @@
-"""Test helpers: independent readers of Delta tables (delta-rs only, no Spark)."""
+"""Test helpers: independent readers of Delta tables (delta-rs only, no Spark), and the checks
+of a scored row that every scoring test shares."""
 
 from __future__ import annotations
 
@@ -25,3 +26,20 @@ def read_with_delta_rs(path: str, version: Optional[int] = None) -> pa.Table:
 def read_as_bi(path: str):
     """A Delta table as a pandas DataFrame through delta-rs only, as a BI tool reads it."""
     return plain_types(read_with_delta_rs(path)).to_pandas()
+
+
+def assert_valid_window_scores(scores, score_conf) -> None:
+    """Every row of ``scores`` (gold.user_interest_scores rows of the window path, as pandas) is a
+    valid forecast under ``score_conf`` (conf.score): top-K next categories with descending
+    probabilities summing to at most 1, a switch probability, at most forecast-K forecast shares
+    summing to at most 1, and a known stage."""
+    import numpy as np
+
+    for row in scores.itertuples():
+        probs = np.asarray(row.next_probs)
+        assert len(row.next_categories) == score_conf.top_k == len(probs)
+        assert np.all(np.diff(probs) <= 1e-7) and 0 < probs.sum() <= 1 + 1e-5
+        assert 0 <= row.p_switch <= 1
+        assert 0 < len(row.forecast_categories) <= score_conf.forecast_k
+        assert sum(row.forecast_shares) <= 1 + 1e-5
+        assert row.forecast_stage in ("initial", "developing", "stable", "fading")

@@ -236,7 +236,7 @@ def test_card_path_models_score_every_eligible_user(spark, card_data, trained):
     Horovod + Petastorm runs, and a BI reader (pyarrow 14) reads valid rows back."""
     from interest_lib.scoring.job import run_score
     from interest_lib.storage.catalog import GOLD_RECOMMENDATIONS, GOLD_USER_INTEREST_SCORES
-    from tests.helpers import read_as_bi
+    from tests.helpers import assert_valid_window_scores, read_as_bi
 
     _, tables = card_data
     card = trained["card"]
@@ -248,9 +248,6 @@ def test_card_path_models_score_every_eligible_user(spark, card_data, trained):
     assert len(scores) == scores["user_id"].nunique() == report.scored_users
     window = scores[scores["scoring_path"] == "window"]
     assert len(window) == report.eligible_users - report.cold_start_users
-    for row in window.itertuples():
-        probs = np.asarray(row.next_probs)
-        assert len(probs) == card.conf.score.top_k and np.all(np.diff(probs) <= 1e-7) and 0 < probs.sum() <= 1 + 1e-5
-        assert 0 <= row.p_switch <= 1 and sum(row.forecast_shares) <= 1 + 1e-5
+    assert_valid_window_scores(window, card.conf.score)
     recs = read_as_bi(tables.path(GOLD_RECOMMENDATIONS))
     assert recs.groupby("user_id").size().eq(card.conf.score.recommendations).all()

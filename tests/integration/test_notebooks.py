@@ -16,7 +16,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-# pandas UDF / pyarrow paths that differ under the card env's pyarrow 14: run there too (Makefile)
+# Not rerun in the card env: the notebooks' readers mirror interest_lib.storage.arrow_snapshot,
+# whose unit tests (tests/unit/test_arrow_snapshot.py) run there under pyarrow 14.
 pytestmark = [pytest.mark.integration]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"

@@ -1,7 +1,6 @@
 """Scoring on the small pipeline run: gold tables readable without Spark (as BI reads them),
 scored users = eligible users, reruns replace their own as-of date, baselines can be scored."""
 
-import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
@@ -12,9 +11,9 @@ from interest_lib.storage.catalog import (
     GOLD_MIGRATION_FLOWS, GOLD_MODEL_METRICS, GOLD_RECOMMENDATIONS, GOLD_USER_INTEREST_SCORES,
     SILVER_USER_INTEREST_WINDOWS,
 )
-from tests.helpers import read_as_bi
+from tests.helpers import assert_valid_window_scores, read_as_bi
 
-# pandas UDF / pyarrow paths that differ under the card env's pyarrow 14: run there too (Makefile)
+# Not rerun in the card env: tests/card scores there with the card path's runs.
 pytestmark = [pytest.mark.integration]
 
 
@@ -32,14 +31,7 @@ def test_every_eligible_user_is_scored_once_with_valid_outputs(pipeline):
     assert (~cold).sum() == eligible > 100
     assert scores.loc[cold, "forecast_stage"].isna().all()
     scores = scores[~cold]
-    for row in scores.itertuples():
-        probs = np.asarray(row.next_probs)
-        assert len(row.next_categories) == conf.score.top_k == len(probs)
-        assert np.all(np.diff(probs) <= 1e-7) and 0 < probs.sum() <= 1 + 1e-5
-        assert 0 <= row.p_switch <= 1
-        assert 0 < len(row.forecast_categories) <= conf.score.forecast_k
-        assert sum(row.forecast_shares) <= 1 + 1e-5
-        assert row.forecast_stage in ("initial", "developing", "stable", "fading")
+    assert_valid_window_scores(scores, conf.score)
     assert scores["migration_model"].iloc[0] == conf.train.migration_model
     assert scores["current_interests"].map(len).gt(0).mean() > 0.9
     # Each user's reason names the predicted category and stays short.
