@@ -61,6 +61,23 @@ def _example(model, rows: int = 2) -> pd.DataFrame:
     return pd.DataFrame(frame)
 
 
+def pyfunc_requirements() -> list[str]:
+    """The logged model's pip requirements (MLflow adds its own pin): what MLflow's inference
+    finds for :class:`InterestModel` (cloudpickle and this project, where it is installed as a
+    distribution rather than shipped as a zip), named here because inferring them loads the model
+    in a subprocess, ~2.5 s of CPU per training run."""
+    import importlib.metadata as metadata
+
+    import cloudpickle
+
+    reqs = [f"cloudpickle=={cloudpickle.__version__}"]
+    try:
+        reqs.append(f"interest-evolution=={metadata.version('interest-evolution')}")
+    except metadata.PackageNotFoundError:
+        pass
+    return reqs
+
+
 def log_training_run(conf: Config, store, model_name: str) -> Optional[str]:
     """Log a finished run store to MLflow; return the model URI (None when tracking is off)."""
     if not conf.tracking.enabled:
@@ -101,7 +118,8 @@ def _log(mlflow, conf: Config, store, model_name: str, lineage: dict, model_file
         mlflow.log_metric("best_validation", record["best"])
         info = mlflow.pyfunc.log_model(
             name="model", python_model=InterestModel(), artifacts={"model": model_file},
-            signature=infer_signature(example, wrapper.predict(None, example)))
+            signature=infer_signature(example, wrapper.predict(None, example)),
+            pip_requirements=pyfunc_requirements())
     write_json(store.tracking, {"run_id": run.info.run_id, "model_uri": info.model_uri,
                                 "tracking_uri": tracking_uri(conf)})
     return info.model_uri

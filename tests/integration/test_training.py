@@ -117,3 +117,10 @@ def test_runs_are_tracked_in_mlflow_and_load_back_by_uri(pipeline):
     model, _record = load_trained(download_model(conf, tracked["model_uri"]))
     direct = predict_arrays(model, {k: v[:8] for k, v in test.items()})
     assert torch.allclose(torch.tensor(list(served["next_probs"])), torch.tensor(direct["next_probs"]), atol=1e-6)
+    # Its requirements name what the pyfunc needs, pinned to the versions installed here.
+    import importlib.metadata as metadata
+
+    requirements = mlflow.pyfunc.get_model_dependencies(tracked["model_uri"])
+    assert set(open(requirements).read().split()) == {
+        f"mlflow=={mlflow.__version__}", f"cloudpickle=={metadata.version('cloudpickle')}",
+        f"interest-evolution=={metadata.version('interest-evolution')}"}
