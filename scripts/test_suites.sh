@@ -85,12 +85,16 @@ run_suite default default_suite
 [ -z "$SPLIT_PATHS" ] || run_suite processes processes_suite
 run_suite card card_suite
 
-# Progress: the last line of each log (pytest -q prints its dots and percentage there).
+# Progress: the last line of each log (pytest -q prints its dots and percentage there), every
+# $PROGRESS_S seconds; the runs are polled every second, so the summary follows the last one at once.
+next_progress=$(( $(date +%s) + PROGRESS_S ))
 while [ "$PARALLEL" != 0 ]; do
   running=0
   for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
   [ "$running" = 1 ] || break
-  sleep "$PROGRESS_S" & wait $!
+  sleep 1
+  [ "$(date +%s)" -ge "$next_progress" ] || continue
+  next_progress=$(( next_progress + PROGRESS_S ))
   for name in "${names[@]}"; do
     [ -f "$LOG_DIR/$name.rc" ] && continue
     echo "test_suites: $(( $(date +%s) - start )) s, $name: $(tail -c 300 "$LOG_DIR/$name.log" 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -1 | cut -c1-120)"

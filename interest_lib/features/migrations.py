@@ -250,13 +250,20 @@ def flow_coverages(migrations: DataFrame, paths: DataFrame | None, levels: list[
     """Per level of ``levels``: the share of the migrations (rows of silver.interest_migrations)
     counted in a published cell of the flows at that level (from != to there, and the cell holds
     >= ``min_group_size`` users); 0.0 when there are no migrations. One aggregation for all
-    levels (the rolled-up moves of every level in one frame, tagged with their level)."""
-    moves = migrations.select(S.USER_ID, WINDOW, FROM, TO)
-    tagged = [roll_up(moves, paths, lv).withColumn("_level", F.lit(lv)) for lv in levels]
-    every = tagged[0]
-    for frame in tagged[1:]:
-        every = every.unionByName(frame)
-    cells = (every.filter(F.col(FROM) != F.col(TO)).distinct()
+    levels: each move is repeated once per level and its categories rolled up as
+    :func:`roll_up` does, with one join per side for every level at once."""
+    moves = migrations.select(S.USER_ID, WINDOW, FROM, TO).withColumn(
+        "_level", F.explode(F.array(*[F.lit(lv) for lv in levels])))
+    if paths is not None and any(lv >= 1 for lv in levels):
+        parts = F.split(S.CATEGORY_PATH, "/")
+        ups = paths.select(S.CATEGORY_ID, F.explode(F.array(*[
+            F.struct(F.lit(lv).alias("_level"), F.array_join(F.slice(parts, 1, lv), "/").alias("_up"))
+            for lv in levels if lv >= 1])).alias("_u")).select(
+                F.col(S.CATEGORY_ID).alias("_cat"), "_u._level", "_u._up").distinct()
+        for col in (FROM, TO):
+            moves = (moves.join(ups.withColumnRenamed("_cat", col), [col, "_level"], "left")
+                     .withColumn(col, F.coalesce("_up", F.col(col))).drop("_up"))
+    cells = (moves.filter(F.col(FROM) != F.col(TO)).distinct()
              .groupBy("_level", WINDOW, FROM, TO).agg(F.count(F.lit(1)).alias("users")))
     published = {r["_level"]: r["users"] for r in cells.filter(F.col("users") >= min_group_size)
                  .groupBy("_level").agg(F.sum("users").alias("users")).collect()}
