@@ -7,7 +7,7 @@
 # the clone, so every checkout and CI run on the machine reuses it (CI clones main afresh each time).
 # It is rebuilt only when requirements-airflow.txt or the Python version changes (a stamp file named
 # by their hash); a second caller waits on a lock instead of building it twice.
-# Cost (2-core machine): ~55 s to build with pip's download cache cold, ~0.1 s when already built.
+# Cost (2-core machine, warm download caches): 36 s with pip, 7 s with uv; ~0.1 s when already built.
 # Kept apart from .venv on purpose: see requirements-airflow.txt.
 #
 # Environment: PYTHON (a Python 3.10-3.13 interpreter, default python3), AIRFLOW_VENV.
@@ -33,7 +33,11 @@ build() {
   # Keep the venv out of git if AIRFLOW_VENV points inside a checkout (Python >= 3.13 does this itself).
   echo '*' > "$VENV/.gitignore"
   local start=$SECONDS
-  if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS" >"$VENV/pip.log" 2>&1; then
+  # uv (the project's .venv has it, see bootstrap.sh) when present, pip otherwise or if uv fails.
+  local uv="${UV:-$REPO/.venv/bin/uv}"
+  if [ -x "$uv" ] && "$uv" pip install -q --python "$VENV/bin/python" -r "$REQS" >"$VENV/pip.log" 2>&1; then
+    :
+  elif ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS" >"$VENV/pip.log" 2>&1; then
     grep -v "^WARNING: Location '.*' is ignored" "$VENV/pip.log" >&2 || true
     say "pip install -r requirements-airflow.txt failed (log: $VENV/pip.log)"
     exit 1
