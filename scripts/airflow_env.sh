@@ -35,6 +35,7 @@ build() {
   local start=$SECONDS
   # uv (the project's .venv has it, see bootstrap.sh) when present, pip otherwise or if uv fails.
   local uv="${UV:-$REPO/.venv/bin/uv}"
+  . "$REPO/scripts/uv_settings.sh"
   if [ -x "$uv" ] && "$uv" pip install -q --python "$VENV/bin/python" -r "$REQS" >"$VENV/pip.log" 2>&1; then
     :
   elif ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS" >"$VENV/pip.log" 2>&1; then

@@ -43,14 +43,11 @@ if [ ! -f "$STAMP" ]; then
   # from its cache: measured here 21 s wall with a warm uv cache, 38 s with a cold one, against
   # pip's 101 s for torch's ~4 GB of CUDA libraries. Unlike pip it writes no bytecode at install:
   # modules are compiled when first imported, which the Makefile lets Python cache (see
-  # PYTHONDONTWRITEBYTECODE there). pip's settings carry over (index, find-links, certificate);
+  # PYTHONDONTWRITEBYTECODE there). pip's settings carry over (scripts/uv_settings.sh);
   # INTEREST_INSTALLER=pip, or a failed uv install, uses pip as before.
+  . scripts/uv_settings.sh
   if [ "${INTEREST_INSTALLER:-uv}" = uv ] && "$VENV/bin/python" -m pip install -q "uv>=0.5" \
-      && UV_INDEX_URL="${UV_INDEX_URL:-${PIP_INDEX_URL:-}}" \
-         UV_EXTRA_INDEX_URL="${UV_EXTRA_INDEX_URL:-${PIP_EXTRA_INDEX_URL:-}}" \
-         UV_FIND_LINKS="${UV_FIND_LINKS:-${PIP_FIND_LINKS:-}}" \
-         SSL_CERT_FILE="${SSL_CERT_FILE:-${PIP_CERT:-}}" \
-         "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -e ".[spark,dev]"; then
+      && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -e ".[spark,dev]"; then
     :
   else
     echo "bootstrap: installing with pip"

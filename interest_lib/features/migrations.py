@@ -233,16 +233,21 @@ def roll_up(migrations: DataFrame, paths: DataFrame | None, level: int) -> DataF
     category (:func:`one_path_per_category`), or a migration lands in several cells."""
     if paths is None or level < 1:
         return migrations
-    rollup = paths.select(
-        F.col(S.CATEGORY_ID).alias("_cat"),
-        F.array_join(F.slice(F.split(S.CATEGORY_PATH, "/"), 1, level), "/").alias("_up"),
-    ).distinct()
+    return _roll_up_levels(migrations.withColumn("_level", F.lit(level)), paths, [level]).drop("_level")
+
+
+def _roll_up_levels(moves: DataFrame, paths: DataFrame, levels: list[int]) -> DataFrame:
+    """:func:`roll_up` of each row of ``moves`` to the level in its ``_level`` column (one of
+    ``levels``, all >= 1), with one join per side whatever the number of levels."""
+    parts = F.split(S.CATEGORY_PATH, "/")
+    ups = paths.select(S.CATEGORY_ID, F.explode(F.array(*[
+        F.struct(F.lit(lv).alias("_level"), F.array_join(F.slice(parts, 1, lv), "/").alias("_up"))
+        for lv in levels])).alias("_u")).select(
+            F.col(S.CATEGORY_ID).alias("_cat"), "_u._level", "_u._up").distinct()
     for col in (FROM, TO):
-        migrations = (
-            migrations.join(rollup.withColumnRenamed("_cat", col), col, "left")
-            .withColumn(col, F.coalesce("_up", F.col(col))).drop("_up")
-        )
-    return migrations
+        moves = (moves.join(ups.withColumnRenamed("_cat", col), [col, "_level"], "left")
+                 .withColumn(col, F.coalesce("_up", F.col(col))).drop("_up"))
+    return moves
 
 
 def flow_coverages(migrations: DataFrame, paths: DataFrame | None, levels: list[int],
@@ -250,19 +255,13 @@ def flow_coverages(migrations: DataFrame, paths: DataFrame | None, levels: list[
     """Per level of ``levels``: the share of the migrations (rows of silver.interest_migrations)
     counted in a published cell of the flows at that level (from != to there, and the cell holds
     >= ``min_group_size`` users); 0.0 when there are no migrations. One aggregation for all
-    levels: each move is repeated once per level and its categories rolled up as
-    :func:`roll_up` does, with one join per side for every level at once."""
+    levels: each move is repeated once per level and rolled up to it (:func:`roll_up`), with one
+    join per side for every level at once."""
     moves = migrations.select(S.USER_ID, WINDOW, FROM, TO).withColumn(
         "_level", F.explode(F.array(*[F.lit(lv) for lv in levels])))
-    if paths is not None and any(lv >= 1 for lv in levels):
-        parts = F.split(S.CATEGORY_PATH, "/")
-        ups = paths.select(S.CATEGORY_ID, F.explode(F.array(*[
-            F.struct(F.lit(lv).alias("_level"), F.array_join(F.slice(parts, 1, lv), "/").alias("_up"))
-            for lv in levels if lv >= 1])).alias("_u")).select(
-                F.col(S.CATEGORY_ID).alias("_cat"), "_u._level", "_u._up").distinct()
-        for col in (FROM, TO):
-            moves = (moves.join(ups.withColumnRenamed("_cat", col), [col, "_level"], "left")
-                     .withColumn(col, F.coalesce("_up", F.col(col))).drop("_up"))
+    deep = [lv for lv in levels if lv >= 1]
+    if paths is not None and deep:
+        moves = _roll_up_levels(moves, paths, deep)
     cells = (moves.filter(F.col(FROM) != F.col(TO)).distinct()
              .groupBy("_level", WINDOW, FROM, TO).agg(F.count(F.lit(1)).alias("users")))
     published = {r["_level"]: r["users"] for r in cells.filter(F.col("users") >= min_group_size)
