@@ -66,6 +66,18 @@ class ModelSpec:
         """The hyper-parameter dataclass."""
         return self.module.Params
 
+    def saved_params(self, saved: dict):
+        """The ``Params`` of a saved model record: a hyper-parameter added after the record was
+        written takes the value the model had before it existed (the module's ``ADDED_PARAMS``),
+        not today's default, so an older model.pt rebuilds the architecture it was trained as."""
+        known = {f.name for f in dataclasses.fields(self.params)}
+        unknown = sorted(set(saved) - known)
+        if unknown:
+            raise ConfigError(f"a saved {self.name} model has hyper-parameters this code does not know: "
+                              f"{', '.join(unknown)} (saved by another version of {self.module.__name__}; "
+                              "retrain it with this version or score with the version that trained it)")
+        return self.params(**{**getattr(self.module, "ADDED_PARAMS", {}), **saved})
+
     @property
     def limits(self) -> dict:
         """Accepted values of the hyper-parameters (param -> Limit)."""

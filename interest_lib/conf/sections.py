@@ -239,7 +239,7 @@ class SequencesConf:
 
     max_events: int = 50
     """Events per sequence (left-padded)."""
-    max_windows: int = 8
+    max_windows: int = 32
     """Window vectors per sequence (left-padded)."""
     validation_days: int = 7
     """Last days before the test period used for validation cut-offs."""
@@ -285,6 +285,13 @@ class TrainConf:
     so far by more than this."""
     grad_clip_norm: float = 5.0
     """Gradients are clipped to this total L2 norm before each optimizer step; 0 = no clipping."""
+    lr_schedule: str = "constant"
+    """Learning rate over the run: constant | cosine (per step from ``learning_rate`` down to
+    zero at the last of ``epochs``; computed from the step number, so a resumed run follows it)."""
+    ema_decay: float = 0.999
+    """Exponential moving average of the weights (Polyak averaging): validated, checkpointed and
+    saved instead of the raw weights; 0 = off. The decay warms up as min(ema_decay, (1+n)/(10+n))
+    after n steps, so the average forgets the initial weights within the first epoch."""
     shuffle_buffer: int = 4096
     """Rows held by the feed for shuffling."""
     seed: int = 7

@@ -93,6 +93,8 @@ LIMITS: dict[str, Limit] = {
     "train.patience": Limit(ge=0),
     "train.min_delta": Limit(ge=0),
     "train.grad_clip_norm": Limit(ge=0),
+    "train.lr_schedule": Limit(choices=("constant", "cosine")),
+    "train.ema_decay": Limit(ge=0, lt=1),
     "train.shuffle_buffer": Limit(ge=1),
     "train.torch_threads": Limit(ge=0),
     "score.migration": _SCORE_SOURCE,

@@ -140,15 +140,22 @@ class CategoryScorer(nn.Module):
     history (rising, fading, one-off, long-standing) predicts the next period, whatever the
     category, so it generalises across categories and to users with little history."""
 
-    def __init__(self, context_dim: int, hidden: int = 32, context_width: int = 16):
+    def __init__(self, context_dim: int, hidden: int = 32, context_width: int = 16,
+                 categories: int = 0, category_dim: int = 0):
         super().__init__()
         self.context = nn.Linear(context_dim, context_width)
-        self.mlp = nn.Sequential(nn.Linear(2 * NUM_CATEGORY_FEATURES + context_width, hidden), nn.GELU(),
-                                 nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        # Optional: a small learned vector per category beside its identity-free features, so
+        # the MLP can learn category-specific dynamics (a staple bought weekly, a monthly refill).
+        self.identity = nn.Embedding(categories + 1, category_dim) if category_dim > 0 else None
+        self.mlp = nn.Sequential(nn.Linear(2 * NUM_CATEGORY_FEATURES + context_width + category_dim, hidden),
+                                 nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
     def forward(self, features: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         ctx = self.context(context)[:, None].expand(-1, features.shape[1], -1)
-        return self.mlp(torch.cat([features, ctx], -1)).squeeze(-1)
+        parts = [features, ctx]
+        if self.identity is not None:
+            parts.append(self.identity.weight[None].expand(features.shape[0], -1, -1))
+        return self.mlp(torch.cat(parts, -1)).squeeze(-1)
 
 
 def log_prior(dist: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ def load_trained(path, device: str = "cpu"):
     from interest_lib.runs.store import load_record
 
     record = load_record(path, map_location=device)
-    params = model_spec(record["model_name"]).params(**record["params"])
+    params = model_spec(record["model_name"]).saved_params(record["params"])
     sizes = InputSizes(**record["sizes"])
     state = dict(record["state_dict"])
     text = frozen_text(record)

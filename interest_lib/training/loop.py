@@ -12,8 +12,10 @@ the optimizer and the early-stopping state.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -97,6 +99,53 @@ def sgd_step(forward, model, optimizer, batch: dict, grad_clip_norm: float):
     return loss
 
 
+def scheduled_lr(t: TrainConf, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of global step ``step`` (0-based) under ``t.lr_schedule``: a function of
+    the step number only, so a resumed run continues the schedule where the killed one was."""
+    if t.lr_schedule == "cosine":
+        total = max(1, t.epochs * steps_per_epoch)
+        return t.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    return t.learning_rate
+
+
+class WeightAverage:
+    """Exponential moving average of a model's floating-point weights (``train.ema_decay``),
+    updated after every step; integer buffers are copied as they are."""
+
+    def __init__(self, model, decay: float, state: dict | None = None):
+        self.decay = decay
+        self.updates = 0 if state is None else int(state["updates"])
+        self.shadow = ({k: v.detach().clone() for k, v in model.state_dict().items()}
+                       if state is None else {k: v.clone() for k, v in state["shadow"].items()})
+
+    def update(self, model) -> None:
+        """Move the average towards the model's current weights."""
+        import torch
+
+        self.updates += 1
+        d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                if v.is_floating_point():
+                    self.shadow[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+                else:
+                    self.shadow[k].copy_(v)
+
+    def state(self) -> dict:
+        """Checkpointable state (tensors and plain values)."""
+        return {"updates": self.updates, "shadow": self.shadow}
+
+    @contextlib.contextmanager
+    def swapped_in(self, model):
+        """Context: the model holds the averaged weights inside, its own ones again after."""
+        own = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.shadow)
+        try:
+            yield
+        finally:
+            model.load_state_dict(own)
+
+
 def train_worker(job: TrainJob) -> dict:
     """Train ``job.model_name`` on this rank; rank 0 returns the per-epoch history."""
     import torch
@@ -113,7 +162,8 @@ def train_worker(job: TrainJob) -> dict:
     text = load_text_matrix(store)
     model = build_model(job.model_name, job.params, job.sizes, text).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
-    state = {"epoch": -1, "best": float("inf"), "best_state": None, "bad_epochs": 0, "history": [], "stopped": False}
+    state = {"epoch": -1, "best": float("inf"), "best_state": None, "bad_epochs": 0, "history": [], "stopped": False,
+             "average": None}
     frozen_ref = frozen_reference(store, job.lineage)
     resumed_from = store.latest_checkpoint()
     if resumed_from:
@@ -138,6 +188,8 @@ def train_worker(job: TrainJob) -> dict:
         raise ValueError(f"{job.table_path}@{job.table_version}: too few training rows for "
                          f"{size} ranks x batch size {t.batch_size}")
     monitor = MONITOR[job.task]
+    average = WeightAverage(model, t.ema_decay, state.get("average")) if t.ema_decay > 0 else None
+    averaged = average.swapped_in if average else (lambda _model: contextlib.nullcontext())
 
     for epoch in range(state["epoch"] + 1, t.epochs):
         if state["stopped"]:
@@ -147,25 +199,32 @@ def train_worker(job: TrainJob) -> dict:
         trained.train()
         sums = torch.zeros(2, dtype=torch.float64)
         bar = _progress(steps, f"[train {job.model_name}] epoch {epoch + 1}/{t.epochs}", backend.is_chief)
-        for batch in train_feed.batches(rank, size, epoch):
+        for i, batch in enumerate(train_feed.batches(rank, size, epoch)):
             batch = _to_device(batch, device)
+            for group in optimizer.param_groups:
+                group["lr"] = scheduled_lr(t, epoch * steps + i, steps)
             loss = sgd_step(trained, model, optimizer, batch, t.grad_clip_norm)
+            if average:
+                average.update(model)
             n = _rows(batch)
             sums += torch.tensor([loss.item() * n, n], dtype=torch.float64)
             bar.update(1)
         bar.close()
-        val = _validate(model, val_feed, rank, size, device)
+        with averaged(model):
+            val = _validate(model, val_feed, rank, size, device)
         totals = backend.allreduce_sum(torch.cat([sums, val]).to(device)).cpu()
         record = {"epoch": epoch + 1, "train_loss": float(totals[0] / totals[1]),
                   **_val_record(job.task, totals[2:]),
                   "seconds": round(time.perf_counter() - started, 2), "samples": int(totals[1])}
         score = record[f"val_{monitor}"]
         if score < state["best"] - t.min_delta:
+            best_weights = average.shadow if average else model.state_dict()
             state.update(best=score, bad_epochs=0,
-                         best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+                         best_state={k: v.detach().cpu().clone() for k, v in best_weights.items()})
         else:
             state["bad_epochs"] += 1
         state["stopped"] = state["bad_epochs"] >= t.patience
+        state["average"] = average.state() if average else None
         state["epoch"] = epoch
         state["history"].append(record)
         if backend.is_chief:

@@ -96,7 +96,7 @@ def test_warm_start_continues_the_run_on_the_newer_version(spark, tables, conf):
     runs_before = sorted(os.listdir(conf.train.store))
     assert _write(spark, tables, keys + ["deli", "wine"], weeks=9) == 2
     conf.sequences.max_windows = 6
-    with pytest.raises(WarmStartError, match="input contract max_windows: 8 \\(base run\\) vs 6"):
+    with pytest.raises(WarmStartError, match="input contract max_windows: 32 \\(base run\\) vs 6"):
         run_train(spark, conf, tables, model_name="evolution_gru", warm_start=True)
     assert sorted(os.listdir(conf.train.store)) == runs_before
 

@@ -286,3 +286,31 @@ def test_transformer_ignores_left_padding(gen):
     padded = model.predict(longer)
     for key in base:
         torch.testing.assert_close(padded[key], base[key])
+
+
+def test_a_model_saved_before_a_parameter_was_added_loads_as_it_was_trained(gen, tmp_path):
+    """A model.pt written before ``window_mass`` and ``category_dim`` existed (its params lack
+    them) rebuilds the network it trained, not today's defaults, and predicts as it did."""
+    from interest_lib.models.inference import load_trained
+    from interest_lib.runs.store import atomic_save
+
+    old = dataclasses.replace(small_params("evolution_gru"), window_mass=False, category_dim=0)
+    model = build_model("evolution_gru", old, SIZES).eval()
+    saved = {k: v for k, v in dataclasses.asdict(old).items() if k not in ("window_mass", "max_events", "category_dim")}
+    path = str(tmp_path / "model.pt")
+    atomic_save({"model_name": "evolution_gru", "task": "evolution", "params": saved,
+                 "sizes": dataclasses.asdict(SIZES), "state_dict": model.state_dict()}, path)
+    loaded, _ = load_trained(path)
+    assert loaded.params.window_mass is False and loaded.scorer.identity is None
+    batch = make_batch(8, gen)
+    with torch.no_grad():
+        assert torch.allclose(loaded(batch)["forecast"], model(batch)["forecast"])
+    assert model_params("evolution_gru").window_mass is True and model_params("evolution_gru").category_dim == 8
+
+
+def test_a_saved_model_with_unknown_hyper_parameters_is_refused_by_name():
+    from interest_lib.conf import ConfigError, model_spec
+
+    with pytest.raises(ConfigError, match="does not know: stage_mixture"):
+        model_spec("evolution_gru").saved_params({**dataclasses.asdict(model_params("evolution_gru")),
+                                                  "stage_mixture": True})

@@ -68,15 +68,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train(table: str, store: str, epochs: int) -> dict:
-    """train_worker in this process: real DDP over gloo with a world of one."""
+def _train(table: str, store: str, epochs: int, **train) -> dict:
+    """train_worker in this process: real DDP over gloo with a world of one (``train``: more
+    TrainConf settings)."""
     os.makedirs(store, exist_ok=True)  # the driver's part (it writes lineage.json there)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", WORLD_SIZE="1",
                       LOCAL_RANK="0")
     job = TrainJob(model_name=MODEL, task="migration", params=small_params(MODEL), sizes=SIZES,
                    table_path=table, table_version=0, store_root=store,
                    backend=TorchDistributorBackend(1, True, False),
-                   train=TrainConf(epochs=epochs, batch_size=16, patience=99, torch_threads=1),
+                   train=TrainConf(epochs=epochs, batch_size=16, patience=99, torch_threads=1, **train),
                    lineage={"run_id": os.path.basename(store), "table_version": 0})
     return train_worker(job)
 
@@ -98,6 +99,47 @@ def test_save_load_and_resume_give_the_uninterrupted_weights(table, tmp_path):
     assert record["lineage"]["run_id"] == "cut" and record["params"]["d_model"] == 32
     assert model_predictor("migration", store.model).version == "cut"
     assert _report(MODEL, store, 0, 1.0).epochs_run == 2
+
+
+def test_weight_average_and_cosine_schedule_resume_to_the_uninterrupted_weights(table, tmp_path, monkeypatch):
+    """With the weights' moving average and the cosine schedule on, a run killed after its first
+    epoch's checkpoint resumes the average and the schedule where they were: the saved model (the
+    average) equals the uninterrupted run's, and the average is not the raw weights."""
+    from interest_lib.training import loop
+
+    settings = {"ema_decay": 0.9, "lr_schedule": "cosine"}
+    _train(table, str(tmp_path / "ref"), epochs=3, **settings)
+    store = RunStore(str(tmp_path / "killed"))
+
+    def save_then_die(record, path):
+        atomic_save(record, path)
+        raise KeyboardInterrupt("killed after the first checkpoint")
+
+    with monkeypatch.context() as m:
+        m.setattr(loop, "atomic_save", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            _train(table, store.root, epochs=3, **settings)
+    torch.distributed.destroy_process_group()
+    first = load_record(store.checkpoint(0))
+    assert first["state"]["average"]["updates"] == 4  # 64 rows / batch 16, one epoch
+    assert any(not torch.allclose(v, first["state"]["average"]["shadow"][k])
+               for k, v in first["model"].items() if v.is_floating_point())
+    resumed = _train(table, store.root, epochs=3, **settings)
+    assert resumed["resumed_from"] == store.checkpoint(0)
+    a, b = load_record(str(tmp_path / "ref" / "model.pt")), load_record(store.model)
+    assert [h["val_next_ce"] for h in a["history"]] == pytest.approx([h["val_next_ce"] for h in b["history"]], rel=1e-6)
+    for key, value in a["state_dict"].items():
+        assert torch.allclose(value, b["state_dict"][key], atol=1e-6), key
+
+
+def test_cosine_schedule_falls_from_the_learning_rate_to_zero():
+    from interest_lib.training.loop import scheduled_lr
+
+    t = TrainConf(learning_rate=0.01, epochs=4, lr_schedule="cosine")
+    lrs = [scheduled_lr(t, step, 10) for step in range(41)]
+    assert lrs[0] == pytest.approx(0.01) and lrs[20] == pytest.approx(0.005) and lrs[40] == pytest.approx(0.0)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert scheduled_lr(TrainConf(learning_rate=0.01), 25, 10) == 0.01
 
 
 def test_epochs_log_holds_one_line_per_saved_epoch_whatever_the_kill(table, tmp_path, monkeypatch):
