@@ -29,6 +29,17 @@ def dense_distribution(idx: torch.Tensor, share: torch.Tensor, num_categories: i
     return dense / dense.sum(1, keepdim=True).clamp_min(1e-12)
 
 
+def recent_inputs(batch: dict, top_k: int, windows: int = 0, events: int = 0) -> dict:
+    """The batch with only its last ``windows`` window profiles and last ``events`` events (0:
+    all), exactly what a table built with those lengths holds (both are left-padded)."""
+    out = dict(batch)
+    if windows:
+        out.update({k: batch[k][:, -windows * top_k:] for k in WINDOW_COLUMNS if k in batch})
+    if events:
+        out.update({k: batch[k][:, -events:] for k in EVENT_COLUMNS if k in batch})
+    return out
+
+
 def window_distributions(batch: dict, num_categories: int, top_k: int) -> torch.Tensor:
     """The W window profiles of each row as dense distributions [B, W, C+1], oldest first."""
     idx, share = batch["win_category"], batch["win_share"]

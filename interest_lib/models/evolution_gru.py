@@ -40,7 +40,7 @@ from interest_lib.conf import Limit
 from interest_lib.models import EVOLUTION_LABELS, WINDOW_COLUMNS
 from interest_lib.models.common import (
     NUM_CATEGORY_FEATURES, NUM_STAGES, CategoryScorer, category_features,
-    dense_distribution, js_divergence, log_prior, mask_padding, window_distributions,
+    dense_distribution, js_divergence, log_prior, mask_padding, recent_inputs, window_distributions,
 )
 
 
@@ -102,8 +102,7 @@ class Model(nn.Module):
 
     def forward(self, batch: dict) -> dict:
         """forecast [B, C+1] (a distribution) and stage_logits [B, NUM_STAGES]."""
-        if self.params.max_events:
-            batch = {**batch, **{k: batch[k][:, -self.params.max_events:] for k in ("ev_category", "ev_interval")}}
+        batch = recent_inputs(batch, self.vocab.top_k, events=self.params.max_events)
         windows = window_distributions(batch, self.vocab.categories, self.vocab.top_k)
         steps = self.proj(windows)
         if self.params.window_mass:

@@ -314,3 +314,22 @@ def test_a_saved_model_with_unknown_hyper_parameters_is_refused_by_name():
     with pytest.raises(ConfigError, match="does not know: stage_mixture"):
         model_spec("evolution_gru").saved_params({**dataclasses.asdict(model_params("evolution_gru")),
                                                   "stage_mixture": True})
+
+
+def test_a_model_reading_fewer_windows_or_events_sees_what_a_shorter_table_holds(gen):
+    """``max_windows`` (migration Transformer) and ``max_events`` (evolution GRU) make a model
+    read the last N windows / events of a longer table: the same outputs as the same weights on
+    a table built with those lengths."""
+    batch = make_batch(6, gen)
+    for name, key, n in (("migration_transformer", "max_windows", 3), ("evolution_gru", "max_events", 7)):
+        torch.manual_seed(0)
+        short = build_model(name, dataclasses.replace(small_params(name, dropout=0.0), **{key: n}), SIZES).eval()
+        full = build_model(name, dataclasses.replace(small_params(name, dropout=0.0), **{key: 0}), SIZES).eval()
+        full.load_state_dict(short.state_dict())
+        cut = {k: (v[:, -n * K:] if key == "max_windows" else v[:, -n:])
+               if k in (("win_category", "win_share") if key == "max_windows" else ("ev_category", "ev_item", "ev_type", "ev_interval", "ev_text"))
+               else v for k, v in batch.items()}
+        out = "logits" if name == "migration_transformer" else "forecast"
+        with torch.no_grad():
+            assert torch.allclose(short(batch)[out], full(cut)[out], atol=1e-6), name
+            assert not torch.allclose(short(batch)[out], full(batch)[out], atol=1e-4), name
