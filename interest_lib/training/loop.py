@@ -191,6 +191,10 @@ def train_worker(job: TrainJob) -> dict:
     average = WeightAverage(model, t.ema_decay, state.get("average")) if t.ema_decay > 0 else None
     averaged = average.swapped_in if average else (lambda _model: contextlib.nullcontext())
 
+    def kept_weights() -> dict:
+        """The weights a run validates and saves: the moving average when there is one."""
+        return average.shadow if average else model.state_dict()
+
     for epoch in range(state["epoch"] + 1, t.epochs):
         if state["stopped"]:
             break
@@ -218,9 +222,8 @@ def train_worker(job: TrainJob) -> dict:
                   "seconds": round(time.perf_counter() - started, 2), "samples": int(totals[1])}
         score = record[f"val_{monitor}"]
         if score < state["best"] - t.min_delta:
-            best_weights = average.shadow if average else model.state_dict()
             state.update(best=score, bad_epochs=0,
-                         best_state={k: v.detach().cpu().clone() for k, v in best_weights.items()})
+                         best_state={k: v.detach().cpu().clone() for k, v in kept_weights().items()})
         else:
             state["bad_epochs"] += 1
         state["stopped"] = state["bad_epochs"] >= t.patience
@@ -242,7 +245,7 @@ def train_worker(job: TrainJob) -> dict:
         atomic_save({"model_name": job.model_name, "task": job.task,
                      "params": dataclasses.asdict(job.params), "sizes": dataclasses.asdict(job.sizes),
                      "text_dim": text[0].shape[1] if text is not None else 0,
-                     "state_dict": state["best_state"] or model.state_dict(),
+                     "state_dict": state["best_state"] or kept_weights(),
                      "history": state["history"], "best": state["best"], "lineage": job.lineage,
                      # once, outside the state dict: model.pt stays self-contained for scoring
                      "frozen": ({} if text is None else
