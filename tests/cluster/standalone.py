@@ -157,8 +157,10 @@ def _wait_for_workers(cluster: StandaloneCluster, n: int) -> None:
             last = cluster.state()
             if last.get("aliveworkers", 0) >= n:
                 return
-        except OSError as exc:  # the master's UI is not up yet
-            last = repr(exc)
+        except (OSError, ValueError) as exc:
+            # The UI is not up yet, or Jetty is up but /json/ not yet mounted: it then answers
+            # with the HTML status page (seen in CI), which is not JSON.
+            last = repr(exc)[:300]
         time.sleep(1)
     raise TimeoutError(f"{n} workers not registered after {START_TIMEOUT_S} s; master said: {last}")
 
