@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import abc
 import os
-from typing import Any, Callable
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, Iterator
 
 from interest_lib.registry import BACKENDS, resolve
 
@@ -34,6 +38,48 @@ def export_package_path() -> None:
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if archive not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([archive, *paths])
+
+
+#: torchrun's --log-dir as an environment variable. Unset, torchrun makes a ``torchelastic_*``
+#: folder in TMPDIR for every run and never removes it: a scheduled job leaves one per training
+#: run, forever. Runs launched here give it a folder that is removed (driver) or pruned (executors).
+TORCHRUN_LOG_ENV = "PET_LOG_DIR"
+#: On executors the folder is shared by the runs of one machine; entries older than this go.
+EXECUTOR_LOG_MAX_AGE_S = 24 * 3600
+
+
+@contextmanager
+def torchrun_log_dir() -> Iterator[str]:
+    """torchrun's log folder for the runs started inside: a new temporary folder, removed on exit
+    (a folder the user set in PET_LOG_DIR is used and kept)."""
+    if os.environ.get(TORCHRUN_LOG_ENV):
+        yield os.environ[TORCHRUN_LOG_ENV]
+        return
+    path = tempfile.mkdtemp(prefix="interest-torchrun-")
+    os.environ[TORCHRUN_LOG_ENV] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop(TORCHRUN_LOG_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def use_shared_torchrun_log_dir(max_age_s: float = EXECUTOR_LOG_MAX_AGE_S) -> str:
+    """On an executor (torchrun started by a Spark task, nothing to wrap it): point PET_LOG_DIR
+    at one folder per machine and remove its entries older than ``max_age_s``; return it."""
+    if os.environ.get(TORCHRUN_LOG_ENV):
+        return os.environ[TORCHRUN_LOG_ENV]
+    path = os.path.join(tempfile.gettempdir(), "interest-torchrun")
+    os.makedirs(path, exist_ok=True)
+    now = time.time()
+    for entry in os.scandir(path):
+        try:
+            if now - entry.stat().st_mtime > max_age_s:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+    os.environ[TORCHRUN_LOG_ENV] = path
+    return path
 
 
 class Backend(abc.ABC):
@@ -101,11 +147,17 @@ class TorchDistributorBackend(Backend):
 
     name = "torch_distributor"
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if not self.local_mode:  # the barrier task about to start torchrun (in a rank: no-op)
+            use_shared_torchrun_log_dir()
+
     def launch(self, fn, *args):
         from pyspark.ml.torch.distributor import TorchDistributor
 
-        return TorchDistributor(num_processes=self.num_processes, local_mode=self.local_mode,
-                                use_gpu=self.use_gpu).run(fn, *args)
+        with torchrun_log_dir() if self.local_mode else nullcontext():
+            return TorchDistributor(num_processes=self.num_processes, local_mode=self.local_mode,
+                                    use_gpu=self.use_gpu).run(fn, *args)
 
     def setup(self):
         import torch
