@@ -15,7 +15,9 @@ import dataclasses
 import pytest
 import torch
 
-from interest_lib.models import InputSizes, build_model, model_params, registered_models
+from interest_lib.models import (
+    EVENT_COLUMNS, WINDOW_COLUMNS, InputSizes, build_model, model_params, registered_models,
+)
 from interest_lib.models.common import (
     NUM_CATEGORY_FEATURES, NUM_STAGES, category_features, js_divergence, session_history, window_distributions,
 )
@@ -321,14 +323,13 @@ def test_a_model_reading_fewer_windows_or_events_sees_what_a_shorter_table_holds
     read the last N windows / events of a longer table: the same outputs as the same weights on
     a table built with those lengths."""
     batch = make_batch(6, gen)
-    for name, key, n in (("migration_transformer", "max_windows", 3), ("evolution_gru", "max_events", 7)):
+    for name, key, n, columns, width in (("migration_transformer", "max_windows", 3, WINDOW_COLUMNS, 3 * K),
+                                         ("evolution_gru", "max_events", 7, EVENT_COLUMNS, 7)):
         torch.manual_seed(0)
         short = build_model(name, dataclasses.replace(small_params(name, dropout=0.0), **{key: n}), SIZES).eval()
         full = build_model(name, dataclasses.replace(small_params(name, dropout=0.0), **{key: 0}), SIZES).eval()
         full.load_state_dict(short.state_dict())
-        cut = {k: (v[:, -n * K:] if key == "max_windows" else v[:, -n:])
-               if k in (("win_category", "win_share") if key == "max_windows" else ("ev_category", "ev_item", "ev_type", "ev_interval", "ev_text"))
-               else v for k, v in batch.items()}
+        cut = {k: v[:, -width:] if k in columns else v for k, v in batch.items()}
         out = "logits" if name == "migration_transformer" else "forecast"
         with torch.no_grad():
             assert torch.allclose(short(batch)[out], full(cut)[out], atol=1e-6), name
