@@ -46,13 +46,34 @@ if [ ! -f "$STAMP" ]; then
   # PYTHONDONTWRITEBYTECODE there). pip's settings carry over (scripts/uv_settings.sh);
   # INTEREST_INSTALLER=pip, or a failed uv install, uses pip as before.
   . scripts/uv_settings.sh
+  # pyspark is published only as a source archive (450 MB: Spark's jars). uv keeps the wheel it
+  # builds from it under the archive's HTTP cache entry, and the package proxy here sends no
+  # caching headers, so every new venv (each clean clone, each CI run) built it again: ~1.9 GB
+  # more in uv's cache each time (42 GB after one day of sessions, which filled the disk under a
+  # CI run). The wheel is built once per version into the project's wheel cache instead (pip
+  # keeps its own built-wheel cache too) and uv takes it from there.
+  PYSPARK_PIN="$(sed -n 's/.*"pyspark==\([0-9][0-9.]*\)".*/\1/p' setup.py | head -1)"
+  WHEELS="${INTEREST_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/interest-evolution/wheels}/pyspark"
+  if [ -n "$PYSPARK_PIN" ] && ! ls "$WHEELS"/pyspark-"$PYSPARK_PIN"-*.whl >/dev/null 2>&1; then
+    echo "bootstrap: building the pyspark $PYSPARK_PIN wheel once into $WHEELS"
+    mkdir -p "$WHEELS"
+    BUILD_DIR="$(mktemp -d "$WHEELS/.build.XXXXXX")"  # beside the cache: the move below is atomic
+    if "$VENV/bin/python" -m pip wheel -q --no-deps "pyspark==$PYSPARK_PIN" -w "$BUILD_DIR"; then
+      for built in "$BUILD_DIR"/pyspark-*.whl; do mv "$built" "$WHEELS/"; done
+    else
+      echo "bootstrap: building the pyspark wheel failed; the installer builds it instead" >&2
+    fi
+    rm -rf "$BUILD_DIR"
+  fi
+  FIND_LINKS=()
+  [ -d "$WHEELS" ] && FIND_LINKS=(--find-links "$WHEELS")
   if [ "${INTEREST_INSTALLER:-uv}" = uv ] && "$VENV/bin/python" -m pip install -q "uv>=0.5" \
-      && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -e ".[spark,dev]"; then
+      && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" "${FIND_LINKS[@]}" -e ".[spark,dev]"; then
     :
   else
     echo "bootstrap: installing with pip"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e ".[spark,dev]"
+    "$VENV/bin/python" -m pip install -q "${FIND_LINKS[@]}" -e ".[spark,dev]"
   fi
   rm -f "$VENV"/.installed-*
   touch "$STAMP"

@@ -46,14 +46,18 @@ pids=()
 start=$(date +%s)
 
 # run_suite NAME CMD...: CMD's output goes to $LOG_DIR/NAME.log, its pytest temp folder is
-# $LOG_DIR/NAME.tmp (passed as BASETEMP), its exit status to $LOG_DIR/NAME.rc.
+# $LOG_DIR/NAME.tmp (passed as BASETEMP), its exit status to $LOG_DIR/NAME.rc. Its Spark JVMs keep
+# their scratch (jar copies, shuffle and block files) in $LOG_DIR/NAME.spark (SPARK_LOCAL_DIRS):
+# the JVMs the kill tests SIGKILL cannot remove theirs, which under /tmp outlived the run.
 run_suite() {
   local name=$1
   shift
   names+=("$name")
   (
     s=$(date +%s)
-    BASETEMP="$LOG_DIR/$name.tmp" INTEREST_IVY_DIR="$IVY_BASE/run-$name" "$@" > "$LOG_DIR/$name.log" 2>&1
+    mkdir -p "$LOG_DIR/$name.spark"
+    BASETEMP="$LOG_DIR/$name.tmp" INTEREST_IVY_DIR="$IVY_BASE/run-$name" SPARK_LOCAL_DIRS="$LOG_DIR/$name.spark" \
+      "$@" > "$LOG_DIR/$name.log" 2>&1
     rc=$?
     echo "$rc" > "$LOG_DIR/$name.rc"
     echo "== $name: exit $rc after $(( $(date +%s) - s )) s" >> "$LOG_DIR/$name.log"
@@ -80,7 +84,18 @@ card_suite() {
   "$CARD_VENV/bin/python" -m pytest -q -p no:cacheprovider --basetemp="$BASETEMP" -m "$CARD_SELECT" $ARGS
 }
 
-echo "test_suites: logs in $LOG_DIR (parallel=$PARALLEL)"
+# The runs fail midway with "No space left on device" from deep inside Spark when the disk fills
+# (a CI run did, started with 1 GB free), so they do not start without room for their peak.
+MIN_FREE_GB="${TEST_MIN_FREE_GB:-4}"
+free_gb=$(df -Pk "$LOG_DIR" | awk 'NR == 2 { print int($4 / 1048576) }')
+if [ "$free_gb" -lt "$MIN_FREE_GB" ]; then
+  echo "test_suites: only $free_gb GB free on the disk of $LOG_DIR; the test runs need about $MIN_FREE_GB GB" \
+       "(TEST_MIN_FREE_GB). This project's caches: $(du -sh "${XDG_CACHE_HOME:-$HOME/.cache}/interest-evolution" 2>/dev/null | cut -f1)" \
+       "in ${XDG_CACHE_HOME:-$HOME/.cache}/interest-evolution (safe to delete: rebuilt on the next run)" >&2
+  [ -n "${TEST_LOG_DIR:-}" ] || rm -rf "$LOG_DIR"
+  exit 1
+fi
+echo "test_suites: logs in $LOG_DIR (parallel=$PARALLEL, $free_gb GB free)"
 run_suite default default_suite
 [ -z "$SPLIT_PATHS" ] || run_suite processes processes_suite
 run_suite card card_suite

@@ -11,7 +11,9 @@ The archive is built once per machine for each (java, pyspark) pair, by one smal
 (``python -m tests.jvm_archive OUT``) that touches the code paths the jobs use (SQL, Parquet,
 JSON and CSV readers, joins, windows, aggregations, a pandas UDF over Arrow), under a lock, and
 published by an atomic rename; it lives beside the other test caches
-(``~/.cache/interest-evolution/jvm-cds``). The JVM checks the archive against the jars itself and
+(``~/.cache/interest-evolution/jvm-cds``), where only the ``KEEP`` most recently used are
+kept (each is ~175 MB, and each checkout's venv needs its own: 45 of them filled 7.6 GB in a
+day of clean clones). The JVM checks the archive against the jars itself and
 ignores it, silently (``-Xlog:cds=off``), when they differ. ``INTEREST_TEST_CDS=0`` turns it off.
 """
 
@@ -28,6 +30,9 @@ from typing import Optional
 _CACHED: dict[str, Optional[str]] = {}
 #: Options a JVM gets when the archive exists (quiet: a mismatch falls back to normal loading).
 USE = "-XX:SharedArchiveFile={path} -Xlog:cds=off,cds+dynamic=off"
+#: How many archives the cache keeps (the most recently used); a checkout whose was removed
+#: builds it again (~20 s).
+KEEP = 3
 
 
 def _root() -> Path:
@@ -61,16 +66,25 @@ def class_archive() -> Optional[str]:
         root = _root()
         root.mkdir(parents=True, exist_ok=True)
         path = root / f"spark-{_key()}.jsa"
-        if not path.is_file():
-            with open(root / ".lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be building the same archive
-                if not path.is_file():
-                    _build(path)
+        with open(root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be building the same archive
+            if not path.is_file():
+                _build(path)
+            os.utime(path)  # the time of last use, which pruning goes by
+            prune(root, keep=KEEP)
     except Exception as exc:  # the archive only saves time: never fail a test run over it
         print(f"tests.jvm_archive: running without a class archive ({exc})", file=sys.stderr)
         path = None
     _CACHED["path"] = str(path) if path and path.is_file() else None
     return _CACHED["path"]
+
+
+def prune(root: Path, keep: int) -> list[Path]:
+    """Remove all but the ``keep`` most recently used archives under ``root``; returns the removed."""
+    archives = sorted(root.glob("spark-*.jsa"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in archives[keep:]:
+        old.unlink(missing_ok=True)
+    return archives[keep:]
 
 
 def _build(path: Path) -> None:
