@@ -2,6 +2,7 @@
 scores, at sustained rates, and the highest rate the machine sustains without growing lag.
 
     nice python bench/bench_stream.py [--rates 200,2000] [--seconds 90] [--users 200] [--root /tmp/bench-stream]
+                                      [--set KEY=VALUE ...]
 
 Setup (once per root): a generated store of ``--users`` users through ingest, sessionize and
 featurize (no embeddings), scored with baselines (``score.migration=markov``,
@@ -93,6 +94,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=90)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--root", default="/tmp/bench-stream")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a configuration override for the stream's run (repeatable)")
     parser.add_argument("--drain", type=float, default=900,
                         help="seconds to wait after a phase for its files to be processed")
     args = parser.parse_args()
@@ -109,7 +112,7 @@ def main() -> None:
     settings = _setup(args.root, args.users)
     run = time.strftime("%Y%m%d%H%M%S")  # a fresh query (own checkpoint and landing folder) per run
     conf = load_config(overrides=[*settings, "stream.max_files_per_trigger=1000", f"stream.query_name=bench-{run}",
-                                  f"stream.landing={args.root}/landing-{run}"])
+                                  f"stream.landing={args.root}/landing-{run}", *args.set])
     spark = get_spark(conf)
     tables = Tables(spark, conf.storage)
     users = _raw_users(args.root)

@@ -409,6 +409,11 @@ class StreamConf:
     from featurize, gold.training_sequences, and trained models or baseline score sources)."""
     timeout_seconds: float = 0.0
     """Stop a processing_time query after this many seconds; 0 = run until stopped."""
+    small_batch_sql: bool = True
+    """Run the micro-batches with Spark SQL expressions interpreted (no code generation) and
+    without adaptive query execution (:data:`interest_lib.streaming.job.SMALL_BATCH_SQL`; a key
+    set in ``spark.extra`` wins). A micro-batch is some 290 small Spark stages over the touched
+    users' rows, where compiling generated code and re-planning cost more than they save."""
 
 
 @dataclass

@@ -18,7 +18,7 @@ from interest_lib.storage.catalog import (
     BRONZE_EVENTS, BRONZE_QUARANTINE, GOLD_MIGRATION_ALERTS, GOLD_STREAM_PROGRESS, SILVER_EVENTS_SESSIONIZED,
     SILVER_SESSIONS, SILVER_USER_INTEREST_WINDOWS,
 )
-from interest_lib.streaming.job import checkpoint_path, run_stream
+from interest_lib.streaming.job import SMALL_BATCH_SQL, checkpoint_path, run_stream
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(1800)]  # several micro-batches each; minutes under load
 
@@ -143,7 +143,14 @@ def test_stream_batches_equal_batch_ingest_of_the_same_files(spark, stream_conf,
 
     files = {k: [l for l in v if "late" not in l] for k, v in FILES.items()}
     land(stream_conf.stream.landing, files)
-    run_stream(spark, stream_conf, tables, trigger="available_now")
+    aqe = spark.conf.get("spark.sql.adaptive.enabled")
+    during = []
+    run_stream(spark, stream_conf, tables, trigger="available_now",
+               on_batch=lambda _r: during.append({k: spark.conf.get(k) for k in SMALL_BATCH_SQL}))
+    # stream.small_batch_sql: the micro-batches ran without code generation and adaptive
+    # execution, and the session has its own settings back afterwards.
+    assert during and all(settings == SMALL_BATCH_SQL for settings in during)
+    assert aqe == "true" and spark.conf.get("spark.sql.adaptive.enabled") == aqe
     batch_conf = copy.deepcopy(stream_conf)
     batch_conf.storage.warehouse = str(tmp_path / "batch-warehouse")
     batch_tables = Tables(spark, batch_conf.storage)
