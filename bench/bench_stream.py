@@ -2,7 +2,7 @@
 scores, at sustained rates, and the highest rate the machine sustains without growing lag.
 
     nice python bench/bench_stream.py [--rates 200,2000] [--seconds 90] [--users 200] [--root /tmp/bench-stream]
-                                      [--set KEY=VALUE ...]
+                                      [--warmup SECONDS] [--set KEY=VALUE ...]
 
 Setup (once per root): a generated store of ``--users`` users through ingest, sessionize and
 featurize (no embeddings), scored with baselines (``score.migration=markov``,
@@ -10,7 +10,9 @@ featurize (no embeddings), scored with baselines (``score.migration=markov``,
 training). Then one long-running query (``processing_time`` trigger, every micro-batch as soon
 as the previous ends) runs in this process while the main thread lands one JSON-lines file per
 second holding ``rate`` events of random known users stamped with the current time, for
-``--seconds`` per rate, rates in increasing order.
+``--seconds`` per rate, rates in increasing order. ``--warmup S`` first lands ``S`` seconds of
+files at the first rate and waits for them, left out of the table: the latency of a query that
+has been running (its first micro-batches also warm up the JVM and the Python workers).
 
 Latency of a file = the time its micro-batch finished (scores of its users committed to
 gold.user_interest_scores) - the file's modification time. A rate is *sustained* when every file
@@ -94,6 +96,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=90)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--root", default="/tmp/bench-stream")
+    parser.add_argument("--warmup", type=float, default=0,
+                        help="seconds of files at the first rate before the measured phases, left out of "
+                             "the table (a long-running query's steady state; 0 = measure from the start)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a configuration override for the stream's run (repeatable)")
     parser.add_argument("--drain", type=float, default=900,
@@ -136,16 +141,19 @@ def main() -> None:
             failure.append(exc)
 
     # The query stops when this process ends; run_stream polls, so a timeout ends it cleanly.
-    conf.stream.timeout_seconds = len(args.rates.split(",")) * (args.seconds + args.drain) + 120
+    conf.stream.timeout_seconds = (len(args.rates.split(",")) * (args.seconds + args.drain)
+                                   + (args.warmup + args.drain if args.warmup > 0 else 0) + 120)
     thread = threading.Thread(target=stream, daemon=True)
     thread.start()
     time.sleep(20)  # query start
     rng = random.Random(5)
-    rows = []
-    for rate in [int(r) for r in args.rates.split(",")]:
+    rates = [int(r) for r in args.rates.split(",")]
+
+    def land_for(rate: int, seconds: float) -> dict:
+        """One file of ``rate`` events per second for ``seconds``, then wait until all are done."""
         landed = {}
         t0 = time.time()
-        while time.time() - t0 < args.seconds and not failure:
+        while time.time() - t0 < seconds and not failure:
             tick = time.time()
             path = _land(landing, rate, users, rng)
             landed[path] = os.path.getmtime(path)
@@ -153,6 +161,14 @@ def main() -> None:
         drain_until = time.time() + args.drain
         while not all(p in done for p in landed) and time.time() < drain_until and not failure:
             time.sleep(1)
+        return landed
+
+    if args.warmup > 0:  # the query's first micro-batches (JVM and Python workers warming up)
+        warm = land_for(rates[0], args.warmup)
+        print(f"warm-up: {len(warm)} files at {rates[0]:,} events/s, processed and left out of the table")
+    rows = []
+    for rate in rates:
+        landed = land_for(rate, args.seconds)
         lat = [done[p] - m for p, m in landed.items() if p in done]
         ordered = [done[p] - landed[p] for p in sorted(landed, key=landed.get) if p in done]
         third = max(1, len(ordered) // 3)
