@@ -80,6 +80,20 @@ _DEFAULT_SQL_CONF = {
 }
 
 
+#: Spark SQL expressions interpreted instead of compiled (no whole-stage or expression code
+#: generation): on a few thousand rows per stage compiling the generated Java costs more than it
+#: saves. Same results (Spark tests both paths). Used by the stream's micro-batches
+#: (``stream.small_batch_sql``) and by every test JVM (tests/jvm.py).
+INTERPRETED_SQL = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+
+
+def unchosen_settings(spark: SparkSession, sconf: SparkConf, settings: dict) -> dict:
+    """The entries of ``settings`` whose keys neither ``spark.extra`` nor the launch
+    (spark-submit ``--conf``, a cluster's settings) names: the defaults the project may set."""
+    launched = spark.sparkContext.getConf()
+    return {k: v for k, v in settings.items() if k not in sconf.extra and not launched.contains(k)}
+
+
 def _launched_by_spark_submit() -> bool:
     return "spark.master" in os.environ.get("PYSPARK_SUBMIT_ARGS", "") or bool(
         os.environ.get("SPARK_ENV_LOADED") or os.environ.get("DATABRICKS_RUNTIME_VERSION")
@@ -138,8 +152,7 @@ def get_spark(conf: Config | SparkConf, spark: Optional[SparkSession] = None) ->
             ) from exc
         if not _launched_by_spark_submit():
             active.sparkContext.setLogLevel("ERROR")
-    launched = active.sparkContext.getConf()
-    settings = {k: v for k, v in _DEFAULT_SQL_CONF.items() if k not in sconf.extra and not launched.contains(k)}
+    settings = unchosen_settings(active, sconf, _DEFAULT_SQL_CONF)
     settings.update(_REQUIRED_SQL_CONF)
     settings["spark.sql.shuffle.partitions"] = str(sconf.shuffle_partitions)
     settings["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(sconf.arrow_batch_size)

@@ -20,7 +20,9 @@ FAST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=2
 
 #: Expressions interpreted instead of compiled (no whole-stage or expression code generation):
 #: on a few thousand rows compiling the generated Java costs more than it saves. Same results
-#: (Spark tests both paths); jobs outside the tests keep code generation. Measured on one core
+#: (Spark tests both paths); jobs outside the tests keep code generation, but for the stream's
+#: micro-batches (interest_lib.spark.INTERPRETED_SQL, the same two settings: not imported here,
+#: that module loads pyspark). Measured on one core
 #: (2026-12-03): tests/spark/test_sessionize.py + test_features.py 116 s -> 89 s,
 #: tests/spark/test_stream.py 84 s -> 72 s. INTEREST_TEST_CODEGEN=1 turns code generation back on.
 NO_CODEGEN = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}

@@ -412,7 +412,7 @@ class StreamConf:
     small_batch_sql: bool = True
     """Run the micro-batches with Spark SQL expressions interpreted (no code generation) and
     without adaptive query execution (:data:`interest_lib.streaming.job.SMALL_BATCH_SQL`; a key
-    set in ``spark.extra`` wins). A micro-batch is some 290 small Spark stages over the touched
+    that ``spark.extra`` or the launch sets wins). A micro-batch is some 290 small Spark stages over the touched
     users' rows, where compiling generated code and re-planning cost more than they save."""
 
 

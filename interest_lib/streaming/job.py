@@ -27,6 +27,7 @@ from interest_lib.conf import Config
 from interest_lib.errors import InputError
 from interest_lib.logs import get_logger
 from interest_lib.pseudonymise import resolve_key
+from interest_lib.spark import INTERPRETED_SQL, unchosen_settings
 from interest_lib.storage import Tables, Txn
 from interest_lib.streaming.micro_batch import BatchReport, MicroBatchProcessor, scoring_prerequisites
 from interest_lib.streaming.sources import landing_path, raw_stream
@@ -167,22 +168,19 @@ def record_progress(spark: SparkSession, tables: Tables, rows: list[dict]) -> No
 #: Spark SQL settings of the micro-batches with ``stream.small_batch_sql`` (see
 #: :class:`~interest_lib.conf.sections.StreamConf`). Measured with bench/bench_stream.py
 #: (2,000 events/s, 2,000 users, 2026-12-03): micro-batches 14-17.6 s instead of 18-21.5 s.
-SMALL_BATCH_SQL = {
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-    "spark.sql.adaptive.enabled": "false",
-}
+SMALL_BATCH_SQL = {**INTERPRETED_SQL, "spark.sql.adaptive.enabled": "false"}
 
 
 @contextmanager
 def small_batch_sql(spark: SparkSession, conf: Config):
     """Within the block, the session runs with :data:`SMALL_BATCH_SQL` (when
-    ``stream.small_batch_sql``; keys set in ``spark.extra`` are left alone); the previous
-    values are restored after it (tests share one session with other jobs)."""
-    keys = [k for k in SMALL_BATCH_SQL if conf.stream.small_batch_sql and k not in conf.spark.extra]
-    before = {k: spark.conf.get(k, None) for k in keys}
-    for k in keys:
-        spark.conf.set(k, SMALL_BATCH_SQL[k])
+    ``stream.small_batch_sql``; keys that ``spark.extra`` or the launch names are left alone,
+    :func:`~interest_lib.spark.unchosen_settings`); the previous values are restored after it
+    (tests share one session with other jobs)."""
+    settings = unchosen_settings(spark, conf.spark, SMALL_BATCH_SQL) if conf.stream.small_batch_sql else {}
+    before = {k: spark.conf.get(k, None) for k in settings}
+    for k, value in settings.items():
+        spark.conf.set(k, value)
     try:
         yield
     finally:
