@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python bench/rolling.py --warehouse /tmp/cj/warehouse [--weeks 8] [--boot 1000]
         [--tasks migration,evolution] [--max-epochs 8] [--warm-epochs 1] [--train-weeks N]
+        [--warm-lr-scales 1,0.3,0.1] [--end-offset K]
 
 Reads a featurized warehouse's gold.training_sequences (bench/real_data.py builds one). Each
 sample's label week is the user's next active window after its cut-off (from
@@ -13,7 +14,11 @@ train / validation split):
 - frozen: trained once before the first rolling week, never updated;
 - warm: last week's warm model (the frozen one at the start) continued for ``--warm-epochs`` on
   the newer data, as ``interest train --warm-start`` does (its weights move to the new ids by
-  key; on this fixed-vocabulary table the mapping is the identity);
+  key; on this fixed-vocabulary table the mapping is the identity; the learning rate scaled by
+  ``train.warm_start_lr_scale``, the weight average continuing at full decay, the starting weights
+  kept unless an epoch beats them on week t-1); ``--warm-lr-scales`` runs one warm variant per
+  scale beside the same frozen and full models, and ``--end-offset`` moves the weeks earlier, so
+  that the scale is chosen on weeks before the ones reported;
 - full: trained from scratch (same seed) on everything before t, up to ``--max-epochs`` with
   early stopping (patience 1) on week t-1.
 
@@ -22,13 +27,14 @@ next-window forecast. Differences (warm - full, frozen - full) pooled over the w
 user-clustered paired bootstrap 95% CIs, relative to the full retrain; training seconds of each
 variant in the same process, as CPU seconds of the process (one torch thread: wall time on the
 shared machine mostly measures the other sessions). The models train
-in-process on one process (the same model classes, loss, AdamW settings and batch size as
-``interest train``), not through TorchDistributor, to keep the bench to minutes.
+in-process on one process (the same model classes, loss, AdamW settings, batch size and weight
+average as ``interest train``), not through TorchDistributor, to keep the bench to minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -95,18 +101,27 @@ def validation_score(model, task: str, arrays: dict, idx: np.ndarray) -> float:
 
 
 def fit(model, task: str, arrays: dict, train_idx: np.ndarray, val_idx: np.ndarray, epochs: int, train_conf,
-        patience: int = 1, seed: int = 7) -> tuple[float, int]:
-    """Train in place (AdamW, the configured batch size, clipping) for up to ``epochs`` with early
-    stopping on ``val_idx``; keeps the best epoch's weights. Returns (CPU seconds of this process,
+        patience: int = 1, seed: int = 7, warm: bool = False) -> tuple[float, int]:
+    """Train in place as ``interest train`` does (AdamW, the configured batch size, clipping, the
+    weight average of ``train.ema_decay``) for up to ``epochs`` with early stopping on ``val_idx``;
+    keeps the best epoch's (averaged) weights. ``warm``: continue a trained model as ``--warm-start``
+    does (``train.warm_start_lr_scale``, the average at full decay from the start, the starting
+    weights kept unless an epoch beats them on ``val_idx``). Returns (CPU seconds of this process,
     epochs run): on a shared machine wall time mostly measures the other sessions' load."""
     import torch
 
-    from interest_lib.training.loop import sgd_step
+    from interest_lib.training.loop import WeightAverage, sgd_step
 
     t = train_conf
     started, cpu = time.perf_counter(), time.process_time()
-    opt = torch.optim.AdamW(model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
+    lr = t.learning_rate * (t.warm_start_lr_scale if warm else 1.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=t.weight_decay)
+    average = WeightAverage(model, t.ema_decay, continuing=warm) if t.ema_decay > 0 else None
     best, best_state, bad, run = float("inf"), None, 0, 0
+    if warm:
+        model.eval()
+        best = validation_score(model, task, arrays, val_idx)
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for epoch in range(epochs):
         model.train()
         rng = np.random.default_rng(seed * 1000 + epoch)
@@ -114,14 +129,21 @@ def fit(model, task: str, arrays: dict, train_idx: np.ndarray, val_idx: np.ndarr
         for start in range(0, len(order) - t.batch_size + 1, t.batch_size):
             batch = _batch(arrays, order[start:start + t.batch_size], model.columns)
             sgd_step(model, model, opt, batch, t.grad_clip_norm)
+            if average:
+                average.update(model)
         model.eval()
         run += 1
-        score = validation_score(model, task, arrays, val_idx)
+        if average:
+            with average.swapped_in(model):
+                score = validation_score(model, task, arrays, val_idx)
+                kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            score = validation_score(model, task, arrays, val_idx)
+            kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
         print(f"    epoch {epoch + 1}: validation {score:.4f} ({time.process_time() - cpu:.0f} CPU s, "
               f"{time.perf_counter() - started:.0f} wall s)", flush=True)
         if score < best - t.min_delta:
-            best, bad = score, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best, best_state, bad = score, kept, 0
         else:
             bad += 1
             if bad >= patience:
@@ -153,6 +175,12 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", default="migration,evolution")
     parser.add_argument("--max-epochs", type=int, default=8)
     parser.add_argument("--warm-epochs", type=int, default=1)
+    parser.add_argument("--warm-lr-scales", default="",
+                        help="comma-separated train.warm_start_lr_scale values, one warm variant each "
+                             "(default: the configured one)")
+    parser.add_argument("--end-offset", type=int, default=0,
+                        help="end the rolling weeks this many weeks before the test week (to choose "
+                             "settings on weeks before the ones reported)")
     parser.add_argument("--train-weeks", type=int, default=0,
                         help="fit on the samples of the last N label weeks before t-1 only (0: all; the "
                              "same window for every variant, to fit a slow machine)")
@@ -175,6 +203,7 @@ def main(argv=None) -> int:
     test_weeks = np.unique(arrays["label_week"][arrays["split"] == "test"])
     # The test label week holding most samples: the last, partial window has only a few.
     last = int(max(test_weeks, key=lambda w: int((arrays["label_week"] == w).sum())))
+    last -= args.end_offset
     weeks = list(range(last - args.weeks + 1, last + 1))
     label = arrays["label_week"]
     print(f"gold.training_sequences: {len(label):,} samples, label weeks {label.min()}..{label.max()}; rolling weeks "
@@ -197,22 +226,33 @@ def main(argv=None) -> int:
         secs, n = fit(frozen, task, arrays, *data(weeks[0]), args.max_epochs, conf.train)
         print(f"[{task} {name}] frozen model: {n} epochs in {secs:.0f}s on label weeks "
               f"{label[data(weeks[0])[0]].min()}..{weeks[0] - 2}", flush=True)
-        warm = fresh()
-        warm.load_state_dict(frozen.state_dict())
-        warm.eval()  # until its first fit: the frozen model itself (no dropout at test time)
-        per_week, pooled, users = [], {v: {} for v in ("frozen", "warm", "full")}, []
+        scales = [float(x) for x in args.warm_lr_scales.split(",") if x] or [conf.train.warm_start_lr_scale]
+        warm_confs = {("warm" if len(scales) == 1 else f"warm@{x:g}"):
+                      dataclasses.replace(conf.train, warm_start_lr_scale=x) for x in scales}
+        warms = {}
+        for variant in warm_confs:
+            warms[variant] = fresh()
+            warms[variant].load_state_dict(frozen.state_dict())
+            warms[variant].eval()  # until its first fit: the frozen model itself (no dropout at test time)
+        variants = ["frozen", *warms, "full"]
+        compared = [*warms, "frozen"]
+        per_week, pooled, users = [], {v: {} for v in variants}, []
         for t in weeks:
             tr, va = data(t)
+            warm_s = {}
             if t == weeks[0]:
-                full, full_s, full_n, warm_s, warm_n = frozen, secs, n, 0.0, 0
+                full, full_s, full_n = frozen, secs, n
+                warm_s = dict.fromkeys(warms, 0.0)
             else:
                 full = fresh()
                 full_s, full_n = fit(full, task, arrays, tr, va, args.max_epochs, conf.train)
-                warm_s, warm_n = fit(warm, task, arrays, tr, va, args.warm_epochs, conf.train, patience=99,
-                                     seed=conf.train.seed + t)
+                for variant, warm in warms.items():
+                    warm_s[variant], _ = fit(warm, task, arrays, tr, va, args.warm_epochs, warm_confs[variant],
+                                             patience=99, seed=conf.train.seed + t, warm=True)
             test = np.flatnonzero(label == t)
-            row = {"week": t, "rows": len(test), "full_s": full_s, "full_epochs": full_n, "warm_s": warm_s}
-            for variant, model in (("frozen", frozen), ("warm", warm), ("full", full)):
+            row = {"week": t, "rows": len(test), "full_s": full_s, "full_epochs": full_n,
+                   **{f"{v}_s": warm_s[v] for v in warms}}
+            for variant, model in (("frozen", frozen), *warms.items(), ("full", full)):
                 vals = outcomes(model, task, arrays, test)
                 for metric, v in vals.items():
                     row[f"{variant}:{metric}"] = float(v.mean())
@@ -221,15 +261,17 @@ def main(argv=None) -> int:
             per_week.append(row)
             metrics = [k for k in row if ":" in k]
             print(f"[{task}] week {t}: " + ", ".join(f"{k} {row[k]:.4f}" for k in metrics)
-                  + f"; full {full_n} epochs {full_s:.0f} CPU s, warm {warm_s:.0f} CPU s", flush=True)
+                  + f"; full {full_n} epochs {full_s:.0f} CPU s, "
+                  + ", ".join(f"{v} {warm_s[v]:.0f} CPU s" for v in warms), flush=True)
 
         metric_names = list(pooled["full"])
         print(f"\n{task} ({name}), per week (tested on the samples labelled in that week):")
-        head = "".join(f"{v + ' ' + m:>18}" for m in metric_names for v in ("frozen", "warm", "full"))
-        print(f"{'week':>6}{'rows':>6}{head}{'full CPU s':>11}{'warm CPU s':>11}")
+        head = "".join(f"{v + ' ' + m:>18}" for m in metric_names for v in variants)
+        print(f"{'week':>6}{'rows':>6}{head}{'full CPU s':>11}" + "".join(f"{v + ' CPU s':>16}" for v in warms))
         for r in per_week:
-            cells = "".join(f"{r[f'{v}:{m}']:>18.4f}" for m in metric_names for v in ("frozen", "warm", "full"))
-            print(f"{r['week']:>6}{r['rows']:>6}{cells}{r['full_s']:>11.0f}{r['warm_s']:>11.0f}")
+            cells = "".join(f"{r[f'{v}:{m}']:>18.4f}" for m in metric_names for v in variants)
+            print(f"{r['week']:>6}{r['rows']:>6}{cells}{r['full_s']:>11.0f}"
+                  + "".join(f"{r[v + '_s']:>16.0f}" for v in warms))
         clusters = np.concatenate(users[1:])  # week 1: the three variants are the same model
         boot = ClusterBootstrap.draw(clusters, args.boot)
         print(f"pooled over weeks {weeks[1]}..{weeks[-1]} ({len(clusters):,} samples, user-clustered 95% CIs, "
@@ -237,7 +279,7 @@ def main(argv=None) -> int:
         for metric in metric_names:
             full_v = np.concatenate(pooled["full"][metric][1:])
             base = full_v.mean()
-            for variant in ("warm", "frozen"):
+            for variant in compared:
                 v = np.concatenate(pooled[variant][metric][1:])
                 d, lo, hi = boot.ci(v, full_v)
                 print(f"  {metric:<8} {variant:<7} {v.mean():.4f} vs full {base:.4f}: {d / base:+.2%} "
@@ -250,9 +292,10 @@ def main(argv=None) -> int:
             print(f"  frozen - full {metric}: weeks {weeks[1]}..{weeks[half - 1]} mean {early.mean():+.4f}, "
                   f"weeks {weeks[half]}..{weeks[-1]} mean {late.mean():+.4f}")
         full_s = sum(r["full_s"] for r in per_week[1:])
-        warm_s = sum(r["warm_s"] for r in per_week[1:])
-        print(f"  training CPU time over weeks {weeks[1]}..{weeks[-1]}: warm {warm_s:.0f} s vs full {full_s:.0f} s "
-              f"= {warm_s / max(full_s, 1e-9):.0%} (same process, one thread)", flush=True)
+        for variant in warms:
+            warm_s = sum(r[variant + "_s"] for r in per_week[1:])
+            print(f"  training CPU time over weeks {weeks[1]}..{weeks[-1]}: {variant} {warm_s:.0f} s vs full "
+                  f"{full_s:.0f} s = {warm_s / max(full_s, 1e-9):.0%} (same process, one thread)", flush=True)
     print(f"\nseconds: {time.perf_counter() - start:.0f}")
     return 0
 

@@ -272,6 +272,10 @@ class TrainConf:
     warm_start_epochs: int = 1
     """Maximum epochs of a warm start (``interest train --warm-start``: continue the latest run on
     a newer table version)."""
+    warm_start_lr_scale: float = 0.3
+    """A warm start's learning rate, as a fraction of ``learning_rate``: it refines a trained model,
+    so it steps more gently than a run from scratch (chosen by bench/rolling.py on weeks before the
+    ones it reports)."""
     batch_size: int = 128
     """Samples per step per rank."""
     learning_rate: float = 0.003

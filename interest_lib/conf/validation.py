@@ -87,6 +87,7 @@ LIMITS: dict[str, Limit] = {
     "train.use_gpu": _DEVICE,
     "train.epochs": _POSITIVE,
     "train.warm_start_epochs": _POSITIVE,
+    "train.warm_start_lr_scale": Limit(gt=0, le=1),
     "train.batch_size": _POSITIVE,
     "train.learning_rate": _POSITIVE,
     "train.weight_decay": Limit(ge=0),

@@ -263,12 +263,13 @@ def run_train(spark: SparkSession, conf: Config, tables: Tables, model_name: Opt
     lineage = read_json(store.lineage)  # a resumed run keeps the lineage it started with
     use_gpu = resolve_gpu(conf, spark)
     t = conf.train
-    if plan is not None and not transfer_from:
-        t = dataclasses.replace(t, epochs=t.warm_start_epochs)
+    warm_start = plan is not None and not transfer_from
+    if warm_start:
+        t = dataclasses.replace(t, epochs=t.warm_start_epochs, learning_rate=t.learning_rate * t.warm_start_lr_scale)
     backend = make_backend(t.backend, t.num_processes, t.local_mode, use_gpu)
     job = TrainJob(model_name=model_name, task=task, params=params, sizes=sizes,
                    table_path=table_path, table_version=version,
-                   store_root=store.root, backend=backend, train=t, lineage=lineage)
+                   store_root=store.root, backend=backend, train=t, lineage=lineage, warm_start=warm_start)
     log.info("train %s: run %s on %s@%d, %d process(es) via %s (%s), store %s", model_name, store.run_id,
              GOLD_TRAINING_SEQUENCES, version, t.num_processes, t.backend,
              "GPU" if use_gpu else "CPU", store.root)

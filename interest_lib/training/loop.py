@@ -46,6 +46,11 @@ class TrainJob:
     train: TrainConf = field(default_factory=TrainConf)
     """The training settings (feed, epochs, batch size, optimizer, early stopping, seed...)."""
     lineage: dict = field(default_factory=dict)
+    warm_start: bool = False
+    """The initial weights (the run's warm_init) are a trained model of this task on an older
+    table version (``interest train --warm-start``): they are validated before the first epoch
+    and kept unless an epoch beats them, and the weight average continues from them at full decay
+    instead of warming up (so the short, gentler schedule refines the model instead of replacing it)."""
 
 
 def _feeds(job: TrainJob, columns: list[str]):
@@ -108,13 +113,25 @@ def scheduled_lr(t: TrainConf, step: int, steps_per_epoch: int) -> float:
     return t.learning_rate
 
 
+def warmed_up_updates(decay: float) -> int:
+    """The fewest past updates after which :class:`WeightAverage`'s next update already uses the
+    full ``decay`` (its warm-up decay after n updates is (1+n)/(10+n))."""
+    n = max(0, math.floor((10.0 * decay - 1.0) / max(1.0 - decay, 1e-12)) - 2)
+    while (2.0 + n) / (11.0 + n) < decay:
+        n += 1
+    return n
+
+
 class WeightAverage:
     """Exponential moving average of a model's floating-point weights (``train.ema_decay``),
     updated after every step; integer buffers are copied as they are."""
 
-    def __init__(self, model, decay: float, state: dict | None = None):
+    def __init__(self, model, decay: float, state: dict | None = None, continuing: bool = False):
+        """``continuing``: the model is already trained (a warm start), so the average starts from
+        its weights at full decay; otherwise the decay warms up and forgets the initial weights."""
         self.decay = decay
-        self.updates = 0 if state is None else int(state["updates"])
+        self.updates = (int(state["updates"]) if state is not None
+                        else warmed_up_updates(decay) if continuing else 0)
         self.shadow = ({k: v.detach().clone() for k, v in model.state_dict().items()}
                        if state is None else {k: v.clone() for k, v in state["shadow"].items()})
 
@@ -188,8 +205,18 @@ def train_worker(job: TrainJob) -> dict:
         raise ValueError(f"{job.table_path}@{job.table_version}: too few training rows for "
                          f"{size} ranks x batch size {t.batch_size}")
     monitor = MONITOR[job.task]
-    average = WeightAverage(model, t.ema_decay, state.get("average")) if t.ema_decay > 0 else None
+    average = (WeightAverage(model, t.ema_decay, state.get("average"), continuing=job.warm_start)
+               if t.ema_decay > 0 else None)
     averaged = average.swapped_in if average else (lambda _model: contextlib.nullcontext())
+    if job.warm_start and not resumed_from:
+        # The bar a warm start must clear: the model it continues, on the new validation split.
+        val = _validate(model, val_feed, rank, size, device)
+        totals = backend.allreduce_sum(torch.cat([torch.zeros(2, dtype=torch.float64), val]).to(device)).cpu()
+        base = _val_record(job.task, totals[2:])[f"val_{monitor}"]
+        state.update(best=base, best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        if backend.is_chief:
+            print(f"[train {job.model_name}] warm start: the base weights validate at val_{monitor} "
+                  f"{base:.4f}; an epoch is kept only if it beats that", flush=True)
 
     def kept_weights() -> dict:
         """The weights a run validates and saves: the moving average when there is one."""
