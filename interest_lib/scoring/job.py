@@ -37,7 +37,7 @@ from interest_lib.features.profiles import PROFILE_CATEGORIES, PROFILE_SHARES
 from interest_lib.features.stages import INTEREST as STAGE_INTEREST, SHARE, STAGE, STAGES
 from interest_lib.features.windows import ORIGIN, WINDOW, window_index_of
 from interest_lib.logs import StageTimer, get_logger
-from interest_lib.models import INPUT_COLUMNS, SEQUENCE_COLUMNS
+from interest_lib.models import INPUT_COLUMNS
 from interest_lib.scoring.predictors import Predictor, baseline_predictor, model_predictor
 from interest_lib.scoring.cold_start import (
     WINDOW_PATH, cold_start_partitions, cold_start_predictor, cold_start_users,
@@ -165,7 +165,9 @@ def load_predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]
             if train is None:
                 from interest_lib.storage.arrays import read_arrays
 
-                train = read_arrays(tables.path(GOLD_TRAINING_SEQUENCES), version, SEQUENCE_COLUMNS,
+                from interest_lib.models.baselines import FIT_COLUMNS
+
+                train = read_arrays(tables.path(GOLD_TRAINING_SEQUENCES), version, FIT_COLUMNS,
                                     {"split": "train"})
             n_cat = int(max(train["ev_category"].max(), train["win_category"].max(), train["next_category"].max()))
             chosen[task] = baseline_predictor(task, source, train, n_cat, version, conf.features.top_k)

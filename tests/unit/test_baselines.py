@@ -113,3 +113,20 @@ def test_persistence_forecasts_the_cut_off_window(train):
     np.testing.assert_allclose(fc[0], [0, 0.5, 0.2, 0.3, 0, 0, 0])
     np.testing.assert_allclose(fc, sparse_to_dense(batch["win_category"][:, -K:], batch["win_share"][:, -K:], C))
     assert top_k(model.next_scores(batch), 3)[0][0].tolist() == [1, 3, 2]
+
+
+def test_fit_in_row_chunks_equals_one_pass_and_reads_only_fit_columns(monkeypatch):
+    """Fitting counts FIT_CHUNK_ROWS rows at a time (bounded memory on large train splits): with
+    chunks of 2 rows the popularity and transitions equal one pass, from FIT_COLUMNS alone."""
+    import interest_lib.models.baselines as B
+
+    rng = np.random.default_rng(3)
+    batch = make_batch([list(rng.integers(1, C + 1, size=rng.integers(0, L + 1))) for _ in range(9)],
+                       rng.integers(1, C + 1, size=9))
+    whole = {name: cls().fit(batch, C) for name, cls in BASELINES.items()}
+    monkeypatch.setattr(B, "FIT_CHUNK_ROWS", 2)
+    chunked = {name: cls().fit({k: batch[k] for k in B.FIT_COLUMNS}, C) for name, cls in BASELINES.items()}
+    for name in BASELINES:
+        np.testing.assert_allclose(chunked[name].popularity, whole[name].popularity)
+    np.testing.assert_allclose(chunked["markov"].transitions, whole["markov"].transitions)
+    assert whole["popularity"].popularity[0] == 0 and abs(whole["popularity"].popularity.sum() - 1) < 1e-12
