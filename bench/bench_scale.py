@@ -51,6 +51,7 @@ def stage_metrics(base: str, app: str, group: str) -> dict:
     """Spark's metrics of every stage of the jobs in job group ``group``."""
     jobs = [j for j in _get(base, f"/api/v1/applications/{app}/jobs") if j.get("jobGroup") == group]
     stage_ids = sorted({s for j in jobs for s in j["stageIds"]})
+    step_of = {s: j.get("description", "") for j in jobs for s in j["stageIds"]}  # StageTimer's labels
     out = {"spark_jobs": len(jobs), "spark_stages": 0, "tasks": 0, "core_s": 0.0, "cpu_s": 0.0,
            "shuffle_read_mb": 0.0, "shuffle_write_mb": 0.0, "peak_task_mem_mb": 0.0, "input_mb": 0.0,
            "output_mb": 0.0, "task_max_over_median": 1.0, "skew_stage": None}
@@ -74,8 +75,20 @@ def stage_metrics(base: str, app: str, group: str) -> dict:
                 out["peak_task_mem_mb"] = max(out["peak_task_mem_mb"], peak / 2**20)
                 if med >= 50 and top / med > out["task_max_over_median"]:
                     out["task_max_over_median"] = round(top / med, 2)
-                    out["skew_stage"] = f"{sid}: {att['name'][:60]} ({att['numCompleteTasks']} tasks, median {med:.0f} ms, max {top:.0f} ms)"
+                    out["skew_stage"] = (f"{sid}: {att['name'][:60]} ({att['numCompleteTasks']} tasks, median {med:.0f} ms, "
+                                         f"max {top:.0f} ms) in [{step_of.get(sid) or '?'}]; {longest_task(base, app, sid, att)}")
     return out
+
+
+def longest_task(base: str, app: str, sid: int, att: dict) -> str:
+    """What the stage's longest task read (records) against the median task, and its GC time:
+    whether a long task had more data (skew) or only took longer."""
+    path = f"/api/v1/applications/{app}/stages/{sid}/{att['attemptId']}"
+    longest = _get(base, path + "/taskList?sortBy=-runtime&length=1")[0]["taskMetrics"]
+    q = _get(base, path + "/taskSummary?quantiles=0.5")
+    records = longest["inputMetrics"]["recordsRead"] + longest["shuffleReadMetrics"]["recordsRead"]
+    median = q["inputMetrics"]["recordsRead"][0] + q["shuffleReadMetrics"]["readRecords"][0]
+    return f"longest task: {records:,} records in vs median {median:,.0f}, GC {longest['jvmGcTime']} ms"
 
 
 def _files(warehouse: str) -> int:

@@ -28,6 +28,23 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"{LOGGER_NAME}.{name.removeprefix(LOGGER_NAME + '.')}")
 
 
+@contextmanager
+def _spark_job_description(text: str) -> Iterator[None]:
+    """Label the Spark jobs run inside with ``text`` (the UI's job description, e.g.
+    ``ingest.job: read+validate``), when a SparkContext is active; the previous label comes back."""
+    pyspark = sys.modules.get("pyspark")  # never import Spark from here: logs stays light
+    sc = pyspark.SparkContext._active_spark_context if pyspark is not None else None
+    if sc is None:
+        yield
+        return
+    previous = sc.getLocalProperty("spark.job.description")
+    sc.setJobDescription(text)
+    try:
+        yield
+    finally:
+        sc.setLocalProperty("spark.job.description", previous)
+
+
 class StageTimer:
     """Collects (stage, seconds, counts) for the job's closing summary."""
 
@@ -41,7 +58,8 @@ class StageTimer:
         counts: dict = {}
         self.logger.info("stage %s: started", name)
         start = time.perf_counter()
-        yield counts
+        with _spark_job_description(f"{self.logger.name.removeprefix(LOGGER_NAME + '.')}: {name}"):
+            yield counts
         elapsed = time.perf_counter() - start
         self.stages.append((name, elapsed, counts))
         detail = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in counts.items())
