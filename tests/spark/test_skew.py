@@ -81,3 +81,24 @@ def test_generated_bot_and_viral_item_go_through_ingest_and_sessionize(spark, tm
     sessionized = tables.read(SILVER_EVENTS_SESSIONIZED)
     assert sessionized.count() == report.accepted
     assert sessionized.filter(F.col(S.USER_ID) == bot[S.USER_ID]).count() == 14 * 100
+
+
+def test_stage_timer_labels_the_spark_jobs_of_its_step(spark):
+    """StageTimer sets the Spark job description of the jobs run inside a step (the UI and
+    bench/bench_scale.py name a slow stage by it) and restores the previous one after."""
+    import logging
+
+    from interest_lib.logs import StageTimer
+
+    sc = spark.sparkContext
+    sc.setJobDescription("outer")
+    try:
+        timer = StageTimer(logging.getLogger("interest_lib.ingest.job"))
+        with timer.stage("read+validate"):
+            assert sc.getLocalProperty("spark.job.description") == "ingest.job: read+validate"
+            with timer.stage("inner"):
+                assert sc.getLocalProperty("spark.job.description") == "ingest.job: inner"
+            assert sc.getLocalProperty("spark.job.description") == "ingest.job: read+validate"
+        assert sc.getLocalProperty("spark.job.description") == "outer"
+    finally:
+        sc.setLocalProperty("spark.job.description", None)
