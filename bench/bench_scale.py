@@ -76,16 +76,16 @@ def stage_metrics(base: str, app: str, group: str) -> dict:
                 if med >= 50 and top / med > out["task_max_over_median"]:
                     out["task_max_over_median"] = round(top / med, 2)
                     out["skew_stage"] = (f"{sid}: {att['name'][:60]} ({att['numCompleteTasks']} tasks, median {med:.0f} ms, "
-                                         f"max {top:.0f} ms) in [{step_of.get(sid) or '?'}]; {longest_task(base, app, sid, att)}")
+                                         f"max {top:.0f} ms) in [{step_of.get(sid) or '?'}]; {longest_task(base, app, sid, att, q)}")
     return out
 
 
-def longest_task(base: str, app: str, sid: int, att: dict) -> str:
-    """What the stage's longest task read (records) against the median task, and its GC time:
-    whether a long task had more data (skew) or only took longer."""
+def longest_task(base: str, app: str, sid: int, att: dict, q: dict) -> str:
+    """What the stage's longest task read (records) against the median task (``q``: the stage's
+    task summary, quantile 0.5 first), and its GC time: whether a long task had more data (skew)
+    or only took longer."""
     path = f"/api/v1/applications/{app}/stages/{sid}/{att['attemptId']}"
     longest = _get(base, path + "/taskList?sortBy=-runtime&length=1")[0]["taskMetrics"]
-    q = _get(base, path + "/taskSummary?quantiles=0.5")
     records = longest["inputMetrics"]["recordsRead"] + longest["shuffleReadMetrics"]["recordsRead"]
     median = q["inputMetrics"]["recordsRead"][0] + q["shuffleReadMetrics"]["readRecords"][0]
     return f"longest task: {records:,} records in vs median {median:,.0f}, GC {longest['jvmGcTime']} ms"

@@ -70,11 +70,11 @@ def load(warehouse: str):
     n = vocab.groupby("kind")["idx"].max()
     sizes = InputSizes(categories=int(n.get("category", 0)), items=int(n.get("item", 0)), texts=int(n.get("text", 0)))
     items = vocab[vocab.kind == "item"][["key", "idx"]].rename(columns={"key": "item_id"})
-    text = None
     if not os.path.isdir(f"{warehouse}/ref/item_embeddings/_delta_log"):
-        return arrays, sizes, text  # featurized with --no-embeddings: fine for models without text
+        return arrays, sizes, None  # featurized with --no-embeddings: fine for models without text
     emb = DeltaTable(f"{warehouse}/ref/item_embeddings").to_pandas(columns=["item_id", "embedding"])
     joined = items.merge(emb, on="item_id")
+    text = None
     if len(joined):
         mat = np.zeros((sizes.items + 1, len(joined["embedding"].iloc[0])), np.float32)
         mat[joined["idx"].to_numpy()] = np.stack(joined["embedding"].to_numpy())
@@ -215,13 +215,14 @@ def main(argv=None) -> int:
     for task in filter(None, args.tasks.split(",")):
         name = conf.train.migration_model if task == "migration" else conf.train.evolution_model
         params = getattr(conf.models, name)
+        use_text = getattr(params, "use_text", False)
+        if use_text and text is None:
+            sys.exit(f"{name} reads item texts but {args.warehouse} has no ref.item_embeddings: "
+                     "featurize it with embeddings (without --no-embeddings)")
 
         def fresh():
             torch.manual_seed(conf.train.seed)
-            if getattr(params, "use_text", False) and text is None:
-                sys.exit(f"{name} reads item texts but {args.warehouse} has no ref.item_embeddings: "
-                         "featurize it with embeddings (without --no-embeddings)")
-            return build_model(name, params, sizes, text if getattr(params, "use_text", False) else None)
+            return build_model(name, params, sizes, text if use_text else None)
 
         def data(t):
             first = t - 1 - args.train_weeks if args.train_weeks else label.min()

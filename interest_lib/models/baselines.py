@@ -65,8 +65,9 @@ class Baseline:
         counts = np.zeros(size, dtype=np.int64)
         for ev, nxt in _row_chunks(train, "ev_category", "next_category"):
             check_ids(ev, num_categories)
-            counts += np.bincount(ev.ravel(), minlength=size) + np.bincount(nxt, minlength=size)
-        counts[0] = 0
+            ev_counts = np.bincount(ev.ravel(), minlength=size)
+            ev_counts[0] = 0  # padding, as category_counts zeroes it (labels count as they are)
+            counts += ev_counts + np.bincount(nxt, minlength=size)
         self.popularity = normalise_rows(counts[None, :].astype(np.float64))[0]
         self._fit(train)
         return self

@@ -163,9 +163,8 @@ def load_predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]
             chosen[task] = model_predictor(task, download_model(conf, source))
         else:
             if train is None:
-                from interest_lib.storage.arrays import read_arrays
-
                 from interest_lib.models.baselines import FIT_COLUMNS
+                from interest_lib.storage.arrays import read_arrays
 
                 train = read_arrays(tables.path(GOLD_TRAINING_SEQUENCES), version, FIT_COLUMNS,
                                     {"split": "train"})
