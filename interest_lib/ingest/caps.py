@@ -10,16 +10,20 @@ valid events on one UTC day) are quarantined with the reason :data:`OVER_CAP`: t
 dropped silently. Skew by *item* (a viral item) needs no cap: item-keyed aggregations combine
 map-side and item joins broadcast the catalogue, and AQE (on by default) splits a skewed join.
 
-The ranking that picks the kept events runs only on the user-days over the cap (found by a
-map-side combined count and broadcast back), so the cap costs one aggregation over the valid
-rows, not a shuffle of every event.
+Where the cut falls is found without gathering a heavy user-day into one task: the user-days
+over the cap come from a map-side combined count, their events are counted per minute (again
+combined map-side), a running sum over those minute counts (at most 1,440 rows a user-day) finds
+the minute in which the cap-th earliest event lies, and only that minute's events are ranked.
+Events of earlier minutes are kept and of later minutes quarantined where they are read, so a
+bot's million events are never shuffled or sorted (the row-number window this replaced put
+~476k of them in one task: a 47.6x longest-to-median task, docs/scale.md).
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from pyspark.sql import DataFrame, Window, functions as F
+from pyspark.sql import Column, DataFrame, Window, functions as F
 
 from interest_lib import schema as S
 from interest_lib.ingest.validate import REASONS
@@ -28,7 +32,8 @@ from interest_lib.ingest.validate import REASONS
 OVER_CAP = "user_day_over_cap"
 assert OVER_CAP in REASONS
 
-_USER, _DAY, _HEAVY, _RANK = "_cap_user", "_cap_day", "_cap_heavy", "_cap_rank"
+_USER, _DAY, _MINUTE = "_cap_user", "_cap_day", "_cap_minute"
+_CUT_MINUTE, _BEFORE_CUT = "_cap_cut_minute", "_cap_before_cut"
 
 
 def heavy_user_days(checked: DataFrame, cap: int) -> DataFrame:
@@ -38,6 +43,24 @@ def heavy_user_days(checked: DataFrame, cap: int) -> DataFrame:
     valid = checked.filter(F.col(S.REASON).isNull())
     return (valid.groupBy(F.trim(S.USER_ID).alias(_USER), F.to_date("_ts").alias(_DAY))
             .agg(F.count(F.lit(1)).alias("events")).filter(F.col("events") > cap))
+
+
+def _minute(ts: str) -> Column:
+    """Whole minutes since the epoch: exact, and ordered as the timestamps are."""
+    return F.expr(f"unix_micros(`{ts}`) div 60000000")
+
+
+def cut_minutes(heavy_events: DataFrame, cap: int) -> DataFrame:
+    """One row per heavy user-day (``heavy_events``: its valid events with ``_cap_user``,
+    ``_cap_day``, ``_cap_minute``): the first minute whose running count of events passes ``cap``
+    (``_cap_cut_minute``, the minute of the first event over the cap) and the number of events
+    in the minutes before it (``_cap_before_cut``, at most ``cap``)."""
+    per_minute = heavy_events.groupBy(_USER, _DAY, _MINUTE).agg(F.count(F.lit(1)).alias("_n"))
+    running = F.sum("_n").over(Window.partitionBy(_USER, _DAY).orderBy(_MINUTE))
+    return (per_minute.withColumn("_through", running)
+            .withColumn(_BEFORE_CUT, F.col("_through") - F.col("_n"))
+            .filter((F.col(_BEFORE_CUT) <= cap) & (F.col("_through") > cap))
+            .select(_USER, _DAY, F.col(_MINUTE).alias(_CUT_MINUTE), _BEFORE_CUT))
 
 
 def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = None) -> DataFrame:
@@ -56,15 +79,22 @@ def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = Non
     valid = F.col(S.REASON).isNull()
     keyed = (checked.withColumn(_USER, F.when(valid, F.trim(S.USER_ID)))
              .withColumn(_DAY, F.when(valid, F.to_date("_ts"))))
-    flagged = keyed.join(F.broadcast(heavy.select(_USER, _DAY, F.lit(True).alias(_HEAVY))),
-                         [_USER, _DAY], "left")
-    is_heavy = F.col(_HEAVY).isNotNull()
-    order = Window.partitionBy(_USER, _DAY).orderBy("_ts", S.EVENT_ID, S.SOURCE_FILE)
-    over = (flagged.filter(is_heavy).withColumn(_RANK, F.row_number().over(order))
-            .withColumn(S.REASON, F.when(F.col(_RANK) > cap, F.lit(OVER_CAP)).otherwise(F.col(S.REASON)))
-            .drop(_RANK))
+    heavy_keys = F.broadcast(heavy.select(_USER, _DAY, F.lit(True).alias("_cap_heavy")))
+    flagged = keyed.join(heavy_keys, [_USER, _DAY], "left")
+    is_heavy = F.col("_cap_heavy").isNotNull()
+    heavy_events = flagged.filter(is_heavy).withColumn(_MINUTE, _minute("_ts"))
+    # one row per heavy user-day: small, broadcast to where the heavy events are read. Heavy
+    # events are valid (invalid rows have no key), so a null reason is "kept".
+    located = heavy_events.join(F.broadcast(cut_minutes(heavy_events, cap)), [_USER, _DAY])
+    at_cut = F.col(_MINUTE) == F.col(_CUT_MINUTE)
+    rank = F.row_number().over(Window.partitionBy(_USER, _DAY).orderBy("_ts", S.EVENT_ID, S.SOURCE_FILE))
+    in_cut_minute = (located.filter(at_cut)
+                     .withColumn(S.REASON, F.when(F.col(_BEFORE_CUT) + rank > cap, F.lit(OVER_CAP))))
+    elsewhere = (located.filter(~at_cut)
+                 .withColumn(S.REASON, F.when(F.col(_MINUTE) > F.col(_CUT_MINUTE), F.lit(OVER_CAP))))
     columns = checked.columns
-    return flagged.filter(~is_heavy).select(*columns).unionByName(over.select(*columns))
+    return (flagged.filter(~is_heavy).select(*columns)
+            .unionByName(elsewhere.select(*columns)).unionByName(in_cut_minute.select(*columns)))
 
 
 def heavy_users_report(heavy: DataFrame, cap: int, top: int, key: bytes) -> list[dict]:

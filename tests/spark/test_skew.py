@@ -50,6 +50,46 @@ def test_a_bot_over_the_daily_cap_is_quarantined_with_its_reason_and_reported(sp
     assert any("heavy user" in line and "7 quarantined" in line for line in report.skew_lines())
 
 
+def test_the_cap_quarantines_exactly_the_events_after_the_cap_th_earliest_of_each_user_day(spark):
+    """Against a sort in Python: events crowded into a few minutes (the cut falls inside a minute,
+    between events of one second told apart by event id and file, and on a minute's edge),
+    padded user ids, invalid rows of a heavy user (not counted), light users untouched."""
+    import datetime as dt
+    import random
+
+    from interest_lib.ingest.caps import cap_user_days
+
+    rng = random.Random(7)
+    rows, seen = [], set()
+    for user in ["bot", " bot", "u1", "u2"]:
+        for day in (5, 6):
+            for _ in range(rng.randint(2, 40)):
+                ts = dt.datetime(2026, 1, day, 23 if user == "u2" else 10, rng.randint(0, 3), rng.choice([0, 0, 30, 59]))
+                key = (ts, f"e{rng.randint(0, 9)}", rng.choice(["a.json", "b.json"]))
+                if (user.strip(),) + key not in seen:
+                    seen.add((user.strip(),) + key)
+                    rows.append((user, ts, *key[1:], rng.choice([None, None, None, None, "bad_price"])))
+    # one minute's edge: exactly `cap` events in the first minute of u9's day, then more
+    rows += [("u9", dt.datetime(2026, 1, 7, 8, 0, s), f"x{s}", "c.json", None) for s in range(4)]
+    rows += [("u9", dt.datetime(2026, 1, 7, 8, 1, s), f"y{s}", "c.json", None) for s in range(3)]
+    checked = spark.createDataFrame(rows, f"{S.USER_ID} string, _ts timestamp, {S.EVENT_ID} string, "
+                                          f"{S.SOURCE_FILE} string, {S.REASON} string")
+    for cap in (1, 4, 7):
+        expected = {}
+        by_day = {}
+        for user, ts, eid, file, reason in rows:
+            expected[(user, ts, eid, file)] = reason
+            if reason is None:
+                by_day.setdefault((user.strip(), ts.date()), []).append((ts, eid, file, user))
+        for events in by_day.values():
+            for ts, eid, file, user in sorted(events)[cap:]:
+                expected[(user, ts, eid, file)] = OVER_CAP
+        got = {(r[S.USER_ID], r["_ts"], r[S.EVENT_ID], r[S.SOURCE_FILE]): r[S.REASON]
+               for r in cap_user_days(checked, cap).collect()}
+        assert got == expected, cap
+        assert sum(v == OVER_CAP for v in got.values()) > 0
+
+
 def test_the_cap_off_keeps_every_valid_event(spark, tmp_conf, tables, tmp_path):
     raw = tmp_path / "raw" / "events"
     write_raw(raw / "arrival_date=2026-01-05", "a.json",
