@@ -118,13 +118,24 @@ def _histories(events: DataFrame, profiles: DataFrame, vocab: DataFrame, conf: C
     return prof, user_events, user_windows, cat_map
 
 
+def _count_past(df: DataFrame) -> DataFrame:
+    """Add ``_n_past``: how many of the row's events (``_evs``, sorted by time) lie before its
+    ``cutoff``; they are the array's first ``_n_past``, and the next event is at that 0-based
+    index. One pass that builds no array: filtering ``_evs`` per row copied every event of the
+    user's history into a new array, three times a sample."""
+    before = lambda acc, e: acc + F.when(e["ts"] < F.col("cutoff"), F.lit(1)).otherwise(F.lit(0))  # noqa: E731
+    return df.withColumn("_n_past", F.aggregate("_evs", F.lit(0), before))
+
+
 def _inputs(df: DataFrame, conf: Config) -> tuple[DataFrame, list[Column]]:
-    """Add this row's history before ``cutoff`` (events) and up to ``window`` (profiles); return
-    it with the model-input columns (left-padded ids and shares) as expressions."""
+    """Add this row's history before ``cutoff`` (its last ``max_events`` events, from
+    :func:`_count_past`'s ``_n_past``) and up to ``window`` (profiles); return it with the
+    model-input columns (left-padded ids and shares) as expressions."""
     n_ev, n_win, k = conf.sequences.max_events, conf.sequences.max_windows, conf.features.top_k
-    past = F.filter("_evs", lambda e: e["ts"] < F.col("cutoff"))
+    n_past = F.col("_n_past")
     wins = F.filter("_wins", lambda w: w[WINDOW] <= F.col(WINDOW))
-    df = (df.withColumn("_seq", F.slice(past, F.greatest(F.size(past) - F.lit(n_ev) + 1, F.lit(1)), n_ev))
+    df = (df.withColumn("_seq", F.slice("_evs", F.greatest(n_past - F.lit(n_ev) + 1, F.lit(1)),
+                                        F.least(n_past, F.lit(n_ev))))
           .withColumn("_w", F.slice(wins, F.greatest(F.size(wins) - F.lit(n_win) + 1, F.lit(1)), n_win)))
     ev_cols = {"ev_category": "c", "ev_item": "i", "ev_type": "t", "ev_interval": "b", "ev_text": "x"}
     columns = [_left_pad(F.transform("_seq", _field(f)), n_ev, 0).alias(name) for name, f in ev_cols.items()]
@@ -156,7 +167,6 @@ def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, v
                 F.col(WINDOW_CATEGORIES).alias("_cut_cats"), "next_dist_category", "next_dist_share")
     )
     cut_cat_idx = F.transform("_cut_cats", lambda c: F.coalesce(F.element_at(F.col("_cmap"), c), F.lit(0)))
-    nxt_ev = F.filter("_evs", lambda e: e["ts"] >= F.col("cutoff"))[0]
     split = (
         F.when(F.col("_label_end") <= F.lit(val_start), "train")
         .when(F.col("_label_start") >= F.lit(test_start), "test")
@@ -164,7 +174,8 @@ def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, v
     )
     samples = (
         cutoffs.join(user_events, S.USER_ID).join(user_windows, S.USER_ID).crossJoin(cat_map)
-        .withColumn("_next", nxt_ev)
+        .transform(_count_past)
+        .withColumn("_next", F.get("_evs", F.col("_n_past")))
         .filter(F.col("_next").isNotNull())
         .withColumn("split", split).filter(F.col("split").isNotNull())
         .join(top_stage, [S.USER_ID, "_label_window"], "left")
@@ -187,6 +198,6 @@ def build_scoring_inputs(events: DataFrame, profiles: DataFrame, vocab: DataFram
     prof, user_events, user_windows, _ = _histories(events, profiles, vocab, conf)
     last = prof.filter(F.col(WINDOW_END) <= F.lit(as_of)).groupBy(S.USER_ID).agg(F.max(WINDOW).alias(WINDOW))
     rows = (last.join(user_events, S.USER_ID).join(user_windows, S.USER_ID)
-            .withColumn("cutoff", F.lit(as_of).cast("timestamp")))
+            .withColumn("cutoff", F.lit(as_of).cast("timestamp")).transform(_count_past))
     rows, inputs = _inputs(rows, conf)
-    return rows.filter(F.size("_seq") > 0).select(S.USER_ID, WINDOW, "cutoff", *inputs)
+    return rows.filter(F.col("_n_past") > 0).select(S.USER_ID, WINDOW, "cutoff", *inputs)
