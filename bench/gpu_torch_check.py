@@ -59,7 +59,8 @@ def _job(packed: str, task: str, device: str, ranks: int, epochs: int, store_roo
     from interest_lib.conf import TrainConf, model_spec
     from interest_lib.models import InputSizes
     from interest_lib.models.inference import frozen_text
-    from interest_lib.runs.store import RunStore, load_record
+    from interest_lib.runs import fs
+    from interest_lib.runs.store import RunStore, load_record, write_json
     from interest_lib.training.backend import TorchDistributorBackend
     from interest_lib.training.loop import TrainJob
 
@@ -69,11 +70,12 @@ def _job(packed: str, task: str, device: str, ranks: int, epochs: int, store_roo
     if int(os.environ.get("RANK", "0")) == 0:
         store.create()
         text = frozen_text(record)
-        if text is not None and not os.path.exists(store.inputs):
-            with open(store.inputs, "wb") as fh:
-                np.savez(fh, items=text[0], texts=text[1])
-        with open(store.lineage, "w") as fh:
-            json.dump(lineage, fh)
+        if text is not None and not fs.exists(store.inputs):
+            fs.write_with(store.inputs, lambda fh: np.savez(fh, items=text[0], texts=text[1]))
+        write_json(store.lineage, lineage)  # last: the other ranks wait for it
+    else:
+        while not fs.exists(store.lineage):
+            time.sleep(0.2)
     fields = {f.name for f in dataclasses.fields(TrainConf)}
     train = TrainConf(**{k: v for k, v in lineage["conf"]["train"].items() if k in fields})
     train = dataclasses.replace(train, epochs=epochs, patience=99, num_processes=ranks, torch_threads=0)
@@ -91,10 +93,7 @@ def worker(args) -> None:
 
     from interest_lib.training.loop import train_worker
 
-    job = _job(args.packed, args.task, args.device, args.ranks, args.epochs, args.store_root)
-    if os.environ.get("RANK", "0") != "0":
-        time.sleep(2)  # rank 0 writes the store's inputs first
-    train_worker(job)
+    train_worker(_job(args.packed, args.task, args.device, args.ranks, args.epochs, args.store_root))
     if args.device == "cuda":
         print(f"RANK {os.environ.get('RANK')} cuda peak memory {torch.cuda.max_memory_allocated()}", flush=True)
 
@@ -104,18 +103,24 @@ def _rate(store_root: str) -> float:
     return sum(x["samples"] for x in lines) / max(sum(x["seconds"] for x in lines), 1e-9)
 
 
-def _score_rate(packed: str, task: str, model_pt: str, device: str, copies: int) -> float:
+def _scoring_rows(packed: str, copies: int) -> dict:
+    """Every row of the packed table's input columns, ``copies`` times (read once, scored by
+    both models on both devices)."""
     import numpy as np
-    import torch
 
     from interest_lib.models import SEQUENCE_COLUMNS
-    from interest_lib.models.inference import load_trained, predict_arrays
     from interest_lib.storage.arrays import read_arrays
 
-    lineage = json.load(open(os.path.join(packed, task, "lineage.json")))
+    arrays = read_arrays(os.path.join(packed, "sequences"), None, SEQUENCE_COLUMNS)
+    return {k: np.concatenate([v] * copies) for k, v in arrays.items()}
+
+
+def _score_rate(arrays: dict, model_pt: str, device: str) -> float:
+    import torch
+
+    from interest_lib.models.inference import load_trained, predict_arrays
+
     model, _ = load_trained(model_pt, device)
-    arrays = read_arrays(os.path.join(packed, "sequences"), int(lineage["table_version"]), SEQUENCE_COLUMNS)
-    arrays = {k: np.concatenate([v] * copies) for k, v in arrays.items()}
     n = len(next(iter(arrays.values())))
     predict_arrays(model, {k: v[:4096] for k, v in arrays.items()}, batch_size=4096)  # warm up
     if device == "cuda":
@@ -139,6 +144,7 @@ def check(args) -> int:
           f"(CUDA {torch.version.cuda}), NCCL {'.'.join(map(str, torch.cuda.nccl.version()))}", flush=True)
     work = args.work or os.path.join("/tmp", f"gpu-torch-check-{os.getpid()}")
     rates: dict = {}
+    scoring_rows = _scoring_rows(args.packed, args.copies)
     for task in TASKS:
         for device, ranks in (("cuda", gpus), ("cpu", args.cpu_ranks)):
             root = os.path.join(work, f"{task}-{device}")
@@ -163,8 +169,7 @@ def check(args) -> int:
             print(f"gpu_torch_check: train {task} on {device}: {time.perf_counter() - started:.0f} s", flush=True)
         model_pt = os.path.join(work, f"{task}-cuda", "model.pt")
         for device in ("cuda", "cpu"):
-            rates[f"score {task}, in-process (rows/s)", device] = _score_rate(args.packed, task, model_pt, device,
-                                                                              args.copies)
+            rates[f"score {task}, in-process (rows/s)", device] = _score_rate(scoring_rows, model_pt, device)
     print(f"\ntraining: cuda {gpus} rank(s) over NCCL, cpu {args.cpu_ranks} rank(s) over gloo; {args.epochs} epochs")
     print(f"{'measure':<44} {'cuda':>12} {'cpu':>12} {'ratio':>8}")
     for name in dict.fromkeys(k for k, _ in rates):
