@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests import cpu_time
 from tests.jvm import spark_settings
 from tests.kinds import kind_problems
 
@@ -18,6 +19,11 @@ time.tzset()
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+def pytest_configure(config):
+    """CPU seconds per test printed at the end (tests/cpu_time.py)."""
+    cpu_time.register(config)
 
 
 def pytest_collection_modifyitems(config, items):
