@@ -5,7 +5,10 @@ The suite's runs share the machine's cores, so a test's wall time says more abou
 neighbours than about itself; its CPU time is what the suite's total is made of. Counted from
 /proc (Linux): user + system time of the pytest process and its live descendants, plus what they
 reaped of their finished children. A daemon that leaves the tree (setsid + reparented) is not
-counted. ``INTEREST_TEST_CPU_TOP`` sets how many tests are printed (20; 0: none).
+counted, nor is a process killed before its parent reaped it; the second column, the whole
+machine's busy CPU seconds over the test, counts those too and is exact when nothing else runs
+(``TEST_PARALLEL=0``), shared otherwise. ``INTEREST_TEST_CPU_TOP`` sets how many tests are printed
+(20; 0: none).
 """
 
 from __future__ import annotations
@@ -49,6 +52,13 @@ def tree_cpu_seconds(root: int | None = None) -> float:
     return total / _TICK
 
 
+def machine_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine since boot (all cores; idle and iowait left out)."""
+    with open("/proc/stat") as fh:
+        ticks = [int(x) for x in fh.readline().split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / _TICK
+
+
 class CpuTimes:
     """The pytest plugin: a CPU reading around each test's setup, call and teardown."""
 
@@ -58,19 +68,21 @@ class CpuTimes:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
         """Counts a test's setup + call + teardown (its module fixtures' setup included)."""
-        before = tree_cpu_seconds()
+        before, machine = tree_cpu_seconds(), machine_busy_seconds()
         yield
-        self.seconds[item.nodeid] = tree_cpu_seconds() - before
+        self.seconds[item.nodeid] = (tree_cpu_seconds() - before, machine_busy_seconds() - machine)
 
     def pytest_terminal_summary(self, terminalreporter):
         """The ``top`` tests by CPU seconds, and the run's total."""
         if not self.seconds:
             return
         tr = terminalreporter
-        tr.write_sep("=", f"most CPU {self.top} tests (this process tree, setup+call+teardown)")
-        for nodeid, seconds in sorted(self.seconds.items(), key=lambda kv: -kv[1])[:self.top]:
-            tr.write_line(f"{seconds:8.1f} CPU s  {nodeid}")
-        tr.write_line(f"{sum(self.seconds.values()):8.1f} CPU s  all {len(self.seconds)} tests")
+        tr.write_sep("=", f"most CPU {self.top} tests (setup+call+teardown: CPU s of this process tree, "
+                          "busy CPU s of the machine)")
+        for nodeid, (tree, machine) in sorted(self.seconds.items(), key=lambda kv: -kv[1][0])[:self.top]:
+            tr.write_line(f"{tree:8.1f} {machine:8.1f}  {nodeid}")
+        trees, machines = zip(*self.seconds.values())
+        tr.write_line(f"{sum(trees):8.1f} {sum(machines):8.1f}  all {len(self.seconds)} tests")
 
 
 def register(config) -> None:
