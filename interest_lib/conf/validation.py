@@ -51,6 +51,7 @@ LIMITS: dict[str, Limit] = {
     "generate.partitions": Limit(ge=0),
     "ingest.format": Limit(choices=("auto", "jsonl", "csv", "parquet")),
     "ingest.max_future_skew_minutes": Limit(ge=0),
+    "ingest.quarantine_rows_per_file": _POSITIVE,
     "sessionize.gap_minutes": _POSITIVE,
     "sessionize.max_session_minutes": _POSITIVE,
     "features.window_days": _POSITIVE,

@@ -217,6 +217,12 @@ def _ingest_items(raw: Optional[DataFrame], tables: Tables, batch: int, now: dt.
         checked.unpersist()
 
 
+def into_files(df: DataFrame, rows: int, rows_per_file: int) -> DataFrame:
+    """``df`` (``rows`` rows) spread evenly over ceil(rows / rows_per_file) partitions: its write
+    makes that many files, of equal size, whatever the partitioning it was computed in."""
+    return df.repartition(max(1, -(-rows // rows_per_file)))
+
+
 def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
                input_path: Optional[str] = None, now: Optional[dt.datetime] = None) -> IngestReport:
     """Ingest raw event files into bronze.events (+ quarantine) and the catalogue into ref.items.
@@ -295,6 +301,7 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         with timer.stage("quarantine") as counts:
             bad = quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event", S.RAW_FIELDS,
                                   batch, now, key)
+            bad = into_files(bad, sum(reasons.values()), conf.ingest.quarantine_rows_per_file)
             q = tables.write(bad, BRONZE_QUARANTINE, txn=txn)
             quarantined = q.rows_written if q.rows_written is not None else sum(reasons.values())
             counts.update(quarantined=quarantined)

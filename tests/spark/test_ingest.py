@@ -365,3 +365,25 @@ def test_unreadable_parquet_file_is_an_error_naming_it(spark, tmp_conf, tables, 
     (folder / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(RawInputError, match=r"broken\.parquet: cannot read the Parquet schema"):
         ingest(spark, tmp_conf, tables, folder)
+
+
+def _data_files(table_dir) -> list:
+    """The Parquet files of a table written by one batch (a fresh warehouse): not the log's."""
+    return [p for p in table_dir.rglob("*.parquet") if not any(part.startswith("_") for part in p.parts)]
+
+
+@pytest.mark.parametrize("rows_per_file, files", [(1_000_000, 1), (3, 3)])
+def test_quarantine_is_written_in_files_by_its_rows_not_by_the_inputs_splits(
+        spark, tmp_conf, tables, tmp_path, rows_per_file, files):
+    # 7 input files (7 splits at least), each with a good and a bad row: 7 rows to quarantine.
+    raw = tmp_path / "raw" / "events"
+    for k in range(7):
+        write_raw(raw, f"part-{k}.json", [ev(f"g{k}"), ev(f"b{k}", etype="hover")])
+    tmp_conf.ingest.quarantine_rows_per_file = rows_per_file
+    report = ingest(spark, tmp_conf, tables)
+    assert (report.accepted, report.quarantined) == (7, 7)
+    quarantine = tmp_path / "warehouse" / BRONZE_QUARANTINE.replace(".", "/")
+    written = _data_files(quarantine)
+    assert len(written) == files, written  # ceil(7 / rows_per_file), not one per split
+    assert sorted(json.loads(r.raw_record)["event_id"] for r in tables.read(BRONZE_QUARANTINE).collect()) == \
+        [f"b{k}" for k in range(7)]
