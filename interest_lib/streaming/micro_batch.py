@@ -46,7 +46,7 @@ from interest_lib.features.profiles import PROFILE_COLUMNS, build_profiles
 from interest_lib.features.sequences import build_scoring_inputs
 from interest_lib.features.windows import WINDOW, window_index_col
 from interest_lib.ingest.job import (
-    DUPLICATE, IngestAccountingError, bronze_rows, check_records, flag_duplicates, quarantine_rows,
+    DUPLICATE, IngestAccountingError, bronze_rows, check_records, flag_duplicates, into_files, quarantine_rows,
 )
 from interest_lib.ingest.validate import to_events
 from interest_lib.logs import get_logger
@@ -187,8 +187,9 @@ class MicroBatchProcessor:
                     return None
                 if conf.stream.source == "files":
                     report.files = {r[0]: _mtime(r[0]) for r in checked.select(S.SOURCE_FILE).distinct().collect()}
-                q = tables.write(quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event",
-                                                 S.RAW_FIELDS, ingest_batch, now, self.key),
+                bad = quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event", S.RAW_FIELDS,
+                                      ingest_batch, now, self.key)
+                q = tables.write(into_files(bad, sum(report.reasons.values()), conf.ingest.quarantine_rows_per_file),
                                  BRONZE_QUARANTINE, txn=txn)
                 report.quarantined = q.rows_written if q.rows_written is not None else sum(report.reasons.values())
                 valid = checked.filter(F.col(S.REASON).isNull()).transform(to_events)

@@ -142,7 +142,9 @@ def test_stream_batches_equal_batch_ingest_of_the_same_files(spark, stream_conf,
     from interest_lib.storage import Tables
 
     files = {k: [l for l in v if "late" not in l] for k, v in FILES.items()}
+    files["b.jsonl"].append(ev("bad3", "", "C", "2026-03-10T11:00:00Z"))  # a bad row in a and in b
     land(stream_conf.stream.landing, files)
+    stream_conf.stream.max_files_per_trigger = 2  # a micro-batch of a and b: two input splits
     aqe = spark.conf.get("spark.sql.adaptive.enabled")
     during = []
     run_stream(spark, stream_conf, tables, trigger="available_now",
@@ -159,6 +161,20 @@ def test_stream_batches_equal_batch_ingest_of_the_same_files(spark, stream_conf,
     streamed = sorted(tuple(r) for r in tables.read(BRONZE_EVENTS).select(*cols).collect())
     batched = sorted(tuple(r) for r in batch_tables.read(BRONZE_EVENTS).select(*cols).collect())
     assert streamed == batched and len(streamed) == 10
+    # each micro-batch's quarantined rows are one file (ingest.quarantine_rows_per_file), not one per split
+    assert _files_added_per_commit(tables.path(BRONZE_QUARANTINE)) == [1, 1]
+
+
+def _files_added_per_commit(table_path: str) -> list[int]:
+    """Data files each commit of a Delta table added, in commit order (commits adding none left out)."""
+    log = os.path.join(table_path.replace("file://", ""), "_delta_log")
+    counts = []
+    for name in sorted(n for n in os.listdir(log) if n.endswith(".json")):
+        with open(os.path.join(log, name)) as fh:
+            adds = sum(1 for line in fh if line.strip() and "add" in json.loads(line))
+        if adds:
+            counts.append(adds)
+    return counts
 
 
 def test_a_lost_checkpoint_is_refused_not_taken_for_replays(spark, stream_conf, tables):
