@@ -132,9 +132,9 @@ class IngestConf:
     heavy_item_share: float = 0.05
     """An item with at least this share of the accepted events is listed in the ingest report."""
     quarantine_rows_per_file: int = 1_000_000
-    """A batch's quarantined events are written as ceil(rows / this) files of equal size, however
-    many splits the input was read in (a few bad rows in each of thousands of splits would
-    otherwise be thousands of tiny files per batch, and as many tasks of a few rows each)."""
+    """A batch's quarantined events (and, apart, its quarantined catalogue rows) are written as
+    ceil(rows / this) files of equal size, however many splits the input was read in (a few bad
+    rows in each of thousands of splits would otherwise be thousands of tiny files per batch)."""
     columns: dict = field(default_factory=dict)
     """Raw event field -> the input's column name, for the fields named differently in the files
     (e.g. {user_id: household_key}); unmapped fields are read under their own name."""

@@ -189,7 +189,7 @@ def _items_path(conf: Config) -> str:
 
 
 def _ingest_items(raw: Optional[DataFrame], tables: Tables, batch: int, now: dt.datetime,
-                  txn: Txn) -> tuple[int, int]:
+                  txn: Txn, rows_per_file: int) -> tuple[int, int]:
     if raw is None:
         return 0, 0
     price = F.trim(F.col(S.PRICE)).try_cast("double")
@@ -204,14 +204,15 @@ def _ingest_items(raw: Optional[DataFrame], tables: Tables, batch: int, now: dt.
     checked = raw.withColumn(S.REASON, reason).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         bad = checked.filter(F.col(S.REASON).isNotNull())
+        n_bad = bad.count()  # of the persisted rows: sizes the quarantine's files
         items = checked.filter(F.col(S.REASON).isNull()).select(
             F.trim(S.ITEM_ID).alias(S.ITEM_ID), S.TITLE, S.DESCRIPTION,
             F.trim(S.CATEGORY_ID).alias(S.CATEGORY_ID), S.CATEGORY_PATH, price.alias(S.PRICE),
         ).dropDuplicates([S.ITEM_ID])
-        q = tables.write(quarantine_rows(bad, "item", S.RAW_ITEM_FIELDS, batch, now), BRONZE_QUARANTINE,
-                         txn=Txn(txn.app_id + ":items"))
+        q = tables.write(into_files(quarantine_rows(bad, "item", S.RAW_ITEM_FIELDS, batch, now), n_bad, rows_per_file),
+                         BRONZE_QUARANTINE, txn=Txn(txn.app_id + ":items"))
         tables.merge(items, REF_ITEMS, keys=[S.ITEM_ID], txn=txn)
-        n_bad = q.rows_written if q.rows_written is not None else bad.count()
+        n_bad = q.rows_written if q.rows_written is not None else n_bad
         return items.count(), n_bad if not q.skipped else 0
     finally:
         checked.unpersist()
@@ -255,7 +256,8 @@ def _complete_items(spark: SparkSession, conf: Config, tables: Tables, run_id: s
         return IngestReport(run_id, batch, 0, 0, 0, 0, {}, 0, 0, skipped=True)
     log.warning("ingest run %s: bronze.events holds its batch %d but ref.items does not (the run "
                 "stopped between the commits): completing ref.items", run_id, batch)
-    items_ok, items_bad = _ingest_items(_read_items(spark, conf, items_in), tables, batch, now, txn)
+    items_ok, items_bad = _ingest_items(_read_items(spark, conf, items_in), tables, batch, now, txn,
+                                        conf.ingest.quarantine_rows_per_file)
     return IngestReport(run_id, batch, 0, 0, 0, 0, {}, items_ok, items_bad)
 
 
@@ -333,7 +335,7 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         if heavy is not None:
             heavy.unpersist()
     with timer.stage("items") as counts:
-        items_ok, items_bad = _ingest_items(items_raw, tables, batch, now, txn)
+        items_ok, items_bad = _ingest_items(items_raw, tables, batch, now, txn, conf.ingest.quarantine_rows_per_file)
         counts.update(items=items_ok, items_quarantined=items_bad)
 
     report = IngestReport(run_id, batch, rows_in, accepted, quarantined, duplicates,

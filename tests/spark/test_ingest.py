@@ -372,18 +372,26 @@ def _data_files(table_dir) -> list:
     return [p for p in table_dir.rglob("*.parquet") if not any(part.startswith("_") for part in p.parts)]
 
 
-@pytest.mark.parametrize("rows_per_file, files", [(1_000_000, 1), (3, 3)])
+@pytest.mark.parametrize("rows_per_file, files", [(1_000_000, 1 + 1), (3, 3 + 1)])
 def test_quarantine_is_written_in_files_by_its_rows_not_by_the_inputs_splits(
         spark, tmp_conf, tables, tmp_path, rows_per_file, files):
-    # 7 input files (7 splits at least), each with a good and a bad row: 7 rows to quarantine.
-    raw = tmp_path / "raw" / "events"
+    # 7 event files (7 splits at least), each with a good and a bad row: 7 rows to quarantine;
+    # 3 catalogue files, each with a good and a nameless item: 3 more.
     for k in range(7):
-        write_raw(raw, f"part-{k}.json", [ev(f"g{k}"), ev(f"b{k}", etype="hover")])
+        write_raw(tmp_path / "raw" / "events", f"part-{k}.json", [ev(f"g{k}"), ev(f"b{k}", etype="hover")])
+    for k in range(3):
+        write_raw(tmp_path / "raw" / "items", f"items-{k}.json", [
+            json.dumps({"item_id": f"i{k}", "title": "t", "category_id": "c1", "category_path": "a/b/c1"}),
+            json.dumps({"item_id": "", "title": f"nameless {k}", "category_id": "c1", "category_path": "a/b/c1"})])
     tmp_conf.ingest.quarantine_rows_per_file = rows_per_file
     report = ingest(spark, tmp_conf, tables)
-    assert (report.accepted, report.quarantined) == (7, 7)
+    assert (report.accepted, report.quarantined, report.items_quarantined) == (7, 7, 3)
     quarantine = tmp_path / "warehouse" / BRONZE_QUARANTINE.replace(".", "/")
     written = _data_files(quarantine)
-    assert len(written) == files, written  # ceil(7 / rows_per_file), not one per split
-    assert sorted(json.loads(r.raw_record)["event_id"] for r in tables.read(BRONZE_QUARANTINE).collect()) == \
+    # ceil(7 / rows_per_file) event files + ceil(3 / rows_per_file) item files, not one per split
+    assert len(written) == files, written
+    rows = tables.read(BRONZE_QUARANTINE).collect()
+    assert sorted(json.loads(r.raw_record)["event_id"] for r in rows if r.record_type == "event") == \
         [f"b{k}" for k in range(7)]
+    assert sorted(json.loads(r.raw_record)["title"] for r in rows if r.record_type == "item") == \
+        [f"nameless {k}" for k in range(3)]
