@@ -303,9 +303,9 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         with timer.stage("quarantine") as counts:
             bad = quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event", S.RAW_FIELDS,
                                   batch, now, key)
-            bad = into_files(bad, sum(reasons.values()), conf.ingest.quarantine_rows_per_file)
-            q = tables.write(bad, BRONZE_QUARANTINE, txn=txn)
-            quarantined = q.rows_written if q.rows_written is not None else sum(reasons.values())
+            n_bad = sum(reasons.values())
+            q = tables.write(into_files(bad, n_bad, conf.ingest.quarantine_rows_per_file), BRONZE_QUARANTINE, txn=txn)
+            quarantined = q.rows_written if q.rows_written is not None else n_bad
             counts.update(quarantined=quarantined)
         if n_valid == 0:
             raise NothingAcceptedError(

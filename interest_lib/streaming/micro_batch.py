@@ -189,9 +189,10 @@ class MicroBatchProcessor:
                     report.files = {r[0]: _mtime(r[0]) for r in checked.select(S.SOURCE_FILE).distinct().collect()}
                 bad = quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event", S.RAW_FIELDS,
                                       ingest_batch, now, self.key)
-                q = tables.write(into_files(bad, sum(report.reasons.values()), conf.ingest.quarantine_rows_per_file),
-                                 BRONZE_QUARANTINE, txn=txn)
-                report.quarantined = q.rows_written if q.rows_written is not None else sum(report.reasons.values())
+                n_bad = sum(report.reasons.values())
+                q = tables.write(into_files(bad, n_bad, conf.ingest.quarantine_rows_per_file), BRONZE_QUARANTINE,
+                                 txn=txn)
+                report.quarantined = q.rows_written if q.rows_written is not None else n_bad
                 valid = checked.filter(F.col(S.REASON).isNull()).transform(to_events)
                 existing = None
                 if base >= 0:
