@@ -87,6 +87,40 @@ _DEFAULT_SQL_CONF = {
 INTERPRETED_SQL = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 
+def cache_jvm_lookups() -> None:
+    """Make py4j remember the Java classes and static methods it has resolved (process-wide,
+    idempotent).
+
+    py4j asks the JVM to resolve a name on every access, and PySpark goes through it for every
+    column function (``F.col`` is ``jvm.org.apache.spark.sql.functions`` then ``.col``, each a
+    round trip); a short name (``jvm.functions``, ``jvm.PythonUtils``) is first tried as a
+    top-level class, a lookup that fails only after searching every jar on the classpath.
+    Measured on tests/spark/test_ingest.py (23 ingest runs): 27,700 such round trips, the driver's
+    CPU 117 s -> 104 s with this cache. A resolved class or static method does not change while
+    the JVM lives (static fields, whose values can, are not cached; a new gateway has new views).
+    """
+    from py4j import java_gateway as gw
+
+    if getattr(gw.JVMView, "_interest_cached", False):
+        return
+    view_lookup, class_lookup = gw.JVMView.__getattr__, gw.JavaClass.__getattr__
+
+    def cached_view_lookup(self, name):
+        value = view_lookup(self, name)
+        if isinstance(value, gw.JavaClass):
+            self.__dict__[name] = value  # found before __getattr__ from now on
+        return value
+
+    def cached_class_lookup(self, name):
+        value = class_lookup(self, name)
+        if isinstance(value, (gw.JavaMember, gw.JavaClass)):  # a static method or a nested class
+            self.__dict__[name] = value
+        return value
+
+    gw.JVMView.__getattr__, gw.JavaClass.__getattr__ = cached_view_lookup, cached_class_lookup
+    gw.JVMView._interest_cached = True
+
+
 def unchosen_settings(spark: SparkSession, sconf: SparkConf, settings: dict) -> dict:
     """The entries of ``settings`` whose keys neither ``spark.extra`` nor the launch
     (spark-submit ``--conf``, a cluster's settings) names: the defaults the project may set."""
@@ -116,6 +150,7 @@ def get_spark(conf: Config | SparkConf, spark: Optional[SparkSession] = None) ->
         DeltaJarsError: the Delta jars could not be resolved (names coordinates and Ivy cache).
     """
     sconf = conf.spark if isinstance(conf, Config) else conf
+    cache_jvm_lookups()
     delta = (isinstance(conf, Config) and conf.storage.engine == "delta-spark"
              and not _launched_by_spark_submit())
     active = spark or SparkSession.getActiveSession()

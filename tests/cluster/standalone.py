@@ -24,6 +24,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.jvm import FAST_JVM
+
 
 REPO = Path(__file__).resolve().parents[2]
 SPARK_HOME = Path(__import__("pyspark").__file__).resolve().parent
@@ -76,6 +78,9 @@ def cluster_env() -> dict:
                PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, TZ="UTC")
     # The jobs must import the shipped package, not this checkout through PYTHONPATH.
     env.pop("PYTHONPATH", None)
+    # The master and the workers run C1 only with the serial collector, like the driver and the
+    # executors (tests/jvm.py): they idle, but start-up and heartbeats cost C2 compilations.
+    env["SPARK_DAEMON_JAVA_OPTS"] = FAST_JVM
     return env
 
 
