@@ -38,7 +38,7 @@ QUIET_PYSPARK = {"spark.python.sql.dataFrameDebugging.enabled": "false"}
 
 def spark_settings(executors: bool = False) -> dict:
     """``spark.extra`` of every test driver: :data:`FAST_JVM` (for the executors' JVMs too with
-    ``executors``) and :data:`NO_CODEGEN` unless INTEREST_TEST_CODEGEN=1; INTEREST_TEST_JVM_OPTS
+    ``executors``), :data:`QUIET_PYSPARK`, and :data:`NO_CODEGEN` unless INTEREST_TEST_CODEGEN=1; INTEREST_TEST_JVM_OPTS
     replaces the JVM options ("" keeps the JVM's defaults); the class archive of
     :mod:`tests.jvm_archive` (built on first use) is added unless INTEREST_TEST_CDS=0."""
     opts = os.environ.get("INTEREST_TEST_JVM_OPTS", FAST_JVM)

@@ -209,19 +209,21 @@ def _ingest_items(raw: Optional[DataFrame], tables: Tables, batch: int, now: dt.
             F.trim(S.ITEM_ID).alias(S.ITEM_ID), S.TITLE, S.DESCRIPTION,
             F.trim(S.CATEGORY_ID).alias(S.CATEGORY_ID), S.CATEGORY_PATH, price.alias(S.PRICE),
         ).dropDuplicates([S.ITEM_ID])
-        q = tables.write(into_files(quarantine_rows(bad, "item", S.RAW_ITEM_FIELDS, batch, now), n_bad, rows_per_file),
-                         BRONZE_QUARANTINE, txn=Txn(txn.app_id + ":items"))
+        n_bad, skipped = write_quarantine(tables, quarantine_rows(bad, "item", S.RAW_ITEM_FIELDS, batch, now),
+                                          n_bad, rows_per_file, Txn(txn.app_id + ":items"))
         tables.merge(items, REF_ITEMS, keys=[S.ITEM_ID], txn=txn)
-        n_bad = q.rows_written if q.rows_written is not None else n_bad
-        return items.count(), n_bad if not q.skipped else 0
+        return items.count(), n_bad if not skipped else 0
     finally:
         checked.unpersist()
 
 
-def into_files(df: DataFrame, rows: int, rows_per_file: int) -> DataFrame:
-    """``df`` (``rows`` rows) spread evenly over ceil(rows / rows_per_file) partitions: its write
-    makes that many files, of equal size, whatever the partitioning it was computed in."""
-    return df.repartition(max(1, -(-rows // rows_per_file)))
+def write_quarantine(tables: Tables, rows: DataFrame, n_rows: int, rows_per_file: int,
+                     txn: Txn) -> tuple[int, bool]:
+    """Append quarantine ``rows`` (``n_rows`` of them) to bronze.events_quarantine as
+    ceil(n_rows / rows_per_file) files of equal size, whatever the partitioning they were computed
+    in; returns (rows written, skipped: ``txn`` had committed them already)."""
+    q = tables.write(rows.repartition(max(1, -(-n_rows // rows_per_file))), BRONZE_QUARANTINE, txn=txn)
+    return (q.rows_written if q.rows_written is not None else n_rows), q.skipped
 
 
 def run_ingest(spark: SparkSession, conf: Config, tables: Tables,
@@ -303,9 +305,8 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         with timer.stage("quarantine") as counts:
             bad = quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event", S.RAW_FIELDS,
                                   batch, now, key)
-            n_bad = sum(reasons.values())
-            q = tables.write(into_files(bad, n_bad, conf.ingest.quarantine_rows_per_file), BRONZE_QUARANTINE, txn=txn)
-            quarantined = q.rows_written if q.rows_written is not None else n_bad
+            quarantined, _ = write_quarantine(tables, bad, sum(reasons.values()),
+                                              conf.ingest.quarantine_rows_per_file, txn)
             counts.update(quarantined=quarantined)
         if n_valid == 0:
             raise NothingAcceptedError(

@@ -46,7 +46,8 @@ from interest_lib.features.profiles import PROFILE_COLUMNS, build_profiles
 from interest_lib.features.sequences import build_scoring_inputs
 from interest_lib.features.windows import WINDOW, window_index_col
 from interest_lib.ingest.job import (
-    DUPLICATE, IngestAccountingError, bronze_rows, check_records, flag_duplicates, into_files, quarantine_rows,
+    DUPLICATE, IngestAccountingError, bronze_rows, check_records, flag_duplicates, quarantine_rows,
+    write_quarantine,
 )
 from interest_lib.ingest.validate import to_events
 from interest_lib.logs import get_logger
@@ -189,10 +190,8 @@ class MicroBatchProcessor:
                     report.files = {r[0]: _mtime(r[0]) for r in checked.select(S.SOURCE_FILE).distinct().collect()}
                 bad = quarantine_rows(checked.filter(F.col(S.REASON).isNotNull()), "event", S.RAW_FIELDS,
                                       ingest_batch, now, self.key)
-                n_bad = sum(report.reasons.values())
-                q = tables.write(into_files(bad, n_bad, conf.ingest.quarantine_rows_per_file), BRONZE_QUARANTINE,
-                                 txn=txn)
-                report.quarantined = q.rows_written if q.rows_written is not None else n_bad
+                report.quarantined, _ = write_quarantine(tables, bad, sum(report.reasons.values()),
+                                                         conf.ingest.quarantine_rows_per_file, txn)
                 valid = checked.filter(F.col(S.REASON).isNull()).transform(to_events)
                 existing = None
                 if base >= 0:
