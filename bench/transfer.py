@@ -3,7 +3,7 @@ target with few users, against the same model trained on those few users alone (
 
     PYTHONPATH=. python bench/transfer.py [--work /tmp/cj_transfer] [--fraction 0.1] [--seeds 3]
         [--experiments departments,generated] [--target-departments 'A,B'] [--max-epochs 8] [--reference] [--reuse]
-        [--model migration_transformer] [--boot 1000] [--set KEY=VALUE ...]
+        [--model migration_transformer] [--boot 1000] [--fine-tune full,warm,lr0.3] [--set KEY=VALUE ...]
 
 Experiments (the target is the same in both):
 
@@ -28,6 +28,14 @@ slice). Per-sample HR@10 / NDCG@10 averaged over ``--seeds`` seeds, then the fin
 target-only difference with a user-clustered paired bootstrap 95% CI. ``--reference`` adds the
 same model trained on every household's train split: what all the target's data buys over the
 few users (the size of the gap a transfer could close).
+
+``--fine-tune`` lists how the pretrained model is fine-tuned: ``full`` (the schedule a fresh model
+gets: the full learning rate, the weight average warming up), ``warm`` (as ``--warm-start``
+refines a run: ``train.warm_start_lr_scale`` of the learning rate, the starting weights validated
+first and kept unless an epoch beats them, the average at full decay), ``lrX`` (the full schedule
+at X times the learning rate). With more than one, the choice is made on the *validation* week of
+the households that are not among the few (samples no model trained or stopped on), printed as
+its own slice, never on the test week.
 """
 
 from __future__ import annotations
@@ -138,6 +146,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="migration_transformer")
     parser.add_argument("--max-epochs", type=int, default=8)
     parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--fine-tune", default="full", help="comma-separated: full, warm, lrX (see the docstring)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--households", type=int, help="only the first N households (a quick smoke run)")
     parser.add_argument("--reuse", action="store_true", help="reuse the stores an earlier run built under --work")
@@ -190,6 +199,9 @@ def main(argv=None) -> int:
     split = arr["split"]
     train_idx, val_idx = np.flatnonzero(is_few & (split == "train")), np.flatnonzero(is_few & (split == "validation"))
     slices = {"all households": np.flatnonzero(split == "test"), "the few users": np.flatnonzero(is_few & (split == "test"))}
+    variants = [v.strip() for v in args.fine_tune.split(",") if v.strip()]
+    if len(variants) > 1:  # the choice among them is made here, never on the test week
+        slices["validation, others"] = np.flatnonzero(~is_few & (split == "validation"))
     print(f"target: {len(arr['split']):,} samples, {target['sizes'].categories} categories; the few users' train "
           f"{len(train_idx):,}, validation {len(val_idx):,}; test {len(slices['all households']):,} "
           f"({len(slices['the few users']):,} of the few)", flush=True)
@@ -204,8 +216,16 @@ def main(argv=None) -> int:
         sources["generated"] = (store_inputs(t), s)
     spark.stop()
 
-    def run_fit(model, data, tr, va, seed):
-        return fit(model, task, data["arrays"], tr, va, args.max_epochs, base.train, seed=seed)
+    def run_fit(model, data, tr, va, seed, variant="full"):
+        train_conf, warm = base.train, variant == "warm"
+        if variant.startswith("lr"):
+            train_conf = dataclasses.replace(train_conf, learning_rate=train_conf.learning_rate * float(variant[2:]))
+        elif variant not in ("full", "warm"):
+            raise SystemExit(f"--fine-tune: unknown variant {variant!r} (full, warm, lrX)")
+        return fit(model, task, data["arrays"], tr, va, args.max_epochs, train_conf, seed=seed, warm=warm)
+
+    def fine_tuned(exp, variant):
+        return f"fine-tuned ({exp})" if len(variants) == 1 else f"fine-tuned ({exp}, {variant})"
 
     results = {}
     for seed in range(args.seeds):
@@ -235,10 +255,13 @@ def main(argv=None) -> int:
                 print(f"  alignment ({len(pairs)} target categories; median cosine "
                       f"{np.median([c for _, (_, c) in pairs]):.2f}); e.g. "
                       + "; ".join(f"{t} -> {s} ({c:.2f})" for t, (s, c) in pairs[::max(1, len(pairs) // 6)]), flush=True)
-            secs, n = run_fit(model, target, train_idx, val_idx, seed)
-            print(f"[fine-tuned from {exp}, seed {seed}] {n} epochs, {secs:.0f} CPU s", flush=True)
-            for sl, idx in slices.items():
-                results.setdefault((f"fine-tuned ({exp})", sl), []).append(outcomes(model, task, arr, idx))
+            start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            for variant in variants:
+                model.load_state_dict(start)
+                secs, n = run_fit(model, target, train_idx, val_idx, seed, variant)
+                print(f"[fine-tuned from {exp} ({variant}), seed {seed}] {n} epochs, {secs:.0f} CPU s", flush=True)
+                for sl, idx in slices.items():
+                    results.setdefault((fine_tuned(exp, variant), sl), []).append(outcomes(model, task, arr, idx))
 
     print(f"\nTransfer, {args.model}, target = Complete Journey departments {', '.join(target_deps)}; "
           f"{len(few)} households ({args.fraction:.0%}) train; per-sample metrics averaged over {args.seeds} seeds; "
@@ -247,7 +270,7 @@ def main(argv=None) -> int:
     for sl, idx in slices.items():
         boot = ClusterBootstrap.draw(arr["user_id"][idx], args.boot)
         own = {m: np.mean([r[m] for r in results[("target only", sl)]], axis=0) for m in ("hr@10", "ndcg@10")}
-        names = ["target only"] + [f"fine-tuned ({e})" for e in sources]
+        names = ["target only"] + [fine_tuned(e, v) for e in sources for v in variants]
         for name in names + (["all households (1 seed)"] if args.reference else []):
             vals = {m: np.mean([r[m] for r in results[(name, sl)]], axis=0) for m in ("hr@10", "ndcg@10")}
             gain = ""
@@ -256,6 +279,13 @@ def main(argv=None) -> int:
                 b = own["ndcg@10"].mean()
                 gain = f"{d / b:+.1%} [{lo / b:+.1%}, {hi / b:+.1%}]"
             print(f"{sl:<16}{name:<26}{len(idx):>8,}{vals['hr@10'].mean():>8.4f}{vals['ndcg@10'].mean():>9.4f}  {gain}")
+    if len(variants) > 1:
+        val = slices["validation, others"]
+        for e in sources:
+            score = {v: np.mean([r["ndcg@10"] for r in results[(fine_tuned(e, v), "validation, others")]], axis=0).mean()
+                     for v in variants}
+            print(f"chosen on the validation week of the other households ({len(val):,} samples), {e}: "
+                  f"{max(score, key=score.get)} (NDCG@10 " + ", ".join(f"{v} {x:.4f}" for v, x in score.items()) + ")")
     print(f"\nseconds: {time.perf_counter() - started:.0f} (target store {target_s:.0f})", flush=True)
     return 0
 
