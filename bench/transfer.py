@@ -266,7 +266,9 @@ def main(argv=None) -> int:
     print(f"\nTransfer, {args.model}, target = Complete Journey departments {', '.join(target_deps)}; "
           f"{len(few)} households ({args.fraction:.0%}) train; per-sample metrics averaged over {args.seeds} seeds; "
           "user-clustered paired bootstrap 95% CIs vs target only")
-    print(f"{'test slice':<16}{'model':<26}{'samples':>8}{'HR@10':>8}{'NDCG@10':>9}  NDCG@10 gain [95% CI]")
+    sw = max(len("test slice"), *map(len, slices)) + 2
+    mw = max(len(n) for n, _ in results) + 2
+    print(f"{'test slice':<{sw}}{'model':<{mw}}{'samples':>8}{'HR@10':>8}{'NDCG@10':>9}  NDCG@10 gain [95% CI]")
     for sl, idx in slices.items():
         boot = ClusterBootstrap.draw(arr["user_id"][idx], args.boot)
         own = {m: np.mean([r[m] for r in results[("target only", sl)]], axis=0) for m in ("hr@10", "ndcg@10")}
@@ -278,7 +280,7 @@ def main(argv=None) -> int:
                 d, lo, hi = boot.ci(vals["ndcg@10"], own["ndcg@10"])
                 b = own["ndcg@10"].mean()
                 gain = f"{d / b:+.1%} [{lo / b:+.1%}, {hi / b:+.1%}]"
-            print(f"{sl:<16}{name:<26}{len(idx):>8,}{vals['hr@10'].mean():>8.4f}{vals['ndcg@10'].mean():>9.4f}  {gain}")
+            print(f"{sl:<{sw}}{name:<{mw}}{len(idx):>8,}{vals['hr@10'].mean():>8.4f}{vals['ndcg@10'].mean():>9.4f}  {gain}")
     if len(variants) > 1:
         val = slices["validation, others"]
         for e in sources:
