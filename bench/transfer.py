@@ -135,6 +135,18 @@ def transferred(source_model, source: dict, target: dict, name: str, params, see
     return model, alignment
 
 
+def fine_tune_schedule(variant: str) -> tuple[float, bool]:
+    """(learning-rate scale, warm) of a ``--fine-tune`` entry: ``full``, ``warm`` or ``lrX``."""
+    if variant in ("full", "warm"):
+        return 1.0, variant == "warm"
+    try:
+        if variant.startswith("lr"):
+            return float(variant[2:]), False
+    except ValueError:
+        pass
+    raise SystemExit(f"--fine-tune: unknown variant {variant!r} (full, warm, lrX with X a number)")
+
+
 def main(argv=None) -> int:
     """Build the stores, train, print the transfer table with CIs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -155,6 +167,11 @@ def main(argv=None) -> int:
                              "data buys over the few users, a reference for the transfer's gain")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
+    variants = [v.strip() for v in args.fine_tune.split(",") if v.strip()]
+    if not variants:
+        raise SystemExit("--fine-tune: name at least one of full, warm, lrX")
+    for variant in variants:
+        fine_tune_schedule(variant)  # a typo stops here, before any store is built
 
     import torch
 
@@ -199,7 +216,6 @@ def main(argv=None) -> int:
     split = arr["split"]
     train_idx, val_idx = np.flatnonzero(is_few & (split == "train")), np.flatnonzero(is_few & (split == "validation"))
     slices = {"all households": np.flatnonzero(split == "test"), "the few users": np.flatnonzero(is_few & (split == "test"))}
-    variants = [v.strip() for v in args.fine_tune.split(",") if v.strip()]
     if len(variants) > 1:  # the choice among them is made here, never on the test week
         slices["validation, others"] = np.flatnonzero(~is_few & (split == "validation"))
     print(f"target: {len(arr['split']):,} samples, {target['sizes'].categories} categories; the few users' train "
@@ -217,11 +233,8 @@ def main(argv=None) -> int:
     spark.stop()
 
     def run_fit(model, data, tr, va, seed, variant="full"):
-        train_conf, warm = base.train, variant == "warm"
-        if variant.startswith("lr"):
-            train_conf = dataclasses.replace(train_conf, learning_rate=train_conf.learning_rate * float(variant[2:]))
-        elif variant not in ("full", "warm"):
-            raise SystemExit(f"--fine-tune: unknown variant {variant!r} (full, warm, lrX)")
+        lr_scale, warm = fine_tune_schedule(variant)
+        train_conf = dataclasses.replace(base.train, learning_rate=base.train.learning_rate * lr_scale)
         return fit(model, task, data["arrays"], tr, va, args.max_epochs, train_conf, seed=seed, warm=warm)
 
     def fine_tuned(exp, variant):
