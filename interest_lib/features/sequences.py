@@ -8,6 +8,11 @@ that is followed by another active window (the label window). Inputs, left-padde
 - the last ``max_windows`` window profiles up to the cut-off, each as its top-K categories and
   shares (``win_category`` / ``win_share``, ``max_windows * top_k`` long, oldest first).
 
+Events that share a timestamp (the items of one basket) are one set: among them the order is a
+hash of the event (:func:`~interest_lib.features.windows.same_time_order`), never their category or
+item names, so the label of a basket is one of its events drawn by that hash, not its
+alphabetically first category.
+
 Labels: ``next_category`` (the first event after the cut-off), ``is_switch`` (that category is
 not in the cut-off window's own categories), the label window's distribution (``next_dist_category``
 / ``next_dist_share``, top-K), and ``next_stage`` (stage of the label window's top interest).
@@ -30,7 +35,7 @@ from interest_lib.conf import Config
 from interest_lib.features.profiles import PROFILE_CATEGORIES, PROFILE_SHARES, WINDOW_CATEGORIES
 from interest_lib.features.stages import STAGE, STAGES
 from interest_lib.features.windows import (
-    INTEREST, ORIGIN, WINDOW, WINDOW_END, WINDOW_START, interest_key, window_index_of,
+    INTEREST, ORIGIN, WINDOW, WINDOW_END, WINDOW_START, interest_key, same_time_order, window_index_of,
 )
 from interest_lib.sequence_contract import FIRST_EVENT_BUCKET, INTERVAL_BUCKETS
 
@@ -94,15 +99,19 @@ def _histories(events: DataFrame, profiles: DataFrame, vocab: DataFrame, conf: C
     """What samples are cut from: (profiles with top-K ids, per-user sorted events, per-user
     sorted windows, the one-row category-key -> id map)."""
     k = conf.features.top_k
-    by_user = Window.partitionBy(S.USER_ID).orderBy(S.EVENT_TIME, S.EVENT_ID)
-    ev = events.withColumn(INTEREST, interest_key(conf.features.category_level))
+    # Events sharing a timestamp (a basket) are ordered by a hash, never by a name: see
+    # same_time_order. The interval buckets follow the same order as the arrays.
+    by_user = Window.partitionBy(S.USER_ID).orderBy(S.EVENT_TIME, "_tie")
+    ev = (events.withColumn("_tie", same_time_order())
+          .withColumn(INTEREST, interest_key(conf.features.category_level)))
     ev = _lookup(ev, vocab, "category", F.col(INTEREST), "c")
     ev = _lookup(ev, vocab, "item", F.col(S.ITEM_ID), "i")
     ev = _lookup(ev, vocab, "event_type", F.col(S.EVENT_TYPE), "t")
     ev = _lookup(ev, vocab, "text", F.col(S.TEXT), "x")
     ev = ev.withColumn("b", interval_bucket(F.unix_seconds(S.EVENT_TIME) - F.unix_seconds(F.lag(S.EVENT_TIME).over(by_user))))
     user_events = ev.groupBy(S.USER_ID).agg(
-        F.array_sort(F.collect_list(F.struct(F.col(S.EVENT_TIME).alias("ts"), "c", "i", "t", "b", "x"))).alias("_evs"))
+        F.array_sort(F.collect_list(F.struct(F.col(S.EVENT_TIME).alias("ts"), "_tie", "c", "i", "t", "b", "x")))
+        .alias("_evs"))
 
     cat_vocab = vocab.filter(F.col("kind") == "category").select(F.col("key").alias(INTEREST), "idx")
     prof = profiles.select(S.USER_ID, WINDOW, WINDOW_START, WINDOW_END, WINDOW_CATEGORIES,

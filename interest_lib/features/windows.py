@@ -74,3 +74,13 @@ def interest_key(level: int) -> Column:
     prefix = F.array_join(F.slice(parts, 1, level), "/")
     # Events whose path is missing keep the leaf id rather than vanishing from the profile.
     return F.when(F.col(S.CATEGORY_PATH).isNull(), F.col(S.CATEGORY_ID)).otherwise(prefix)
+
+
+def same_time_order() -> Column:
+    """The order among one user's events that share a timestamp (the items of one basket): a
+    hash of the user and the event id. Such events are one set, so nothing about them (their
+    category or item names, their lines' order in the file) may decide which of them comes first
+    in a sequence or becomes a label; sorting on the category key instead made the label of a
+    basket its alphabetically first category (Complete Journey: +87% NDCG@10 for a model that
+    learned the alphabet). Deterministic, so reruns build identical sequences."""
+    return F.xxhash64(F.col(S.USER_ID), F.col(S.EVENT_ID))

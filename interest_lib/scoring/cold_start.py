@@ -159,12 +159,13 @@ def cold_start_users(events, window_users, conf, as_of: dt.datetime):
     from pyspark.sql import functions as F
 
     from interest_lib import schema as S
-    from interest_lib.features.windows import interest_key, window_index_col
+    from interest_lib.features.windows import interest_key, same_time_order, window_index_col
 
     f, s = conf.features, conf.score
     past = events.filter(F.col(S.EVENT_TIME) < F.lit(as_of)).join(window_users.select(S.USER_ID), S.USER_ID, "left_anti")
     grouped = past.groupBy(S.USER_ID).agg(
-        F.array_sort(F.collect_list(F.struct(F.col(S.EVENT_TIME).alias("ts"), interest_key(f.category_level).alias("k")))).alias("_e"),
+        F.array_sort(F.collect_list(F.struct(F.col(S.EVENT_TIME).alias("ts"), same_time_order().alias("_tie"),
+                                            interest_key(f.category_level).alias("k")))).alias("_e"),
         F.max(S.EVENT_TIME).alias("_last"))
     grouped = grouped.withColumn("window", window_index_col("_last", f.step_days).cast("bigint"))
     return grouped.select(S.USER_ID, "window",

@@ -163,6 +163,35 @@ def test_sequences_are_padded_labelled_and_split_by_time(spark, conf):
     assert {s.split for s in seqs} == {"train", "validation", "test"}
 
 
+def test_events_sharing_a_timestamp_are_a_set_whatever_their_category_names(spark, conf):
+    """The items of a basket share a timestamp: which of them is the label and their order in the
+    inputs must not follow the category names. Renaming the categories so that their alphabetical
+    order reverses must give the same samples, category for category (sorting a basket by its
+    category keys made the label its alphabetically first category)."""
+    forward = ["a1", "b1", "c1", "d1"]
+    reverse = ["z9", "y9", "x9", "w9"]  # same categories, alphabetical order reversed
+
+    def samples(names):
+        rows = [(f"u{u}", at(w, 1, 10), names[j], "purchase", f"item{j}")
+                for u in range(5) for w in range(6) for j in range(4)]
+        ev = events(spark, rows)
+        prof = build_profiles(ev, conf.features)
+        vocab = build_vocab(ev, 3)
+        seqs = build_sequences(ev, prof, interest_stages(prof, conf.stages), vocab, conf, at(4, 0, 0), at(5, 0, 0))
+        key = {r.idx: r.key for r in vocab.collect() if r.kind == "category"}
+        item = {r.idx: r.key for r in vocab.collect() if r.kind == "item"}
+        return {(s.user_id, s.cutoff): (names.index(key[s.next_category]),
+                                        [item[i] for i in s.ev_item if i], [names.index(key[c]) for c in s.ev_category if c])
+                for s in seqs.collect()}
+
+    a, b = samples(forward), samples(reverse)
+    assert len(a) == 25 and a == b
+    # The label is one of the basket's events drawn by the hash, not always the same position.
+    assert len({label for label, _, _ in a.values()}) > 1
+    # Inside each basket the order is the hash's, so it differs between users.
+    assert len({tuple(items[-4:]) for _, items, _ in a.values()}) > 1
+
+
 def test_interval_buckets(spark):
     gaps = [None, 30, 200, 1000, 3600, 40000, 90000, 700000]
     df = spark.createDataFrame([(g,) for g in gaps], "g long")
