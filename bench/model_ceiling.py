@@ -136,7 +136,7 @@ def main(warehouse: str = "warehouse", store_root: str = "runs") -> None:
     conf = load_config()
     splits, num_categories, categories = load_splits(warehouse)
     k = splits["train"]["next_dist_category"].shape[1]
-    baselines = fit_baselines(splits["train"], num_categories)
+    baselines = fit_baselines(splits["train"], num_categories, splits["validation"])
     targets = {s: sparse_to_dense(splits[s]["next_dist_category"], splits[s]["next_dist_share"], num_categories)
                for s in ("validation", "test")}
     last = {s: baselines["persistence"].forecast(splits[s]) for s in ("validation", "test")}

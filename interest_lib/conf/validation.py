@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from interest_lib.conf.sections import Config
 
 #: What score.migration / score.evolution may name besides an MLflow model URI.
-SCORE_SOURCES = ("model", "popularity", "decayed_frequency", "markov", "persistence")
+SCORE_SOURCES = ("model", "popularity", "decayed_frequency", "markov", "persistence", "personal_frequency")
 #: What evaluate.targets may name: task -> (slices, metrics).
 TARGET_METRICS = {"migration": (("all", "switch"), ("hr@1", "hr@5", "hr@10", "ndcg@10", "mrr")),
                   "evolution": (("all",), ("js", "stage_acc"))}

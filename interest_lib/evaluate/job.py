@@ -213,13 +213,19 @@ def evaluate_runs(table_path: str, version: int, runs: dict[str, RunStore], devi
     from interest_lib import schema as S
 
     train = load_split(table_path, version, "train", SEQUENCE_COLUMNS)
+    validation = load_split(table_path, version, "validation", SEQUENCE_COLUMNS)
     test = load_split(table_path, version, "test", SEQUENCE_COLUMNS + [S.USER_ID])
     users = test[S.USER_ID]
-    num_categories = int(max(train["ev_category"].max(), train["win_category"].max(), train["next_category"].max(),
-                             test["ev_category"].max(), test["win_category"].max(), test["next_category"].max()))
+    num_categories = int(max(int(split[c].max()) if len(split[c]) else 0 for split in (train, validation, test)
+                             for c in ("ev_category", "win_category", "next_category")))
     target_dist = sparse_to_dense(test["next_dist_category"], test["next_dist_share"], num_categories)
     rows, outcomes = [], Outcomes()
-    for name, baseline in fit_baselines(train, num_categories).items():
+    baselines = fit_baselines(train, num_categories, validation)
+    for name, baseline in baselines.items():
+        if hasattr(baseline, "settings"):
+            n_val = len(validation["next_category"])
+            log.info("baseline %s: %s (%s)", name, baseline.settings(),
+                     f"chosen on the validation split, {n_val:,} rows" if n_val else "defaults: the validation split is empty")
         ranking = outcomes.add(name, "migration", _ranking_outcomes(baseline.next_scores(test), test), users)
         rows += _rows_for(name, "baseline", "migration", ranking, "")
         js = outcomes.add(name, "evolution", _evolution_outcomes(baseline.forecast(test), target_dist, None,

@@ -7,8 +7,8 @@ import pytest
 
 from interest_lib.evaluate.metrics import ranking_metrics, sparse_to_dense, top_k
 from interest_lib.models.baselines import (
-    BASELINES, DecayedFrequencyBaseline, MarkovBaseline, PersistenceBaseline, PopularityBaseline,
-    fit_baselines, last_event,
+    BASELINES, DecayedFrequencyBaseline, MarkovBaseline, PersistenceBaseline, PersonalFrequencyBaseline,
+    PopularityBaseline, fit_baselines, last_event,
 )
 
 pytestmark = pytest.mark.unit
@@ -56,7 +56,8 @@ def test_every_baseline_returns_well_formed_scores_and_forecasts(train):
     test = cycle_batch(7, start=1)
     test["ev_category"][0] = 0  # a row without events
     fitted = fit_baselines(train, C)
-    assert set(fitted) == set(BASELINES) == {"popularity", "decayed_frequency", "markov", "persistence"}
+    assert set(fitted) == set(BASELINES) == {"popularity", "decayed_frequency", "markov", "persistence",
+                                             "personal_frequency"}
     for name, model in fitted.items():
         assert model.name == name
         scores, fc = model.next_scores(test), model.forecast(test)
@@ -130,3 +131,48 @@ def test_fit_in_row_chunks_equals_one_pass_and_reads_only_fit_columns(monkeypatc
         np.testing.assert_allclose(chunked[name].popularity, whole[name].popularity)
     np.testing.assert_allclose(chunked["markov"].transitions, whole["markov"].transitions)
     assert whole["popularity"].popularity[0] == 0 and abs(whole["popularity"].popularity.sum() - 1) < 1e-12
+
+
+def test_personal_frequency_sums_decayed_window_profiles_plus_event_shares_plus_prior(train):
+    """Known answer: windows [(1, .5), (2, .5)] then [(3, 1.0)] (the cut-off window), decay 0.5:
+    1 and 2 get 0.25 each, 3 gets 1, normalised to 1/6, 1/6, 2/3; events [4, 4] add 0.5 x share 1
+    on 4 before renormalising; the prior adds 0.01 x popularity."""
+    row = make_batch([[4, 4]], [1], [[(1, 0.5), (2, 0.5), (0, 0.0), (3, 1.0), (0, 0.0), (0, 0.0)]])
+    b = PersonalFrequencyBaseline(window_decay=0.5, events_weight=0.0, prior=0.0).fit(train, C)
+    np.testing.assert_allclose(b.next_scores(row)[0], [0, 1 / 6, 1 / 6, 2 / 3, 0, 0, 0])
+    b.events_weight, b.prior = 0.5, 0.01
+    expected = np.array([0, 1 / 6, 1 / 6, 2 / 3, 0.5, 0, 0]) / 1.5 + 0.01 * b.popularity
+    np.testing.assert_allclose(b.next_scores(row)[0], expected)
+    # The forecast keeps the top K (= 3, the labels' width) and sums to 1.
+    forecast = b.forecast(row)[0]
+    assert (forecast > 0).sum() == K and abs(forecast.sum() - 1) < 1e-12 and forecast[3] == forecast.max()
+
+
+def test_personal_frequency_chooses_its_decay_on_validation(train):
+    """Rows whose label is the category of the *oldest* window (a staple bought every few weeks)
+    beside a cut-off window led by another category: only no decay (1.0, the grid's last value;
+    ties go to the first) ranks the staple first, so choose() must find it, and the longer memory
+    beats persistence there. Rows whose label leads the cut-off window while the older window
+    holds the runner-up: only the steepest decay keeps the leader first."""
+    windows = [(1, 1.0), (0, 0), (0, 0), (2, 0.97), (3, 0.03), (0, 0)]
+    old = make_batch([[]] * 4, [1] * 4, [windows] * 4)
+    b = PersonalFrequencyBaseline().fit(train, C).choose(old)
+    assert b.window_decay == 1.0
+    ndcg = lambda m, batch: ranking_metrics(m.next_scores(batch), batch["next_category"])["ndcg@10"]  # noqa: E731
+    assert ndcg(b, old) == 1.0 > ndcg(PersistenceBaseline().fit(train, C), old)
+    recent = make_batch([[]] * 4, [2] * 4, [[(3, 1.0), (0, 0), (0, 0), (2, 0.92), (3, 0.08), (0, 0)]] * 4)
+    chosen = PersonalFrequencyBaseline().fit(train, C).choose(recent)
+    assert chosen.window_decay == 0.8 and ndcg(chosen, recent) == 1.0
+    chosen.window_decay = 0.9
+    assert ndcg(chosen, recent) < 1.0
+    # fit_baselines chooses when given a validation split, keeps the defaults otherwise.
+    assert fit_baselines(train, C, old)["personal_frequency"].window_decay == 1.0
+    assert fit_baselines(train, C)["personal_frequency"].window_decay == PersonalFrequencyBaseline().window_decay
+
+
+def test_every_baseline_can_be_named_as_a_score_source():
+    """score.migration / score.evolution accept each baseline by name (conf validation keeps its
+    own list so that loading a configuration imports no numpy): the two lists agree."""
+    from interest_lib.conf import SCORE_SOURCES
+
+    assert set(SCORE_SOURCES) - {"model"} == set(BASELINES)
