@@ -220,7 +220,7 @@ def test_column_mappings_are_checked():
     ("privacy.dp_max_cells_per_user=0", r"key 'privacy\.dp_max_cells_per_user' is 0: must be >= 1"),
     ("score.explore_share=1.5", r"key 'score\.explore_share' is 1\.5: must be <= 1"),
     ("score.migration=lstm", r"key 'score\.migration' is 'lstm': allowed: model, popularity, decayed_frequency, "
-                             r"markov, persistence \(or an MLflow model URI"),
+                             r"markov, persistence, personal_frequency \(or an MLflow model URI"),
     ("train.grad_clip_norm=-1", r"key 'train\.grad_clip_norm' is -1\.0: must be >= 0"),
     ("train.min_delta=-0.1", r"key 'train\.min_delta' is -0\.1: must be >= 0"),
 ])
