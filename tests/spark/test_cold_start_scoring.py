@@ -25,8 +25,8 @@ def test_users_without_a_window_are_scored_from_what_they_touched(spark, tmp_con
         ("future_user", 60 * 24 * 5, "cots"),         # first event after as_of: not eligible yet
     ]
     events = spark.createDataFrame(
-        [(u, t0 + dt.timedelta(minutes=m), c, f"sport/{c}") for u, m, c in rows],
-        "user_id string, event_time timestamp, category_id string, category_path string")
+        [(f"e{i}", u, t0 + dt.timedelta(minutes=m), c, f"sport/{c}") for i, (u, m, c) in enumerate(rows)],
+        "event_id string, user_id string, event_time timestamp, category_id string, category_path string")
     window_users = spark.createDataFrame([("old_user",)], "user_id string")
     tmp_conf.score.cold_start_max_events = 2
     cold = cold_start_users(events, window_users, tmp_conf, AS_OF)
