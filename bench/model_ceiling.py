@@ -157,7 +157,7 @@ def main(warehouse: str = "warehouse", store_root: str = "runs") -> None:
         a = min(np.linspace(0.0, 1.0, 21), key=lambda w: js_divergence(
             blended_forecast(last["validation"], mixes["validation"], w, k), targets["validation"]).mean())
         row(f"{label}, a={a:.2f}", mixes["test"], blended_forecast(last["test"], mixes["test"], a, k))
-    cutoff_oracle = rows[len(baselines)]
+    cutoff_oracle, first_model = rows[len(baselines)], len(rows)
     for name, scores, forecast in model_rows(store_root, test, num_categories):
         row(name, scores, forecast)
 
@@ -180,7 +180,7 @@ def main(warehouse: str = "warehouse", store_root: str = "runs") -> None:
     print("\nshare of the cut-off oracle's headroom over the best baseline (issue 13: >= 50% on both):")
     print("| model | NDCG@10 switch | forecast JS |")
     print("|---|---:|---:|")
-    for name, _ndcg, switch, js in rows[len(baselines) + 2:]:
+    for name, _ndcg, switch, js in rows[first_model:]:
         cells = [f"{100 * headroom_share(switch, best[1], cutoff_oracle[2]):+.0f}%" if switch == switch else "–",
                  f"{100 * headroom_share(-js, -best[2], -cutoff_oracle[3]):+.0f}%" if js == js else "–"]
         print(f"| {name} | " + " | ".join(cells) + " |")

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from interest_lib.metrics import check_ids, normalise_rows, per_target_metrics, sparse_to_dense, target_ranks
+from interest_lib.metrics import check_ids, normalise_rows, per_target_metrics, sparse_to_dense, target_ranks, top_k
 
 PRIOR = 1e-6  # weight of the popularity prior that breaks ties
 #: The train columns that fitting any baseline reads (scoring with a baseline loads only these).
@@ -42,6 +42,11 @@ def category_counts(ids: np.ndarray, num_categories: int, weights: np.ndarray | 
     counts = np.bincount(flat, weights=w, minlength=n * (num_categories + 1)).reshape(n, num_categories + 1)
     counts[:, 0] = 0
     return counts.astype(np.float64)
+
+
+def label_width(train: dict[str, np.ndarray]) -> int:
+    """How many categories a label window keeps (the width of ``next_dist_category``; 5 without it)."""
+    return np.asarray(train["next_dist_category"]).shape[1] if "next_dist_category" in train else 5
 
 
 def last_event(ev_category: np.ndarray) -> np.ndarray:
@@ -153,7 +158,7 @@ class PersistenceBaseline(Baseline):
 
     def _fit(self, train):
         if self.top_k is None:
-            self.top_k = np.asarray(train["next_dist_category"]).shape[1] if "next_dist_category" in train else 5
+            self.top_k = label_width(train)
 
     def forecast(self, batch):
         """The cut-off window's category distribution."""
@@ -188,7 +193,7 @@ class PersonalFrequencyBaseline(Baseline):
 
     def _fit(self, train):
         if self.top_k is None:
-            self.top_k = np.asarray(train["next_dist_category"]).shape[1] if "next_dist_category" in train else 5
+            self.top_k = label_width(train)
 
     def settings(self) -> str:
         """The settings in use, for logs and reports."""
@@ -208,9 +213,7 @@ class PersonalFrequencyBaseline(Baseline):
 
     def forecast(self, batch):
         """The top ``top_k`` of the scores, renormalised."""
-        scores = self.next_scores(batch)
-        np.put_along_axis(scores, np.argsort(-scores, axis=1)[:, self.top_k:], 0.0, axis=1)
-        return normalise_rows(scores)
+        return sparse_to_dense(*top_k(self.next_scores(batch), self.top_k), self.num_categories)
 
     def choose(self, validation: dict[str, np.ndarray]) -> "PersonalFrequencyBaseline":
         """Set the :data:`GRID` point with the best mean NDCG@10 on ``validation`` (first wins ties)."""
