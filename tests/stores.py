@@ -7,7 +7,7 @@ copied to each test that asks for it; a test owns its copy (ingest, featurize, .
 warehouse), and a file copy of a few MB costs far less than a generate job.
 
 The key hashes the resolved ``generate`` settings, the code that generates and writes (the
-generate and storage packages, schema.py, conf.py) and the library versions that could change a
+generate and storage packages, schema.py, the conf package) and the library versions that could change a
 byte of the output. Entries live under ``$INTEREST_TEST_CACHE`` (default
 ``~/.cache/interest-evolution/test-stores``, beside the horovod wheel cache) so a later run, or CI
 on the same machine, reuses them; ``INTEREST_TEST_CACHE=off`` keeps them in the run's temp folder
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-CODE = ("interest_lib/generate", "interest_lib/storage", "interest_lib/schema.py", "interest_lib/conf.py",
+CODE = ("interest_lib/generate", "interest_lib/storage", "interest_lib/schema.py", "interest_lib/conf",
         "conf/base.yml", "conf/local.yml")
 LIBRARIES = ("numpy", "pandas", "pyarrow", "pyspark", "deltalake", "delta-spark")
 MAX_AGE_S = 14 * 24 * 3600
