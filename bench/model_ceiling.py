@@ -31,8 +31,7 @@ against the best baseline, then the trained models of the run store (the latest 
 of each task, as ``interest evaluate`` reads them) with the **share of the cut-off oracle's
 headroom** each captures: (model - best baseline) / (oracle at cut-off - best baseline), on the
 switch slice's NDCG@10 and on the forecast JS (issue 13 asks >= 50% on both), and of the
-seen-through oracle's. Numpy / pyarrow /
-torch, no Spark.
+seen-through oracle's. Numpy / pyarrow / torch, no Spark.
 """
 
 from __future__ import annotations
