@@ -178,8 +178,9 @@ def test_events_sharing_a_timestamp_are_a_set_whatever_their_category_names(spar
         prof = build_profiles(ev, conf.features)
         vocab = build_vocab(ev, 3)
         seqs = build_sequences(ev, prof, interest_stages(prof, conf.stages), vocab, conf, at(4, 0, 0), at(5, 0, 0))
-        key = {r.idx: r.key for r in vocab.collect() if r.kind == "category"}
-        item = {r.idx: r.key for r in vocab.collect() if r.kind == "item"}
+        ids = vocab.collect()
+        key = {r.idx: r.key for r in ids if r.kind == "category"}
+        item = {r.idx: r.key for r in ids if r.kind == "item"}
         return {(s.user_id, s.cutoff): (names.index(key[s.next_category]),
                                         [item[i] for i in s.ev_item if i], [names.index(key[c]) for c in s.ev_category if c])
                 for s in seqs.collect()}
