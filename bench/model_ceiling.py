@@ -52,6 +52,7 @@ from interest_lib.features.windows import ORIGIN  # noqa: E402
 from interest_lib.generate.catalogue import get_catalogue  # noqa: E402
 from interest_lib.generate.trajectories import NOISE_SHARE, draw_profile, mixture, raw_user_id  # noqa: E402
 from interest_lib.ingest.pseudonymise import pseudonymise_py, resolve_key  # noqa: E402
+from interest_lib.metrics import normalise_rows  # noqa: E402
 from interest_lib.models import SEQUENCE_COLUMNS  # noqa: E402
 from interest_lib.models.baselines import fit_baselines  # noqa: E402
 from interest_lib.storage import catalog  # noqa: E402
@@ -115,11 +116,8 @@ def seen_through_draws(mix: np.ndarray, n_events: np.ndarray, prior: np.ndarray,
     model: real histories come from the user's *earlier* mixtures, so for a user who is migrating
     they say less about the present than these draws do."""
     rng = np.random.default_rng(seed)
-    p = mix / mix.sum(axis=1, keepdims=True)
-    counts = np.stack([rng.multinomial(int(n), row) for n, row in zip(n_events, p)]).astype(np.float64)
-    est = counts + prior[None, :]
-    est[:, 0] = 0.0
-    return est / est.sum(axis=1, keepdims=True)
+    counts = np.stack([rng.multinomial(int(n), row) for n, row in zip(n_events, normalise_rows(mix))])
+    return normalise_rows(counts + prior[None, :])
 
 
 def blended_forecast(last: np.ndarray, mix: np.ndarray, a: float, k: int) -> np.ndarray:
