@@ -38,7 +38,8 @@ def card_data(tmp_path_factory, spark, generated_stores):
 
     Larger than the integration run's (600 users, 8 weeks: ~1,500 training sequences instead of
     ~200) so that 2 ranks take tens of steps per epoch and the card-vs-default comparison is not
-    dominated by a handful of SGD steps. Adaptive coalescing is off while the tables are written,
+    dominated by a handful of SGD steps; 5 items per category (380 instead of 1,900) because the
+    models see categories and the embedding UDFs need only some items to embed (10 CPU s less). Adaptive coalescing is off while the tables are written,
     so each split has several Parquet files (row groups) for Petastorm to shard. Training
     settings: 2 processes, 3 epochs, batch 32, seed 7.
     """
@@ -52,7 +53,7 @@ def card_data(tmp_path_factory, spark, generated_stores):
     settings = [
         f"storage.warehouse={root / 'warehouse'}", f"storage.raw_dir={root / 'raw'}",
         f"train.store={root / 'runs'}", "generate.users=600", "generate.days=56",
-        "generate.mean_events_per_user=100", "train.epochs=3", "train.batch_size=32",
+        "generate.mean_events_per_user=100", "generate.items_per_category=5", "train.epochs=3", "train.batch_size=32",
         "train.num_processes=2", "spark.master=local[2]", "spark.shuffle_partitions=4",
         "storage.engine=delta-rs"]
     conf = load_config(overrides=settings)
