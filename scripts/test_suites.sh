@@ -6,7 +6,7 @@
 #                 of their own: the standalone cluster, the kill tests, the stream kill and Kafka
 #                 tests, Airflow and the stream scoring, the two-writer and streaming Spark
 #                 tests; and, to even the halves' wall time, the ingest fuzzing, generator, skew,
-#                 ingest-privacy and Complete Journey Spark files), the other half of the .venv suite's time;
+#                 ingest-privacy, Complete Journey and embedding Spark files), the other half of the .venv suite's time;
 #   3. card:      .venv-card is built (or verified) by scripts/install_card_env.sh, then the card
 #                 selection ($CARD_SELECT: what differs under the card's pins) runs in it.
 #
@@ -35,7 +35,7 @@ CARD_SELECT="${CARD_SELECT:-card or card_env or (unit and not pure_python)}"
 ARGS="${ARGS:-}"
 PARALLEL="${TEST_PARALLEL:-1}"
 PROGRESS_S="${PROGRESS_S:-60}"
-SPLIT_PATHS="${TEST_SPLIT_PATHS-tests/cluster tests/integration/test_kill_boundaries.py tests/integration/test_stream_kill.py tests/integration/test_stream_kafka.py tests/integration/test_scheduling.py tests/integration/test_stream_scoring.py tests/spark/test_concurrency.py tests/spark/test_stream.py tests/spark/test_ingest_fuzz.py tests/spark/test_generate.py tests/spark/test_skew.py tests/spark/test_ingest_privacy.py tests/spark/test_complete_journey.py}"
+SPLIT_PATHS="${TEST_SPLIT_PATHS-tests/cluster tests/integration/test_kill_boundaries.py tests/integration/test_stream_kill.py tests/integration/test_stream_kafka.py tests/integration/test_scheduling.py tests/integration/test_stream_scoring.py tests/spark/test_concurrency.py tests/spark/test_stream.py tests/spark/test_ingest_fuzz.py tests/spark/test_generate.py tests/spark/test_skew.py tests/spark/test_ingest_privacy.py tests/spark/test_complete_journey.py tests/spark/test_embeddings.py}"
 [ -z "$ARGS" ] || SPLIT_PATHS=""
 IVY_BASE="${XDG_CACHE_HOME:-$HOME/.cache}/interest-evolution/ivy"
 LOG_DIR="${TEST_LOG_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/interest-tests.XXXXXX")}"
