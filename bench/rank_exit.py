@@ -45,6 +45,9 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+LABELS = {"plain": "plain exit", "helper": "helper"}
+
+
 def launch(script: str, variant: str) -> tuple[bool, bool]:
     """One torchrun launch; returns (succeeded, a rank printed the std::terminate message)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -62,11 +65,11 @@ def main() -> None:
         script = os.path.join(tmp, "rank.py")
         with open(script, "w") as fh:
             fh.write(SCRIPT)
-        counts = {v: [0, 0, 0] for v in ("plain exit", "helper")}  # launches, failed, terminate
+        counts = {v: [0, 0, 0] for v in ("plain", "helper")}  # launches, failed, terminate
         start = time.time()
         for i in range(args.launches):
             for variant in counts:  # interleaved: both see the same machine load
-                ok, terminate = launch(script, "helper" if variant == "helper" else "plain")
+                ok, terminate = launch(script, variant)
                 c = counts[variant]
                 c[0] += 1
                 c[1] += not ok
@@ -75,7 +78,7 @@ def main() -> None:
                 print(f"  {i + 1}/{args.launches} launches per variant, {time.time() - start:.0f} s", flush=True)
     print(f"{'variant':12s} {'launches':>9s} {'failed':>7s} {'terminate':>10s} {'rate':>7s}")
     for variant, (n, failed, terminate) in counts.items():
-        print(f"{variant:12s} {n:9d} {failed:7d} {terminate:10d} {failed / n:7.1%}")
+        print(f"{LABELS[variant]:12s} {n:9d} {failed:7d} {terminate:10d} {failed / n:7.1%}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 #                 of their own: the standalone cluster, the kill tests, the stream kill and Kafka
 #                 tests, Airflow and the stream scoring, the two-writer and streaming Spark
 #                 tests; and, to even the halves' wall time, the ingest fuzzing, generator, skew,
-#                 ingest-privacy, Complete Journey and embedding Spark files), the other half of the .venv suite's time;
+#                 ingest-privacy, Complete Journey and embedding Spark files), the other half of
+#                 the .venv suite's time;
 #   3. card:      .venv-card is built (or verified) by scripts/install_card_env.sh, then the card
 #                 selection ($CARD_SELECT: what differs under the card's pins) runs in it.
 #

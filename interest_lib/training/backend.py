@@ -40,17 +40,27 @@ def export_package_path() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([archive, *paths])
 
 
+#: Set by torchrun's agent in the environment of every rank it starts. Only such a process, whose
+#: script ends right after the training function returns, may end with os._exit: a process that
+#: runs the training loop itself (tests, notebooks) would lose its own exit status (pytest's
+#: "tests failed" would become 0).
+TORCHRUN_RANK_ENV = "TORCHELASTIC_RUN_ID"
+
+
 def exit_without_native_teardown() -> None:
     """End this process, once Python's own exit work is done (the rest of the script, ``atexit``
     callbacks, logging flushed), with ``os._exit`` instead of the interpreter's teardown.
 
-    Called by a torchrun rank that finished its training. On the standalone cluster a rank that
-    had already left its process group sometimes aborted while the interpreter tore down
-    ("terminate called without an active exception", SIGABRT: a native thread destroyed at exit);
-    torchrun then reported that node as failed and the other node's agent waited out its
-    300-second exit barrier before returning (seen once in ten clean-clone test runs, 2026-12-05).
-    Nothing the training wrote is lost: the exit code is 1 if an uncaught exception ended the
-    script after this call, else 0."""
+    Called by a torchrun rank that finished its training (:data:`TORCHRUN_RANK_ENV`). On the
+    standalone cluster a rank that had already left its process group sometimes aborted while the
+    interpreter tore down ("terminate called without an active exception", SIGABRT: a native
+    thread destroyed at exit); torchrun then reported that node as failed and the other node's
+    agent waited out its 300-second exit barrier before returning (seen once in ten clean-clone
+    test runs, 2026-12-05; ``bench/rank_exit.py`` reproduces it). Nothing the training wrote is
+    lost: the exit code is 1 if an uncaught exception ended the script after this call, else 0,
+    so the status of a ``sys.exit(n)`` after it is lost and a process that decides its own exit
+    status must not call it.
+    """
     import atexit
     import sys
 
@@ -244,7 +254,8 @@ class TorchDistributorBackend(Backend):
 
         if dist.is_initialized():
             dist.destroy_process_group()
-        exit_without_native_teardown()
+        if os.environ.get(TORCHRUN_RANK_ENV):
+            exit_without_native_teardown()
 
 
 def make_backend(name: str, num_processes: int, local_mode: bool, use_gpu: bool) -> Backend:

@@ -39,8 +39,9 @@ def card_data(tmp_path_factory, spark, generated_stores):
     Larger than the integration run's (600 users, 8 weeks: ~1,500 training sequences instead of
     ~200) so that 2 ranks take tens of steps per epoch and the card-vs-default comparison is not
     dominated by a handful of SGD steps; 5 items per category (380 instead of 1,900) because the
-    models see categories and the embedding UDFs need only some items to embed (10 CPU s less). Adaptive coalescing is off while the tables are written,
-    so each split has several Parquet files (row groups) for Petastorm to shard. Training
+    models see categories and the embedding UDFs need only some items to embed (10 CPU s less).
+    Adaptive coalescing is off while the tables are written, so each split has several Parquet
+    files (row groups) for Petastorm to shard. Training
     settings: 2 processes, 3 epochs, batch 32, seed 7.
     """
     from interest_lib.conf import load_config

@@ -61,3 +61,29 @@ def test_an_uncaught_exception_after_the_call_still_exits_1_with_its_traceback(t
     assert "RuntimeError: boom after the call" in proc.stderr
     assert proc.stdout == "printed after the call" and "logged after the call" in log
     assert ran["atexit"] is True
+
+
+SHUTDOWN = textwrap.dedent("""
+    import sys
+    from interest_lib.training.backend import TorchDistributorBackend
+
+    TorchDistributorBackend(1, local_mode=True, use_gpu=False).shutdown()
+    sys.exit(3)
+""")
+
+
+@pytest.mark.parametrize("rank_env, status", [(None, 3), ("a-torchrun-run", 0)])
+def test_shutdown_ends_with_os_exit_only_in_a_torchrun_rank(tmp_path, rank_env, status):
+    """Outside a torchrun rank (pytest running the loop itself, a notebook) the process keeps its
+    own exit status: pytest's "tests failed" must not become 0."""
+    import os
+
+    from interest_lib.training.backend import TORCHRUN_RANK_ENV
+
+    script = tmp_path / "shutdown.py"
+    script.write_text(SHUTDOWN)
+    env = {k: v for k, v in os.environ.items() if k != TORCHRUN_RANK_ENV}
+    if rank_env:
+        env[TORCHRUN_RANK_ENV] = rank_env
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == status, proc.stderr
