@@ -21,9 +21,10 @@ decayed shares, TIFU-KNN neighbours' shares, Markov transitions from the last ba
 co-occurrence with the user's profile, total and basket counts, days since the category's last
 purchase, its typical inter-purchase interval and their ratio (replenishment), presence in the
 last baskets, global and recent popularity; per user: baskets, gap since the last basket, basket
-size, distinct categories; the hour and weekday of the prediction. A learned category embedding
-lets the network treat categories differently (a top-up trip buys other things than a weekly
-shop).
+size, distinct categories; the hour and weekday of the prediction; and (``hour_habit``) the
+user's own share of the category in their baskets at the same part of the day. A learned
+category embedding lets the network treat categories differently (a top-up trip buys other things
+than a weekly shop).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ FEATURES = (
     "hour_sin", "hour_cos", "dow_sin", "dow_cos",
 )
 RECENT_HALF_LIFE_DAYS = 7.0
+#: with ``RankerParams.hour_habit``: the household's share of the category in its baskets of the
+#: same part of the day (before 11, 11-15, 15-19, later), day-decayed 0.995, appended last
+HOUR_HABIT = "hour_habit_share"
+HOUR_EDGES = (11, 15, 19)
 EVER = FEATURES.index("ever")
 
 
@@ -58,7 +63,9 @@ class RankerParams:
     +3.7%), with a wider network (96) and 5 epochs. A second round there (collaborative and
     department features, the repeat/explore mixture, switch weights, more replayed baskets) left
     them as they are: switch_weight trades the overall slice for the switch slice, the mixture
-    lost on switch, the rest gained nothing beyond seed noise."""
+    lost on switch, the rest gained nothing beyond seed noise. A third round added ``hour_habit``
+    (+0.9% / +0.3% NDCG@10 overall and +1.6% / +3.7% on switch over the ranker without it, seeds 0
+    and 1, both CIs above zero)."""
 
     hidden: int = 96  # width of the two hidden layers
     embedding: int = 8  # size of the learned category embedding fed to the network
@@ -73,16 +80,19 @@ class RankerParams:
     threads: int = 0  # torch threads while training (0 = torch's default; 1 is fastest for tiny data)
     switch_weight: float = 1.0  # loss weight of switch targets (1 = every target alike; see docs/event_protocol.md)
     repeat_gate: bool = False  # repeat/explore mixture: a gate P(repeat) and one head each (see _mixture)
+    hour_habit: bool = True  # one more feature: the household's share of the category at this part of the day
 
 
 class FeatureState(EventBaseline):
     """The incremental state behind :data:`FEATURES`: composed of the protocol's baselines (their
     states are reused as they are) plus per (user, category) counts and times and a global
-    basket co-occurrence matrix. ``features(users, now)`` is ``[len(users), C+1, F]``."""
+    basket co-occurrence matrix. ``features(users, now)`` is ``[len(users), C+1, F]``, with
+    ``hour_habit`` one more column last (:data:`HOUR_HABIT`)."""
 
     name = "ranker_features"
 
-    def __init__(self, tifu_k: int = 300):
+    def __init__(self, tifu_k: int = 300, hour_habit: bool = False):
+        self.hour_habit = hour_habit
         self.decayed = {"b70": DecayedState(0.7, "basket", False), "b90": DecayedState(0.9, "basket", False),
                         "b98": DecayedState(0.98, "basket", False)}
         # TIFU-KNN's own state is the per-day decayed counts (d995)
@@ -124,6 +134,11 @@ class FeatureState(EventBaseline):
         self.recent = np.bincount(category, weights=0.5 ** ((ts.max() - ts) / DAY_NS / RECENT_HALF_LIFE_DAYS),
                                   minlength=W) if len(ts) else np.zeros(W)
         self.recent_ref = int(ts.max()) if len(ts) else 0
+        if self.hour_habit:
+            self.by_hour = np.zeros((U, len(HOUR_EDGES) + 1, W))
+            self.hour_ref = np.where(np.isnan(self.last_ts), 0, np.nan_to_num(self.last_ts)).astype(np.int64)
+            age = (self.hour_ref[user] - ts) / DAY_NS
+            np.add.at(self.by_hour, (user, _hour_bucket(ts), category), 0.995 ** age)
 
     @staticmethod
     def _basket_rank_from_end(bu, bt):
@@ -156,6 +171,12 @@ class FeatureState(EventBaseline):
         self.tifu.observe(users, categories, now)
         self.markov.observe(users, categories, now)
         self.recent *= 0.5 ** ((now - self.recent_ref) / DAY_NS / RECENT_HALF_LIFE_DAYS)
+        if self.hour_habit:
+            bucket = int(_hour_bucket(np.int64(now)))
+            for u in np.unique(users):
+                self.by_hour[u] *= 0.995 ** ((now - self.hour_ref[u]) / DAY_NS)
+                np.add.at(self.by_hour[u, bucket], categories[users == u], 1.0)
+                self.hour_ref[u] = now
         self.recent_ref = now
         np.add.at(self.recent, categories, 1.0)
         for u in np.unique(users):
@@ -180,7 +201,7 @@ class FeatureState(EventBaseline):
         """``[len(users), C+1, F]`` float32 features of :data:`FEATURES` as of ``now``."""
         users = np.asarray(users)
         n, W = len(users), self.width
-        out = np.zeros((n, W, len(FEATURES)), dtype=np.float32)
+        out = np.zeros((n, W, len(FEATURES) + int(self.hour_habit)), dtype=np.float32)
         col = {name: i for i, name in enumerate(FEATURES)}
         vec = {k: s.vectors(users, now) for k, s in self.decayed.items()}
         vec["d995"] = self.tifu.state.vectors(users, now)
@@ -222,12 +243,19 @@ class FeatureState(EventBaseline):
         }
         for name, value in per_user.items():
             out[:, :, col[name]] = value[:, None]
+        if self.hour_habit:
+            out[:, :, len(FEATURES)] = np.log1p(100 * _l1(self.by_hour[users, int(_hour_bucket(np.int64(now)))]))
         seconds = now // 10**9
         hour = (seconds % 86400) / 3600.0
         dow = ((seconds // 86400) + 3) % 7  # 1970-01-01 was a Thursday: 0 = Monday
         out[:, :, col["hour_sin"]], out[:, :, col["hour_cos"]] = np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24)
         out[:, :, col["dow_sin"]], out[:, :, col["dow_cos"]] = np.sin(2 * np.pi * dow / 7), np.cos(2 * np.pi * dow / 7)
         return out
+
+
+def _hour_bucket(ts):
+    """Part of the day of nanosecond timestamps: 0 before 11:00, 1 to 15:00, 2 to 19:00, 3 later."""
+    return np.searchsorted(np.array(HOUR_EDGES), (np.asarray(ts) // 10**9 % 86400) // 3600, side="right")
 
 
 @dataclass
@@ -270,7 +298,7 @@ class LearnedRanker(EventBaseline):
     def __init__(self, params: RankerParams | None = None, log_line=print):
         self.params = params or RankerParams()
         self.log_line = log_line
-        self.state = FeatureState(tifu_k=self.params.tifu_k)
+        self.state = FeatureState(tifu_k=self.params.tifu_k, hour_habit=self.params.hour_habit)
         self.history: list[dict] = []
 
     def fit(self, log, n: int) -> "LearnedRanker":
