@@ -75,11 +75,11 @@ def record(log, params: RankerParams, cache: str):
     t1 = time_cut(log.ts[:log.upto(vcut)], params.train_quantile)
     train, val = make_targets(log, t1, end=vcut), make_targets(log, vcut, end=cut)
     os.makedirs(cache, exist_ok=True)
-    W, F = log.num_categories + 1, len(FEATURES) + int(params.hour_habit)
+    state = FeatureState(tifu_k=params.tifu_k, hour_habit=params.hour_habit)
+    W, F = log.num_categories + 1, len(state.names)
     tag = f"q{params.train_quantile}_k{params.tifu_k}_h{int(params.hour_habit)}"
     paths = {k: os.path.join(cache, f"{k}_{tag}.npy") for k in ("train", "val", "tifu")}
     if not all(os.path.exists(p) for p in paths.values()):
-        state = FeatureState(tifu_k=params.tifu_k, hour_habit=params.hour_habit)
         for key, targets, refit in (("train", train, True), ("val", val, False)):
             out = np.lib.format.open_memmap(paths[key] + ".part", mode="w+", dtype=np.float32,
                                             shape=(len(targets.basket_ts), W, F))

@@ -5,7 +5,8 @@ Journey's validation period only (nothing after the test cut is scored).
 
 For each context (``gap``: days since the household's previous basket, <1.5 / <3.5 / <7.5 / longer
 / first basket; ``dow``: Mon-Thu / Fri / Sat / Sun; ``hour``: before 11 / 11-15 / 15-19 / later)
-the household keeps a day-decayed (0.995) category count per context bucket; the score is TIFU-KNN
+the household keeps a day-decayed (0.995) category count per context bucket (``BucketedDayCounts``,
+the state of the learned ranker's ``hour_habit``); the score is TIFU-KNN
 (the protocol's validation choice) + beta x the household's shares in the bucket of the basket
 being predicted. Prints NDCG@10 overall and on the switch slice against TIFU-KNN alone.
 """
@@ -28,7 +29,8 @@ from interest_lib.evaluate.cj_events import load_complete_journey_events  # noqa
 from interest_lib.evaluate.event_benchmark import validation_cut  # noqa: E402
 from interest_lib.evaluate.event_protocol import encode_events, evaluate_model, make_targets, time_cut  # noqa: E402
 from interest_lib.metrics import per_target_metrics  # noqa: E402
-from interest_lib.models.event_baselines import DAY_NS, TifuKnn, _l1  # noqa: E402
+from interest_lib.models.event_baselines import DAY_NS, BucketedDayCounts, TifuKnn  # noqa: E402
+from interest_lib.models.event_ranker import part_of_day  # noqa: E402
 
 # TIFU-KNN as the protocol chooses it on Complete Journey's validation period (docs/event_protocol.md)
 TIFU = dict(decay=0.995, unit="day", binary=False, prior=0.2, k=300, alpha=0.9)
@@ -42,12 +44,10 @@ def context_bucket(kind: str, now, previous) -> np.ndarray:
     now, previous = np.asarray(now, dtype=np.int64), np.asarray(previous, dtype=np.int64)
     if kind == "gap":
         return np.where(previous < 0, 4, np.searchsorted(GAP_EDGES_DAYS, np.maximum(now - previous, 0) / DAY_NS))
-    seconds = now // 10**9
     if kind == "dow":
-        dow = ((seconds // 86400) + 3) % 7  # 0 = Monday
+        dow = ((now // 10**9 // 86400) + 3) % 7  # 0 = Monday
         return np.select([dow <= 3, dow == 4, dow == 5], [0, 1, 2], 3)
-    hour = (seconds % 86400) // 3600
-    return np.select([hour < 11, hour < 15, hour < 19], [0, 1, 2], 3)
+    return part_of_day(now)  # the learned ranker's hour_habit buckets
 
 
 class ContextTifu(TifuKnn):
@@ -61,8 +61,6 @@ class ContextTifu(TifuKnn):
 
     def _fit(self, user, category, ts):
         super()._fit(user, category, ts)
-        self.by_context = np.zeros((self.num_users, BUCKETS, self.width))
-        self.previous = np.full(self.num_users, -1, dtype=np.int64)
         order = np.lexsort((ts, user))
         u, t, c = user[order], ts[order], category[order]
         new_basket = np.r_[True, (u[1:] != u[:-1]) | (t[1:] != t[:-1])]
@@ -70,28 +68,20 @@ class ContextTifu(TifuKnn):
         bu, bt = u[starts], t[starts]
         same_user = np.r_[False, bu[1:] == bu[:-1]]
         bucket = context_bucket(self.kind, bt, np.where(same_user, np.r_[-1, bt[:-1]], -1))
-        np.maximum.at(self.previous, u, t)
-        age_days = (self.previous[u] - t) / DAY_NS
-        np.add.at(self.by_context, (u, bucket[np.cumsum(new_basket) - 1], c), self.decay_day ** age_days)
-
-    @property
-    def decay_day(self) -> float:
-        return self.state.decay
+        self.habit = BucketedDayCounts(self.state.decay, BUCKETS)
+        self.habit.fit(u, c, t, bucket[np.cumsum(new_basket) - 1], self.num_users, self.width)
 
     def _observe(self, users, categories, now):
         super()._observe(users, categories, now)
         for u in np.unique(users):
-            if self.previous[u] >= 0:
-                self.by_context[u] *= self.decay_day ** ((now - self.previous[u]) / DAY_NS)
-            bucket = int(context_bucket(self.kind, now, self.previous[u]))
-            np.add.at(self.by_context[u, bucket], categories[users == u], 1.0)
-            self.previous[u] = now
+            bucket = int(context_bucket(self.kind, now, self.habit.ref[u]))
+            self.habit.observe(u, categories[users == u], now, bucket)
 
     def scores(self, users, now):
         """TIFU-KNN's scores + beta x the shares of the context bucket this basket falls in."""
         users = np.asarray(users)
-        bucket = context_bucket(self.kind, np.full(len(users), now), self.previous[users])
-        return super().scores(users, now) + self.beta * _l1(self.by_context[users, bucket])
+        bucket = context_bucket(self.kind, np.full(len(users), now), self.habit.ref[users])
+        return super().scores(users, now) + self.beta * self.habit.shares(users, bucket)
 
 
 def main(argv=None) -> int:

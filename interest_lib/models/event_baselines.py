@@ -157,6 +157,34 @@ class DecayedState:
         return v
 
 
+class BucketedDayCounts:
+    """Per user, per context bucket (e.g. the part of the day of the basket), category counts
+    decayed ``decay`` per day: a household's habit per kind of trip. The bucket of each event or
+    basket is given by the caller; the shares of one bucket are what a model reads."""
+
+    def __init__(self, decay: float, buckets: int):
+        self.decay, self.buckets = decay, buckets
+
+    def fit(self, user, category, ts, bucket, num_users: int, width: int) -> None:
+        """Counts of every user from these events (``bucket`` per event), decayed to the user's last one."""
+        self.v = np.zeros((num_users, self.buckets, width))
+        self.ref = np.full(num_users, -1, dtype=np.int64)
+        np.maximum.at(self.ref, user, ts)
+        np.add.at(self.v, (user, bucket, category), self.decay ** ((self.ref[user] - ts) / DAY_NS))
+
+    def observe(self, user: int, categories, now: int, bucket: int) -> None:
+        """Decay ``user``'s counts to ``now`` and add one basket's ``categories`` in ``bucket``."""
+        if self.ref[user] >= 0:
+            self.v[user] *= self.decay ** ((now - self.ref[user]) / DAY_NS)
+        np.add.at(self.v[user, bucket], categories, 1.0)
+        self.ref[user] = now
+
+    def shares(self, users, bucket) -> np.ndarray:
+        """``[len(users), width]`` shares of the users' counts in ``bucket`` (one or one per user);
+        decay since the last basket scales a whole bucket alike, so shares need no decay to ``now``."""
+        return _l1(self.v[users, bucket])
+
+
 def _l1(v: np.ndarray) -> np.ndarray:
     total = v.sum(axis=1, keepdims=True)
     return np.divide(v, total, out=np.zeros_like(v), where=total > 0)

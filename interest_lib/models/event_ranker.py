@@ -37,7 +37,7 @@ import numpy as np
 from interest_lib.event_stream import make_targets, score_targets, time_cut
 from interest_lib.metrics import all_ranks, per_target_metrics
 from interest_lib.models.event_baselines import (
-    DAY_NS, DecayedState, EventBaseline, Markov, TifuKnn, _l1,
+    DAY_NS, BucketedDayCounts, DecayedState, EventBaseline, Markov, TifuKnn, _l1,
 )
 
 FEATURES = (
@@ -86,13 +86,14 @@ class RankerParams:
 class FeatureState(EventBaseline):
     """The incremental state behind :data:`FEATURES`: composed of the protocol's baselines (their
     states are reused as they are) plus per (user, category) counts and times and a global
-    basket co-occurrence matrix. ``features(users, now)`` is ``[len(users), C+1, F]``, with
-    ``hour_habit`` one more column last (:data:`HOUR_HABIT`)."""
+    basket co-occurrence matrix. ``features(users, now)`` is ``[len(users), C+1, F]``, its columns
+    named by ``names``: :data:`FEATURES`, and with ``hour_habit`` :data:`HOUR_HABIT` last."""
 
     name = "ranker_features"
 
     def __init__(self, tifu_k: int = 300, hour_habit: bool = False):
-        self.hour_habit = hour_habit
+        self.hour_habit = BucketedDayCounts(0.995, len(HOUR_EDGES) + 1) if hour_habit else None
+        self.names = FEATURES + ((HOUR_HABIT,) if hour_habit else ())
         self.decayed = {"b70": DecayedState(0.7, "basket", False), "b90": DecayedState(0.9, "basket", False),
                         "b98": DecayedState(0.98, "basket", False)}
         # TIFU-KNN's own state is the per-day decayed counts (d995)
@@ -135,10 +136,7 @@ class FeatureState(EventBaseline):
                                   minlength=W) if len(ts) else np.zeros(W)
         self.recent_ref = int(ts.max()) if len(ts) else 0
         if self.hour_habit:
-            self.by_hour = np.zeros((U, len(HOUR_EDGES) + 1, W))
-            self.hour_ref = np.where(np.isnan(self.last_ts), 0, np.nan_to_num(self.last_ts)).astype(np.int64)
-            age = (self.hour_ref[user] - ts) / DAY_NS
-            np.add.at(self.by_hour, (user, _hour_bucket(ts), category), 0.995 ** age)
+            self.hour_habit.fit(user, category, ts, part_of_day(ts), U, W)
 
     @staticmethod
     def _basket_rank_from_end(bu, bt):
@@ -172,11 +170,9 @@ class FeatureState(EventBaseline):
         self.markov.observe(users, categories, now)
         self.recent *= 0.5 ** ((now - self.recent_ref) / DAY_NS / RECENT_HALF_LIFE_DAYS)
         if self.hour_habit:
-            bucket = int(_hour_bucket(np.int64(now)))
+            bucket = int(part_of_day(np.int64(now)))
             for u in np.unique(users):
-                self.by_hour[u] *= 0.995 ** ((now - self.hour_ref[u]) / DAY_NS)
-                np.add.at(self.by_hour[u, bucket], categories[users == u], 1.0)
-                self.hour_ref[u] = now
+                self.hour_habit.observe(u, categories[users == u], now, bucket)
         self.recent_ref = now
         np.add.at(self.recent, categories, 1.0)
         for u in np.unique(users):
@@ -198,10 +194,10 @@ class FeatureState(EventBaseline):
             self.cooc[present, present] -= 1.0
 
     def features(self, users: np.ndarray, now: int) -> np.ndarray:
-        """``[len(users), C+1, F]`` float32 features of :data:`FEATURES` as of ``now``."""
+        """``[len(users), C+1, F]`` float32 features named by ``names`` as of ``now``."""
         users = np.asarray(users)
         n, W = len(users), self.width
-        out = np.zeros((n, W, len(FEATURES) + int(self.hour_habit)), dtype=np.float32)
+        out = np.zeros((n, W, len(self.names)), dtype=np.float32)
         col = {name: i for i, name in enumerate(FEATURES)}
         vec = {k: s.vectors(users, now) for k, s in self.decayed.items()}
         vec["d995"] = self.tifu.state.vectors(users, now)
@@ -244,7 +240,8 @@ class FeatureState(EventBaseline):
         for name, value in per_user.items():
             out[:, :, col[name]] = value[:, None]
         if self.hour_habit:
-            out[:, :, len(FEATURES)] = np.log1p(100 * _l1(self.by_hour[users, int(_hour_bucket(np.int64(now)))]))
+            shares = self.hour_habit.shares(users, int(part_of_day(np.int64(now))))
+            out[:, :, self.names.index(HOUR_HABIT)] = np.log1p(100 * shares)
         seconds = now // 10**9
         hour = (seconds % 86400) / 3600.0
         dow = ((seconds // 86400) + 3) % 7  # 1970-01-01 was a Thursday: 0 = Monday
@@ -253,7 +250,7 @@ class FeatureState(EventBaseline):
         return out
 
 
-def _hour_bucket(ts):
+def part_of_day(ts):
     """Part of the day of nanosecond timestamps: 0 before 11:00, 1 to 15:00, 2 to 19:00, 3 later."""
     return np.searchsorted(np.array(HOUR_EDGES), (np.asarray(ts) // 10**9 % 86400) // 3600, side="right")
 
