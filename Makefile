@@ -25,12 +25,13 @@ report: install
 # and temp folders; TEST_PARALLEL=0 runs them one after the other), in .venv-card (the design
 # card's pinned stack: pyspark 4.0, delta-spark 4.0.1, pyarrow 14, numpy 1.x, pandas 2.2) only what
 # differs there: tests/card (the Petastorm + Horovod path end to end: ingest -> featurize with the
-# embedding UDFs -> train on both paths -> evaluate -> score, on the card's pins), the Spark tests
-# marked card_env (storage on both engines, ingest's pyarrow reader, the features' pandas UDFs,
-# cold-start scoring) and the unit tests that use numpy / pandas / pyarrow (all but pure_python).
-# Everything else runs once, in .venv. .venv-card is layered on .venv's torch and built while
-# .venv's runs start; the horovod wheel is cached outside the repo.
-CARD_SELECT := card or card_env or (unit and not pure_python)
+# embedding UDFs -> train on both paths -> evaluate -> score, on the card's pins) and the Spark
+# and unit tests marked card_env (storage on both engines, the snapshot reader and the training
+# feed under pyarrow 14, table contracts, ingest's pyarrow reader, the features' pandas UDFs,
+# cold-start scoring, the run report's pandas frames). Everything else runs once, in .venv.
+# .venv-card is layered on .venv's torch and built while .venv's runs start; the horovod wheel is
+# cached outside the repo.
+CARD_SELECT := card or card_env
 export CARD_SELECT
 test: install
 	PY=$(PY) CARD_VENV=$(CARD_VENV) ARGS="$(ARGS)" ./scripts/test_suites.sh

@@ -32,7 +32,7 @@ PY="${PY:-.venv/bin/python}"
 CARD_VENV="${CARD_VENV:-.venv-card}"
 # The venv .venv-card is layered on (install_card_env.sh): the one the default run uses.
 export BASE_VENV="${BASE_VENV-$(dirname "$(dirname "$PY")")}"
-CARD_SELECT="${CARD_SELECT:-card or card_env or (unit and not pure_python)}"
+CARD_SELECT="${CARD_SELECT:-card or card_env}"
 ARGS="${ARGS:-}"
 PARALLEL="${TEST_PARALLEL:-1}"
 PROGRESS_S="${PROGRESS_S:-60}"

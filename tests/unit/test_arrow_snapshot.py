@@ -16,7 +16,7 @@ from interest_lib.storage.arrow_snapshot import (
     delta_rs_engine_usable, plain_type, plain_types, query, read_snapshot, snapshot_dataset,
 )
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.card_env]  # run again in .venv-card (pyarrow 14, pandas 2.2)
 
 ODD = "a b/c=d%e"  # a space, a slash, an equals sign and a percent sign: quoted in the folder name
 CITIES = (ODD, "plain", None)

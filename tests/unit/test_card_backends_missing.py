@@ -8,7 +8,7 @@ import pytest
 from interest_lib.training.backend import BackendError, make_backend
 from interest_lib.training.feed import FeedSpec, make_feed
 
-pytestmark = [pytest.mark.unit, pytest.mark.pure_python]  # not rerun in .venv-card (Makefile)
+pytestmark = pytest.mark.unit
 
 
 @pytest.mark.skipif(importlib.util.find_spec("petastorm") is not None, reason="petastorm is installed (card env)")

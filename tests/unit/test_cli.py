@@ -4,7 +4,7 @@ import pytest
 
 from interest_lib.cli import TASKS, build_parser, main
 
-pytestmark = [pytest.mark.unit, pytest.mark.pure_python]  # not rerun in .venv-card (Makefile)
+pytestmark = pytest.mark.unit
 
 
 def test_help_lists_every_job(capsys):

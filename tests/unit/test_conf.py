@@ -7,7 +7,7 @@ import yaml
 
 from interest_lib.conf import CONF_DIR, Config, ConfigError, ModelsConf, load_config, model_names, model_spec
 
-pytestmark = [pytest.mark.unit, pytest.mark.pure_python]  # not rerun in .venv-card (Makefile)
+pytestmark = pytest.mark.unit
 
 
 def _leaves(obj, prefix=""):

@@ -21,7 +21,7 @@ from interest_lib.storage.delta_rs import DeltaRsEngine
 from interest_lib.storage.delta_spark import DeltaSparkEngine
 from interest_lib.storage.engine import SchemaMismatchError
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.card_env]  # run again in .venv-card (pyarrow 14, pandas 2.2)
 
 SPARK_TYPES = {"string": T.StringType(), "bigint": T.LongType(), "double": T.DoubleType(),
                "timestamp": T.TimestampType()}

@@ -16,7 +16,7 @@ import yaml
 from interest_lib.cli import TASKS, build_parser
 from interest_lib.conf import load_config
 
-pytestmark = [pytest.mark.unit, pytest.mark.pure_python]  # not rerun in .venv-card (Makefile)
+pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "databricks.yml"

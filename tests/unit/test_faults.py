@@ -13,7 +13,7 @@ import pytest
 
 from interest_lib.storage import faults
 
-pytestmark = [pytest.mark.unit, pytest.mark.pure_python]  # not rerun in .venv-card (Makefile)
+pytestmark = pytest.mark.unit
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Three commits: a, b, a; prints each boundary it survived.

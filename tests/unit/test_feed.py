@@ -12,7 +12,7 @@ import torch
 
 from interest_lib.training.feed import DeltaArrowFeed, FeedSpec, make_feed
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.card_env]  # run again in .venv-card (pyarrow 14, pandas 2.2)
 
 SPLITS = ("train", "train", "validation", "test")  # split of row i is SPLITS[i % 4]
 APPENDS = (37, 52, 23)  # rows per commit: versions 0, 1, 2; uneven so row groups differ in size

@@ -9,7 +9,7 @@ from interest_lib.conf import IngestConf
 from interest_lib.ingest.job import default_run_id, output_settings
 from interest_lib.ingest.readers import RawInputError, file_kind, scan_input
 
-pytestmark = [pytest.mark.unit, pytest.mark.pure_python]  # not rerun in .venv-card (Makefile)
+pytestmark = pytest.mark.unit
 
 
 def test_file_kind_sees_through_compression():

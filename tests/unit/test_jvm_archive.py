@@ -6,7 +6,7 @@ import pytest
 
 from tests.jvm_archive import prune
 
-pytestmark = [pytest.mark.unit, pytest.mark.pure_python]  # not rerun in .venv-card (Makefile)
+pytestmark = pytest.mark.unit
 
 
 def test_prune_keeps_the_most_recently_used_archives(tmp_path):

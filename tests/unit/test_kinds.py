@@ -5,7 +5,7 @@ import pytest
 from tests import conftest
 from tests.kinds import KINDS, kind_problems
 
-pytestmark = [pytest.mark.unit, pytest.mark.pure_python]  # not rerun in .venv-card (Makefile)
+pytestmark = pytest.mark.unit
 
 
 class _Item:

@@ -7,7 +7,7 @@ import pytest
 
 from interest_lib.storage.locks import WriterLockTimeout, lock_file, writer_locks
 
-pytestmark = [pytest.mark.unit, pytest.mark.pure_python]  # not rerun in .venv-card (Makefile)
+pytestmark = pytest.mark.unit
 
 
 def _hold_in_thread(warehouse, names, job, release: threading.Event, held: threading.Event):

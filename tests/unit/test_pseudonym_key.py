@@ -10,7 +10,7 @@ from interest_lib.ingest.pseudonymise import (DEV_KEY, KeySourceError, MissingKe
                                               find_dbutils, resolve_key)
 from interest_lib.logs import LOGGER_NAME
 
-pytestmark = [pytest.mark.unit, pytest.mark.pure_python]  # not rerun in .venv-card (Makefile)
+pytestmark = pytest.mark.unit
 
 ENV = "INTEREST_PSEUDONYM_KEY"
 

@@ -18,7 +18,7 @@ from interest_lib.report.job import build_page, write_report, write_run_record
 from interest_lib.report.page import Section, render_page
 from interest_lib.storage.catalog import GOLD_MIGRATION_FLOWS, GOLD_MODEL_METRICS, table_path
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.card_env]  # run again in .venv-card (pyarrow 14, pandas 2.2)
 
 W1, W2 = pd.Timestamp("2026-01-05", tz="UTC"), pd.Timestamp("2026-01-12", tz="UTC")
 

@@ -16,7 +16,7 @@ from interest_lib.training.store import (
     write_latest,
 )
 
-pytestmark = [pytest.mark.unit, pytest.mark.pure_python]  # not rerun in .venv-card (Makefile)
+pytestmark = pytest.mark.unit
 
 
 def _finished_run(root, run_id: str, task: str = "migration", model: str = "migration_transformer",

@@ -13,7 +13,7 @@ from interest_lib.storage.snapshot import open_snapshot
 from interest_lib.training.feed import DeltaArrowFeed, FeedSpec
 from tests.unit.test_feed import APPENDS, COLUMNS, N, SPLITS, _build
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.card_env]  # run again in .venv-card (pyarrow 14, pandas 2.2)
 
 
 @pytest.fixture(scope="module")
