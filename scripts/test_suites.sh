@@ -83,7 +83,8 @@ card_suite() {
   ./scripts/install_card_env.sh "$CARD_VENV" || { echo "test_suites: building $CARD_VENV failed"; return 1; }
   # No class archive (tests/jvm_archive.py) here unless asked for: the card run starts one Spark
   # JVM, which the archive would save ~3 CPU s, and building it for the card's pyspark costs
-  # ~29 CPU s (80 s of the card run's wall time) on every clean clone (measured 2026-12-05).
+  # ~29 CPU s (80 s of the card run's wall time) once per machine and card pyspark build
+  # (measured 2026-12-05).
   # shellcheck disable=SC2086
   INTEREST_TEST_CDS="${INTEREST_TEST_CDS:-0}" "$CARD_VENV/bin/python" -m pytest -q -p no:cacheprovider --basetemp="$BASETEMP" -m "$CARD_SELECT" $ARGS
 }

@@ -12,9 +12,13 @@ The archive is built once per machine for each (java, pyspark) pair, by one smal
 JSON and CSV readers, joins, windows, aggregations, a pandas UDF over Arrow), under a lock, and
 published by an atomic rename; it lives beside the other test caches
 (``~/.cache/interest-evolution/jvm-cds``), where only the ``KEEP`` most recently used are
-kept (each is ~175 MB, and each checkout's venv needs its own: 45 of them filled 7.6 GB in a
-day of clean clones). The JVM checks the archive against the jars itself and
-ignores it, silently (``-Xlog:cds=off``), when they differ. ``INTEREST_TEST_CDS=0`` turns it off.
+kept (each is ~175 MB). The key leaves out where the jars are: JDK 17 maps an archive whose
+classpath moved as a whole (another checkout's venv) as long as each jar has the size and time
+it had when the archive was dumped, and uv installs pyspark by hard links from its cache, so
+every checkout of one pyspark build shares one archive (until 2026-12-05 the key held the
+venv's path, so each clean clone built its own, ~29 CPU s). The JVM checks the archive against
+the jars itself and ignores it, silently (``-Xlog:cds=off``), when they differ.
+``INTEREST_TEST_CDS=0`` turns it off.
 """
 
 
@@ -41,13 +45,16 @@ def _root() -> Path:
 
 
 def _key() -> str:
-    """The java build and pyspark's jars (names, sizes, times): what the archive was made from."""
+    """:func:`archive_key` of the installed pyspark's jars and this machine's java."""
     import pyspark
 
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
-    jars = Path(pyspark.__file__).parent / "jars"
+    return archive_key(Path(pyspark.__file__).parent / "jars", java)
+
+
+def archive_key(jars: Path, java: str) -> str:
+    """What an archive was made from: the java build and the jars (names, sizes, times), not their folder."""
     digest = hashlib.sha256(java.encode())
-    digest.update(str(jars).encode())
     for jar in sorted(jars.glob("*.jar")):
         st = jar.stat()
         digest.update(f"{jar.name}:{st.st_size}:{int(st.st_mtime)}".encode())
