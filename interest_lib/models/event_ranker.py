@@ -169,14 +169,13 @@ class FeatureState(EventBaseline):
         self.tifu.observe(users, categories, now)
         self.markov.observe(users, categories, now)
         self.recent *= 0.5 ** ((now - self.recent_ref) / DAY_NS / RECENT_HALF_LIFE_DAYS)
-        if self.hour_habit:
-            bucket = int(part_of_day(np.int64(now)))
-            for u in np.unique(users):
-                self.hour_habit.observe(u, categories[users == u], now, bucket)
         self.recent_ref = now
         np.add.at(self.recent, categories, 1.0)
+        bucket = int(part_of_day(np.int64(now))) if self.hour_habit else None
         for u in np.unique(users):
             cats = categories[users == u]
+            if self.hour_habit:
+                self.hour_habit.observe(u, cats, now, bucket)
             present = np.unique(cats)
             np.add.at(self.count[u], cats, 1.0)
             self.baskets_with[u, present] += 1.0
@@ -198,7 +197,7 @@ class FeatureState(EventBaseline):
         users = np.asarray(users)
         n, W = len(users), self.width
         out = np.zeros((n, W, len(self.names)), dtype=np.float32)
-        col = {name: i for i, name in enumerate(FEATURES)}
+        col = {name: i for i, name in enumerate(self.names)}
         vec = {k: s.vectors(users, now) for k, s in self.decayed.items()}
         vec["d995"] = self.tifu.state.vectors(users, now)
         for k in ("b70", "b90", "b98", "d995"):
@@ -241,7 +240,7 @@ class FeatureState(EventBaseline):
             out[:, :, col[name]] = value[:, None]
         if self.hour_habit:
             shares = self.hour_habit.shares(users, int(part_of_day(np.int64(now))))
-            out[:, :, self.names.index(HOUR_HABIT)] = np.log1p(100 * shares)
+            out[:, :, col[HOUR_HABIT]] = np.log1p(100 * shares)
         seconds = now // 10**9
         hour = (seconds % 86400) / 3600.0
         dow = ((seconds // 86400) + 3) % 7  # 1970-01-01 was a Thursday: 0 = Monday
