@@ -300,6 +300,7 @@ class TifuKnn(PersonalFrequency):
     ``fit`` (the cut); the user's own vector keeps growing through the period."""
 
     name = "tifu_knn"
+    BLOCK = 2048  # users whose neighbours are found at once
 
     def __init__(self, decay: float = 0.9, unit: str = "basket", binary: bool = True, k: int = 100,
                  alpha: float = 0.7, prior: float = 1e-6):
@@ -311,15 +312,20 @@ class TifuKnn(PersonalFrequency):
         now = int(ts.max()) if len(ts) else 0
         shares = _l1(self.state.vectors(np.arange(self.num_users), now))
         unit = shares / np.maximum(np.linalg.norm(shares, axis=1, keepdims=True), 1e-300)
-        sim = unit @ unit.T
-        np.fill_diagonal(sim, -np.inf)
-        sim[:, shares.sum(axis=1) == 0] = -np.inf  # users without history are nobody's neighbour
+        nobody = shares.sum(axis=1) == 0  # users without history are nobody's neighbour
         k = min(self.k, max(self.num_users - 1, 1))
-        nn = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        valid = np.isfinite(np.take_along_axis(sim, nn, axis=1))
-        weight = np.zeros_like(sim)  # row u: 1/k on u's valid neighbours; the mean is one matmul
-        np.put_along_axis(weight, nn, valid / np.maximum(valid.sum(axis=1, keepdims=True), 1), axis=1)
-        self.neighbours = weight @ shares
+        self.neighbours = np.zeros_like(shares)
+        # users in blocks: memory [block, U] instead of [U, U] (20,000 users would need 6 GB)
+        for lo in range(0, self.num_users, self.BLOCK):
+            rows = np.arange(lo, min(lo + self.BLOCK, self.num_users))
+            sim = unit[rows] @ unit.T
+            sim[np.arange(len(rows)), rows] = -np.inf
+            sim[:, nobody] = -np.inf
+            nn = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+            valid = np.isfinite(np.take_along_axis(sim, nn, axis=1))
+            weight = np.zeros_like(sim)  # row u: 1/k on u's valid neighbours; the mean is one matmul
+            np.put_along_axis(weight, nn, valid / np.maximum(valid.sum(axis=1, keepdims=True), 1), axis=1)
+            self.neighbours[rows] = weight @ shares
 
     def scores(self, users, now):
         """alpha x own shares + (1 - alpha) x neighbours' mean shares + prior x popularity share."""

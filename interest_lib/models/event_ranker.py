@@ -81,6 +81,7 @@ class RankerParams:
     switch_weight: float = 1.0  # loss weight of switch targets (1 = every target alike; see docs/event_protocol.md)
     repeat_gate: bool = False  # repeat/explore mixture: a gate P(repeat) and one head each (see _mixture)
     hour_habit: bool = True  # one more feature: the household's share of the category at this part of the day
+    max_train_gb: float = 4.0  # most memory (GiB) the replayed baskets' features may take; beyond it the latest that fit train (0: no cap)
 
 
 class FeatureState(EventBaseline):
@@ -249,6 +250,21 @@ class FeatureState(EventBaseline):
         return out
 
 
+def column_mean_std(flat: np.ndarray, block: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+    """``flat.mean(axis=0), flat.std(axis=0)`` of a 2-D float32 array, the same numbers to the
+    bit (numpy sums the rows in order, into a float32 row), computed ``block`` rows at a time:
+    ``std`` alone would allocate a temporary as large as the replayed baskets' features."""
+    n, acc = len(flat), np.zeros((1, flat.shape[1]), dtype=flat.dtype)
+    for lo in range(0, n, block):
+        acc = np.add.reduce(np.concatenate([acc, flat[lo:lo + block]]), axis=0, keepdims=True)
+    mean, acc = acc / flat.dtype.type(n), np.zeros_like(acc)
+    for lo in range(0, n, block):
+        x = flat[lo:lo + block] - mean
+        x *= x
+        acc = np.add.reduce(np.concatenate([acc, x]), axis=0, keepdims=True)
+    return mean[0], np.sqrt(acc[0] / flat.dtype.type(n))
+
+
 def part_of_day(ts):
     """Part of the day of nanosecond timestamps: 0 before 11:00, 1 to 15:00, 2 to 19:00, 3 later."""
     return np.searchsorted(np.array(HOUR_EDGES), (np.asarray(ts) // 10**9 % 86400) // 3600, side="right")
@@ -266,19 +282,22 @@ class _LogView:
 
 
 class _Recorder:
-    """Streams a period through a :class:`FeatureState`, keeping the features of every scored
-    basket (the protocol calls ``fit``, then ``scores`` / ``observe`` per timestamp)."""
+    """Streams a period through a :class:`FeatureState`, writing the features of every scored
+    basket, in the protocol's order, into one preallocated ``[baskets, C+1, F]`` array (the
+    protocol calls ``fit``, then ``scores`` / ``observe`` per timestamp)."""
 
-    def __init__(self, state: FeatureState):
-        self.state, self.features = state, []
+    def __init__(self, state: FeatureState, baskets: int, width: int):
+        self.state, self.filled = state, 0
+        self.features = np.empty((baskets, width, len(state.names)), dtype=np.float32)
 
     def fit(self, log, n):
         self.state.fit(log, n)
         return self
 
     def scores(self, users, now):
-        self.features.append(self.state.features(users, now))
-        return np.zeros((len(users), self.state.width))
+        self.features[self.filled:self.filled + len(users)] = self.state.features(users, now)
+        self.filled += len(users)
+        return np.zeros((len(users), self.features.shape[1]))
 
     def observe(self, users, categories, now):
         self.state.observe(users, categories, now)
@@ -305,13 +324,14 @@ class LearnedRanker(EventBaseline):
         self.num_users, self.num_categories, self.width = log.num_users, log.num_categories, log.num_categories + 1
         start = time.perf_counter()
         cut = int(log.ts[n - 1])
-        t1 = time_cut(log.ts[:n], p.train_quantile)
-        train = make_targets(log, t1, end=cut)
+        train = self._training_targets(log, time_cut(log.ts[:n], p.train_quantile), cut)
         if len(train.basket_ts) < 10:
             raise ValueError(f"learned_ranker: only {len(train.basket_ts)} baskets to learn from before the cut")
-        recorder = _Recorder(self.state)
+        recorder = _Recorder(self.state, len(train.basket_ts), self.width)
         score_targets(recorder, log, train)
-        X = np.concatenate(recorder.features)
+        if recorder.filled != len(train.basket_ts):  # np.empty: an unfilled row would be garbage
+            raise RuntimeError(f"learned_ranker: {recorder.filled} of {len(train.basket_ts)} baskets replayed")
+        X = recorder.features
         # target weights per basket and category: switch targets count switch_weight times, in the
         # loss and in the holdout NDCG that picks the epoch (one objective)
         Y = np.zeros((len(train.basket_ts), self.width), dtype=np.float32)
@@ -327,6 +347,26 @@ class LearnedRanker(EventBaseline):
             torch.set_num_threads(threads)
         return self
 
+    def _training_targets(self, log, t1: int, cut: int):
+        """The replayed baskets ``(t1, cut]``; where their features would take more than
+        ``max_train_gb`` (many categories or a long history), the internal cut moves later until
+        the latest baskets fit, and a line says so: memory stays bounded whatever the data set."""
+        per_basket = (log.num_categories + 1) * len(self.state.names) * 4  # float32 features of one basket
+        budget = self.params.max_train_gb
+        train = make_targets(log, t1, end=cut)
+        if not 0 < budget < float("inf"):  # 0: no cap
+            return train
+        fits = max(int(budget * 2**30 // per_basket), 10)
+        wanted = len(train.basket_ts)
+        while len(train.basket_ts) > fits:  # a later cut gives users more history: check again
+            t1 = int(train.basket_ts[-fits - 1])
+            train = make_targets(log, t1, end=cut)
+        if len(train.basket_ts) < wanted:
+            self.log_line(f"learned_ranker: the {wanted:,} baskets after the internal cut need "
+                          f"{wanted * per_basket / 2**30:.1f} GiB of features (max_train_gb "
+                          f"{self.params.max_train_gb:g}): training on the latest {len(train.basket_ts):,}")
+        return train
+
     def _train(self, X, Y, torch):
         """Train on features ``X`` ``[n, C+1, F]`` and target weights ``Y`` ``[n, C+1]`` (counts,
         switch targets weighted), keeping the epoch with the best (weighted) holdout NDCG@10."""
@@ -334,9 +374,8 @@ class LearnedRanker(EventBaseline):
         torch.manual_seed(p.seed)
         n_hold = max(int(len(X) * p.holdout), 1)
         Xtr, Ytr, Xho, Yho = X[:-n_hold], Y[:-n_hold], X[-n_hold:], Y[-n_hold:]
-        flat = Xtr.reshape(-1, X.shape[-1])
-        self.mean = torch.tensor(flat.mean(axis=0))
-        self.std = torch.tensor(flat.std(axis=0) + 1e-6)
+        mean, std = column_mean_std(Xtr.reshape(-1, X.shape[-1]))
+        self.mean, self.std = torch.tensor(mean), torch.tensor(std + 1e-6)
         self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding, p.repeat_gate)
         opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         Xtr_t, Ytr_t = torch.from_numpy(Xtr), torch.from_numpy(Ytr)

@@ -9,7 +9,7 @@ import pytest
 from interest_lib.evaluate.event_protocol import encode_events, evaluate_model, make_targets, time_cut
 from interest_lib.evaluate.metrics import metrics_from_ranks
 from interest_lib.models.event_baselines import PersonalFrequency
-from interest_lib.models.event_ranker import FEATURES, FeatureState, LearnedRanker, RankerParams
+from interest_lib.models.event_ranker import FEATURES, FeatureState, LearnedRanker, RankerParams, column_mean_std
 
 pytestmark = pytest.mark.unit
 
@@ -206,3 +206,31 @@ def test_ranker_with_hour_habit_learns_each_households_part_of_the_day():
     assert ndcg(PersonalFrequency(decay=0.9, unit="basket", binary=True), log, targets) < 0.87
     assert ndcg(ranker, log, targets) > 0.97
     assert ranker.net.mlp[0].in_features == len(FEATURES) + 1 + 4  # the habit column and the embedding
+
+
+def test_replay_larger_than_max_train_gb_trains_on_the_latest_baskets_that_fit():
+    log = encode_events(replenishment_log(n_users=12, n_days=30))
+    n = log.upto(int(log.ts[-1]))
+    lines = []
+    width = log.num_categories + 1
+    per_basket = width * (len(FEATURES) + 1) * 4  # float32 features, the hour habit included
+    fits = 100
+    ranker = LearnedRanker(RankerParams(epochs=1, batch=16, hidden=8, embedding=2, tifu_k=4, threads=1,
+                                        max_train_gb=fits * per_basket / 2**30), log_line=lines.append)
+    train = ranker._training_targets(log, time_cut(log.ts, 0.5), int(log.ts[-1]))
+    all_after = make_targets(log, time_cut(log.ts, 0.5), end=int(log.ts[-1]))
+    assert len(all_after.basket_ts) > fits >= len(train.basket_ts) > fits - 12  # one day's baskets at most cut off
+    assert train.basket_ts.min() > all_after.basket_ts.min()  # the latest: the internal cut moved later
+    assert (train.basket_ts.max() == all_after.basket_ts.max())
+    assert any("training on the latest" in line for line in lines)
+    ranker.fit(log, n)  # the capped replay trains and leaves the state at the fit point
+    assert ranker.state.n_events.sum() == n
+
+
+@pytest.mark.parametrize("rows", [1, 1000, 200_001])
+def test_column_mean_and_std_by_blocks_are_numpys_to_the_bit(rows):
+    rng = np.random.default_rng(rows)
+    flat = (rng.standard_normal((rows, 29)) * rng.uniform(0.1, 10, 29) + rng.uniform(-5, 5, 29)).astype(np.float32)
+    mean, std = column_mean_std(flat, block=4096)
+    assert mean.dtype == std.dtype == np.float32
+    assert np.array_equal(mean, flat.mean(axis=0)) and np.array_equal(std, flat.std(axis=0))
