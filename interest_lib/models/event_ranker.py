@@ -133,6 +133,7 @@ class FeatureState(EventBaseline):
         rank_from_end = self._basket_rank_from_end(bu[order], bt[order])
         np.add.at(self.last3, (bu[order], bc[order]), (2.0 / 3.0) ** rank_from_end / 3.0)
         self.cooc = self._cooccurrence(bu, bt, bc, W)
+        self.co = self._row_normalised(self.cooc)
         self.recent = np.bincount(category, weights=0.5 ** ((ts.max() - ts) / DAY_NS / RECENT_HALF_LIFE_DAYS),
                                   minlength=W) if len(ts) else np.zeros(W)
         self.recent_ref = int(ts.max()) if len(ts) else 0
@@ -164,6 +165,11 @@ class FeatureState(EventBaseline):
         np.fill_diagonal(cooc, 0.0)
         return cooc
 
+    @staticmethod
+    def _row_normalised(cooc: np.ndarray) -> np.ndarray:
+        """Each row of ``cooc`` over its sum (rows without co-occurrence stay zero)."""
+        return cooc / np.maximum(cooc.sum(axis=1, keepdims=True), 1.0)
+
     def _observe(self, users, categories, now):
         for state in self.decayed.values():
             state.observe(users, categories, now)
@@ -192,6 +198,9 @@ class FeatureState(EventBaseline):
             self.last3[u, present] += 1.0 / 3.0
             self.cooc[np.ix_(present, present)] += 1.0
             self.cooc[present, present] -= 1.0
+            # only the basket's rows changed: renormalise those (a [C+1, C+1] pass per timestamp
+            # took most of the scoring time on a catalogue of thousands of categories)
+            self.co[present] = self._row_normalised(self.cooc[present])
 
     def features(self, users: np.ndarray, now: int) -> np.ndarray:
         """``[len(users), C+1, F]`` float32 features named by ``names`` as of ``now``."""
@@ -208,8 +217,7 @@ class FeatureState(EventBaseline):
         out[:, :, col["share_d995"]] = np.log1p(100 * share995)
         out[:, :, col["tifu_neighbours"]] = np.log1p(100 * self.tifu.neighbours[users])
         out[:, :, col["markov"]] = np.log1p(100 * self.markov.scores(users, now))
-        co = self.cooc / np.maximum(self.cooc.sum(axis=1, keepdims=True), 1.0)
-        out[:, :, col["cooccurrence"]] = np.log1p(100 * (share90 @ co))
+        out[:, :, col["cooccurrence"]] = np.log1p(100 * (share90 @ self.co))
         out[:, :, col["log_count"]] = np.log1p(self.count[users])
         nbc = self.baskets_with[users]
         out[:, :, col["log_baskets_with"]] = np.log1p(nbc)

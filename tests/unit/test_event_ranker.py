@@ -234,3 +234,19 @@ def test_column_mean_and_std_by_blocks_are_numpys_to_the_bit(rows):
     mean, std = column_mean_std(flat, block=4096)
     assert mean.dtype == std.dtype == np.float32
     assert np.array_equal(mean, flat.mean(axis=0)) and np.array_equal(std, flat.std(axis=0))
+
+
+def test_cooccurrence_rows_kept_normalised_as_baskets_arrive_equal_a_full_recomputation():
+    log = encode_events(replenishment_log(n_users=8, n_days=12))
+    n = log.upto(int(log.ts[len(log) // 3]))
+    state = FeatureState(tifu_k=3).fit(log, n)
+    col = FEATURES.index("cooccurrence")
+    for i in range(n, len(log)):  # one event at a time: the same basket's rows renormalised again
+        state.observe(log.user[i:i + 1], log.category[i:i + 1], int(log.ts[i]))
+    full = state.cooc / np.maximum(state.cooc.sum(axis=1, keepdims=True), 1.0)
+    assert np.array_equal(state.co, full) and state.cooc.sum() > 0
+    now = int(log.ts[-1]) + 1
+    share90 = state.decayed["b90"].vectors(np.arange(8), now)
+    share90 = share90 / np.maximum(share90.sum(axis=1, keepdims=True), 1e-300)
+    expected = np.log1p(100 * (share90 @ full)).astype(np.float32)
+    assert np.allclose(state.features(np.arange(8), now)[:, :, col], expected, rtol=1e-6, atol=1e-7)
