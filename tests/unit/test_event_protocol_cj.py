@@ -58,3 +58,18 @@ def test_baselines_match_the_reference(cj, model, expected):
     for sl, (ndcg, hr) in expected.items():
         got = ndcg_hr(ranks, targets, sl)
         np.testing.assert_allclose(got, (ndcg, hr), atol=0.002, err_msg=f"{model.name} {sl}")
+
+
+def test_other_hierarchy_levels_keep_every_line_and_nest_in_the_categories(cj):
+    from interest_lib.evaluate.cj_events import load_complete_journey_events
+
+    log, _targets = cj
+    departments = load_complete_journey_events("department")
+    types = load_complete_journey_events("product_type")
+    assert len(departments) == len(types) == len(log)
+    assert departments["category"].nunique() == 31 and types["category"].nunique() == 3_403
+    # each product type sits under the product_category of its line: "category/type"
+    categories = load_complete_journey_events()["category"]
+    assert all(t.startswith(c + "/") for t, c in zip(types["category"], categories))
+    with pytest.raises(ValueError, match="level must be one of"):
+        load_complete_journey_events("brand")
