@@ -53,6 +53,8 @@ RECENT_HALF_LIFE_DAYS = 7.0
 HOUR_HABIT = "hour_habit_share"
 HOUR_EDGES = (11, 15, 19)
 EVER = FEATURES.index("ever")
+#: (basket, category) cells the network scores at once when it picks the epoch
+PREDICT_CELLS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -448,9 +450,12 @@ class LearnedRanker(EventBaseline):
         logits = self.net((x - self.mean) / self.std, x[..., EVER] > 0.5)
         return logits.masked_fill(torch.arange(self.width) == 0, float("-inf"))
 
-    def _predict(self, X, chunk=2048) -> np.ndarray:
+    def _predict(self, X) -> np.ndarray:
         import torch
 
+        # at most 2,048 baskets and 2^20 (basket, category) cells at once: the hidden layers of
+        # 2,048 baskets of a 2,000-category catalogue would take 5 GB
+        chunk = max(1, min(2048, PREDICT_CELLS // self.width))
         with torch.no_grad():
             return np.concatenate([self._logits(torch.from_numpy(X[i:i + chunk])).numpy()
                                    for i in range(0, len(X), chunk)]) if len(X) else np.zeros((0, self.width))
