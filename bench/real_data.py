@@ -8,7 +8,8 @@ Stages: ``import`` (``interest import-complete-journey``: the installed complete
 package -> <work>/raw), then ``interest run``'s steps in one Spark session (ingest, sessionize,
 featurize, train migration and evolution, evaluate, score; warehouse and run store under
 <work>, rebuilt each time), then ``protocol``: silver.events_sessionized (pseudonymised users,
-category_id, event_time) as an event log, baseline settings chosen on the validation period and
+category_id, event_time; read from its Delta log, as ``interest evaluate --protocol event`` does) as
+an event log, baseline settings chosen on the validation period and
 the test-period table, slices all / switch / new, each baseline's NDCG@10 difference to the
 best with its user-clustered paired bootstrap 95% CI (interest_lib.evaluate.event_benchmark).
 The pipeline's own window-protocol evaluation (models vs baselines) is printed with its report.
@@ -27,16 +28,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
 
-def pipeline_events(tables):
-    """silver.events_sessionized as the protocol's events frame (user_id, category, ts)."""
-    from interest_lib import schema as S
-    from interest_lib.storage.catalog import SILVER_EVENTS_SESSIONIZED
-
-    return (tables.read(SILVER_EVENTS_SESSIONIZED)
-            .selectExpr(f"{S.USER_ID} AS user_id", f"{S.CATEGORY_ID} AS category", f"{S.EVENT_TIME} AS ts")
-            .toPandas())
-
-
 def main(argv=None) -> int:
     """Build, run, evaluate; print the tables and the seconds per stage."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -49,8 +40,8 @@ def main(argv=None) -> int:
 
     from interest_lib.conf import load_config
     from interest_lib.datasets.complete_journey import write_complete_journey
-    from interest_lib.evaluate.event_benchmark import run_event_protocol
-    from interest_lib.evaluate.event_protocol import encode_events, format_table
+    from interest_lib.evaluate.event_benchmark import render_result, run_event_protocol, warehouse_events
+    from interest_lib.evaluate.event_protocol import encode_events
     from interest_lib.logs import setup_logging
     from interest_lib.pipeline import run_pipeline
     from interest_lib.spark import get_spark
@@ -76,18 +67,12 @@ def main(argv=None) -> int:
     seconds.update(report.seconds)
 
     start = time.perf_counter()
-    log = encode_events(pipeline_events(tables))
+    log = encode_events(warehouse_events(conf.storage.warehouse))
     spark.stop()
     print(f"\nevent-level protocol on the pipeline's events: {len(log):,} events, {log.num_users:,} users, "
           f"{log.num_categories} categories", flush=True)
     res = run_event_protocol(log, n_boot=args.boot, log_line=lambda s: print(s, flush=True))
-    t = res.targets
-    import pandas as pd
-
-    print(f"\ntest: cut {pd.Timestamp(res.cut).isoformat()}Z, {len(t):,} targets, "
-          f"{int(t.is_switch.sum()):,} switch, {int(t.is_new.sum()):,} new")
-    print("settings (chosen on validation): " + "; ".join(c.label() for c in res.chosen.values()))
-    print(format_table(res.table, res.best))
+    print("\n" + render_result(res))
     seconds["protocol"] = time.perf_counter() - start
 
     print("\nseconds per stage:")

@@ -25,31 +25,14 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-from dataclasses import fields, replace  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-import pandas as pd  # noqa: E402
-
-from interest_lib.evaluate.cj_events import LEVELS, load_complete_journey_events
-from interest_lib.evaluate.event_benchmark import run_event_protocol
-from interest_lib.evaluate.event_protocol import encode_events, format_table
-from interest_lib.models.event_ranker import LearnedRanker, RankerParams
-
-MODELS = {"learned_ranker": lambda say, params: LearnedRanker(params, log_line=say)}
-
-
-def ranker_params(text: str) -> RankerParams:
-    """RankerParams from ``key=value,...`` (types of the dataclass fields; booleans as 0/1)."""
-    types = {f.name: f.type for f in fields(RankerParams)}
-    params = RankerParams()
-    for item in filter(None, text.split(",")):
-        key, _, value = item.partition("=")
-        if key not in types:
-            raise ValueError(f"unknown ranker setting {key!r}; known: {', '.join(types)}")
-        kind = {"int": int, "float": float, "bool": lambda v: bool(int(v))}[str(types[key])]
-        params = replace(params, **{key: kind(value)})
-    return params
+from interest_lib.evaluate.cj_events import LEVELS, load_complete_journey_events  # noqa: E402
+from interest_lib.evaluate.event_benchmark import (  # noqa: E402
+    PROTOCOL_MODELS, model_factories, ranker_params, render_result, run_event_protocol,
+)
+from interest_lib.evaluate.event_protocol import encode_events  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -58,34 +41,26 @@ def main(argv=None) -> int:
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (users)")
     parser.add_argument("--quantile", type=float, default=0.8, help="time-cut quantile")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--models", default="", help="comma-separated protocol models: " + ", ".join(MODELS))
+    parser.add_argument("--models", default="", help="comma-separated protocol models: " + ", ".join(PROTOCOL_MODELS))
     parser.add_argument("--period", default="test", choices=("test", "validation"), help="period of the table")
     parser.add_argument("--ranker", default="", help="learned_ranker settings, key=value,... (RankerParams)")
     parser.add_argument("--level", default="product_category", choices=LEVELS,
                         help="hierarchy level the categories come from")
     args = parser.parse_args(argv)
+    say = lambda s: print(s, flush=True)  # noqa: E731
     try:
-        params = ranker_params(args.ranker)
+        models = model_factories(list(filter(None, args.models.split(","))), args.ranker, log_line=say)
     except ValueError as err:
         parser.error(str(err))
-    unknown = [m for m in filter(None, args.models.split(",")) if m not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
     start = time.perf_counter()
     log = encode_events(load_complete_journey_events(args.level))
     print(f"Complete Journey: {len(log):,} events, {log.num_users:,} users, {log.num_categories} categories ({args.level}) "
           f"(loaded in {time.perf_counter() - start:.1f}s)")
-    say = lambda s: print(s, flush=True)  # noqa: E731
-    models = {name: (lambda name=name: MODELS[name](say, params)) for name in filter(None, args.models.split(","))}
     if models:
-        print(f"learned_ranker: {params}")
+        print(f"learned_ranker: {ranker_params(args.ranker)}")
     res = run_event_protocol(log, quantile=args.quantile, n_boot=args.boot, seed=args.seed,
                              log_line=say, models=models, period=args.period)
-    t = res.targets
-    print(f"\n{args.period}: cut {pd.Timestamp(t.cut).isoformat()}Z, {len(t):,} targets in {len(t.basket_ts):,} baskets, "
-          f"{int(t.is_switch.sum()):,} switch, {int(t.is_new.sum()):,} new")
-    print("settings (chosen on validation): " + "; ".join(f"{c.label()}" for c in res.chosen.values()))
-    print(format_table(res.table, res.best))
+    print("\n" + render_result(res, args.period))
     print("\nseconds: " + ", ".join(f"{k} {v:.1f}" for k, v in res.seconds.items())
           + f"; total {time.perf_counter() - start:.1f}")
     return 0

@@ -139,13 +139,46 @@ class EvaluateTask(Task):
     name = "evaluate"
     help = ("compare every baseline and the newest trained models on the time-based test split "
             "(HR@K, NDCG@10, MRR overall and on the switch slice; forecast JS; stage accuracy), "
-            "write gold.model_metrics and print the comparison")
+            "write gold.model_metrics and print the comparison; --protocol event: the event-level "
+            "protocol on silver.events_sessionized instead (every event after a global time cut, "
+            "slices all / switch / new, baselines chosen on a validation period, CIs; printed only)")
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--protocol", choices=("window", "event"), default="window",
+                            help="window: the models' test split (default); event: the event-level protocol")
+        parser.add_argument("--models", default="learned_ranker",
+                            help="event protocol: models beside the baselines, comma-separated ('' = none)")
+        parser.add_argument("--ranker", default="", help="event protocol: learned_ranker settings, key=value,...")
+        parser.add_argument("--period", choices=("test", "validation"), default="test",
+                            help="event protocol: the period of the table (validation: where settings are chosen)")
+        parser.add_argument("--boot", type=int, default=1000, help="event protocol: bootstrap resamples (users)")
 
     def launch(self):
+        if getattr(self.args, "protocol", "window") == "event":
+            return self._event_protocol()
         from interest_lib.evaluate.job import run_evaluate
 
         report = run_evaluate(self.spark, self.conf, self.tables)
         print(report.render())
+        return None
+
+    def _event_protocol(self):
+        """The event-level protocol on the warehouse's events, read without Spark."""
+        from interest_lib.evaluate.event_benchmark import (
+            model_factories, render_result, run_event_protocol, warehouse_events,
+        )
+        from interest_lib.evaluate.event_protocol import encode_events
+
+        say = lambda line: print(line, flush=True)  # noqa: E731
+        try:
+            models = model_factories(list(filter(None, self.args.models.split(","))), self.args.ranker, log_line=say)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        log = encode_events(warehouse_events(self.conf.storage.warehouse))
+        say(f"event-level protocol: {len(log):,} events, {log.num_users:,} users, {log.num_categories:,} categories")
+        res = run_event_protocol(log, n_boot=self.args.boot, log_line=say, models=models, period=self.args.period)
+        print("\n" + render_result(res, self.args.period))
         return None
 
 

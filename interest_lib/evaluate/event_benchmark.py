@@ -10,14 +10,14 @@ all validation targets; the test period is only evaluated after every choice is 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from interest_lib.evaluate.event_protocol import (
-    EventLog, Targets, evaluate_model, make_targets, protocol_table, time_cut,
+    EventLog, Targets, evaluate_model, format_table, make_targets, protocol_table, time_cut,
 )
 from interest_lib.evaluate.metrics import metrics_from_ranks
 from interest_lib.models.event_baselines import FIXED, Candidate, personal_frequency_grid, tifu_grid
@@ -122,3 +122,74 @@ def run_event_protocol(log: EventLog, quantile: float = 0.8, n_boot: int = 1000,
     seconds["bootstrap"] = time.perf_counter() - start
     return ProtocolResult(cut=cut, validation_cut=vcut, validation=validation, chosen=chosen, best=best,
                           targets=targets, ranks=ranks, table=table, seconds=seconds)
+
+
+#: Protocol models beside the baselines, by name (fixed settings, chosen on a validation period).
+PROTOCOL_MODELS = ("learned_ranker",)
+
+
+def ranker_params(text: str = ""):
+    """:class:`~interest_lib.models.event_ranker.RankerParams` from ``key=value,...`` (its fields'
+    types; booleans as 0/1). Raises ValueError naming an unknown key and the known ones."""
+    from interest_lib.models.event_ranker import RankerParams
+
+    types = {f.name: f.type for f in fields(RankerParams)}
+    params = RankerParams()
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in types:
+            raise ValueError(f"unknown ranker setting {key!r}; known: {', '.join(types)}")
+        kind = {"int": int, "float": float, "bool": lambda v: bool(int(v))}[str(types[key])]
+        params = replace(params, **{key: kind(value)})
+    return params
+
+
+def model_factories(names: Sequence[str], ranker: str = "",
+                    log_line: Callable[[str], None] = print) -> dict[str, Callable[[], object]]:
+    """name -> factory of a fresh protocol model, for :func:`run_event_protocol`'s ``models``
+    (``ranker``: the learned ranker's settings, see :func:`ranker_params`). Raises ValueError
+    naming an unknown model or setting."""
+    unknown = [n for n in names if n not in PROTOCOL_MODELS]
+    if unknown:
+        raise ValueError(f"unknown protocol model(s) {', '.join(unknown)}; known: {', '.join(PROTOCOL_MODELS)}")
+    params = ranker_params(ranker)
+
+    def learned_ranker():
+        from interest_lib.models.event_ranker import LearnedRanker
+
+        return LearnedRanker(params, log_line=log_line)
+
+    return {name: learned_ranker for name in names}
+
+
+def warehouse_events(warehouse: str) -> pd.DataFrame:
+    """silver.events_sessionized of ``warehouse`` as the protocol's events frame (``user_id``,
+    ``category``, ``ts`` naive UTC), read from its Delta log without Spark. Raises
+    :class:`~interest_lib.errors.InputError` when the table is missing or empty."""
+    from interest_lib import schema as S
+    from interest_lib.errors import InputError
+    from interest_lib.storage.arrow_snapshot import read_snapshot
+    from interest_lib.storage.catalog import SILVER_EVENTS_SESSIONIZED, table_path
+
+    path = table_path(warehouse, SILVER_EVENTS_SESSIONIZED)
+    try:
+        table = read_snapshot(path, columns=[S.USER_ID, S.CATEGORY_ID, S.EVENT_TIME])
+    except Exception as exc:  # no Delta log there (or unreadable): say which table and what to run
+        raise InputError(f"{SILVER_EVENTS_SESSIONIZED} cannot be read at {path} ({type(exc).__name__}: {exc}); "
+                         "run `interest ingest` and `interest sessionize` first") from exc
+    if table.num_rows == 0:
+        raise InputError(f"{SILVER_EVENTS_SESSIONIZED} at {path} has no rows: nothing to evaluate")
+    frame = table.to_pandas()
+    return pd.DataFrame({"user_id": frame[S.USER_ID], "category": frame[S.CATEGORY_ID],
+                         "ts": pd.to_datetime(frame[S.EVENT_TIME], utc=True).dt.tz_convert(None)})
+
+
+def render_result(res: ProtocolResult, period: str = "test") -> str:
+    """The period's header (cut, targets, slices), the chosen baseline settings and the table."""
+    t = res.targets
+    return "\n".join([
+        f"{period}: cut {pd.Timestamp(t.cut).isoformat()}Z, {len(t):,} targets in {len(t.basket_ts):,} baskets, "
+        f"{int(t.is_switch.sum()):,} switch, {int(t.is_new.sum()):,} new",
+        "settings (chosen on validation): " + "; ".join(c.label() for c in res.chosen.values()),
+        format_table(res.table, res.best),
+    ])
