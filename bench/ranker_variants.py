@@ -29,12 +29,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from interest_lib.evaluate.cj_events import load_complete_journey_events  # noqa: E402
-from interest_lib.evaluate.event_benchmark import validation_cut  # noqa: E402
+from interest_lib.evaluate.event_benchmark import ranker_params, validation_cut  # noqa: E402
 from interest_lib.evaluate.event_protocol import (  # noqa: E402
     ClusterBootstrap, encode_events, evaluate_model, make_targets, target_ranks_of, time_cut,
 )
@@ -139,7 +138,7 @@ def with_extra(X, sims: dict[str, np.ndarray], chunk: int = 4096) -> np.ndarray:
 
 def parse_variant(text: str):
     label, _, spec = text.partition(":")
-    params, extra, insample = RankerParams(), [], False
+    extra, insample, settings = [], False, []
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition("=")
         if key == "extra":
@@ -147,9 +146,8 @@ def parse_variant(text: str):
         elif key == "insample":
             insample = bool(int(value))
         else:
-            kind = type(getattr(params, key))
-            params = replace(params, **{key: bool(int(value)) if kind is bool else kind(value)})
-    return label, params, extra, insample
+            settings.append(item)
+    return label, ranker_params(",".join(settings)), extra, insample
 
 
 def main(argv=None) -> int:

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     from interest_lib.storage import Tables
 
     try:
-        models = model_factories(list(filter(None, args.models.split(","))), log_line=lambda s: print(s, flush=True))
+        models = model_factories(args.models, log_line=lambda s: print(s, flush=True))
     except ValueError as err:
         parser.error(str(err))
 

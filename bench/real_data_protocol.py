@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     say = lambda s: print(s, flush=True)  # noqa: E731
     try:
-        models = model_factories(list(filter(None, args.models.split(","))), args.ranker, log_line=say)
+        models = model_factories(args.models, args.ranker, log_line=say)
     except ValueError as err:
         parser.error(str(err))
     start = time.perf_counter()

@@ -172,7 +172,7 @@ class EvaluateTask(Task):
 
         say = lambda line: print(line, flush=True)  # noqa: E731
         try:
-            models = model_factories(list(filter(None, self.args.models.split(","))), self.args.ranker, log_line=say)
+            models = model_factories(self.args.models, self.args.ranker, log_line=say)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         log = encode_events(warehouse_events(self.conf.storage.warehouse))

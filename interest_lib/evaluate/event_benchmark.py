@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields, replace
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -144,11 +144,12 @@ def ranker_params(text: str = ""):
     return params
 
 
-def model_factories(names: Sequence[str], ranker: str = "",
+def model_factories(models: str, ranker: str = "",
                     log_line: Callable[[str], None] = print) -> dict[str, Callable[[], object]]:
-    """name -> factory of a fresh protocol model, for :func:`run_event_protocol`'s ``models``
-    (``ranker``: the learned ranker's settings, see :func:`ranker_params`). Raises ValueError
-    naming an unknown model or setting."""
+    """name -> factory of a fresh protocol model for each of the comma-separated ``models`` (""
+    = none), for :func:`run_event_protocol`'s ``models`` (``ranker``: the learned ranker's
+    settings, see :func:`ranker_params`). Raises ValueError naming an unknown model or setting."""
+    names = list(filter(None, models.split(",")))
     unknown = [n for n in names if n not in PROTOCOL_MODELS]
     if unknown:
         raise ValueError(f"unknown protocol model(s) {', '.join(unknown)}; known: {', '.join(PROTOCOL_MODELS)}")

@@ -200,9 +200,10 @@ class FeatureState(EventBaseline):
             self.last3[u, present] += 1.0 / 3.0
             self.cooc[np.ix_(present, present)] += 1.0
             self.cooc[present, present] -= 1.0
-            # only the basket's rows changed: renormalise those (a [C+1, C+1] pass per timestamp
-            # took most of the scoring time on a catalogue of thousands of categories)
-            self.co[present] = self._row_normalised(self.cooc[present])
+        # only the baskets' rows changed: renormalise those (a [C+1, C+1] pass per timestamp took
+        # most of the scoring time on a catalogue of thousands of categories)
+        touched = np.unique(categories)
+        self.co[touched] = self._row_normalised(self.cooc[touched])
 
     def features(self, users: np.ndarray, now: int) -> np.ndarray:
         """``[len(users), C+1, F]`` float32 features named by ``names`` as of ``now``."""
