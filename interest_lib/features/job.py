@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
-from pyspark.sql import DataFrame, SparkSession, functions as F
+from pyspark.sql import Column, DataFrame, SparkSession, functions as F
 from pyspark.storagelevel import StorageLevel
 
 from interest_lib import schema as S
@@ -64,21 +64,42 @@ class FeaturizeReport:
     detection: Optional[DetectionQuality] = None
 
 
-def data_problems(events: DataFrame, items: Optional[DataFrame], text_limit: int) -> dict:
-    """Counts of the input problems featurize handles explicitly (none of them is dropped)."""
-    per_user = events.groupBy(S.USER_ID).count()
-    counts = {
-        "users_with_one_event": per_user.filter("count = 1").count(),
-        "empty_texts": events.filter(F.col(S.EVENT_TYPE).isin("search", "review")
-                                     & (F.col(S.TEXT).isNull() | (F.trim(S.TEXT) == ""))).count(),
-        "long_texts": events.filter(F.length(S.TEXT) > text_limit).count(),
+def input_summary(events: DataFrame, items: Optional[DataFrame], text_limit: int) -> dict:
+    """One pass over ``events``: ``events``, ``users``, ``last_event`` (the latest event time) and
+    the counts of the input problems featurize handles explicitly (none of them is dropped):
+    ``users_with_one_event``, ``empty_texts`` (a search or review without text), ``long_texts``
+    (longer than ``text_limit`` characters), and with ``items`` ``events_item_not_in_catalogue``
+    (events with an item id the catalogue lacks) and ``events_category_not_in_catalogue``
+    (events whose category no catalogue item has).
+
+    One query (per-user counts, then their sums) instead of one per count: each count used to be
+    a scan of the events of its own.
+    """
+    flagged = events
+    if items is not None:
+        # distinct keys: a join must not multiply events
+        flagged = (flagged
+                   .join(items.select(S.ITEM_ID).distinct().withColumn("_item_known", F.lit(1)), S.ITEM_ID, "left")
+                   .join(items.select(S.CATEGORY_ID).distinct().withColumn("_category_known", F.lit(1)),
+                         S.CATEGORY_ID, "left"))
+
+    def flag(condition: Column) -> Column:
+        return F.sum(F.when(condition, 1).otherwise(0))
+
+    sums = {
+        "empty_texts": flag(F.col(S.EVENT_TYPE).isin("search", "review")
+                            & (F.col(S.TEXT).isNull() | (F.trim(S.TEXT) == ""))),
+        "long_texts": flag(F.length(S.TEXT) > text_limit),
     }
     if items is not None:
-        ev_items = events.filter(F.col(S.ITEM_ID).isNotNull())
-        counts["events_item_not_in_catalogue"] = ev_items.join(items.select(S.ITEM_ID), S.ITEM_ID, "left_anti").count()
-        counts["events_category_not_in_catalogue"] = events.join(
-            items.select(S.CATEGORY_ID).distinct(), S.CATEGORY_ID, "left_anti").count()
-    return counts
+        sums["events_item_not_in_catalogue"] = flag(F.col(S.ITEM_ID).isNotNull() & F.col("_item_known").isNull())
+        sums["events_category_not_in_catalogue"] = flag(F.col("_category_known").isNull())
+    per_user = flagged.groupBy(S.USER_ID).agg(F.count(F.lit(1)).alias("_n"), F.max(S.EVENT_TIME).alias("_last"),
+                                              *[v.alias(k) for k, v in sums.items()])
+    row = per_user.agg(F.sum("_n").alias("events"), F.count(F.lit(1)).alias("users"),
+                       F.max("_last").alias("last_event"), flag(F.col("_n") == 1).alias("users_with_one_event"),
+                       *[F.sum(k).alias(k) for k in sums]).first().asDict()
+    return {k: (v if k == "last_event" else int(v or 0)) for k, v in row.items()}
 
 
 def planted_windows(tables: Tables, conf: Config) -> Optional[DataFrame]:
@@ -196,14 +217,14 @@ def run_featurize(spark: SparkSession, conf: Config, tables: Tables, embed: bool
     profiles = None
     try:
         with timer.stage("checks") as c:
-            report.events, report.users, last_event = events.agg(
-                F.count(F.lit(1)), F.countDistinct(S.USER_ID), F.max(S.EVENT_TIME)).first()
+            from interest_lib.features.embeddings import text_char_limit
+
+            summary = input_summary(events, items, text_char_limit(conf.embeddings))
+            report.events, report.users, last_event = (summary.pop(k) for k in ("events", "users", "last_event"))
             if report.events == 0:
                 raise EmptyInputError(f"{SILVER_EVENTS_SESSIONIZED} holds no events: nothing to "
                                       "featurize (run ingest and sessionize on data first)")
-            from interest_lib.features.embeddings import text_char_limit
-
-            report.problems = data_problems(events, items, text_char_limit(conf.embeddings))
+            report.problems = summary
             c.update(events=report.events, users=report.users, **report.problems)
         if embed and items is not None:
             from interest_lib.features.embeddings import run_item_embeddings, run_text_embeddings

@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 
 from interest_lib import schema as S
 from interest_lib.conf import load_config
+from interest_lib.features.job import input_summary
 from interest_lib.features.migrations import detect_migrations, evaluate_detection, migration_flows
 from interest_lib.features.profiles import build_profiles, decay_horizon
 from interest_lib.features.sequences import build_sequences, build_vocab, interval_bucket
@@ -200,6 +201,25 @@ def test_interval_buckets(spark):
     # The models read the same buckets through the Python twin (session starts: 30 minutes+).
     assert [interval_bucket_of(g) for g in gaps[1:]] == [2, 3, 4, 5, 6, 7, 8]
     assert interval_bucket_of(1799) == 4 and interval_bucket_of(1800) == 5
+
+
+def test_input_summary_counts_every_problem_in_one_pass(spark):
+    rows = [("a", at(0), "c1", "view", "i_c1"), ("a", at(0, 1), "c1", "search", None, None),
+            ("a", at(0, 2), "c2", "review", "i_unknown", "   "),
+            ("b", at(1), "c9", "view", "i_c9"),
+            ("c", at(1, 1), "c1", "search", None, "x" * 30), ("c", at(2), "c1", "purchase", "i_gone")]
+    # i_c1 twice in the catalogue: a duplicate key must not count an event twice
+    items = spark.createDataFrame([("i_c1", "c1"), ("i_c1", "c1"), ("i_c1b", "c1"), ("i_c2", "c2")],
+                                  "item_id string, category_id string")
+    got = input_summary(events(spark, rows), items, text_limit=20)
+    assert got == {"events": 6, "users": 3, "last_event": at(2), "users_with_one_event": 1,
+                   "empty_texts": 2, "long_texts": 1,
+                   "events_item_not_in_catalogue": 3,       # i_unknown, i_c9, i_gone (searches have no item)
+                   "events_category_not_in_catalogue": 1}   # c9
+    without_items = input_summary(events(spark, rows), None, text_limit=40)
+    assert without_items["long_texts"] == 0 and "events_item_not_in_catalogue" not in without_items
+    empty = input_summary(events(spark, []), items, text_limit=20)
+    assert empty["events"] == 0 and empty["users"] == 0 and empty["last_event"] is None
 
 
 def test_detection_quality_known_answer(spark):
