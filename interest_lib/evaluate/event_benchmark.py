@@ -20,7 +20,9 @@ from interest_lib.evaluate.event_protocol import (
     EventLog, Targets, evaluate_model, format_table, make_targets, protocol_table, time_cut,
 )
 from interest_lib.evaluate.metrics import metrics_from_ranks
-from interest_lib.models.event_baselines import FIXED, Candidate, personal_frequency_grid, tifu_grid
+from interest_lib.models.event_baselines import (
+    FIXED, Candidate, NeighbourCache, personal_frequency_grid, tifu_grid,
+)
 
 SELECT_METRIC = "ndcg@10"
 PRIORS = (0.01, 0.05, 0.2, 0.5, 1.0)  # repeat/explore weights tried on the chosen personal frequency
@@ -46,9 +48,9 @@ def validation_cut(log: EventLog, cut: int, quantile: float = 0.8) -> int:
     return time_cut(log.ts[:log.upto(cut)], quantile)
 
 
-def _score(candidate: Candidate, log: EventLog, targets: Targets) -> tuple[np.ndarray, dict, float]:
+def _score(candidate: Candidate, log: EventLog, targets: Targets, **build) -> tuple[np.ndarray, dict, float]:
     start = time.perf_counter()
-    ranks = evaluate_model(candidate.build(), log, targets)
+    ranks = evaluate_model(candidate.build(**build), log, targets)
     return ranks, metrics_from_ranks(ranks, (10,)), time.perf_counter() - start
 
 
@@ -59,8 +61,8 @@ def choose_baselines(log: EventLog, targets: Targets, log_line: Callable[[str], 
     best baseline name)."""
     rows, chosen, best_value = [], {}, {}
 
-    def trial(name: str, candidate: Candidate) -> float:
-        _, m, secs = _score(candidate, log, targets)
+    def trial(name: str, candidate: Candidate, **build) -> float:
+        _, m, secs = _score(candidate, log, targets, **build)
         rows.append({"baseline": name, "setting": candidate.label(), "ndcg@10": m["ndcg@10"],
                      "hr@10": m["hr@10"], "seconds": round(secs, 1)})
         log_line(f"  validation {candidate.label():<80} ndcg@10 {m['ndcg@10']:.5f}  ({secs:.1f}s)")
@@ -76,8 +78,9 @@ def choose_baselines(log: EventLog, targets: Targets, log_line: Callable[[str], 
     for prior in PRIORS:
         trial("personal_frequency", Candidate("personal_frequency", {**own, "prior": prior}))
     own = dict(chosen["personal_frequency"].params)
+    cache = NeighbourCache()  # the alphas of one k share its neighbours
     for candidate in tifu_grid(own):
-        trial("tifu_knn", candidate)
+        trial("tifu_knn", candidate, cache=cache)
     best = max(best_value, key=best_value.get)
     return pd.DataFrame(rows), chosen, best
 

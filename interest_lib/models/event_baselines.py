@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import product
-from typing import ClassVar
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 
@@ -293,28 +293,59 @@ class Markov(EventBaseline):
         return out + self.prior * self.share()
 
 
+class NeighbourCache:
+    """The last neighbour means a :class:`TifuKnn` fit computed, for fits that differ only in
+    ``alpha`` or ``prior`` (the validation grid tries several alphas per ``k``): neighbours depend
+    on the history and on ``decay``, ``unit``, ``binary`` and ``k`` alone, and finding them is the
+    cost of a fit (``O(users^2 x categories)``). One entry; the key holds a fingerprint of the
+    history, so a cache outliving its log cannot serve another's neighbours."""
+
+    def __init__(self):
+        self.key, self.value = None, None
+
+    def get(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """The cached means for ``key``, else ``compute()`` (then cached)."""
+        if self.key != key:
+            self.key, self.value = None, None  # free the old means before computing new ones
+            self.value = compute()
+            self.key = key
+        return self.value
+
+
 class TifuKnn(PersonalFrequency):
     """TIFU-KNN in spirit: ``alpha`` x the user's decayed category shares + ``(1 - alpha)`` x the
     mean shares of the ``k`` most similar users (cosine of the share vectors), + ``prior`` x
     popularity share. Neighbours and their vectors are computed once, from the history at
-    ``fit`` (the cut); the user's own vector keeps growing through the period."""
+    ``fit`` (the cut); the user's own vector keeps growing through the period. ``cache``: a
+    :class:`NeighbourCache` shared by fits on the same history (not a setting: results are the
+    same with or without)."""
 
     name = "tifu_knn"
     BLOCK = 2048  # users whose neighbours are found at once
+    GATHER = 16  # users whose neighbours' shares are gathered at once ([GATHER, k, C+1] floats)
 
     def __init__(self, decay: float = 0.9, unit: str = "basket", binary: bool = True, k: int = 100,
-                 alpha: float = 0.7, prior: float = 1e-6):
+                 alpha: float = 0.7, prior: float = 1e-6, cache: Optional[NeighbourCache] = None):
         super().__init__(decay, unit, binary, prior)
-        self.k, self.alpha = k, alpha
+        self.k, self.alpha, self.cache = k, alpha, cache
 
     def _fit(self, user, category, ts):
         super()._fit(user, category, ts)
         now = int(ts.max()) if len(ts) else 0
         shares = _l1(self.state.vectors(np.arange(self.num_users), now))
+        if self.cache is None:
+            self.neighbours = self._neighbour_means(shares)
+            return
+        history = (len(ts), int(user.sum()), int(category.sum()), int(ts.sum()), now, self.num_users, self.width)
+        key = (history, self.state.decay, self.state.unit, self.state.binary, self.k)
+        self.neighbours = self.cache.get(key, lambda: self._neighbour_means(shares))
+
+    def _neighbour_means(self, shares: np.ndarray) -> np.ndarray:
+        """``[U, C+1]``: each user's mean of its ``k`` nearest users' shares (zeros without any)."""
         unit = shares / np.maximum(np.linalg.norm(shares, axis=1, keepdims=True), 1e-300)
         nobody = shares.sum(axis=1) == 0  # users without history are nobody's neighbour
         k = min(self.k, max(self.num_users - 1, 1))
-        self.neighbours = np.zeros_like(shares)
+        means = np.zeros_like(shares)
         # users in blocks: memory [block, U] instead of [U, U] (20,000 users would need 6 GB)
         for lo in range(0, self.num_users, self.BLOCK):
             rows = np.arange(lo, min(lo + self.BLOCK, self.num_users))
@@ -323,9 +354,13 @@ class TifuKnn(PersonalFrequency):
             sim[:, nobody] = -np.inf
             nn = np.argpartition(-sim, k - 1, axis=1)[:, :k]
             valid = np.isfinite(np.take_along_axis(sim, nn, axis=1))
-            weight = np.zeros_like(sim)  # row u: 1/k on u's valid neighbours; the mean is one matmul
-            np.put_along_axis(weight, nn, valid / np.maximum(valid.sum(axis=1, keepdims=True), 1), axis=1)
-            self.neighbours[rows] = weight @ shares
+            weight = valid / np.maximum(valid.sum(axis=1, keepdims=True), 1)
+            # the mean over the k gathered rows, not a [block, U] x [U, C+1] product that is all
+            # but k zeros per row: that product cost as much as finding the neighbours
+            for g in range(0, len(rows), self.GATHER):
+                part = slice(g, g + self.GATHER)
+                means[rows[part]] = np.einsum("rk,rkc->rc", weight[part], shares[nn[part]])
+        return means
 
     def scores(self, users, now):
         """alpha x own shares + (1 - alpha) x neighbours' mean shares + prior x popularity share."""
@@ -340,9 +375,10 @@ class Candidate:
     family: str
     params: dict
 
-    def build(self) -> EventBaseline:
-        """A fresh (unfitted) baseline with these settings."""
-        return FAMILIES[self.family](**self.params)
+    def build(self, **extra) -> EventBaseline:
+        """A fresh (unfitted) baseline with these settings (``extra``: arguments that are not
+        settings, such as TIFU-KNN's ``cache``)."""
+        return FAMILIES[self.family](**self.params, **extra)
 
     def label(self) -> str:
         """``family(key=value, ...)``, as the bench prints it."""

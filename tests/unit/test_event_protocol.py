@@ -13,7 +13,7 @@ from interest_lib.evaluate.event_protocol import (
 )
 from interest_lib.evaluate.metrics import target_ranks
 from interest_lib.models.event_baselines import (
-    DecayedFrequency, Markov, PersonalFrequency, Popularity, TifuKnn,
+    DecayedFrequency, Markov, NeighbourCache, PersonalFrequency, Popularity, TifuKnn,
 )
 
 pytestmark = pytest.mark.unit
@@ -216,3 +216,43 @@ def test_tifu_neighbours_found_in_blocks_of_users_equal_all_users_at_once():
     # Complete Journey's 2,469 households in two blocks)
     np.testing.assert_allclose(blocked.neighbours, whole.neighbours, rtol=1e-12, atol=1e-15)
     assert whole.neighbours.shape == (24, log.num_categories + 1) and whole.neighbours[:23].sum() > 0
+    # against the definition, user by user: the mean shares of the k users of highest cosine
+    shares = whole.state.vectors(np.arange(24), int(log.ts[n - 1]))
+    shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-300)
+    late = int(np.flatnonzero(log.users == "late")[0])
+    assert shares[late].sum() == 0
+    for u in set(range(24)) - {late}:
+        cos = [shares[u] @ shares[v] / np.linalg.norm(shares[u]) / np.linalg.norm(shares[v])
+               if v != u and v != late else -np.inf for v in range(24)]
+        top = np.argsort(cos)[::-1][:4]
+        np.testing.assert_allclose(whole.neighbours[u], shares[top].mean(axis=0), rtol=1e-12, atol=1e-15)
+
+
+def test_tifu_fits_that_differ_in_alpha_share_one_neighbour_search_and_score_the_same():
+    rng = np.random.default_rng(5)
+    log = encode_events(frame([(f"u{u}", f"c{c}", int(d)) for u in range(30)
+                               for c, d in zip(rng.integers(0, 12, 15), rng.integers(0, 40, 15))]))
+    targets = make_targets(log, time_cut(log.ts, 0.8))
+    cache = NeighbourCache()
+    searches = []
+    original = TifuKnn._neighbour_means
+
+    def counted(self, shares):
+        searches.append(self.k)
+        return original(self, shares)
+
+    TifuKnn._neighbour_means = counted
+    try:
+        for k in (3, 8):
+            for alpha in (0.5, 0.9):
+                alone = score_targets(TifuKnn(k=k, alpha=alpha), log, targets)
+                shared = score_targets(TifuKnn(k=k, alpha=alpha, cache=cache), log, targets)
+                np.testing.assert_array_equal(shared, alone)
+    finally:
+        TifuKnn._neighbour_means = original
+    # four fits alone (one search each), and with the cache one search per k
+    assert searches == [3, 3, 3, 8, 8, 8]
+    # another history under the same settings is searched again, not served from the cache
+    other = encode_events(frame([(f"u{u}", f"c{(u + d) % 5}", d) for u in range(30) for d in range(30)]))
+    TifuKnn(k=8, cache=cache).fit(other, other.upto(int((T0 + 20 * DAY).value)))
+    assert cache.key[0][0] == other.upto(int((T0 + 20 * DAY).value))
