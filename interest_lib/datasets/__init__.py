@@ -1,1 +1,2 @@
-"""Public data sets turned into raw stores that ``interest ingest`` reads as they are."""
+"""Public real data sets: Complete Journey as a raw store that ``interest ingest`` reads as it is,
+and Ta-Feng as an events frame for the event-level protocol."""

@@ -25,7 +25,7 @@ from interest_lib.models.event_baselines import (
 )
 
 SELECT_METRIC = "ndcg@10"
-PRIORS = (0.01, 0.05, 0.2, 0.5, 1.0)  # repeat/explore weights tried on the chosen personal frequency
+PRIORS = (0.01, 0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # repeat/explore weights tried on the chosen personal frequency
 
 
 @dataclass

@@ -408,4 +408,4 @@ def personal_frequency_grid() -> list[Candidate]:
 
 def tifu_grid(own: dict) -> list[Candidate]:
     """TIFU-KNN settings tried on the validation period, on top of the chosen personal frequency."""
-    return [Candidate("tifu_knn", {**own, "k": k, "alpha": a}) for k, a in product((50, 300), (0.6, 0.8, 0.9))]
+    return [Candidate("tifu_knn", {**own, "k": k, "alpha": a}) for k, a in product((50, 300), (0.4, 0.6, 0.8, 0.9))]
