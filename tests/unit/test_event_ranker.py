@@ -227,6 +227,34 @@ def test_replay_larger_than_max_train_gb_trains_on_the_latest_baskets_that_fit()
     assert ranker.state.n_events.sum() == n
 
 
+def test_a_fit_larger_than_the_free_memory_stops_first_with_what_it_needs(monkeypatch):
+    from interest_lib.errors import InputError
+    from interest_lib.models import event_ranker
+
+    log = encode_events(replenishment_log(n_users=12, n_days=30))
+    n = log.upto(int(log.ts[-1]))
+    params = RankerParams(epochs=1, batch=16, hidden=8, embedding=2, tifu_k=4, threads=1)
+    lines = []
+    monkeypatch.setattr(event_ranker, "available_memory_gib", lambda: 64.0)
+    LearnedRanker(params, log_line=lines.append).fit(log, n)
+    said = [line for line in lines if "GiB for 12 users" in line]
+    assert len(said) == 1 and "(64.0 GiB available)" in said[0], lines
+    # the estimate: (state arrays x users x width x 8 + replayed baskets x width x features x 4) x factor
+    width, feats = log.num_categories + 1, len(FEATURES) + 1
+    replayed = len(make_targets(log, time_cut(log.ts[:n], params.train_quantile), end=int(log.ts[n - 1])).basket_ts)
+    expected = event_ranker.PEAK_FACTOR * (12 * width * 8 * (event_ranker.STATE_ARRAYS + 4)
+                                           + replayed * width * feats * 4) / 2**30
+    assert event_ranker.memory_need_gib(12, log.num_categories, feats, replayed, True) == pytest.approx(expected, rel=1e-12)
+    # Ta-Feng's subclasses (32,266 users x 2,012, 17,799 replayed baskets): 17.8 GiB measured
+    assert 17.0 < event_ranker.memory_need_gib(32_266, 2_012, feats, 17_799, True) < 19.0
+    # with less free memory than that: a clear error before any replay, naming what helps
+    monkeypatch.setattr(event_ranker, "available_memory_gib", lambda: expected / 2)
+    ranker = LearnedRanker(params, log_line=lines.append)
+    with pytest.raises(InputError, match=r"needs about .* GiB for 12 users .* coarser category level"):
+        ranker.fit(log, n)
+    assert not hasattr(ranker.state, "count")  # stopped before the state was built
+
+
 @pytest.mark.parametrize("rows", [1, 1000, 200_001])
 def test_column_mean_and_std_by_blocks_are_numpys_to_the_bit(rows):
     rng = np.random.default_rng(rows)
