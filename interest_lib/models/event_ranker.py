@@ -65,15 +65,28 @@ STATE_ARRAYS = 13
 PEAK_FACTOR = 1.5
 
 
+def feature_bytes_per_basket(categories: int, n_features: int) -> int:
+    """Bytes of one replayed basket's float32 features ``[C+1, F]``."""
+    return (categories + 1) * n_features * 4
+
+
+def memory_parts_gib(users: int, categories: int, n_features: int, replay_baskets: int,
+                     hour_habit: bool) -> tuple[float, float]:
+    """(state, replayed features) of a fit's estimated peak memory, GiB, each times
+    :data:`PEAK_FACTOR`: the per (user, category) float64 state and the replayed baskets'
+    features."""
+    arrays = STATE_ARRAYS + (len(HOUR_EDGES) + 1 if hour_habit else 0)
+    state = users * (categories + 1) * 8 * arrays
+    replay = replay_baskets * feature_bytes_per_basket(categories, n_features)
+    return PEAK_FACTOR * state / 2**30, PEAK_FACTOR * replay / 2**30
+
+
 def memory_need_gib(users: int, categories: int, n_features: int, replay_baskets: int,
                     hour_habit: bool) -> float:
-    """Estimated peak memory of a fit (GiB): the per (user, category) state plus the replayed
-    baskets' float32 features, times :data:`PEAK_FACTOR`. Measured peak / estimate: Ta-Feng's 32,266
-    users x 2,012 subclasses 17.8 / 18.1 GiB, Complete Journey's 3,403 product types 8.1 / 7.6, a
-    synthetic 1,000 users x 2,000 categories 5.7 / 5.5."""
-    width = categories + 1
-    arrays = STATE_ARRAYS + (len(HOUR_EDGES) + 1 if hour_habit else 0)
-    return PEAK_FACTOR * (users * width * 8 * arrays + replay_baskets * width * n_features * 4) / 2**30
+    """Estimated peak memory of a fit (GiB): :func:`memory_parts_gib` summed. Measured peak /
+    estimate: Ta-Feng's 32,266 users x 2,012 subclasses 17.8 / 18.1 GiB, Complete Journey's 3,403
+    product types 8.1 / 7.6, a synthetic 1,000 users x 2,000 categories 5.7 / 5.5."""
+    return sum(memory_parts_gib(users, categories, n_features, replay_baskets, hour_habit))
 
 
 def available_memory_gib() -> float | None:
@@ -393,14 +406,13 @@ class LearnedRanker(EventBaseline):
     def _check_memory(self, log, replay_baskets: int) -> None:
         """Say how much memory the fit will take; stop with an :class:`InputError` saying why and
         what helps when that is more than the machine has free, instead of being killed midway."""
-        need = memory_need_gib(log.num_users, log.num_categories, len(self.state.names), replay_baskets,
-                               self.params.hour_habit)
-        free = available_memory_gib()
+        state, replay = memory_parts_gib(log.num_users, log.num_categories, len(self.state.names), replay_baskets,
+                                         self.params.hour_habit)
+        need, free = state + replay, available_memory_gib()
         self.log_line(f"learned_ranker: about {need:.1f} GiB for {log.num_users:,} users x {log.num_categories:,} "
                       f"categories and {replay_baskets:,} replayed baskets"
                       + ("" if free is None else f" ({free:.1f} GiB available)"))
         if free is not None and need > free:
-            state = need - PEAK_FACTOR * replay_baskets * self.width * len(self.state.names) * 4 / 2**30
             raise InputError(
                 f"learned_ranker needs about {need:.1f} GiB for {log.num_users:,} users x {log.num_categories:,} "
                 f"categories, {free:.1f} GiB are available: its state alone is about {state:.1f} GiB (users x "
@@ -411,7 +423,7 @@ class LearnedRanker(EventBaseline):
         """The replayed baskets ``(t1, cut]``; where their features would take more than
         ``max_train_gb`` (many categories or a long history), the internal cut moves later until
         the latest baskets fit, and a line says so: memory stays bounded whatever the data set."""
-        per_basket = (log.num_categories + 1) * len(self.state.names) * 4  # float32 features of one basket
+        per_basket = feature_bytes_per_basket(log.num_categories, len(self.state.names))
         budget = self.params.max_train_gb
         train = make_targets(log, t1, end=cut)
         if not 0 < budget < float("inf"):  # 0: no cap
