@@ -18,6 +18,8 @@ import time
 import uuid
 from typing import Iterator
 
+from tests.ports import free_ports
+
 KAFKA_VERSION = "3.9.1"
 
 
@@ -55,19 +57,13 @@ def broker_jars(version: str = KAFKA_VERSION) -> str:
     return jars
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def kafka_broker(workdir: str, startup_timeout: float = 180) -> Iterator[str]:
     """Start a one-node KRaft broker under ``workdir``; yield its bootstrap address; stop it (by
     its process id) on exit, even on failure."""
     jars = broker_jars()
     cp = os.path.join(jars, "*")
-    broker, controller = _free_port(), _free_port()
+    broker, controller = free_ports(2)
     logs = os.path.join(workdir, "kafka-logs")
     props = os.path.join(workdir, "server.properties")
     with open(props, "w") as fh:

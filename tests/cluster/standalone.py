@@ -14,8 +14,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.jvm import FAST_JVM
+from tests.ports import free_ports
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,20 +33,6 @@ SPARK_HOME = Path(__import__("pyspark").__file__).resolve().parent
 WORKERS = 2
 WORKER_MEMORY = "2g"
 START_TIMEOUT_S = 180
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def python_without_project(dest: Path) -> Path:
@@ -158,6 +145,7 @@ def _wait_for_workers(cluster: StandaloneCluster, n: int) -> None:
         for name, proc in cluster.procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode} during start-up")
+        _follow_master_ui(cluster)
         try:
             last = cluster.state()
             if last.get("aliveworkers", 0) >= n:
@@ -170,21 +158,35 @@ def _wait_for_workers(cluster: StandaloneCluster, n: int) -> None:
     raise TimeoutError(f"{n} workers not registered after {START_TIMEOUT_S} s; master said: {last}")
 
 
+def _follow_master_ui(cluster: StandaloneCluster) -> None:
+    """Point ``webui_url`` at the port the master's UI bound: Spark moves it one port up when the
+    chosen one is taken (it logs "Bound MasterWebUI to 127.0.0.1, and started at http://...:N")."""
+    try:
+        text = Path(cluster.logs["master"]).read_text(errors="replace")
+    except (KeyError, OSError):
+        return
+    found = re.findall(r"Bound MasterWebUI to \S+, and started at http://[^:/\s]+:(\d+)", text)
+    if found:
+        cluster.webui_url = f"http://127.0.0.1:{found[-1]}"
+
+
 def start_cluster(root: Path, workers: int = WORKERS) -> StandaloneCluster:
     """Start the master and ``workers`` 1-core workers; return once all are registered."""
-    port, webui, *worker_uis = free_ports(2 + workers)
+    # Every daemon's port chosen here (workers' too): one left to the kernel could take a port
+    # picked for another before that one binds it (tests/ports.py).
+    port, webui, *worker_ports = free_ports(2 + 2 * workers)
     cluster = StandaloneCluster(root=root, master_url=f"spark://127.0.0.1:{port}",
                                 webui_url=f"http://127.0.0.1:{webui}", env=cluster_env())
     try:
         _spawn(cluster, "master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                    "--port", str(port), "--webui-port", str(webui)])
-        for i, ui in enumerate(worker_uis):
+        for i, (rpc, ui) in enumerate(zip(worker_ports[::2], worker_ports[1::2])):
             work = root / f"worker{i}"
             work.mkdir(parents=True, exist_ok=True)
             cluster.work_dirs.append(work)
             _spawn(cluster, f"worker{i}", [
                 "org.apache.spark.deploy.worker.Worker", cluster.master_url, "--host", "127.0.0.1",
-                "--cores", "1", "--memory", WORKER_MEMORY, "--webui-port", str(ui),
+                "--port", str(rpc), "--cores", "1", "--memory", WORKER_MEMORY, "--webui-port", str(ui),
                 "--work-dir", str(work)])
         _wait_for_workers(cluster, workers)
     except BaseException:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
 
 import deltalake
 import pyarrow as pa
@@ -20,6 +19,7 @@ from interest_lib.training.backend import TorchDistributorBackend
 from interest_lib.training.job import _report
 from interest_lib.training.loop import TrainJob, train_worker
 from interest_lib.training.store import RunStore, UnsafeRecordError, atomic_save, load_record
+from tests.ports import free_port
 from tests.unit.test_models import SIZES, make_batch, small_params
 
 pytestmark = pytest.mark.unit
@@ -62,17 +62,11 @@ def leave_no_process_group():
         torch.distributed.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _train(table: str, store: str, epochs: int, **train) -> dict:
     """train_worker in this process: real DDP over gloo with a world of one (``train``: more
     TrainConf settings)."""
     os.makedirs(store, exist_ok=True)  # the driver's part (it writes lineage.json there)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", WORLD_SIZE="1",
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", WORLD_SIZE="1",
                       LOCAL_RANK="0")
     job = TrainJob(model_name=MODEL, task="migration", params=small_params(MODEL), sizes=SIZES,
                    table_path=table, table_version=0, store_root=store,

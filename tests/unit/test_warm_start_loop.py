@@ -13,8 +13,9 @@ from interest_lib.conf import TrainConf
 from interest_lib.training.backend import TorchDistributorBackend
 from interest_lib.training.loop import TrainJob, WeightAverage, train_worker, warmed_up_updates
 from interest_lib.training.store import RunStore, atomic_save, load_record
+from tests.ports import free_port
 from tests.unit.test_models import SIZES, small_params
-from tests.unit.test_safe_loading import _free_port, leave_no_process_group, table  # noqa: F401 (fixtures)
+from tests.unit.test_safe_loading import leave_no_process_group, table  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.unit
 MODEL = "migration_transformer"
@@ -25,7 +26,7 @@ def _train(table: str, store: str, warm_from: dict | None = None, **train) -> di
     os.makedirs(store, exist_ok=True)
     if warm_from is not None:
         atomic_save({"from_run": "base", "state_dict": warm_from}, RunStore(store).warm_init)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", WORLD_SIZE="1",
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", WORLD_SIZE="1",
                       LOCAL_RANK="0")
     job = TrainJob(model_name=MODEL, task="migration", params=small_params(MODEL), sizes=SIZES,
                    table_path=table, table_version=0, store_root=store,
