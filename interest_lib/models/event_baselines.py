@@ -321,7 +321,11 @@ class TifuKnn(PersonalFrequency):
     same with or without)."""
 
     name = "tifu_knn"
-    BLOCK = 2048  # users whose neighbours are found at once
+    BLOCK = 2048  # most users whose neighbours are found at once
+    #: most cells of a block's [block, U] float64 similarities (512 MiB; argpartition's copy
+    #: doubles it): with many users the block shrinks (206,000 users: 325 at a time, not 2,048
+    #: at 3.4 GB each)
+    SIM_CELLS = 1 << 26
     GATHER = 16  # users whose neighbours' shares are gathered at once ([GATHER, k, C+1] floats)
 
     def __init__(self, decay: float = 0.9, unit: str = "basket", binary: bool = True, k: int = 100,
@@ -347,8 +351,9 @@ class TifuKnn(PersonalFrequency):
         k = min(self.k, max(self.num_users - 1, 1))
         means = np.zeros_like(shares)
         # users in blocks: memory [block, U] instead of [U, U] (20,000 users would need 6 GB)
-        for lo in range(0, self.num_users, self.BLOCK):
-            rows = np.arange(lo, min(lo + self.BLOCK, self.num_users))
+        block = self.block_rows(self.num_users)
+        for lo in range(0, self.num_users, block):
+            rows = np.arange(lo, min(lo + block, self.num_users))
             sim = unit[rows] @ unit.T
             sim[np.arange(len(rows)), rows] = -np.inf
             sim[:, nobody] = -np.inf
@@ -361,6 +366,11 @@ class TifuKnn(PersonalFrequency):
                 part = slice(g, g + self.GATHER)
                 means[rows[part]] = np.einsum("rk,rkc->rc", weight[part], shares[nn[part]])
         return means
+
+    def block_rows(self, num_users: int) -> int:
+        """Users whose neighbours are found at once: :attr:`BLOCK`, fewer where their similarities
+        to all ``num_users`` would exceed :attr:`SIM_CELLS`."""
+        return max(1, min(self.BLOCK, self.SIM_CELLS // max(num_users, 1)))
 
     def scores(self, users, now):
         """alpha x own shares + (1 - alpha) x neighbours' mean shares + prior x popularity share."""

@@ -212,6 +212,11 @@ def test_tifu_neighbours_found_in_blocks_of_users_equal_all_users_at_once():
     blocked = TifuKnn(k=4)
     blocked.BLOCK = 5  # 24 users: four blocks of 5 and one of 4
     blocked.fit(log, n)
+    by_cells = TifuKnn(k=4)
+    by_cells.SIM_CELLS = 24 * 7  # at most 7 users' similarities to all 24 at once
+    assert by_cells.block_rows(24) == 7
+    by_cells.fit(log, n)
+    np.testing.assert_allclose(by_cells.neighbours, whole.neighbours, rtol=1e-12, atol=1e-15)
     # the same neighbours; the mean's last bit may differ with the matmul's shape (bit-identical on
     # Complete Journey's 2,469 households in two blocks)
     np.testing.assert_allclose(blocked.neighbours, whole.neighbours, rtol=1e-12, atol=1e-15)
@@ -226,6 +231,13 @@ def test_tifu_neighbours_found_in_blocks_of_users_equal_all_users_at_once():
                if v != u and v != late else -np.inf for v in range(24)]
         top = np.argsort(cos)[::-1][:4]
         np.testing.assert_allclose(whole.neighbours[u], shares[top].mean(axis=0), rtol=1e-12, atol=1e-15)
+
+
+def test_tifu_blocks_shrink_with_many_users_and_stay_whole_on_complete_journeys_size():
+    tifu = TifuKnn()
+    assert tifu.block_rows(2_469) == tifu.block_rows(32_266) == tifu.BLOCK  # Complete Journey, Ta-Feng
+    assert tifu.block_rows(206_209) * 206_209 <= tifu.SIM_CELLS < (tifu.block_rows(206_209) + 1) * 206_209
+    assert tifu.block_rows(10**9) == 1
 
 
 def test_tifu_fits_that_differ_in_alpha_share_one_neighbour_search_and_score_the_same():
