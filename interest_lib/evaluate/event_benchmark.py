@@ -87,12 +87,14 @@ def choose_baselines(log: EventLog, targets: Targets, log_line: Callable[[str], 
 
 def run_event_protocol(log: EventLog, quantile: float = 0.8, n_boot: int = 1000, seed: int = 0,
                        log_line: Callable[[str], None] = print,
-                       models: dict[str, Callable[[], object]] | None = None,
+                       models: dict[str, Callable[..., object]] | None = None,
                        period: str = "test") -> ProtocolResult:
     """Cut, validation-period choice of settings and best baseline, then the test-period table
     (every chosen baseline, slices all / switch / new, difference to the best with its CI).
     ``models``: name -> factory of a protocol model with fixed settings (chosen before, on the
-    validation period), fitted at the cut and scored on the test period beside the baselines.
+    validation period), fitted at the cut and scored on the test period beside the baselines; the
+    factory is called with ``reference``, a factory of the best baseline as chosen on validation
+    (the learned ranker chooses its switch weight against it, before the cut).
     ``period="validation"`` builds the same table on the validation period instead (models fitted
     at the validation cut): where a model's settings are chosen; nothing after the cut is read."""
     if period not in ("test", "validation"):
@@ -115,7 +117,7 @@ def run_event_protocol(log: EventLog, quantile: float = 0.8, n_boot: int = 1000,
         seconds[f"{period} {name}"] = secs
     for name, factory in (models or {}).items():
         t0 = time.perf_counter()
-        ranks[name] = evaluate_model(factory(), log, targets)
+        ranks[name] = evaluate_model(factory(reference=chosen[best].build), log, targets)
         seconds[f"{period} {name}"] = time.perf_counter() - t0
         log_line(f"{period} {name}: ndcg@10 {metrics_from_ranks(ranks[name], (10,))['ndcg@10']:.5f} "
                  f"({seconds[f'{period} {name}']:.0f}s)")
@@ -148,7 +150,7 @@ def ranker_params(text: str = ""):
 
 
 def model_factories(models: str, ranker: str = "",
-                    log_line: Callable[[str], None] = print) -> dict[str, Callable[[], object]]:
+                    log_line: Callable[[str], None] = print) -> dict[str, Callable[..., object]]:
     """name -> factory of a fresh protocol model for each of the comma-separated ``models`` (""
     = none), for :func:`run_event_protocol`'s ``models`` (``ranker``: the learned ranker's
     settings, see :func:`ranker_params`). Raises ValueError naming an unknown model or setting."""
@@ -158,10 +160,10 @@ def model_factories(models: str, ranker: str = "",
         raise ValueError(f"unknown protocol model(s) {', '.join(unknown)}; known: {', '.join(PROTOCOL_MODELS)}")
     params = ranker_params(ranker)
 
-    def learned_ranker():
+    def learned_ranker(reference=None):
         from interest_lib.models.event_ranker import LearnedRanker
 
-        return LearnedRanker(params, log_line=log_line)
+        return LearnedRanker(params, log_line=log_line, reference=reference)
 
     return {name: learned_ranker for name in names}
 

@@ -109,6 +109,68 @@ def test_switch_weight_moves_switch_targets_above_sure_repeats():
     assert np.mean(ranks[3.0][~staple] == 1) > 0.6 and np.mean(ranks[3.0][staple] == 1) < 0.5
 
 
+def uneven_due_log(n_users=48, n_days=40, seed=0):
+    """:func:`due_or_staple_log` with each user's own chance of buying the due category, spread
+    evenly over 0.5-1.0: the heavier switch targets weigh, the more users' due category moves
+    above their staple, one user at a time."""
+    frames = [due_or_staple_log(n_users=1, n_days=n_days, p_due=0.5 + 0.5 * u / (n_users - 1), seed=seed + u)
+              .assign(user_id=u) for u in range(n_users)]
+    return pd.concat(frames, ignore_index=True)
+
+
+SMALL = dict(epochs=12, batch=16, hidden=32, embedding=4, tifu_k=20, threads=1)
+
+
+def test_switch_weight_is_raised_while_the_switch_slice_is_what_falls_short_of_the_reference():
+    from interest_lib.models.event_ranker import SWITCH_WEIGHTS
+
+    log = encode_events(uneven_due_log())
+    lines = []
+
+    def due_first():  # the bar: a ranker whose switch targets weigh 3x puts every due category first
+        return LearnedRanker(RankerParams(**SMALL, switch_weight=3.0), log_line=lambda s: None)
+
+    ranker = LearnedRanker(RankerParams(**SMALL), log_line=lines.append, reference=due_first)
+    ranker.fit(log, log.upto(time_cut(log.ts)))
+    trials = ranker.switch_trials
+    # weighted 1, the ranker puts each user's sure staple first: above the bar overall, below it on
+    # switches (the due category second), so the switch fraction binds and heavier weights raise it
+    assert trials[0]["switch_weight"] == 1.0 and trials[0]["gain_switch"] < 0 < trials[0]["gain_all"]
+    assert ranker.switch_weight > 1.0
+    chosen = max(trials, key=lambda t: t["rule"])
+    assert ranker.switch_weight == chosen["switch_weight"]
+    rules = [t["rule"] for t in trials]
+    # weights were tried in order until one judged worse than the one before (or the grid ended)
+    assert [t["switch_weight"] for t in trials] == list(SWITCH_WEIGHTS[:len(trials)])
+    assert all(a <= b for a, b in zip(rules[:-2], rules[1:-1]))
+    assert len(trials) == len(SWITCH_WEIGHTS) or rules[-1] < rules[-2]
+    assert any(f"switch weight {ranker.switch_weight:g} chosen" in line for line in lines)
+    # the kept network is the chosen weight's: its holdout ranking is the one judged
+    assert {e["switch_weight"] for e in ranker.history} == {t["switch_weight"] for t in trials}
+
+
+def test_without_a_reference_or_with_a_set_switch_weight_nothing_is_chosen():
+    log = encode_events(uneven_due_log(n_users=12, n_days=20))
+    n = log.upto(time_cut(log.ts))
+    plain = LearnedRanker(RankerParams(**{**SMALL, "epochs": 2}), log_line=lambda s: None).fit(log, n)
+    assert plain.switch_weight == 1.0 and not plain.switch_trials and len(plain.history) == 2
+    fixed = LearnedRanker(RankerParams(**{**SMALL, "epochs": 2, "switch_weight": 1.3}), log_line=lambda s: None,
+                          reference=PersonalFrequency).fit(log, n)
+    assert fixed.switch_weight == 1.3 and not fixed.switch_trials and len(fixed.history) == 2
+
+
+def test_the_protocol_gives_the_ranker_its_best_baseline_to_choose_the_switch_weight_against():
+    from interest_lib.evaluate.event_benchmark import model_factories, run_event_protocol
+
+    log = encode_events(uneven_due_log(n_users=16, n_days=24))
+    lines = []
+    models = model_factories("learned_ranker", "epochs=2,batch=16,hidden=16,embedding=4,tifu_k=10,threads=1",
+                             log_line=lines.append)
+    res = run_event_protocol(log, n_boot=20, log_line=lines.append, models=models)
+    assert any(f"against {res.best}" in line for line in lines)
+    assert sum("chosen" in line for line in lines) == 1
+
+
 def test_repeat_explore_mixture_is_a_distribution_and_torch_and_numpy_agree():
     import torch
 
@@ -157,7 +219,8 @@ def test_validation_period_fits_models_at_the_validation_cut_and_reads_nothing_a
             seen["last"] = max(seen.get("last", now), now)
             return super().scores(users, now)
 
-    res = run_event_protocol(log, n_boot=20, log_line=lambda s: None, models={"spy": Spy}, period="validation")
+    res = run_event_protocol(log, n_boot=20, log_line=lambda s: None, models={"spy": lambda reference: Spy()},
+                             period="validation")
     assert res.targets.cut == res.validation_cut and res.targets.end == res.cut
     assert seen["n"] == log.upto(res.validation_cut) and res.validation_cut < seen["last"] <= res.cut
     assert set(res.table.model) >= {"spy", res.best}
