@@ -140,10 +140,10 @@ def test_switch_weight_is_raised_while_the_switch_slice_is_what_falls_short_of_t
     chosen = max(trials, key=lambda t: t["rule"])
     assert ranker.switch_weight == chosen["switch_weight"]
     rules = [t["rule"] for t in trials]
-    # weights were tried in order until one judged worse than the one before (or the grid ended)
+    # weights were tried in order until one judged no better than the one before (or the grid ended)
     assert [t["switch_weight"] for t in trials] == list(SWITCH_WEIGHTS[:len(trials)])
-    assert all(a <= b for a, b in zip(rules[:-2], rules[1:-1]))
-    assert len(trials) == len(SWITCH_WEIGHTS) or rules[-1] < rules[-2]
+    assert all(a < b for a, b in zip(rules[:-2], rules[1:-1]))
+    assert len(trials) == len(SWITCH_WEIGHTS) or rules[-1] <= rules[-2]
     assert any(f"switch weight {ranker.switch_weight:g} chosen" in line for line in lines)
     # the kept network is the chosen weight's: its holdout ranking is the one judged
     assert {e["switch_weight"] for e in ranker.history} == {t["switch_weight"] for t in trials}
@@ -308,6 +308,12 @@ def test_a_fit_larger_than_the_free_memory_stops_first_with_what_it_needs(monkey
     expected = event_ranker.PEAK_FACTOR * (12 * width * 8 * (event_ranker.STATE_ARRAYS + 4)
                                            + replayed * width * feats * 4) / 2**30
     assert event_ranker.memory_need_gib(12, log.num_categories, feats, replayed, True) == pytest.approx(expected, rel=1e-12)
+    # choosing the switch weight against a baseline adds its state and its scores of the replay
+    with_reference = event_ranker.PEAK_FACTOR * (
+        12 * width * 8 * (event_ranker.STATE_ARRAYS + 4 + event_ranker.REFERENCE_ARRAYS)
+        + replayed * width * (feats * 4 + 8)) / 2**30
+    assert event_ranker.memory_need_gib(12, log.num_categories, feats, replayed, True, reference=True) == \
+        pytest.approx(with_reference, rel=1e-12)
     # Ta-Feng's subclasses (32,266 users x 2,012, 17,799 replayed baskets): 17.8 GiB measured
     assert 17.0 < event_ranker.memory_need_gib(32_266, 2_012, feats, 17_799, True) < 19.0
     # with less free memory than that: a clear error before any replay, naming what helps
