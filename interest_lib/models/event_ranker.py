@@ -450,11 +450,11 @@ class LearnedRanker(EventBaseline):
         reference = self.reference()
         ref_scores = score_targets(reference, log, train)[first:]
         ref_ndcg = per_target_metrics(all_ranks(ref_scores)[rows, cols], (10,))["ndcg@10"]
-        name = getattr(reference, "name", "the reference")
+        ref_name = getattr(reference, "name", "the reference")
         del ref_scores, reference  # its state is as large as a few of the ranker's arrays
         slices = {"all": np.ones(len(rows), dtype=bool), "switch": train.is_switch[hold]}
         self.log_line(f"learned_ranker: choosing the switch weight on {len(X) - first:,} holdout baskets "
-                      f"against {name} ({time.perf_counter() - start:.0f}s)")
+                      f"against {ref_name} ({time.perf_counter() - start:.0f}s)")
         best, previous = None, None
         for weight in SWITCH_WEIGHTS:
             epochs = len(self.history)
@@ -469,7 +469,7 @@ class LearnedRanker(EventBaseline):
                                        "rule": rule})
             self.log_line(f"learned_ranker: switch weight {weight:g}: holdout NDCG@10 "
                           + ", ".join(f"{100 * v:+.1f}% {k}" for k, v in gains.items())
-                          + f" vs the reference, worse target fraction {rule:.2f}")
+                          + f" vs {ref_name}, worse target fraction {rule:.2f}")
             if best is None or rule > best[0]:
                 best = (rule, weight, self.net, self.mean, self.std, self._np)
             if previous is not None and rule <= previous:
