@@ -165,10 +165,9 @@ def main(argv=None) -> int:
         sims = collaborative(log, log.upto(t1), extra)
         Xva = with_extra(Xva, sims)
         src, X = (val, Xva) if insample else (train, with_extra(Xtr, sims))
-        Y = np.zeros((len(X), log.num_categories + 1), dtype=np.float32)
-        np.add.at(Y, (src.basket, src.category), np.where(src.is_switch, params.switch_weight or 1.0, 1.0).astype(np.float32))
         ranker = LearnedRanker(params, log_line=lambda s: None)
         ranker.num_users, ranker.num_categories, ranker.width = log.num_users, log.num_categories, log.num_categories + 1
+        Y = ranker._target_weights(src, ranker.switch_weight)
         import torch
 
         if params.threads:

@@ -448,8 +448,12 @@ class LearnedRanker(EventBaseline):
         rows, cols = train.basket[hold] - first, train.category[hold] - 1
         start = time.perf_counter()
         reference = self.reference()
+
+        def holdout_ndcg(scores):  # per-target NDCG@10 of the holdout's targets
+            return per_target_metrics(all_ranks(scores)[rows, cols], (10,))["ndcg@10"]
+
         ref_scores = score_targets(reference, log, train)[first:]
-        ref_ndcg = per_target_metrics(all_ranks(ref_scores)[rows, cols], (10,))["ndcg@10"]
+        ref_ndcg = holdout_ndcg(ref_scores)
         ref_name = getattr(reference, "name", "the reference")
         del ref_scores, reference  # its state is as large as a few of the ranker's arrays
         slices = {"all": np.ones(len(rows), dtype=bool), "switch": train.is_switch[hold]}
@@ -458,10 +462,9 @@ class LearnedRanker(EventBaseline):
         best, previous = None, None
         for weight in SWITCH_WEIGHTS:
             epochs = len(self.history)
-            self._train(X, self._target_weights(train, weight), torch)
+            ndcg = holdout_ndcg(self._train(X, self._target_weights(train, weight), torch))
             for entry in self.history[epochs:]:
                 entry["switch_weight"] = weight
-            ndcg = per_target_metrics(all_ranks(self._predict(X[first:]))[rows, cols], (10,))["ndcg@10"]
             gains = {name: float(ndcg[m].mean() / ref_ndcg[m].mean() - 1.0)
                      for name, m in slices.items() if m.any() and ref_ndcg[m].mean() > 0}
             rule = min((gains[name] / target for name, target in TARGET_GAINS if name in gains), default=0.0)
@@ -516,7 +519,9 @@ class LearnedRanker(EventBaseline):
 
     def _train(self, X, Y, torch):
         """Train on features ``X`` ``[n, C+1, F]`` and target weights ``Y`` ``[n, C+1]`` (counts,
-        switch targets weighted), keeping the epoch with the best (weighted) holdout NDCG@10."""
+        switch targets weighted), keeping the epoch with the best (weighted) holdout NDCG@10; returns
+        that epoch's ``[holdout baskets, C+1]`` scores of the holdout (the last ``holdout`` share of
+        ``X``)."""
         p = self.params
         torch.manual_seed(p.seed)
         n_hold = self._holdout_size(len(X))
@@ -526,7 +531,7 @@ class LearnedRanker(EventBaseline):
         self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding, p.repeat_gate)
         opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         Xtr_t, Ytr_t = torch.from_numpy(Xtr), torch.from_numpy(Ytr)
-        best, best_state = -1.0, None
+        best, best_state, best_scores = -1.0, None, None
         for epoch in range(p.epochs):
             start = time.perf_counter()
             self.net.train()
@@ -541,16 +546,19 @@ class LearnedRanker(EventBaseline):
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(idx)
-            ndcg = _ndcg_at_10(self._predict(Xho), Yho)
+            holdout_scores = self._predict(Xho)
+            ndcg = _ndcg_at_10(holdout_scores, Yho)
             self.history.append({"epoch": epoch, "loss": total / len(perm), "holdout_ndcg@10": ndcg,
                                  "seconds": time.perf_counter() - start})
             self.log_line(f"learned_ranker: epoch {epoch} loss {total / len(perm):.4f} "
                           f"holdout ndcg@10 {ndcg:.4f} ({time.perf_counter() - start:.0f}s)")
             if ndcg > best:
                 best, best_state = ndcg, {k: v.clone() for k, v in self.net.state_dict().items()}
+                best_scores = holdout_scores
         self.net.load_state_dict(best_state)
         self.net.eval()
         self._export()
+        return best_scores
 
     def _export(self) -> None:
         """The trained network as numpy arrays: scoring one basket at a time through torch costs
