@@ -1,7 +1,12 @@
 """``interest stream`` rescoring touched users on top of a featurized warehouse: the stream's
 scores for a user equal what ``interest score`` computes for that user at the same as-of time,
 and only touched users are rescored (baseline predictors through the same predictor interface
-the trained models use)."""
+the trained models use).
+
+The stream and the batch scoring run on delta-spark (the engine of a cluster's stream), on tables
+that ingest, sessionize and featurize wrote with delta-rs (the same Delta tables: each engine
+reads the other's, tests/spark/test_engines.py); those three jobs cost twice as much on
+delta-spark, where tests/integration/test_delta_spark_pipeline.py runs them."""
 
 from __future__ import annotations
 
@@ -50,10 +55,13 @@ def test_stream_rescores_touched_users_like_batch_scoring(spark, generated_store
     settings = [f"storage.warehouse={tmp_path / 'warehouse'}", f"storage.raw_dir={tmp_path / 'raw'}",
                 f"train.store={tmp_path / 'runs'}", *SETTINGS]
     generated_stores.copy_to(settings, tmp_path)
-    args = [x for s in settings for x in ("--set", s)]
+    prepare = [x for s in [*settings, "storage.engine=delta-rs"] for x in ("--set", s)]
     for job in (["ingest"], ["sessionize"], ["featurize", "--no-embeddings"]):
-        assert main([*job, *args]) == 0
+        assert main([*job, *prepare]) == 0
+    settings.append("storage.engine=delta-spark")
+    args = [x for s in settings for x in ("--set", s)]
     conf = load_config(overrides=[*settings, f"stream.landing={tmp_path / 'landing'}"])
+    assert conf.storage.engine == "delta-spark"
     tables = Tables(spark, conf.storage)
     last = tables.read(BRONZE_EVENTS).agg(F.max(S.EVENT_TIME)).first()[0]
 
