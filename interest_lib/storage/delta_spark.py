@@ -61,11 +61,15 @@ class DeltaSparkEngine(DeltaEngine):
 
     name = "delta-spark"
 
+    def _require_table(self, path: str) -> None:
+        """Raise :class:`TableNotFoundError` unless ``path`` holds a Delta table."""
+        if not self.exists(path):
+            raise TableNotFoundError(f"no Delta table at {path}")
+
     def _delta_table(self, path: str):
         from delta.tables import DeltaTable
 
-        if not DeltaTable.isDeltaTable(self.spark, path):
-            raise TableNotFoundError(f"no Delta table at {path}")
+        self._require_table(path)
         return DeltaTable.forPath(self.spark, path)
 
     def _snapshot(self, path: str):
@@ -83,8 +87,7 @@ class DeltaSparkEngine(DeltaEngine):
         return DeltaTable.isDeltaTable(self.spark, path)
 
     def read(self, path: str, version: Optional[int] = None) -> DataFrame:
-        if not self.exists(path):
-            raise TableNotFoundError(f"no Delta table at {path}")
+        self._require_table(path)
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
@@ -217,8 +220,7 @@ class DeltaSparkEngine(DeltaEngine):
 
     def version(self, path: str) -> int:
         """The latest version, from the log's snapshot (no Spark job, unlike ``history(1)``)."""
-        if not self.exists(path):
-            raise TableNotFoundError(f"no Delta table at {path}")
+        self._require_table(path)
         return int(self._snapshot(path).version())
 
     def history(self, path: str) -> list[dict]:
