@@ -90,6 +90,24 @@ def test_the_cap_quarantines_exactly_the_events_after_the_cap_th_earliest_of_eac
         assert sum(v == OVER_CAP for v in got.values()) > 0
 
 
+def test_without_a_user_day_over_the_cap_the_records_pass_unchanged_and_unjoined(spark):
+    """The usual batch: nobody over the cap. The frame comes back as it is (same rows, no cap
+    join, window or union planned for the later reads), and a heavy user-day still gets the cap."""
+    import datetime as dt
+
+    from interest_lib.ingest.caps import cap_user_days
+
+    rows = [("u1", dt.datetime(2026, 1, 5, 10, k), f"e{k}", "a.json", None) for k in range(3)]
+    rows.append(("u1", dt.datetime(2026, 1, 5, 11), "bad", "a.json", "negative_price"))
+    checked = spark.createDataFrame(rows, f"{S.USER_ID} string, _ts timestamp, {S.EVENT_ID} string, "
+                                          f"{S.SOURCE_FILE} string, {S.REASON} string")
+    assert cap_user_days(checked, 3) is checked
+    capped = cap_user_days(checked, 2)
+    assert capped is not checked
+    assert sorted((r[S.EVENT_ID], r[S.REASON]) for r in capped.collect()) == [
+        ("bad", "negative_price"), ("e0", None), ("e1", None), ("e2", OVER_CAP)]
+
+
 def test_the_cap_off_keeps_every_valid_event(spark, tmp_conf, tables, tmp_path):
     raw = tmp_path / "raw" / "events"
     write_raw(raw / "arrival_date=2026-01-05", "a.json",
