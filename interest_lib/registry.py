@@ -16,6 +16,7 @@ from typing import Any
 BACKENDS: dict[str, str] = {
     "torch_distributor": "interest_lib.training.backend:TorchDistributorBackend",
     "horovod": "interest_lib.training.horovod_backend:HorovodBackend",  # card env only: scripts/install_card_env.sh
+    "driver": "interest_lib.training.backend:DriverBackend",  # one rank in the driver process: no torchrun
 }
 
 #: ``train.feed`` -> the :class:`~interest_lib.training.feed.Feed` class.

@@ -261,7 +261,8 @@ class TrainConf:
     """Evolution model, by name (conf/models/<name>.yml): evolution_gru."""
     backend: str = "torch_distributor"
     """Distributed backend: torch_distributor (PyTorch DDP) | horovod (horovod.spark.run over
-    gloo; card env only, scripts/install_card_env.sh)."""
+    gloo; card env only, scripts/install_card_env.sh) | driver (one rank in the driver process,
+    no torchrun: num_processes 1, local_mode true)."""
     feed: str = "delta"
     """Training feed: delta (the snapshot's Parquet files streamed into torch, no copy) |
     petastorm (make_batch_reader over the same files; card env only)."""

@@ -357,28 +357,40 @@ class DetectionQuality:
 
 
 def evaluate_detection(detected: DataFrame, planted: DataFrame, tolerance: int = 1) -> DetectionQuality:
-    """Precision / recall / F1 within +-``tolerance`` windows, and the median detection delay.
+    """Precision / recall / F1 within +-``tolerance`` windows, and the median detection delay
+    (:func:`detection_quality` of both frames' rows, collected: one small job each; planted
+    migrations exist only in generated stores).
 
     Args:
         detected: rows with user_id, window, confirmed_window.
         planted: rows with user_id (pseudonymised) and window (containing the planted time).
     """
-    d = detected.select(S.USER_ID, F.col(WINDOW).alias("d_window"), CONFIRMED_WINDOW)
-    p = planted.select(S.USER_ID, F.col(WINDOW).alias("p_window"))
-    pairs = d.join(p, S.USER_ID).filter(F.abs(F.col("d_window") - F.col("p_window")) <= tolerance)
-    # Each planted migration is matched by its closest detection and vice versa.
-    best_for_planted = (
-        pairs.withColumn("_r", F.row_number().over(
-            Window.partitionBy(S.USER_ID, "p_window").orderBy(F.abs(F.col("d_window") - F.col("p_window")), "d_window")))
-        .filter("_r = 1")
-    )
-    matched_planted = best_for_planted.count()
-    matched_detected = pairs.select(S.USER_ID, "d_window").distinct().count()
-    n_planted, n_detected = p.count(), d.count()
-    delays = [r[0] for r in best_for_planted.select(F.col(CONFIRMED_WINDOW) - F.col("p_window")).collect()]
-    precision = matched_detected / n_detected if n_detected else 0.0
-    recall = matched_planted / n_planted if n_planted else 0.0
+    return detection_quality([tuple(r) for r in detected.select(S.USER_ID, WINDOW, CONFIRMED_WINDOW).collect()],
+                             [tuple(r) for r in planted.select(S.USER_ID, WINDOW).collect()], tolerance)
+
+
+def detection_quality(detected: list[tuple], planted: list[tuple], tolerance: int = 1) -> DetectionQuality:
+    """:func:`evaluate_detection` on (user, window, confirmed window) and (user, window) rows. A
+    detection and a planted migration of one user match when their windows differ by at most
+    ``tolerance``; each planted migration (user, window) is matched by its closest detection (the
+    earlier window on a tie), whose confirmed window gives the delay; a detection counts as
+    matched when it matches any planted migration."""
+    by_user: dict = {}
+    for user, window, confirmed in detected:
+        by_user.setdefault(user, []).append((window, confirmed))
+    best: dict = {}  # (user, planted window) -> ((distance, detected window), delay)
+    matched_detected = set()
+    for user, p_window in planted:
+        for d_window, confirmed in by_user.get(user, ()):
+            if abs(d_window - p_window) <= tolerance:
+                matched_detected.add((user, d_window))
+                key = (abs(d_window - p_window), d_window)
+                if (user, p_window) not in best or key < best[(user, p_window)][0]:
+                    best[(user, p_window)] = (key, confirmed - p_window)
+    n_planted, n_detected = len(planted), len(detected)
+    delays = sorted(delay for _key, delay in best.values())
+    precision = len(matched_detected) / n_detected if n_detected else 0.0
+    recall = len(best) / n_planted if n_planted else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    delays.sort()
     median = float(delays[len(delays) // 2]) if delays else float("nan")
-    return DetectionQuality(n_planted, n_detected, matched_planted, matched_detected, precision, recall, f1, median)
+    return DetectionQuality(n_planted, n_detected, len(best), len(matched_detected), precision, recall, f1, median)

@@ -258,6 +258,56 @@ class TorchDistributorBackend(Backend):
             exit_without_native_teardown()
 
 
+class DriverBackend(Backend):
+    """One rank in the driver process itself: no torchrun, no process group (``train.backend:
+    driver``, ``train.num_processes: 1``, ``train.local_mode: true``). The same loop and numerics
+    as one TorchDistributor rank (a world of one averages nothing) without starting the launcher
+    and a rank interpreter that imports torch again, ~5 CPU s per run: for one machine, small
+    tables and tests. The driver's torch thread count and random state are restored afterwards."""
+
+    name = "driver"
+
+    def __init__(self, num_processes: int, local_mode: bool = True, use_gpu: bool = False):
+        if num_processes != 1 or not local_mode:
+            raise BackendError(f"train.backend=driver trains in the driver process as one rank: it needs "
+                               f"train.num_processes=1 and train.local_mode=true (got {num_processes} and "
+                               f"{str(local_mode).lower()}); use torch_distributor for more ranks or executors")
+        super().__init__(num_processes, local_mode, use_gpu)
+
+    def launch(self, fn, *args):
+        import torch
+
+        threads = torch.get_num_threads()
+        devices = [torch.cuda.current_device()] if self.use_gpu else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                return fn(*args)
+        finally:
+            torch.set_num_threads(threads)
+
+    def setup(self):
+        import torch
+
+        return torch.device("cuda", torch.cuda.current_device()) if self.use_gpu else torch.device("cpu")
+
+    @property
+    def rank(self) -> int:
+        return 0
+
+    @property
+    def size(self) -> int:
+        return 1
+
+    def wrap_model(self, model):
+        return model
+
+    def allreduce_sum(self, values):
+        return values
+
+    def barrier(self) -> None:
+        pass
+
+
 def make_backend(name: str, num_processes: int, local_mode: bool, use_gpu: bool) -> Backend:
     """The backend registered as ``name`` (train.backend; :data:`interest_lib.registry.BACKENDS`)."""
     if name not in BACKENDS:

@@ -231,6 +231,20 @@ def test_detection_quality_known_answer(spark):
     assert q.precision == pytest.approx(1 / 3) and q.recall == pytest.approx(1 / 3)
     assert q.median_delay_windows == 2
 
+    # User e: two planted migrations, three detections. Planted 40 has two detections one window
+    # away (39, 41): the earlier one is its match (delay 40 - 40); planted 42 takes 41 (delay 43 -
+    # 42) over 43 (the tie again); 43 also matches 42, so every detection of e counts as matched.
+    planted = spark.createDataFrame([("a", 10), ("b", 20), ("c", 30), ("e", 40), ("e", 42)],
+                                    "user_id string, window long")
+    detected = spark.createDataFrame(
+        [("a", 11, 12), ("b", 25, 26), ("d", 5, 6), ("e", 41, 43), ("e", 39, 40), ("e", 43, 44)],
+        "user_id string, window long, confirmed_window long")
+    q = evaluate_detection(detected, planted)
+    assert (q.planted, q.detected, q.matched_planted, q.matched_detected) == (5, 6, 3, 4)
+    assert q.precision == pytest.approx(4 / 6) and q.recall == pytest.approx(3 / 5)
+    assert q.median_delay_windows == 1  # delays 0 (e 40), 1 (e 42), 2 (a 10)
+    assert evaluate_detection(detected, planted, tolerance=0).matched_planted == 0
+
 
 @pytest.mark.card_env
 def test_window_text_vector_is_the_weighted_mean_of_item_and_text_vectors(spark, conf):

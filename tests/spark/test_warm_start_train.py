@@ -2,7 +2,8 @@
 a run on version 0, then new weeks (and a new category whose key sorts in the middle, so every
 later id moves) as version 1; the warm start is a new run with lineage to both versions, starting
 from the base run's weights at the categories' new ids; a contract change stops it with the
-difference named and nothing written. Real TorchDistributor (one rank), real Delta tables."""
+difference named and nothing written. Real training (one rank in this process: the driver
+backend, which trains one TorchDistributor rank's weights), real Delta tables."""
 
 from __future__ import annotations
 
@@ -58,6 +59,9 @@ def _write(spark, tables, keys: list[str], weeks: int) -> int:
 def conf(tmp_conf, tmp_path):
     t = tmp_conf.train
     t.store, t.num_processes, t.epochs, t.warm_start_epochs, t.batch_size = str(tmp_path / "runs"), 1, 2, 1, 16
+    # One rank in this process (no torchrun per run: the warm start is the subject here; the
+    # driver backend trains one TorchDistributor rank's weights, tests/unit/test_driver_backend.py).
+    t.backend = "driver"
     t.torch_threads, t.patience = 1, 9
     tmp_conf.tracking.enabled = False
     tmp_conf.models.evolution_gru.hidden = 16

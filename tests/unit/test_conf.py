@@ -86,7 +86,7 @@ def test_loading_the_configuration_imports_no_model(tmp_path):
 def test_backend_and_feed_choices_come_from_the_registry(monkeypatch):
     from interest_lib import registry
 
-    with pytest.raises(ConfigError, match=r"key 'train\.backend' is 'mpi': allowed: torch_distributor, horovod"):
+    with pytest.raises(ConfigError, match=r"key 'train\.backend' is 'mpi': allowed: torch_distributor, horovod, driver"):
         load_config(overrides=["train.backend=mpi"])
     with pytest.raises(ConfigError, match=r"key 'train\.feed' is 'tfrecord': allowed: delta, petastorm"):
         load_config(overrides=["train.feed=tfrecord"])
