@@ -5,8 +5,8 @@ import pytest
 
 from interest_lib.conf import EmbeddingsConf
 from interest_lib.features.embeddings import (
-    BUNDLED_MODEL_NAME, EmbeddingModelError, TextEncoder, get_encoder, model_signature,
-    text_hash,
+    BUNDLED_MODEL_NAME, MIN_TEXTS_PER_TASK, EmbeddingModelError, TextEncoder, embedding_tasks, get_encoder,
+    model_signature, text_hash,
 )
 
 pytestmark = pytest.mark.unit
@@ -85,3 +85,12 @@ def test_cuda_without_cuda_is_a_clear_error():
         pytest.skip("CUDA is available here")
     with pytest.raises(EmbeddingModelError, match="CUDA is not available"):
         TextEncoder(EmbeddingsConf(device="cuda"))
+
+
+@pytest.mark.parametrize("rows, parallelism, tasks", [
+    (0, 8, 1), (380, 2, 1),                          # a small store's items: one model load, not two
+    (MIN_TEXTS_PER_TASK, 8, 1), (MIN_TEXTS_PER_TASK + 1, 8, 2),
+    (5_000, 8, 3), (92_348, 8, 8), (92_348, 2, 2),   # Complete Journey's items: every core busy
+])
+def test_embedding_tasks_keep_every_core_busy_but_never_below_the_texts_a_model_load_is_worth(rows, parallelism, tasks):
+    assert embedding_tasks(rows, parallelism, batch_size=64) == tasks
