@@ -17,11 +17,13 @@ import time
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, Iterator
 
+from interest_lib.conf.core import ConfigError
 from interest_lib.registry import BACKENDS, resolve
 
 
-class BackendError(RuntimeError):
-    """A backend cannot run as configured (missing package, GPUs not visible to Spark, ...)."""
+class BackendError(ConfigError, RuntimeError):
+    """A backend cannot run as configured (missing package, GPUs not visible to Spark, a setting
+    it cannot honour, ...): a configuration error, so ``interest`` exits 2 with the message."""
 
 
 def export_package_path() -> None:

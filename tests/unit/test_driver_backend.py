@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from interest_lib.conf import TrainConf
+from interest_lib.conf import ConfigError, TrainConf
 from interest_lib.training.backend import BackendError, DriverBackend, TorchDistributorBackend, make_backend
 from interest_lib.training.loop import TrainJob, train_worker
 from interest_lib.training.store import load_record
@@ -55,5 +55,7 @@ def test_the_driver_trains_the_weights_of_one_torch_distributor_rank(table, tmp_
 
 @pytest.mark.parametrize("processes, local_mode", [(2, True), (1, False)])
 def test_more_than_one_rank_or_executors_are_refused_naming_the_settings(processes, local_mode):
-    with pytest.raises(BackendError, match="train.num_processes=1 and train.local_mode=true"):
+    # a ConfigError: `interest train` exits 2 with "configuration error: <this message>"
+    with pytest.raises(ConfigError, match="train.num_processes=1 and train.local_mode=true") as raised:
         DriverBackend(processes, local_mode, False)
+    assert isinstance(raised.value, BackendError)
