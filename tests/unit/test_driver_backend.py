@@ -45,6 +45,7 @@ def test_the_driver_trains_the_weights_of_one_torch_distributor_rank(table, tmp_
     assert not torch.distributed.is_initialized()  # no process group was made
     assert torch.get_num_threads() == 2  # the loop's torch_threads=1 did not stay
     assert torch.equal(torch.rand(3), expected_draw)  # nor did its seeds
+    assert len(driver["history"]) == len(ddp["history"]) == 2  # zip below must not hide a missing epoch
     assert driver["history"] == [{**h, "seconds": d["seconds"]} for h, d in zip(ddp["history"], driver["history"])]
     a = load_record(str(tmp_path / "ddp" / "model.pt"))["state_dict"]
     b = load_record(str(tmp_path / "driver" / "model.pt"))["state_dict"]
