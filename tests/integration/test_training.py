@@ -63,7 +63,9 @@ def _train_cmd(settings, store):
 
 def test_killed_run_resumes_to_the_same_weights(pipeline, tmp_path):
     settings, _tables, conf = pipeline
-    env = dict(os.environ, PYTHONPATH=REPO)
+    # torchrun's log folder under tmp_path: the killed run cannot remove the one it would make
+    # in /tmp (interest_lib.training.backend.torchrun_log_dir keeps a folder set here).
+    env = dict(os.environ, PYTHONPATH=REPO, PET_LOG_DIR=str(tmp_path / "torchrun-logs"))
     # The pipeline's settings, another store: SIGKILL (whole process group) right after the
     # first checkpoint, then the same command again.
     store = tmp_path / "killed"
