@@ -137,12 +137,16 @@ def test_file_stream_validates_dedupes_quarantines_and_alerts_exactly(spark, str
 
 
 def test_stream_batches_equal_batch_ingest_of_the_same_files(spark, stream_conf, tables, tmp_path):
-    """Without late data, bronze written by the stream holds exactly what batch ingest writes."""
+    """Without late data, bronze written by the stream holds exactly what batch ingest writes,
+    the daily cap included: a bot over it in one micro-batch keeps its earliest events in both."""
     from interest_lib.ingest import run_ingest
     from interest_lib.storage import Tables
 
     files = {k: [l for l in v if "late" not in l] for k, v in FILES.items()}
     files["b.jsonl"].append(ev("bad3", "", "C", "2026-03-10T11:00:00Z"))  # a bad row in a and in b
+    # 6 events of a bot on one day, 4 allowed (u1's 4 events a day are at the cap, not over it)
+    files["c.jsonl"] += [ev(f"bot{i}", "bot", "D", f"2026-03-10T13:00:0{i}Z") for i in range(1, 7)]
+    stream_conf.ingest.max_events_per_user_day = 4
     land(stream_conf.stream.landing, files)
     stream_conf.stream.max_files_per_trigger = 2  # a micro-batch of a and b: two input splits
     aqe = spark.conf.get("spark.sql.adaptive.enabled")
@@ -160,7 +164,11 @@ def test_stream_batches_equal_batch_ingest_of_the_same_files(spark, stream_conf,
     cols = [c for c in tables.read(BRONZE_EVENTS).columns if c not in (S.INGEST_BATCH, S.INGESTED_AT)]
     streamed = sorted(tuple(r) for r in tables.read(BRONZE_EVENTS).select(*cols).collect())
     batched = sorted(tuple(r) for r in batch_tables.read(BRONZE_EVENTS).select(*cols).collect())
-    assert streamed == batched and len(streamed) == 10
+    assert streamed == batched and len(streamed) == 14
+    for t in (tables, batch_tables):
+        over = [json.loads(r[0])["event_id"] for r in t.read(BRONZE_QUARANTINE)
+                .filter(F.col(S.REASON) == "user_day_over_cap").select(S.RAW_RECORD).collect()]
+        assert sorted(over) == ["bot5", "bot6"]
     # each micro-batch's quarantined rows are one file (ingest.quarantine_rows_per_file), not one per split
     live = [len(tables.live_files(BRONZE_QUARANTINE, v)) for v in range(tables.version(BRONZE_QUARANTINE) + 1)]
     assert [n - before for before, n in zip([0, *live], live) if n > before] == [1, 1]  # files each commit added
