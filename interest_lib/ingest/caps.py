@@ -21,6 +21,7 @@ bot's million events are never shuffled or sorted (the row-number window this re
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Optional
 
 from pyspark.sql import Column, DataFrame, Window, functions as F
@@ -34,15 +35,41 @@ assert OVER_CAP in REASONS
 
 _USER, _DAY, _MINUTE = "_cap_user", "_cap_day", "_cap_minute"
 _CUT_MINUTE, _BEFORE_CUT = "_cap_cut_minute", "_cap_before_cut"
+_ALLOW = "_cap_allow"  # events of the user-day the cap still allows in this batch
 
 
-def heavy_user_days(checked: DataFrame, cap: int) -> DataFrame:
-    """(``_cap_user``, ``_cap_day``, ``events``) of the user-days with more than ``cap`` valid
-    events (``checked``: records with ``reason`` and the parsed ``_ts``; small: at most
-    valid events / cap rows)."""
+def heavy_user_days(checked: DataFrame, cap: int, stored: Optional[DataFrame] = None,
+                    key: Optional[bytes] = None) -> DataFrame:
+    """(``_cap_user``, ``_cap_day``, ``events``, ``_cap_allow``) of the user-days whose valid
+    events exceed what the cap still allows them (``checked``: records with ``reason`` and the
+    parsed ``_ts``; small: at most valid events / cap rows). ``_cap_allow`` is ``cap`` minus the
+    events the user-day already has in ``stored`` (pseudonymised ``user_id``, ``event_date``,
+    ``events``: bronze.events' counts, matched through ``key``), at least 0; without ``stored``,
+    ``cap``."""
     valid = checked.filter(F.col(S.REASON).isNull())
-    return (valid.groupBy(F.trim(S.USER_ID).alias(_USER), F.to_date("_ts").alias(_DAY))
-            .agg(F.count(F.lit(1)).alias("events")).filter(F.col("events") > cap))
+    counts = (valid.groupBy(F.trim(S.USER_ID).alias(_USER), F.to_date("_ts").alias(_DAY))
+              .agg(F.count(F.lit(1)).alias("events")))
+    if stored is None:
+        allow = counts.withColumn(_ALLOW, F.lit(cap).cast("long"))
+    else:
+        from interest_lib.pseudonymise import pseudonymise_col
+
+        before = stored.select(F.col(S.USER_ID).alias("_cap_pseudo"), F.col(S.EVENT_DATE).alias(_DAY),
+                               F.col("events").alias("_cap_stored"))
+        allow = (counts.withColumn("_cap_pseudo", pseudonymise_col(_USER, key))
+                 .join(before, ["_cap_pseudo", _DAY], "left")
+                 .withColumn(_ALLOW, F.greatest(F.lit(0).cast("long"),
+                                                F.lit(cap) - F.coalesce(F.col("_cap_stored"), F.lit(0))))
+                 .drop("_cap_pseudo", "_cap_stored"))
+    return allow.filter(F.col("events") > F.col(_ALLOW))
+
+
+def stored_user_days(bronze: DataFrame, since: Optional[dt.date] = None) -> DataFrame:
+    """Valid events already stored per (pseudonymised ``user_id``, ``event_date``) of
+    bronze.events (from ``since`` on: a partition filter), as :func:`heavy_user_days` reads them."""
+    if since is not None:
+        bronze = bronze.filter(F.col(S.EVENT_DATE) >= F.lit(since))
+    return bronze.groupBy(S.USER_ID, S.EVENT_DATE).agg(F.count(F.lit(1)).alias("events"))
 
 
 def _minute(ts: str) -> Column:
@@ -50,28 +77,35 @@ def _minute(ts: str) -> Column:
     return F.expr(f"unix_micros(`{ts}`) div 60000000")
 
 
-def cut_minutes(heavy_events: DataFrame, cap: int) -> DataFrame:
+def cut_minutes(heavy_events: DataFrame) -> DataFrame:
     """One row per heavy user-day (``heavy_events``: its valid events with ``_cap_user``,
-    ``_cap_day``, ``_cap_minute``): the first minute whose running count of events passes ``cap``
-    (``_cap_cut_minute``, the minute of the first event over the cap) and the number of events
-    in the minutes before it (``_cap_before_cut``, at most ``cap``)."""
-    per_minute = heavy_events.groupBy(_USER, _DAY, _MINUTE).agg(F.count(F.lit(1)).alias("_n"))
+    ``_cap_day``, ``_cap_minute`` and the allowance ``_cap_allow``): the first minute whose
+    running count of events passes the allowance (``_cap_cut_minute``, the minute of the first
+    event over it) and the number of events in the minutes before it (``_cap_before_cut``, at
+    most the allowance)."""
+    per_minute = heavy_events.groupBy(_USER, _DAY, _MINUTE).agg(F.count(F.lit(1)).alias("_n"),
+                                                                 F.first(_ALLOW).alias(_ALLOW))
     running = F.sum("_n").over(Window.partitionBy(_USER, _DAY).orderBy(_MINUTE))
     return (per_minute.withColumn("_through", running)
             .withColumn(_BEFORE_CUT, F.col("_through") - F.col("_n"))
-            .filter((F.col(_BEFORE_CUT) <= cap) & (F.col("_through") > cap))
+            .filter((F.col(_BEFORE_CUT) <= F.col(_ALLOW)) & (F.col("_through") > F.col(_ALLOW)))
             .select(_USER, _DAY, F.col(_MINUTE).alias(_CUT_MINUTE), _BEFORE_CUT))
 
 
-def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = None) -> DataFrame:
+def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = None,
+                  stored: Optional[DataFrame] = None, key: Optional[bytes] = None) -> DataFrame:
     """``checked`` with ``reason`` set to :data:`OVER_CAP` on the valid records of a user beyond
-    the ``cap`` earliest of the same UTC day (ordered by time, then event id and file); every
-    other row unchanged, same columns. ``cap`` <= 0: ``checked`` itself.
+    the ``cap`` earliest of the same UTC day (ordered by time, then event id and file; ``cap``
+    less the day's events in ``stored`` when given); every other row unchanged, same columns.
+    ``cap`` <= 0: ``checked`` itself.
 
     Args:
         checked: records with ``reason`` (null = valid), raw ``user_id`` and parsed ``_ts``.
         cap: the most valid events one user may have on one UTC day.
         heavy: :func:`heavy_user_days` of ``checked`` when the caller already has it.
+        stored: :func:`stored_user_days` of bronze.events (with the pseudonymisation ``key``):
+            the cap then counts a user-day's events already stored, and only what it still
+            allows of this batch's is kept (``interest stream``, whose micro-batches split a day).
 
     No user-day over the cap (the usual batch): ``checked`` itself, found with one small job on
     ``heavy``. Every later use of the frame (the reason counts, the quarantine, the events
@@ -80,23 +114,25 @@ def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = Non
     """
     if cap <= 0:
         return checked
-    heavy = heavy_user_days(checked, cap) if heavy is None else heavy
+    if stored is not None and key is None:
+        raise ValueError("cap_user_days: stored user-days are matched by pseudonymised user id: pass the key")
+    heavy = heavy_user_days(checked, cap, stored, key) if heavy is None else heavy
     if heavy.isEmpty():
         return checked
     valid = F.col(S.REASON).isNull()
     keyed = (checked.withColumn(_USER, F.when(valid, F.trim(S.USER_ID)))
              .withColumn(_DAY, F.when(valid, F.to_date("_ts"))))
-    heavy_keys = F.broadcast(heavy.select(_USER, _DAY, F.lit(True).alias("_cap_heavy")))
+    heavy_keys = F.broadcast(heavy.select(_USER, _DAY, _ALLOW))
     flagged = keyed.join(heavy_keys, [_USER, _DAY], "left")
-    is_heavy = F.col("_cap_heavy").isNotNull()
+    is_heavy = F.col(_ALLOW).isNotNull()
     heavy_events = flagged.filter(is_heavy).withColumn(_MINUTE, _minute("_ts"))
     # one row per heavy user-day: small, broadcast to where the heavy events are read. Heavy
     # events are valid (invalid rows have no key), so a null reason is "kept".
-    located = heavy_events.join(F.broadcast(cut_minutes(heavy_events, cap)), [_USER, _DAY])
+    located = heavy_events.join(F.broadcast(cut_minutes(heavy_events)), [_USER, _DAY])
     at_cut = F.col(_MINUTE) == F.col(_CUT_MINUTE)
     rank = F.row_number().over(Window.partitionBy(_USER, _DAY).orderBy("_ts", S.EVENT_ID, S.SOURCE_FILE))
     in_cut_minute = (located.filter(at_cut)
-                     .withColumn(S.REASON, F.when(F.col(_BEFORE_CUT) + rank > cap, F.lit(OVER_CAP))))
+                     .withColumn(S.REASON, F.when(F.col(_BEFORE_CUT) + rank > F.col(_ALLOW), F.lit(OVER_CAP))))
     elsewhere = (located.filter(~at_cut)
                  .withColumn(S.REASON, F.when(F.col(_MINUTE) > F.col(_CUT_MINUTE), F.lit(OVER_CAP))))
     columns = checked.columns
@@ -104,14 +140,14 @@ def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = Non
             .unionByName(elsewhere.select(*columns)).unionByName(in_cut_minute.select(*columns)))
 
 
-def heavy_users_report(heavy: DataFrame, cap: int, top: int, key: bytes) -> list[dict]:
+def heavy_users_report(heavy: DataFrame, top: int, key: bytes) -> list[dict]:
     """The ``top`` users with the most events over the cap: pseudonymised user id (as in
     bronze.events), days over the cap, valid events on those days, events quarantined."""
     from interest_lib.pseudonymise import pseudonymise_col
 
     rows = (heavy.groupBy(_USER).agg(F.count(F.lit(1)).alias("days_over_cap"),
                                      F.sum("events").alias("events_on_those_days"),
-                                     F.sum(F.col("events") - cap).alias("quarantined"))
+                                     F.sum(F.col("events") - F.col(_ALLOW)).alias("quarantined"))
             .orderBy(F.desc("quarantined"), _USER).limit(top)
             .select(pseudonymise_col(_USER, key).alias(S.USER_ID), "days_over_cap", "events_on_those_days",
                     "quarantined").collect())

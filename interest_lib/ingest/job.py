@@ -295,7 +295,7 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         n_valid = rows_in - sum(reasons.values())
         counts.update(rows_in=rows_in, valid=n_valid, invalid=rows_in - n_valid)
     with timer.stage("skew report") as counts:
-        heavy_users = (heavy_users_report(heavy, cap, conf.ingest.report_heavy, key)
+        heavy_users = (heavy_users_report(heavy, conf.ingest.report_heavy, key)
                        if heavy is not None and reasons.get(OVER_CAP) else [])
         heavy_items = heavy_items_report(checked, conf.ingest.heavy_item_share, conf.ingest.report_heavy, n_valid)
         counts.update(heavy_users=len(heavy_users), heavy_items=len(heavy_items))

@@ -4,9 +4,9 @@ the batch pipeline's own code, idempotently.
 1. **Ingest** (:mod:`interest_lib.ingest`'s functions, not a copy): validation and quarantine
    reasons (:func:`check_records`), the user-id redaction of quarantined records
    (:func:`quarantine_rows`), dedupe (:func:`flag_duplicates`), pseudonymisation and stamps
-   (:func:`bronze_rows`), and the daily cap per user (:func:`cap_user_days`: over the
-   micro-batch's records, as batch ingest applies it over one run's). One more reason exists
-   only here: ``late_event``, an event older than the **watermark** = the latest event time in
+   (:func:`bronze_rows`), and the daily cap per user (:func:`cap_user_days`, counting the
+   user-day's events already in bronze.events: micro-batches split a day). One more reason
+   exists only here: ``late_event``, an event older than the **watermark** = the latest event time in
    bronze.events (before this micro-batch) minus ``stream.watermark_minutes``. Dedupe by event_id covers the micro-batch and the bronze.events
    partitions from the watermark's date on (an accepted event is never older than the
    watermark, so its stored copy is there). Accounting is checked as in batch ingest:
@@ -46,7 +46,7 @@ from interest_lib.features.job import text_vector_builder
 from interest_lib.features.profiles import PROFILE_COLUMNS, build_profiles
 from interest_lib.features.sequences import build_scoring_inputs
 from interest_lib.features.windows import WINDOW, window_index_col
-from interest_lib.ingest.caps import cap_user_days
+from interest_lib.ingest.caps import cap_user_days, stored_user_days
 from interest_lib.ingest.job import (
     DUPLICATE, IngestAccountingError, bronze_rows, check_records, flag_duplicates, quarantine_rows,
     write_quarantine,
@@ -182,9 +182,13 @@ class MicroBatchProcessor:
             report.watermark = None if watermark is None else str(watermark)
             report.ingest_batch = ingest_batch = base + 1
             checked = check_records(batch, now, conf.ingest, watermark).persist(StorageLevel.MEMORY_AND_DISK)
-            # The daily cap over this micro-batch's records, as batch ingest applies it over one
-            # run's records (earliest kept, the rest quarantined as user_day_over_cap).
-            capped = cap_user_days(checked, conf.ingest.max_events_per_user_day)
+            # The daily cap, counting what each user-day already has in bronze.events: a stream
+            # splits a bot's day over many micro-batches (earliest kept, the rest quarantined as
+            # user_day_over_cap). Valid events are never older than the watermark's date.
+            cap = conf.ingest.max_events_per_user_day
+            stored = (stored_user_days(tables.read(BRONZE_EVENTS, version=base), watermark.date())
+                      if cap > 0 and watermark is not None else None)
+            capped = cap_user_days(checked, cap, stored=stored, key=self.key)
             if capped is not checked:
                 capped = capped.persist(StorageLevel.MEMORY_AND_DISK)
                 checked.unpersist()

@@ -3,6 +3,7 @@ earliest events of its day kept, nothing lost), the ingest report names it (pseu
 viral item; the generator's bot and viral item go through ingest and sessionize."""
 
 import json
+from itertools import product
 
 import pytest
 from pyspark.sql import functions as F
@@ -74,19 +75,27 @@ def test_the_cap_quarantines_exactly_the_events_after_the_cap_th_earliest_of_eac
     rows += [("u9", dt.datetime(2026, 1, 7, 8, 1, s), f"y{s}", "c.json", None) for s in range(3)]
     checked = spark.createDataFrame(rows, f"{S.USER_ID} string, _ts timestamp, {S.EVENT_ID} string, "
                                           f"{S.SOURCE_FILE} string, {S.REASON} string")
-    for cap in (1, 4, 7):
+    # events already stored (bronze.events, pseudonymised) for three user-days: the cap allows
+    # only the rest of them (none where the stored events reach it)
+    key = b"test-key"
+    before = {("bot", dt.date(2026, 1, 5)): 3, ("u1", dt.date(2026, 1, 6)): 10, ("u9", dt.date(2026, 1, 7)): 2}
+    stored = spark.createDataFrame([(pseudonymise_py(u, key), d, n) for (u, d), n in before.items()],
+                                   f"{S.USER_ID} string, {S.EVENT_DATE} date, events long")
+    for cap, with_stored in product((1, 4, 7), (False, True)):
         expected = {}
         by_day = {}
         for user, ts, eid, file, reason in rows:
             expected[(user, ts, eid, file)] = reason
             if reason is None:
                 by_day.setdefault((user.strip(), ts.date()), []).append((ts, eid, file, user))
-        for events in by_day.values():
-            for ts, eid, file, user in sorted(events)[cap:]:
+        for day, events in by_day.items():
+            allow = max(cap - before.get(day, 0), 0) if with_stored else cap
+            for ts, eid, file, user in sorted(events)[allow:]:
                 expected[(user, ts, eid, file)] = OVER_CAP
-        got = {(r[S.USER_ID], r["_ts"], r[S.EVENT_ID], r[S.SOURCE_FILE]): r[S.REASON]
-               for r in cap_user_days(checked, cap).collect()}
-        assert got == expected, cap
+        capped = (cap_user_days(checked, cap, stored=stored, key=key) if with_stored
+                  else cap_user_days(checked, cap))
+        got = {(r[S.USER_ID], r["_ts"], r[S.EVENT_ID], r[S.SOURCE_FILE]): r[S.REASON] for r in capped.collect()}
+        assert got == expected, (cap, with_stored)
         assert sum(v == OVER_CAP for v in got.values()) > 0
 
 

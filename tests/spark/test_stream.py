@@ -138,14 +138,16 @@ def test_file_stream_validates_dedupes_quarantines_and_alerts_exactly(spark, str
 
 def test_stream_batches_equal_batch_ingest_of_the_same_files(spark, stream_conf, tables, tmp_path):
     """Without late data, bronze written by the stream holds exactly what batch ingest writes,
-    the daily cap included: a bot over it in one micro-batch keeps its earliest events in both."""
+    the daily cap included: a bot's day split over two micro-batches keeps its earliest events."""
     from interest_lib.ingest import run_ingest
     from interest_lib.storage import Tables
 
     files = {k: [l for l in v if "late" not in l] for k, v in FILES.items()}
     files["b.jsonl"].append(ev("bad3", "", "C", "2026-03-10T11:00:00Z"))  # a bad row in a and in b
-    # 6 events of a bot on one day, 4 allowed (u1's 4 events a day are at the cap, not over it)
-    files["c.jsonl"] += [ev(f"bot{i}", "bot", "D", f"2026-03-10T13:00:0{i}Z") for i in range(1, 7)]
+    # 6 events of a bot on one day, 3 in each micro-batch, 4 allowed (u1's 4 events a day are
+    # at the cap, not over it): the second micro-batch may keep 1, counting the 3 stored
+    files["b.jsonl"] += [ev(f"bot{i}", "bot", "D", f"2026-03-10T13:00:0{i}Z") for i in range(1, 4)]
+    files["c.jsonl"] += [ev(f"bot{i}", "bot", "D", f"2026-03-10T13:00:0{i}Z") for i in range(4, 7)]
     stream_conf.ingest.max_events_per_user_day = 4
     land(stream_conf.stream.landing, files)
     stream_conf.stream.max_files_per_trigger = 2  # a micro-batch of a and b: two input splits
