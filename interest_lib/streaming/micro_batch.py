@@ -6,9 +6,10 @@ the batch pipeline's own code, idempotently.
    (:func:`quarantine_rows`), dedupe (:func:`flag_duplicates`), pseudonymisation and stamps
    (:func:`bronze_rows`), and the daily cap per user (:func:`cap_user_days`, counting the
    user-day's events already in bronze.events: micro-batches split a day). One more reason
-   exists only here: ``late_event``, an event older than the **watermark** = the latest event time in
-   bronze.events (before this micro-batch) minus ``stream.watermark_minutes``. Dedupe by event_id covers the micro-batch and the bronze.events
-   partitions from the watermark's date on (an accepted event is never older than the
+   exists only here: ``late_event``, an event older than the **watermark** = the latest event
+   time in bronze.events (before this micro-batch) minus ``stream.watermark_minutes``. Dedupe
+   by event_id covers the micro-batch and the bronze.events partitions from the watermark's
+   date on (an accepted event is never older than the
    watermark, so its stored copy is there). Accounting is checked as in batch ingest:
    ``rows in = accepted + quarantined + duplicates removed``.
 2. **Idempotent commits**: bronze.events_quarantine and bronze.events are written with the Delta
