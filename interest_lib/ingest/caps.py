@@ -5,10 +5,11 @@ windows, sequences): one user's events are one task's input, whatever Spark does
 join handling splits oversized *join* partitions, not a window over one key; salting a
 per-user window changes what it computes. A bot with a million events is not a person whose
 interests we model, so the events a person cannot produce (``ingest.max_events_per_user_day``
-valid events on one UTC day) are quarantined with the reason :data:`OVER_CAP`: the earliest
-``cap`` of that day are kept, the rest are counted and kept in bronze.events_quarantine, never
-dropped silently. Skew by *item* (a viral item) needs no cap: item-keyed aggregations combine
-map-side and item joins broadcast the catalogue, and AQE (on by default) splits a skewed join.
+valid events on one UTC day, those already in bronze.events included) are quarantined with the
+reason :data:`OVER_CAP`: the earliest ``cap`` of that day are kept (of each run, what the cap
+still allows), the rest are counted and kept in bronze.events_quarantine, never dropped
+silently. Skew by *item* (a viral item) needs no cap: item-keyed aggregations combine map-side
+and item joins broadcast the catalogue, and AQE (on by default) splits a skewed join.
 
 Where the cut falls is found without gathering a heavy user-day into one task: the user-days
 over the cap come from a map-side combined count, their events are counted per minute (again
@@ -105,7 +106,7 @@ def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = Non
         heavy: :func:`heavy_user_days` of ``checked`` when the caller already has it.
         stored: :func:`stored_user_days` of bronze.events (with the pseudonymisation ``key``):
             the cap then counts a user-day's events already stored, and only what it still
-            allows of this batch's is kept (``interest stream``, whose micro-batches split a day).
+            allows of this batch's is kept (a day arrives over several runs or micro-batches).
 
     No user-day over the cap (the usual batch): ``checked`` itself, found with one small job on
     ``heavy``. Every later use of the frame (the reason counts, the quarantine, the events

@@ -43,7 +43,9 @@ from interest_lib import schema as S
 from interest_lib.conf import Config, IngestConf
 from interest_lib.errors import InputError
 from interest_lib.pseudonymise import pseudonymise_col, resolve_key
-from interest_lib.ingest.caps import OVER_CAP, cap_user_days, heavy_items_report, heavy_user_days, heavy_users_report
+from interest_lib.ingest.caps import (
+    OVER_CAP, cap_user_days, heavy_items_report, heavy_user_days, heavy_users_report, stored_user_days,
+)
 from interest_lib.ingest.quarantine import quarantine_record
 from interest_lib.ingest.readers import CORRUPT, RawInput, read_raw, scan_input
 from interest_lib.ingest.validate import REASONS, invalid_utf8, to_events, with_parsed_fields, with_reason
@@ -132,6 +134,18 @@ def flag_duplicates(events: DataFrame, existing_ids: Optional[DataFrame]) -> Dat
         flagged = flagged.join(stored, S.EVENT_ID, "left")
         dup = dup | F.col("_stored").isNotNull()
     return flagged.withColumn(DUPLICATE, dup).drop("_n", "_stored")
+
+
+def _stored_since_first_day(tables: Tables, base: int, checked: DataFrame, cap: int) -> Optional[DataFrame]:
+    """bronze.events' stored events per user-day (version ``base``) from the first day of
+    ``checked``'s valid records on, for the daily cap to count (None: no bronze.events yet, no
+    cap, or no valid record). A day's events arrive over several runs (hourly files, a stream)."""
+    if cap <= 0 or base < 0:
+        return None
+    first_day = checked.filter(F.col(S.REASON).isNull()).agg(F.min(F.to_date("_ts"))).first()[0]
+    if first_day is None:
+        return None
+    return stored_user_days(tables.read(BRONZE_EVENTS, version=base), first_day)
 
 
 def check_records(raw: DataFrame, now: dt.datetime, conf: IngestConf,
@@ -287,7 +301,8 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         items_raw = _read_items(spark, conf, items_in)
         base_checked = check_records(raw, now, conf.ingest).persist(StorageLevel.MEMORY_AND_DISK)
         cap = conf.ingest.max_events_per_user_day
-        heavy = heavy_user_days(base_checked, cap).persist() if cap > 0 else None
+        heavy = heavy_user_days(base_checked, cap, _stored_since_first_day(tables, base, base_checked, cap),
+                                key).persist() if cap > 0 else None
         checked = cap_user_days(base_checked, cap, heavy)
         reason_rows = checked.groupBy(S.REASON).count().collect()
         reasons = {r[S.REASON]: r["count"] for r in reason_rows if r[S.REASON] is not None}

@@ -50,6 +50,19 @@ def test_a_bot_over_the_daily_cap_is_quarantined_with_its_reason_and_reported(sp
     assert [(i[S.ITEM_ID], i["events"]) for i in report.heavy_items] == [("viral", 8)]
     assert any("heavy user" in line and "7 quarantined" in line for line in report.skew_lines())
 
+    # A later run with more of 2026-01-06 (hourly files): the bot's 3 stored events count, so
+    # the cap allows 2 of its 4 new ones (the earliest); u1's 1 + 2 events stay under it.
+    more = tmp_path / "raw2" / "events" / "arrival_date=2026-01-07"
+    write_raw(more, "c.json", [ev(f"d{k}", user="bot", ts=f"2026-01-06T1{3 - k}:00:00Z") for k in range(4)]
+              + [ev(f"q{k}", user="u1", ts=f"2026-01-05T1{k}:00:00Z") for k in range(2)])
+    second = ingest(spark, tmp_conf, tables, path=more.parent)
+    assert (second.rows_in, second.accepted, second.quarantined, second.reasons) == (6, 4, 2, {OVER_CAP: 2})
+    over = {json.loads(r.raw_record)["event_id"] for r in
+            tables.read(BRONZE_QUARANTINE).filter(F.col(S.REASON) == OVER_CAP).collect()}
+    assert over == {f"b{k:02d}" for k in range(7)} | {"d0", "d1"}  # d3, d2 are the day's earliest new ones
+    assert second.heavy_users == [{S.USER_ID: pseudonymise_py("bot", KEY.encode()), "days_over_cap": 1,
+                                   "events_on_those_days": 4, "quarantined": 2}]
+
 
 def test_the_cap_quarantines_exactly_the_events_after_the_cap_th_earliest_of_each_user_day(spark):
     """Against a sort in Python: events crowded into a few minutes (the cut falls inside a minute,
