@@ -65,11 +65,16 @@ def heavy_user_days(checked: DataFrame, cap: int, stored: Optional[DataFrame] = 
     return allow.filter(F.col("events") > F.col(_ALLOW))
 
 
-def stored_user_days(bronze: DataFrame, since: Optional[dt.date] = None) -> DataFrame:
+def stored_user_days(bronze: DataFrame, since: Optional[dt.date] = None,
+                     days: Optional[list[dt.date]] = None) -> DataFrame:
     """Valid events already stored per (pseudonymised ``user_id``, ``event_date``) of
-    bronze.events (from ``since`` on: a partition filter), as :func:`heavy_user_days` reads them."""
+    bronze.events, as :func:`heavy_user_days` reads them: from ``since`` on and / or on
+    ``days`` only (partition filters: a backfill of a few old days reads those days, not the
+    years since)."""
     if since is not None:
         bronze = bronze.filter(F.col(S.EVENT_DATE) >= F.lit(since))
+    if days is not None:
+        bronze = bronze.filter(F.col(S.EVENT_DATE).isin(list(days)))
     return bronze.groupBy(S.USER_ID, S.EVENT_DATE).agg(F.count(F.lit(1)).alias("events"))
 
 

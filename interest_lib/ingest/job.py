@@ -136,16 +136,16 @@ def flag_duplicates(events: DataFrame, existing_ids: Optional[DataFrame]) -> Dat
     return flagged.withColumn(DUPLICATE, dup).drop("_n", "_stored")
 
 
-def _stored_since_first_day(tables: Tables, base: int, checked: DataFrame, cap: int) -> Optional[DataFrame]:
-    """bronze.events' stored events per user-day (version ``base``) from the first day of
-    ``checked``'s valid records on, for the daily cap to count (None: no bronze.events yet, no
-    cap, or no valid record). A day's events arrive over several runs (hourly files, a stream)."""
+def _stored_on_batch_days(tables: Tables, base: int, checked: DataFrame, cap: int) -> Optional[DataFrame]:
+    """bronze.events' stored events per user-day (version ``base``) on the days of ``checked``'s
+    valid records, for the daily cap to count (None: no bronze.events yet, no cap, or no valid
+    record). A day's events arrive over several runs (hourly files, a stream)."""
     if cap <= 0 or base < 0:
         return None
-    first_day = checked.filter(F.col(S.REASON).isNull()).agg(F.min(F.to_date("_ts"))).first()[0]
-    if first_day is None:
+    days = [r[0] for r in checked.filter(F.col(S.REASON).isNull()).select(F.to_date("_ts")).distinct().collect()]
+    if not days:
         return None
-    return stored_user_days(tables.read(BRONZE_EVENTS, version=base), first_day)
+    return stored_user_days(tables.read(BRONZE_EVENTS, version=base), days=days)
 
 
 def check_records(raw: DataFrame, now: dt.datetime, conf: IngestConf,
@@ -301,7 +301,7 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         items_raw = _read_items(spark, conf, items_in)
         base_checked = check_records(raw, now, conf.ingest).persist(StorageLevel.MEMORY_AND_DISK)
         cap = conf.ingest.max_events_per_user_day
-        heavy = heavy_user_days(base_checked, cap, _stored_since_first_day(tables, base, base_checked, cap),
+        heavy = heavy_user_days(base_checked, cap, _stored_on_batch_days(tables, base, base_checked, cap),
                                 key).persist() if cap > 0 else None
         checked = cap_user_days(base_checked, cap, heavy)
         reason_rows = checked.groupBy(S.REASON).count().collect()
