@@ -42,7 +42,8 @@ REASONS = {
     "malformed_price": "price is not a number",
     "negative_price": "price is negative",
     "user_day_over_cap": "more than ingest.max_events_per_user_day valid events of one user on one UTC day "
-                         "(a bot or a replayed feed); the earliest of the day are kept (batch ingest only)",
+                         "(a bot or a replayed feed), those already in bronze.events included; the earliest "
+                         "of the day are kept",
     "late_event": "event_time is before the stream's watermark (the latest event time in bronze.events "
                   "minus stream.watermark_minutes): later than the stream waits for (interest stream only)",
 }
