@@ -47,6 +47,8 @@ def heavy_user_days(checked: DataFrame, cap: int, stored: Optional[DataFrame] = 
     events the user-day already has in ``stored`` (pseudonymised ``user_id``, ``event_date``,
     ``events``: bronze.events' counts, matched through ``key``), at least 0; without ``stored``,
     ``cap``."""
+    if stored is not None and key is None:
+        raise ValueError("heavy_user_days: stored user-days are matched by pseudonymised user id: pass the key")
     valid = checked.filter(F.col(S.REASON).isNull())
     counts = (valid.groupBy(F.trim(S.USER_ID).alias(_USER), F.to_date("_ts").alias(_DAY))
               .agg(F.count(F.lit(1)).alias("events")))
@@ -120,8 +122,6 @@ def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = Non
     """
     if cap <= 0:
         return checked
-    if stored is not None and key is None:
-        raise ValueError("cap_user_days: stored user-days are matched by pseudonymised user id: pass the key")
     heavy = heavy_user_days(checked, cap, stored, key) if heavy is None else heavy
     if heavy.isEmpty():
         return checked

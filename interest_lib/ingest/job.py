@@ -136,11 +136,11 @@ def flag_duplicates(events: DataFrame, existing_ids: Optional[DataFrame]) -> Dat
     return flagged.withColumn(DUPLICATE, dup).drop("_n", "_stored")
 
 
-def _stored_on_batch_days(tables: Tables, base: int, checked: DataFrame, cap: int) -> Optional[DataFrame]:
+def _stored_on_batch_days(tables: Tables, base: int, checked: DataFrame) -> Optional[DataFrame]:
     """bronze.events' stored events per user-day (version ``base``) on the days of ``checked``'s
-    valid records, for the daily cap to count (None: no bronze.events yet, no cap, or no valid
-    record). A day's events arrive over several runs (hourly files, a stream)."""
-    if cap <= 0 or base < 0:
+    valid records, for the daily cap to count (None: no bronze.events yet, or no valid record).
+    A day's events arrive over several runs (hourly files, a stream)."""
+    if base < 0:
         return None
     days = [r[0] for r in checked.filter(F.col(S.REASON).isNull()).select(F.to_date("_ts")).distinct().collect()]
     if not days:
@@ -301,7 +301,7 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         items_raw = _read_items(spark, conf, items_in)
         base_checked = check_records(raw, now, conf.ingest).persist(StorageLevel.MEMORY_AND_DISK)
         cap = conf.ingest.max_events_per_user_day
-        heavy = heavy_user_days(base_checked, cap, _stored_on_batch_days(tables, base, base_checked, cap),
+        heavy = heavy_user_days(base_checked, cap, _stored_on_batch_days(tables, base, base_checked),
                                 key).persist() if cap > 0 else None
         checked = cap_user_days(base_checked, cap, heavy)
         reason_rows = checked.groupBy(S.REASON).count().collect()

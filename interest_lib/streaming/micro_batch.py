@@ -182,18 +182,14 @@ class MicroBatchProcessor:
             watermark = self.watermark(base)
             report.watermark = None if watermark is None else str(watermark)
             report.ingest_batch = ingest_batch = base + 1
-            checked = check_records(batch, now, conf.ingest, watermark).persist(StorageLevel.MEMORY_AND_DISK)
+            base_checked = check_records(batch, now, conf.ingest, watermark).persist(StorageLevel.MEMORY_AND_DISK)
             # The daily cap, counting what each user-day already has in bronze.events: a stream
             # splits a bot's day over many micro-batches (earliest kept, the rest quarantined as
             # user_day_over_cap). Valid events are never older than the watermark's date.
             cap = conf.ingest.max_events_per_user_day
             stored = (stored_user_days(tables.read(BRONZE_EVENTS, version=base), watermark.date())
                       if cap > 0 and watermark is not None else None)
-            capped = cap_user_days(checked, cap, stored=stored, key=self.key)
-            if capped is not checked:
-                capped = capped.persist(StorageLevel.MEMORY_AND_DISK)
-                checked.unpersist()
-                checked = capped
+            checked = cap_user_days(base_checked, cap, stored=stored, key=self.key)
             try:
                 counts = checked.groupBy(S.REASON).count().collect()
                 report.rows_in = sum(r["count"] for r in counts)
@@ -239,7 +235,7 @@ class MicroBatchProcessor:
                 finally:
                     flagged.unpersist()
             finally:
-                checked.unpersist()
+                base_checked.unpersist()
         try:
             self._check_accounting(report)
         except IngestAccountingError:
