@@ -35,7 +35,7 @@ from interest_lib.conf import Config
 from interest_lib.features.profiles import PROFILE_CATEGORIES, PROFILE_SHARES, WINDOW_CATEGORIES
 from interest_lib.features.stages import STAGE, STAGES
 from interest_lib.features.windows import (
-    INTEREST, ORIGIN, WINDOW, WINDOW_END, WINDOW_START, interest_key, same_time_order, window_index_of,
+    INTEREST, ORIGIN, ORIGIN_S, WINDOW, WINDOW_END, WINDOW_START, interest_key, same_time_order, window_index_of,
 )
 from interest_lib.sequence_contract import FIRST_EVENT_BUCKET, INTERVAL_BUCKETS
 
@@ -199,6 +199,20 @@ def build_sequences(events: DataFrame, profiles: DataFrame, stages: DataFrame, v
     )
 
 
+def _rows_with_inputs(rows: DataFrame, user_events: DataFrame, user_windows: DataFrame, conf: Config) -> DataFrame:
+    """``rows`` (``user_id``, ``window``, ``cutoff``, any other columns) with their model inputs as
+    columns, the rows of users with no event before their cut-off dropped."""
+    keep = rows.columns
+    empty = F.array().cast(user_windows.schema["_wins"].dataType)  # a user with no complete window yet
+    df = (rows.join(user_events, S.USER_ID).join(user_windows, S.USER_ID, "left")
+          .withColumn("_wins", F.coalesce("_wins", empty)).transform(_count_past))
+    df, inputs = _inputs(df, conf)
+    # "Some event before the cut-off" as the first event's time, not ``_n_past > 0``: Spark 4.0
+    # pushed that filter, whose lambda reads ``cutoff``, into the events' side of the join, where
+    # the plan failed (INTERNAL_ERROR_ATTRIBUTE_NOT_FOUND) when the cut-offs were a local relation.
+    return df.filter(F.col("_evs")[0]["ts"] < F.col("cutoff")).select(*keep, *inputs)
+
+
 def build_scoring_inputs(events: DataFrame, profiles: DataFrame, vocab: DataFrame, conf: Config,
                          as_of: dt.datetime) -> DataFrame:
     """One row per user with history before ``as_of``: the same inputs as a training sample whose
@@ -206,7 +220,21 @@ def build_scoring_inputs(events: DataFrame, profiles: DataFrame, vocab: DataFram
     Users with no complete window or no event before ``as_of`` are not eligible."""
     prof, user_events, user_windows, _ = _histories(events, profiles, vocab, conf)
     last = prof.filter(F.col(WINDOW_END) <= F.lit(as_of)).groupBy(S.USER_ID).agg(F.max(WINDOW).alias(WINDOW))
-    rows = (last.join(user_events, S.USER_ID).join(user_windows, S.USER_ID)
-            .withColumn("cutoff", F.lit(as_of).cast("timestamp")).transform(_count_past))
-    rows, inputs = _inputs(rows, conf)
-    return rows.filter(F.col("_n_past") > 0).select(S.USER_ID, WINDOW, "cutoff", *inputs)
+    rows = last.withColumn("cutoff", F.lit(as_of).cast("timestamp"))
+    return _rows_with_inputs(rows, user_events, user_windows, conf)
+
+
+def build_inputs_at(events: DataFrame, profiles: DataFrame, vocab: DataFrame, conf: Config,
+                    cutoffs: DataFrame) -> DataFrame:
+    """Model inputs at any times: for each row of ``cutoffs`` (``user_id``, ``cutoff`` timestamp,
+    other columns kept), the inputs a sample cut there holds: the user's last ``max_events``
+    events strictly *before* ``cutoff`` (events at that very time, such as the rest of a basket,
+    are not seen) and the windows that end at or before it; ``window`` is the last window index
+    ending by ``cutoff``, whether or not the user was active in it. Rows of users with no event
+    before their cut-off are dropped. The event-level protocol scores the pipeline's migration
+    model with it at every target basket's time (bench/pipeline_event_protocol.py)."""
+    _, user_events, user_windows, _ = _histories(events, profiles, vocab, conf)
+    f = conf.features
+    last = F.floor((F.unix_seconds("cutoff") - F.lit(ORIGIN_S + f.window_days * 86400))
+                   / F.lit(f.step_days * 86400)).cast("long")
+    return _rows_with_inputs(cutoffs.withColumn(WINDOW, last), user_events, user_windows, conf)

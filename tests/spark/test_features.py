@@ -12,7 +12,7 @@ from interest_lib.conf import load_config
 from interest_lib.features.job import input_summary
 from interest_lib.features.migrations import detect_migrations, evaluate_detection, migration_flows
 from interest_lib.features.profiles import build_profiles, decay_horizon
-from interest_lib.features.sequences import build_sequences, build_vocab, interval_bucket
+from interest_lib.features.sequences import build_inputs_at, build_sequences, build_vocab, interval_bucket
 from interest_lib.models import interval_bucket_of
 from interest_lib.features.stages import interest_stages
 from interest_lib.features.windows import assign_windows, window_index_of
@@ -192,6 +192,40 @@ def test_events_sharing_a_timestamp_are_a_set_whatever_their_category_names(spar
     assert len({label for label, _, _ in a.values()}) > 1
     # Inside each basket the order is the hash's, so it differs between users.
     assert len({tuple(items[-4:]) for _, items, _ in a.values()}) > 1
+
+
+def test_inputs_at_any_time_see_earlier_events_and_complete_windows_only(spark, conf):
+    """build_inputs_at (the event-level protocol's view of the pipeline's model): at a basket's
+    own time the basket is not seen, a second later it is; windows count only once complete; at a
+    window boundary the inputs are the training sample's cut there."""
+    rows = [("u", at(w, d, 9), "c1", "view") for w in range(5) for d in range(3)]
+    rows += [("u", at(3, 4, 10), "c2", "purchase"), ("u", at(3, 4, 10), "c3", "purchase")]  # one basket
+    rows += [("w", at(3, d, 9), "c2", "view") for d in range(3)]  # a user with no complete window yet
+    ev = events(spark, rows)
+    conf.sequences.max_events, conf.sequences.max_windows = 20, 3
+    prof = build_profiles(ev, conf.features)
+    vocab = build_vocab(ev, 3)
+    idx = {(r.kind, r.key): r.idx for r in vocab.collect()}
+    c1, c2, c3 = (idx[("category", c)] for c in ("c1", "c2", "c3"))
+    basket = at(3, 4, 10)
+    cut = spark.createDataFrame(
+        [("u", basket, "at"), ("u", basket + dt.timedelta(seconds=1), "after"), ("u", at(4, 0, 0), "boundary"),
+         ("w", at(3, 5, 0), "new"), ("w", at(0, 0, 0), "before any event")],
+        "user_id string, cutoff timestamp, tag string")
+    got = {r.tag: r for r in build_inputs_at(ev, prof, vocab, conf, cut).collect()}
+    assert set(got) == {"at", "after", "boundary", "new"}  # no event before: no row
+    seen = lambda r: [c for c in r.ev_category if c]  # noqa: E731
+    assert seen(got["at"]) == [c1] * 12  # weeks 0-3's views, not the basket of that very time
+    assert sorted(seen(got["after"])[-2:]) == [c2, c3]
+    week = lambda w: window_index_of(at(w), 7)  # noqa: E731
+    assert got["at"].window == week(2)  # week 3 ends after the basket
+    assert [c for c in got["at"].win_category if c] == [c1] * 3  # weeks 0, 1, 2
+    assert got["boundary"].window == week(3)
+    assert got["new"].window == week(2) and not any(got["new"].win_category) and seen(got["new"]) == [c2] * 3
+    sample = [s for s in build_sequences(ev, prof, interest_stages(prof, conf.stages), vocab, conf, at(4, 0, 0),
+                                         at(5, 0, 0)).collect() if s.user_id == "u" and s.cutoff == at(4, 0, 0)][0]
+    for col in ("ev_category", "ev_item", "ev_type", "ev_interval", "ev_text", "win_category", "win_share"):
+        assert getattr(got["boundary"], col) == getattr(sample, col), col
 
 
 def test_interval_buckets(spark):
