@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from interest_lib.conf import load_config  # noqa: E402
+from interest_lib.features.detection_quality import detection_quality  # noqa: E402
 from interest_lib.features.windows import ORIGIN  # noqa: E402
 from interest_lib.ingest.pseudonymise import pseudonymise_py, resolve_key  # noqa: E402
 from interest_lib.storage import catalog  # noqa: E402
@@ -61,14 +62,11 @@ def load(warehouse: str, step_days: int, key: bytes):
 
 
 def score(detected: dict, planted: dict, users) -> dict:
-    """Precision, recall, F1 within +-1 window over ``users``."""
-    nd = sum(len(detected.get(u, [])) for u in users)
-    npl = sum(len(planted.get(u, [])) for u in users)
-    md = sum(1 for u in users for w in detected.get(u, []) if any(abs(w - p) <= 1 for p in planted.get(u, [])))
-    mp = sum(1 for u in users for p in planted.get(u, []) if any(abs(w - p) <= 1 for w in detected.get(u, [])))
-    prec, rec = (md / nd if nd else 0.0), (mp / npl if npl else 0.0)
-    return {"precision": prec, "recall": rec, "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
-            "planted": npl, "detected": nd}
+    """Precision, recall, F1 within +-1 window over ``users``: ``interest featurize``'s own rule
+    (:func:`~interest_lib.features.detection_quality.detection_quality`)."""
+    q = detection_quality([(u, w, w) for u in users for w in detected.get(u, [])],
+                          [(u, p) for u in users for p in planted.get(u, [])])
+    return {"precision": q.precision, "recall": q.recall, "f1": q.f1, "planted": q.planted, "detected": q.detected}
 
 
 def z_test(ws, before=2, z_min=2.0, min_share=0.25):

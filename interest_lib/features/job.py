@@ -21,8 +21,9 @@ from pyspark.storagelevel import StorageLevel
 from interest_lib import schema as S
 from interest_lib.conf import Config, ConfigError
 from interest_lib.errors import EmptyInputError
+from interest_lib.features.detection_quality import DetectionQuality
 from interest_lib.features.migrations import (
-    DetectionQuality, choose_flow_level, detect_migrations, evaluate_detection, migration_flows,
+    choose_flow_level, detect_migrations, evaluate_detection, migration_flows,
     one_path_per_category, parse_flow_level,
 )
 from interest_lib.features.profiles import build_profiles
