@@ -35,7 +35,8 @@ from interest_lib.conf import Config
 from interest_lib.features.profiles import PROFILE_CATEGORIES, PROFILE_SHARES, WINDOW_CATEGORIES
 from interest_lib.features.stages import STAGE, STAGES
 from interest_lib.features.windows import (
-    INTEREST, ORIGIN, ORIGIN_S, WINDOW, WINDOW_END, WINDOW_START, interest_key, same_time_order, window_index_of,
+    INTEREST, ORIGIN, WINDOW, WINDOW_END, WINDOW_START, interest_key, last_window_ended_col, same_time_order,
+    window_index_of,
 )
 from interest_lib.sequence_contract import FIRST_EVENT_BUCKET, INTERVAL_BUCKETS
 
@@ -235,7 +236,5 @@ def build_inputs_at(events: DataFrame, profiles: DataFrame, vocab: DataFrame, co
     before their cut-off are dropped. The event-level protocol scores the pipeline's migration
     model with it at every target basket's time (bench/pipeline_event_protocol.py)."""
     _, user_events, user_windows, _ = _histories(events, profiles, vocab, conf)
-    f = conf.features
-    last = F.floor((F.unix_seconds("cutoff") - F.lit(ORIGIN_S + f.window_days * 86400))
-                   / F.lit(f.step_days * 86400)).cast("long")
+    last = last_window_ended_col("cutoff", conf.features.window_days, conf.features.step_days)
     return _rows_with_inputs(cutoffs.withColumn(WINDOW, last), user_events, user_windows, conf)

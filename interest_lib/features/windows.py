@@ -36,6 +36,13 @@ def window_index_col(time_col: str, step_days: int) -> Column:
     return F.floor((F.unix_seconds(time_col) - F.lit(ORIGIN_S)) / F.lit(step_days * 86400)).cast("long")
 
 
+def last_window_ended_col(time_col: str, window_days: int, step_days: int) -> Column:
+    """Index of the last window that ends at or before each row's ``time_col`` (Spark): the
+    window starting at or before ``time_col`` minus ``window_days``."""
+    return F.floor((F.unix_seconds(time_col) - F.lit(ORIGIN_S + window_days * 86400))
+                   / F.lit(step_days * 86400)).cast("long")
+
+
 def window_index_of(ts: dt.datetime, step_days: int) -> int:
     """Index of the (last) window starting at or before ``ts`` (Python, for tests and cut-offs)."""
     return int(((ts - ORIGIN).total_seconds()) // (step_days * 86400))
