@@ -5,7 +5,8 @@ windows, sequences): one user's events are one task's input, whatever Spark does
 join handling splits oversized *join* partitions, not a window over one key; salting a
 per-user window changes what it computes. A bot with a million events is not a person whose
 interests we model, so the events a person cannot produce (``ingest.max_events_per_user_day``
-valid events on one UTC day, those already in bronze.events included) are quarantined with the
+valid events on one UTC day, those already in bronze.events included, each event counted once:
+copies dedupe removes are not counted, :mod:`.dedupe`) are quarantined with the
 reason :data:`OVER_CAP`: the earliest ``cap`` of that day are kept (of each run, what the cap
 still allows), the rest are counted and kept in bronze.events_quarantine, never dropped
 silently. Skew by *item* (a viral item) needs no cap: item-keyed aggregations combine map-side
@@ -28,6 +29,7 @@ from typing import Optional
 from pyspark.sql import Column, DataFrame, Window, functions as F
 
 from interest_lib import schema as S
+from interest_lib.ingest.dedupe import counted
 from interest_lib.ingest.validate import REASONS
 
 #: Quarantine reason of the events over the cap (explained in :data:`REASONS`).
@@ -43,13 +45,14 @@ def heavy_user_days(checked: DataFrame, cap: int, stored: Optional[DataFrame] = 
                     key: Optional[bytes] = None) -> DataFrame:
     """(``_cap_user``, ``_cap_day``, ``events``, ``_cap_allow``) of the user-days whose valid
     events exceed what the cap still allows them (``checked``: records with ``reason`` and the
-    parsed ``_ts``; small: at most valid events / cap rows). ``_cap_allow`` is ``cap`` minus the
+    parsed ``_ts``, and :data:`~.dedupe.DUPLICATE` when flagged: duplicates are not counted;
+    small: at most valid events / cap rows). ``_cap_allow`` is ``cap`` minus the
     events the user-day already has in ``stored`` (pseudonymised ``user_id``, ``event_date``,
     ``events``: bronze.events' counts, matched through ``key``), at least 0; without ``stored``,
     ``cap``."""
     if stored is not None and key is None:
         raise ValueError("heavy_user_days: stored user-days are matched by pseudonymised user id: pass the key")
-    valid = checked.filter(F.col(S.REASON).isNull())
+    valid = checked.filter(counted(checked))
     counts = (valid.groupBy(F.trim(S.USER_ID).alias(_USER), F.to_date("_ts").alias(_DAY))
               .agg(F.count(F.lit(1)).alias("events")))
     if stored is None:
@@ -105,6 +108,8 @@ def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = Non
     """``checked`` with ``reason`` set to :data:`OVER_CAP` on the valid records of a user beyond
     the ``cap`` earliest of the same UTC day (ordered by time, then event id and file; ``cap``
     less the day's events in ``stored`` when given); every other row unchanged, same columns.
+    Records flagged :data:`~.dedupe.DUPLICATE` are neither counted nor capped: dedupe removes
+    them (with the copy it keeps, when that one is over the cap).
     ``cap`` <= 0: ``checked`` itself.
 
     Args:
@@ -125,7 +130,7 @@ def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = Non
     heavy = heavy_user_days(checked, cap, stored, key) if heavy is None else heavy
     if heavy.isEmpty():
         return checked
-    valid = F.col(S.REASON).isNull()
+    valid = counted(checked)
     keyed = (checked.withColumn(_USER, F.when(valid, F.trim(S.USER_ID)))
              .withColumn(_DAY, F.when(valid, F.to_date("_ts"))))
     heavy_keys = F.broadcast(heavy.select(_USER, _DAY, _ALLOW))
@@ -133,7 +138,8 @@ def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = Non
     is_heavy = F.col(_ALLOW).isNotNull()
     heavy_events = flagged.filter(is_heavy).withColumn(_MINUTE, _minute("_ts"))
     # one row per heavy user-day: small, broadcast to where the heavy events are read. Heavy
-    # events are valid (invalid rows have no key), so a null reason is "kept".
+    # events are valid and counted (invalid rows and duplicates have no key), so a null reason
+    # is "kept".
     located = heavy_events.join(F.broadcast(cut_minutes(heavy_events)), [_USER, _DAY])
     at_cut = F.col(_MINUTE) == F.col(_CUT_MINUTE)
     rank = F.row_number().over(Window.partitionBy(_USER, _DAY).orderBy("_ts", S.EVENT_ID, S.SOURCE_FILE))

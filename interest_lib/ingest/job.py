@@ -5,7 +5,9 @@ Accounting invariant, checked on every run and reported:
 read and reasons by one aggregation, accepted and quarantined as the rows the commits wrote,
 duplicates as the rows the dedupe flagged), so a row lost in a write breaks the identity instead
 of being booked as a duplicate. Duplicates are events whose event_id appears earlier in the same
-input (the copy from the earliest file is kept) or is already in bronze.events.
+input (the copy from the earliest file is kept) or is already in bronze.events. They are flagged
+before the daily cap counts events (:mod:`.dedupe`), so re-sent copies never use up a user-day's
+allowance.
 
 Run id: ``ingest-<hash>`` of the input files (names, sizes, modification times) and of the
 settings that change what ingest writes (:func:`output_settings`). A rerun with the same files
@@ -36,7 +38,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from pyspark.sql import DataFrame, Observation, SparkSession, Window, functions as F
+from pyspark.sql import DataFrame, Observation, SparkSession, functions as F
 from pyspark.storagelevel import StorageLevel
 
 from interest_lib import schema as S
@@ -46,6 +48,7 @@ from interest_lib.pseudonymise import pseudonymise_col, resolve_key
 from interest_lib.ingest.caps import (
     OVER_CAP, cap_user_days, heavy_items_report, heavy_user_days, heavy_users_report, stored_user_days,
 )
+from interest_lib.ingest.dedupe import DUPLICATE, flag_duplicates
 from interest_lib.ingest.quarantine import quarantine_record
 from interest_lib.ingest.readers import CORRUPT, RawInput, read_raw, scan_input
 from interest_lib.ingest.validate import REASONS, invalid_utf8, to_events, with_parsed_fields, with_reason
@@ -62,10 +65,6 @@ class IngestAccountingError(RuntimeError):
 
 class NothingAcceptedError(InputError):
     """No record of the input is valid: every one was quarantined (or there were none)."""
-
-
-#: Boolean column set by :func:`flag_duplicates`.
-DUPLICATE = "_duplicate"
 
 
 @dataclass
@@ -123,19 +122,6 @@ def default_run_id(inputs: list[Optional[RawInput]], settings: dict) -> str:
     return "ingest-" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def flag_duplicates(events: DataFrame, existing_ids: Optional[DataFrame]) -> DataFrame:
-    """Add :data:`DUPLICATE`: true for every copy of an event_id but the one from the earliest
-    source file, and for ids already stored (``existing_ids``: a frame with an event_id column)."""
-    order = Window.partitionBy(S.EVENT_ID).orderBy(S.SOURCE_FILE, S.EVENT_TIME, S.USER_ID, S.EVENT_TYPE)
-    flagged = events.withColumn("_n", F.row_number().over(order))
-    dup = F.col("_n") > 1
-    if existing_ids is not None:
-        stored = existing_ids.select(S.EVENT_ID).distinct().withColumn("_stored", F.lit(True))
-        flagged = flagged.join(stored, S.EVENT_ID, "left")
-        dup = dup | F.col("_stored").isNotNull()
-    return flagged.withColumn(DUPLICATE, dup).drop("_n", "_stored")
-
-
 def _stored_on_batch_days(tables: Tables, base: int, checked: DataFrame) -> Optional[DataFrame]:
     """bronze.events' stored events per user-day (version ``base``) on the days of ``checked``'s
     valid records, for the daily cap to count (None: no bronze.events yet, or no valid record).
@@ -158,7 +144,8 @@ def check_records(raw: DataFrame, now: dt.datetime, conf: IngestConf,
 
 
 def bronze_rows(flagged: DataFrame, key: bytes, batch: int, now: dt.datetime) -> DataFrame:
-    """The rows of ``flagged`` (:func:`flag_duplicates`' output) that go to bronze.events: not
+    """The rows of ``flagged`` (valid events of :func:`flag_duplicates`' output, through
+    :func:`~.validate.to_events`) that go to bronze.events: not
     duplicates, user ids pseudonymised, stamped with the ingest batch and time, in the table's
     column order (batch ingest and ``interest stream`` alike)."""
     return (
@@ -299,7 +286,9 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         raw = read_raw(spark, events_in, S.RAW_FIELDS, columns=conf.ingest.columns,
                        required=S.REQUIRED_RAW_FIELDS, csv_header=conf.ingest.csv_header)
         items_raw = _read_items(spark, conf, items_in)
-        base_checked = check_records(raw, now, conf.ingest).persist(StorageLevel.MEMORY_AND_DISK)
+        existing = tables.read(BRONZE_EVENTS, version=base).select(S.EVENT_ID) if bronze_exists else None
+        base_checked = flag_duplicates(check_records(raw, now, conf.ingest), existing).persist(
+            StorageLevel.MEMORY_AND_DISK)
         cap = conf.ingest.max_events_per_user_day
         heavy = heavy_user_days(base_checked, cap, _stored_on_batch_days(tables, base, base_checked),
                                 key).persist() if cap > 0 else None
@@ -329,10 +318,8 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
                 f"{BRONZE_QUARANTINE} (ingest batch {batch}). Top reasons: {top_reasons(reasons)}. "
                 "Check the input's columns (ingest.columns) and the ingest.* settings")
         with timer.stage("dedupe+pseudonymise+write") as counts:
-            events = checked.filter(F.col(S.REASON).isNull()).transform(to_events)
-            existing = tables.read(BRONZE_EVENTS, version=base).select(S.EVENT_ID) if bronze_exists else None
             seen = Observation("ingest_dedupe")
-            flagged = flag_duplicates(events, existing).observe(
+            flagged = checked.filter(F.col(S.REASON).isNull()).transform(to_events).observe(
                 seen, F.count(F.lit(1)).alias("valid"),
                 F.coalesce(F.sum(F.col(DUPLICATE).cast("long")), F.lit(0)).alias("duplicates"))
             accepted_df = bronze_rows(flagged, key, batch, now)

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 from pyspark.sql import Column, DataFrame, functions as F
 
 from interest_lib import schema as S
+from interest_lib.ingest.dedupe import DUPLICATE
 from interest_lib.ingest.readers import CORRUPT
 
 # ISO-8601 date-time, optional fraction and zone; anything else (e.g. 'yesterday', which Spark's
@@ -108,7 +109,8 @@ def with_reason(df: DataFrame, now: dt.datetime, max_future_skew_minutes: int,
 
 
 def to_events(df: DataFrame) -> DataFrame:
-    """Valid raw rows as canonical typed columns (before pseudonymisation and batch stamps)."""
+    """Valid raw rows as canonical typed columns (before pseudonymisation and batch stamps),
+    with :data:`~.dedupe.DUPLICATE` when the rows were flagged."""
     def text(col: str) -> Column:
         return F.when(_blank(col), F.lit(None)).otherwise(F.trim(F.col(col)))
 
@@ -126,4 +128,5 @@ def to_events(df: DataFrame) -> DataFrame:
         F.col("_price").alias(S.PRICE),
         text(S.SOURCE).alias(S.SOURCE),
         S.SOURCE_FILE,
+        *[c for c in (DUPLICATE,) if c in df.columns],
     )

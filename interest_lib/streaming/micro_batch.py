@@ -5,7 +5,8 @@ the batch pipeline's own code, idempotently.
    reasons (:func:`check_records`), the user-id redaction of quarantined records
    (:func:`quarantine_rows`), dedupe (:func:`flag_duplicates`), pseudonymisation and stamps
    (:func:`bronze_rows`), and the daily cap per user (:func:`cap_user_days`, counting the
-   user-day's events already in bronze.events: micro-batches split a day). One more reason
+   user-day's events already in bronze.events: micro-batches split a day; duplicates are
+   flagged first and not counted). One more reason
    exists only here: ``late_event``, an event older than the **watermark** = the latest event
    time in bronze.events (before this micro-batch) minus ``stream.watermark_minutes``. Dedupe
    by event_id covers the micro-batch and the bronze.events partitions from the watermark's
@@ -48,10 +49,8 @@ from interest_lib.features.profiles import PROFILE_COLUMNS, build_profiles
 from interest_lib.features.sequences import build_scoring_inputs
 from interest_lib.features.windows import WINDOW, window_index_col
 from interest_lib.ingest.caps import cap_user_days, stored_user_days
-from interest_lib.ingest.job import (
-    DUPLICATE, IngestAccountingError, bronze_rows, check_records, flag_duplicates, quarantine_rows,
-    write_quarantine,
-)
+from interest_lib.ingest.dedupe import DUPLICATE, flag_duplicates
+from interest_lib.ingest.job import IngestAccountingError, bronze_rows, check_records, quarantine_rows, write_quarantine
 from interest_lib.ingest.validate import to_events
 from interest_lib.logs import get_logger
 from interest_lib.sessions import run_sessionize
@@ -182,7 +181,15 @@ class MicroBatchProcessor:
             watermark = self.watermark(base)
             report.watermark = None if watermark is None else str(watermark)
             report.ingest_batch = ingest_batch = base + 1
-            base_checked = check_records(batch, now, conf.ingest, watermark).persist(StorageLevel.MEMORY_AND_DISK)
+            # Dedupe by event_id covers the micro-batch and bronze.events from the watermark's
+            # date on (valid events are never older), flagged before the cap counts events.
+            existing = None
+            if base >= 0:
+                existing = tables.read(BRONZE_EVENTS, version=base).select(S.EVENT_ID, S.EVENT_DATE)
+                if watermark is not None:
+                    existing = existing.filter(F.col(S.EVENT_DATE) >= F.lit(watermark.date()))
+            base_checked = flag_duplicates(check_records(batch, now, conf.ingest, watermark), existing).persist(
+                StorageLevel.MEMORY_AND_DISK)
             # The daily cap, counting what each user-day already has in bronze.events: a stream
             # splits a bot's day over many micro-batches (earliest kept, the rest quarantined as
             # user_day_over_cap). Valid events are never older than the watermark's date.
@@ -202,13 +209,8 @@ class MicroBatchProcessor:
                                       ingest_batch, now, self.key)
                 report.quarantined, _ = write_quarantine(tables, bad, sum(report.reasons.values()),
                                                          conf.ingest.quarantine_rows_per_file, txn)
-                valid = checked.filter(F.col(S.REASON).isNull()).transform(to_events)
-                existing = None
-                if base >= 0:
-                    existing = tables.read(BRONZE_EVENTS, version=base).select(S.EVENT_ID, S.EVENT_DATE)
-                    if watermark is not None:
-                        existing = existing.filter(F.col(S.EVENT_DATE) >= F.lit(watermark.date()))
-                flagged = flag_duplicates(valid, existing).persist(StorageLevel.MEMORY_AND_DISK)
+                flagged = (checked.filter(F.col(S.REASON).isNull()).transform(to_events)
+                           .persist(StorageLevel.MEMORY_AND_DISK))
                 try:
                     n_valid, dups, latest = flagged.agg(
                         F.count(F.lit(1)), F.coalesce(F.sum(F.col(DUPLICATE).cast("long")), F.lit(0)),

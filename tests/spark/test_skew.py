@@ -64,6 +64,39 @@ def test_a_bot_over_the_daily_cap_is_quarantined_with_its_reason_and_reported(sp
                                    "events_on_those_days": 4, "quarantined": 2}]
 
 
+def test_re_sent_copies_do_not_use_up_the_cap_and_an_over_cap_event_stays_out_through_its_copy(
+        spark, tmp_conf, tables, tmp_path):
+    """At-least-once delivery: a day's file sent again with one new event, and a file copied
+    twice in one input. The cap counts each event once (the copy dedupe keeps), so the new event
+    gets in; when the kept copy is over the cap, its other copies are duplicates, not accepted."""
+    tmp_conf.ingest.max_events_per_user_day = 5
+    day = [ev(f"a{k}", user="u1", ts=f"2026-01-05T10:0{k}:00Z") for k in range(4)]
+    write_raw(tmp_path / "r1" / "events", "a.json", day)
+    first = ingest(spark, tmp_conf, tables, path=tmp_path / "r1" / "events")
+    assert (first.accepted, first.quarantined) == (4, 0)
+
+    # the same four again (stored), the new a4 of the same day: 5 distinct events, at the cap
+    write_raw(tmp_path / "r2" / "events", "a-resent.json", day + [ev("a4", user="u1", ts="2026-01-05T10:30:00Z")])
+    second = ingest(spark, tmp_conf, tables, path=tmp_path / "r2" / "events")
+    assert (second.rows_in, second.accepted, second.quarantined, second.duplicates_removed) == (5, 1, 0, 4)
+    assert second.reasons == {} and second.heavy_users == []
+
+    # one input holding a file twice: u2's 7 distinct events of a day, each in x.json and y.json;
+    # the cap keeps the earliest 5 (from x.json, the copy dedupe keeps), quarantines 2, and the
+    # y.json copies of all 7 are duplicates (none of the 2 over the cap gets in through y.json)
+    bot = [ev(f"b{k}", user="u2", ts=f"2026-01-06T08:0{k}:00Z") for k in range(7)]
+    write_raw(tmp_path / "r3" / "events", "x.json", bot)
+    write_raw(tmp_path / "r3" / "events", "y.json", bot)
+    third = ingest(spark, tmp_conf, tables, path=tmp_path / "r3" / "events")
+    assert (third.rows_in, third.accepted, third.quarantined, third.duplicates_removed) == (14, 5, 2, 7)
+    over = sorted((json.loads(r.raw_record)["event_id"], r[S.SOURCE_FILE].rsplit("/", 1)[-1]) for r in
+                  tables.read(BRONZE_QUARANTINE).filter(F.col(S.REASON) == OVER_CAP).collect())
+    assert over == [("b5", "x.json"), ("b6", "x.json")]
+    stored = {r.event_id for r in tables.read(BRONZE_EVENTS).filter(F.col(S.EVENT_DATE) == "2026-01-06").collect()}
+    assert stored == {f"b{k}" for k in range(5)}
+    assert third.heavy_users[0]["events_on_those_days"] == 7 and third.heavy_users[0]["quarantined"] == 2
+
+
 def test_the_cap_quarantines_exactly_the_events_after_the_cap_th_earliest_of_each_user_day(spark):
     """Against a sort in Python: events crowded into a few minutes (the cut falls inside a minute,
     between events of one second told apart by event id and file, and on a minute's edge),

@@ -145,16 +145,19 @@ def test_stream_batches_equal_batch_ingest_of_the_same_files(spark, stream_conf,
     files = {k: [l for l in v if "late" not in l] for k, v in FILES.items()}
     files["b.jsonl"].append(ev("bad3", "", "C", "2026-03-10T11:00:00Z"))  # a bad row in a and in b
     # 6 events of a bot on one day, 3 in each micro-batch, 4 allowed (u1's 4 events a day are
-    # at the cap, not over it): the second micro-batch may keep 1, counting the 3 stored
+    # at the cap, not over it): the second micro-batch may keep 1, counting the 3 stored. It
+    # also re-sends the first 3 (at-least-once delivery): copies the cap must not count.
     files["b.jsonl"] += [ev(f"bot{i}", "bot", "D", f"2026-03-10T13:00:0{i}Z") for i in range(1, 4)]
-    files["c.jsonl"] += [ev(f"bot{i}", "bot", "D", f"2026-03-10T13:00:0{i}Z") for i in range(4, 7)]
+    files["c.jsonl"] += [ev(f"bot{i}", "bot", "D", f"2026-03-10T13:00:0{i}Z") for i in range(1, 7)]
     stream_conf.ingest.max_events_per_user_day = 4
     land(stream_conf.stream.landing, files)
     stream_conf.stream.max_files_per_trigger = 2  # a micro-batch of a and b: two input splits
     aqe = spark.conf.get("spark.sql.adaptive.enabled")
-    during = []
+    during, reports = [], []
     run_stream(spark, stream_conf, tables, trigger="available_now",
-               on_batch=lambda _r: during.append({k: spark.conf.get(k) for k in SMALL_BATCH_SQL}))
+               on_batch=lambda r: (during.append({k: spark.conf.get(k) for k in SMALL_BATCH_SQL}), reports.append(r)))
+    # the second micro-batch (c.jsonl): 3 re-sent copies removed, bot4 kept, bot5 and bot6 over
+    assert (reports[-1].duplicates_removed, reports[-1].reasons.get("user_day_over_cap")) == (3, 2)
     # stream.small_batch_sql: the micro-batches ran without code generation and adaptive
     # execution, and the session has its own settings back afterwards.
     assert during and all(settings == SMALL_BATCH_SQL for settings in during)
