@@ -37,8 +37,16 @@ def flag_duplicates(checked: DataFrame, existing_ids: Optional[DataFrame]) -> Da
     # the canonical values to_events writes, so the copy kept is the one bronze.events gets
     order = (Window.partitionBy(_ID, _SPREAD)
              .orderBy(S.SOURCE_FILE, "_ts", F.trim(S.USER_ID), F.lower(F.trim(S.EVENT_TYPE))))
-    flagged = (checked.withColumn(_ID, F.when(valid, F.trim(S.EVENT_ID))).withColumn(_SPREAD, spread)
-               .withColumn("_n", F.row_number().over(order)))
+    keyed = checked.withColumn(_ID, F.when(valid, F.trim(S.EVENT_ID))).withColumn(_SPREAD, spread)
+    sql = checked.sparkSession.conf
+    if sql.get("spark.sql.adaptive.enabled").lower() != "true":
+        # The caller persists the result and every later stage runs on its partitions. Adaptive
+        # execution coalesces them; without it (a stream's small micro-batches) the window
+        # would leave all spark.sql.shuffle.partitions: 8 tasks a stage instead of 1-2. So as
+        # many as the input has, up to that setting.
+        shuffle = int(sql.get("spark.sql.shuffle.partitions"))
+        keyed = keyed.repartition(max(1, min(checked.rdd.getNumPartitions(), shuffle)), _ID, _SPREAD)
+    flagged = keyed.withColumn("_n", F.row_number().over(order))
     dup = F.col("_n") > 1
     if existing_ids is not None:
         stored = existing_ids.select(F.col(S.EVENT_ID).alias(_ID)).distinct().withColumn("_stored", F.lit(True))
