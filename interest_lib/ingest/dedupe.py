@@ -16,6 +16,7 @@ from typing import Optional
 from pyspark.sql import Column, DataFrame, Window, functions as F
 
 from interest_lib import schema as S
+from interest_lib.ingest.validate import canonical
 
 #: Boolean column set by :func:`flag_duplicates`.
 DUPLICATE = "_duplicate"
@@ -34,10 +35,10 @@ def flag_duplicates(checked: DataFrame, existing_ids: Optional[DataFrame]) -> Da
     # micro-batch twice). Invalid records get no id; a hash of the record spreads them over
     # partitions instead of gathering them all under a null key.
     spread = F.when(~valid, F.xxhash64(*checked.columns))
-    # the canonical values to_events writes, so the copy kept is the one bronze.events gets
+    # the values bronze.events stores, so the copy kept is the one it gets
     order = (Window.partitionBy(_ID, _SPREAD)
-             .orderBy(S.SOURCE_FILE, "_ts", F.trim(S.USER_ID), F.lower(F.trim(S.EVENT_TYPE))))
-    keyed = checked.withColumn(_ID, F.when(valid, F.trim(S.EVENT_ID))).withColumn(_SPREAD, spread)
+             .orderBy(S.SOURCE_FILE, "_ts", canonical(S.USER_ID), canonical(S.EVENT_TYPE)))
+    keyed = checked.withColumn(_ID, F.when(valid, canonical(S.EVENT_ID))).withColumn(_SPREAD, spread)
     sql = checked.sparkSession.conf
     if sql.get("spark.sql.adaptive.enabled").lower() != "true":
         # The caller persists the result and every later stage runs on its partitions. Adaptive

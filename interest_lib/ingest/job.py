@@ -319,7 +319,8 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
                 "Check the input's columns (ingest.columns) and the ingest.* settings")
         with timer.stage("dedupe+pseudonymise+write") as counts:
             seen = Observation("ingest_dedupe")
-            flagged = checked.filter(F.col(S.REASON).isNull()).transform(to_events).observe(
+            valid_rows = checked.filter(F.col(S.REASON).isNull()).transform(to_events, keep=(DUPLICATE,))
+            flagged = valid_rows.observe(
                 seen, F.count(F.lit(1)).alias("valid"),
                 F.coalesce(F.sum(F.col(DUPLICATE).cast("long")), F.lit(0)).alias("duplicates"))
             accepted_df = bronze_rows(flagged, key, batch, now)

@@ -11,7 +11,6 @@ from typing import Optional, Sequence
 from pyspark.sql import Column, DataFrame, functions as F
 
 from interest_lib import schema as S
-from interest_lib.ingest.dedupe import DUPLICATE
 from interest_lib.ingest.readers import CORRUPT
 
 # ISO-8601 date-time, optional fraction and zone; anything else (e.g. 'yesterday', which Spark's
@@ -82,7 +81,7 @@ def with_reason(df: DataFrame, now: dt.datetime, max_future_skew_minutes: int,
     """Add ``reason``: the first failed check (see :data:`REASONS`), null for a valid event.
     ``watermark`` (streaming): an otherwise valid event before it is a ``late_event``."""
     latest = F.lit(now + dt.timedelta(minutes=max_future_skew_minutes)).cast("timestamp")
-    etype = F.lower(F.trim(F.col(S.EVENT_TYPE)))
+    etype = canonical(S.EVENT_TYPE)
     checks = [
         ("invalid_utf8", invalid_utf8(S.RAW_FIELDS)),
         ("malformed_record", F.col(CORRUPT).isNotNull()),
@@ -108,19 +107,26 @@ def with_reason(df: DataFrame, now: dt.datetime, max_future_skew_minutes: int,
     return df.withColumn(S.REASON, reason)
 
 
-def to_events(df: DataFrame) -> DataFrame:
-    """Valid raw rows as canonical typed columns (before pseudonymisation and batch stamps),
-    with :data:`~.dedupe.DUPLICATE` when the rows were flagged."""
+def canonical(col: str) -> Column:
+    """What bronze.events stores for the raw identifier column ``col`` (event_id, user_id,
+    category_id, event_type): the trimmed text, event types also lower-cased. Validation checks
+    and dedupe's choice of the copy to keep read the same values."""
+    value = F.trim(F.col(col))
+    return F.lower(value) if col == S.EVENT_TYPE else value
+
+
+def to_events(df: DataFrame, keep: Sequence[str] = ()) -> DataFrame:
+    """Valid raw rows as canonical typed columns (before pseudonymisation and batch stamps);
+    ``keep``: columns carried through as they are (dedupe's flag)."""
     def text(col: str) -> Column:
         return F.when(_blank(col), F.lit(None)).otherwise(F.trim(F.col(col)))
 
     return df.select(
-        F.trim(S.EVENT_ID).alias(S.EVENT_ID),
-        F.trim(S.USER_ID).alias(S.USER_ID),
+        *[canonical(c).alias(c) for c in (S.EVENT_ID, S.USER_ID)],
         text(S.ITEM_ID).alias(S.ITEM_ID),
-        F.trim(S.CATEGORY_ID).alias(S.CATEGORY_ID),
+        canonical(S.CATEGORY_ID).alias(S.CATEGORY_ID),
         text(S.CATEGORY_PATH).alias(S.CATEGORY_PATH),
-        F.lower(F.trim(S.EVENT_TYPE)).alias(S.EVENT_TYPE),
+        canonical(S.EVENT_TYPE).alias(S.EVENT_TYPE),
         F.col("_ts").alias(S.EVENT_TIME),
         F.to_date("_ts").alias(S.EVENT_DATE),
         F.when(F.col(S.TEXT).isNull() | (F.col(S.TEXT) == ""), F.lit(None))
@@ -128,5 +134,5 @@ def to_events(df: DataFrame) -> DataFrame:
         F.col("_price").alias(S.PRICE),
         text(S.SOURCE).alias(S.SOURCE),
         S.SOURCE_FILE,
-        *[c for c in (DUPLICATE,) if c in df.columns],
+        *keep,
     )

@@ -209,7 +209,7 @@ class MicroBatchProcessor:
                                       ingest_batch, now, self.key)
                 report.quarantined, _ = write_quarantine(tables, bad, sum(report.reasons.values()),
                                                          conf.ingest.quarantine_rows_per_file, txn)
-                flagged = (checked.filter(F.col(S.REASON).isNull()).transform(to_events)
+                flagged = (checked.filter(F.col(S.REASON).isNull()).transform(to_events, keep=(DUPLICATE,))
                            .persist(StorageLevel.MEMORY_AND_DISK))
                 try:
                     n_valid, dups, latest = flagged.agg(
