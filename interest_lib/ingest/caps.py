@@ -166,13 +166,14 @@ def heavy_users_report(heavy: DataFrame, top: int, key: bytes) -> list[dict]:
     return [r.asDict() for r in rows]
 
 
-def heavy_items_report(checked: DataFrame, share: float, top: int, valid_rows: int) -> list[dict]:
-    """Items holding at least ``share`` of the ``valid_rows`` valid records (at most ``top``):
-    item id, events and share, biggest first."""
-    if valid_rows <= 0 or top <= 0:
+def heavy_items_report(checked: DataFrame, share: float, top: int, kept_rows: int) -> list[dict]:
+    """Items holding at least ``share`` of the ``kept_rows`` records that ingest keeps (valid,
+    within the cap, not a duplicate: a re-sent file's copies do not make an item heavy), at most
+    ``top`` of them: item id, events and share, biggest first."""
+    if kept_rows <= 0 or top <= 0:
         return []
-    rows = (checked.filter(F.col(S.REASON).isNull() & F.col(S.ITEM_ID).isNotNull())
+    rows = (checked.filter(counted(checked) & F.col(S.ITEM_ID).isNotNull())
             .groupBy(F.trim(S.ITEM_ID).alias(S.ITEM_ID)).agg(F.count(F.lit(1)).alias("events"))
-            .filter(F.col("events") >= share * valid_rows).orderBy(F.desc("events"), S.ITEM_ID).limit(top).collect())
-    return [{S.ITEM_ID: r[S.ITEM_ID], "events": r["events"], "share": round(r["events"] / valid_rows, 4)}
+            .filter(F.col("events") >= share * kept_rows).orderBy(F.desc("events"), S.ITEM_ID).limit(top).collect())
+    return [{S.ITEM_ID: r[S.ITEM_ID], "events": r["events"], "share": round(r["events"] / kept_rows, 4)}
             for r in rows]

@@ -85,14 +85,15 @@ class IngestReport:
     """Users over ``ingest.max_events_per_user_day`` (pseudonymised id, days over the cap, events
     on those days, events quarantined), most quarantined first."""
     heavy_items: list = field(default_factory=list)
-    """Items holding at least ``ingest.heavy_item_share`` of the valid events (id, events, share)."""
+    """Items holding at least ``ingest.heavy_item_share`` of the events ingest keeps (valid,
+    within the cap, not duplicates): id, events, share."""
 
     def skew_lines(self) -> list[str]:
         """One line per heavy user (a bot?) and per heavy item, for logs and the CLI."""
         return ([f"heavy user {u[S.USER_ID]}: {u['events_on_those_days']:,} events on {u['days_over_cap']} "
                  f"day(s) over the daily cap, {u['quarantined']:,} quarantined ({OVER_CAP})"
                  for u in self.heavy_users]
-                + [f"heavy item {i[S.ITEM_ID]}: {i['events']:,} valid events ({i['share']:.1%})"
+                + [f"heavy item {i[S.ITEM_ID]}: {i['events']:,} kept events ({i['share']:.1%})"
                    for i in self.heavy_items])
 
     def summary(self) -> str:
@@ -293,15 +294,19 @@ def _run_ingest(spark: SparkSession, conf: Config, tables: Tables, input_path: O
         heavy = heavy_user_days(base_checked, cap, _stored_on_batch_days(tables, base, base_checked),
                                 key).persist() if cap > 0 else None
         checked = cap_user_days(base_checked, cap, heavy)
-        reason_rows = checked.groupBy(S.REASON).count().collect()
-        reasons = {r[S.REASON]: r["count"] for r in reason_rows if r[S.REASON] is not None}
+        reason_rows = checked.groupBy(S.REASON, DUPLICATE).count().collect()
+        reasons: dict[str, int] = {}
+        for r in reason_rows:
+            if r[S.REASON] is not None:
+                reasons[r[S.REASON]] = reasons.get(r[S.REASON], 0) + r["count"]
         rows_in = sum(r["count"] for r in reason_rows)
         n_valid = rows_in - sum(reasons.values())
+        n_kept = sum(r["count"] for r in reason_rows if r[S.REASON] is None and not r[DUPLICATE])
         counts.update(rows_in=rows_in, valid=n_valid, invalid=rows_in - n_valid)
     with timer.stage("skew report") as counts:
         heavy_users = (heavy_users_report(heavy, conf.ingest.report_heavy, key)
                        if heavy is not None and reasons.get(OVER_CAP) else [])
-        heavy_items = heavy_items_report(checked, conf.ingest.heavy_item_share, conf.ingest.report_heavy, n_valid)
+        heavy_items = heavy_items_report(checked, conf.ingest.heavy_item_share, conf.ingest.report_heavy, n_kept)
         counts.update(heavy_users=len(heavy_users), heavy_items=len(heavy_items))
     try:
         if rows_in == 0:

@@ -46,7 +46,7 @@ def test_a_bot_over_the_daily_cap_is_quarantined_with_its_reason_and_reported(sp
     # The report names the bot as bronze.events does (pseudonymised) and the viral item.
     assert report.heavy_users == [{S.USER_ID: pseudonymise_py("bot", KEY.encode()), "days_over_cap": 1,
                                    "events_on_those_days": 12, "quarantined": 7}]
-    # (items are counted over the valid events after the cap: 5 + 3 of the bot)
+    # (items are counted over the events kept: valid, after the cap, not duplicates: 5 + 3 of the bot)
     assert [(i[S.ITEM_ID], i["events"]) for i in report.heavy_items] == [("viral", 8)]
     assert any("heavy user" in line and "7 quarantined" in line for line in report.skew_lines())
 
@@ -70,7 +70,8 @@ def test_re_sent_copies_do_not_use_up_the_cap_and_an_over_cap_event_stays_out_th
     twice in one input. The cap counts each event once (the copy dedupe keeps), so the new event
     gets in; when the kept copy is over the cap, its other copies are duplicates, not accepted."""
     tmp_conf.ingest.max_events_per_user_day = 5
-    day = [ev(f"a{k}", user="u1", ts=f"2026-01-05T10:0{k}:00Z") for k in range(4)]
+    tmp_conf.ingest.heavy_item_share = 0.5
+    day = [ev(f"a{k}", user="u1", item="resent", ts=f"2026-01-05T10:0{k}:00Z") for k in range(4)]
     write_raw(tmp_path / "r1" / "events", "a.json", day)
     first = ingest(spark, tmp_conf, tables, path=tmp_path / "r1" / "events")
     assert (first.accepted, first.quarantined) == (4, 0)
@@ -80,6 +81,8 @@ def test_re_sent_copies_do_not_use_up_the_cap_and_an_over_cap_event_stays_out_th
     second = ingest(spark, tmp_conf, tables, path=tmp_path / "r2" / "events")
     assert (second.rows_in, second.accepted, second.quarantined, second.duplicates_removed) == (5, 1, 0, 4)
     assert second.reasons == {} and second.heavy_users == []
+    # the heavy-item report counts what ingest keeps: the re-sent copies don't make their item heavy
+    assert [(i[S.ITEM_ID], i["events"], i["share"]) for i in second.heavy_items] == [("i1", 1, 1.0)]
 
     # one input holding a file twice: u2's 7 distinct events of a day, each in x.json and y.json;
     # the cap keeps the earliest 5 (from x.json, the copy dedupe keeps), quarantines 2, and the
