@@ -347,7 +347,10 @@ class ScoreConf:
     """Score as of this UTC time (ISO); "" = the end of the window holding the last event."""
     migration: str = "model"
     """What predicts the next category: model (newest trained run), an MLflow model URI
-    (runs:/..., models:/...), or a baseline name (popularity | decayed_frequency | markov | persistence)."""
+    (runs:/..., models:/...), a baseline name (popularity | decayed_frequency | markov |
+    persistence | personal_frequency), or an event-level model fitted at scoring time on the
+    events before as_of (event:learned_ranker | event:tifu_knn | event:personal_frequency | ...;
+    batch scoring only: interest_lib.scoring.event_models)."""
     evolution: str = "model"
     """What forecasts the next window: model (newest trained run), an MLflow model URI, or a baseline name."""
     top_k: int = 10

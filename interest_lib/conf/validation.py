@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 #: What score.migration / score.evolution may name besides an MLflow model URI.
 SCORE_SOURCES = ("model", "popularity", "decayed_frequency", "markov", "persistence", "personal_frequency")
+#: What score.migration may also name: an event-level model (interest_lib.scoring.event_models)
+#: after EVENT_PREFIX.
+EVENT_PREFIX = "event:"
+EVENT_MODELS = ("learned_ranker", "tifu_knn", "personal_frequency", "popularity", "decayed_frequency", "markov")
 #: What evaluate.targets may name: task -> (slices, metrics).
 TARGET_METRICS = {"migration": (("all", "switch"), ("hr@1", "hr@5", "hr@10", "ndcg@10", "mrr")),
                   "evolution": (("all",), ("js", "stage_acc"))}
@@ -30,6 +34,11 @@ _POSITIVE = Limit(gt=0)
 _DEVICE = Limit(choices=("auto", "cpu", "cuda"))
 _MODEL = Limit(choices=lambda get: get("models").names())
 _SCORE_SOURCE = Limit(choices=SCORE_SOURCES, or_else=(lambda v: ":/" in v, "an MLflow model URI such as runs:/..."))
+#: score.migration may also name an event-level model (interest_lib.scoring.event_models).
+_MIGRATION_SOURCE = Limit(choices=SCORE_SOURCES, or_else=(
+    lambda v: ":/" in v or v in [EVENT_PREFIX + m for m in EVENT_MODELS],
+    "an MLflow model URI such as runs:/..., or an event-level model: "
+    + ", ".join(EVENT_PREFIX + m for m in EVENT_MODELS)))
 
 #: Every range and choice check of the configuration, by dotted key.
 LIMITS: dict[str, Limit] = {
@@ -99,7 +108,7 @@ LIMITS: dict[str, Limit] = {
     "train.ema_decay": Limit(ge=0, lt=1),
     "train.shuffle_buffer": Limit(ge=1),
     "train.torch_threads": Limit(ge=0),
-    "score.migration": _SCORE_SOURCE,
+    "score.migration": _MIGRATION_SOURCE,
     "score.evolution": _SCORE_SOURCE,
     "score.top_k": _POSITIVE,
     "score.forecast_k": _POSITIVE,

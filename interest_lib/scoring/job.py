@@ -31,7 +31,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
 from interest_lib import schema as S
-from interest_lib.conf import Config
+from interest_lib.conf import Config, ConfigError
 from interest_lib.features.sequences import build_scoring_inputs
 from interest_lib.features.profiles import PROFILE_CATEGORIES, PROFILE_SHARES
 from interest_lib.features.stages import INTEREST as STAGE_INTEREST, SHARE, STAGE, STAGES
@@ -42,6 +42,7 @@ from interest_lib.scoring.predictors import Predictor, baseline_predictor, model
 from interest_lib.scoring.cold_start import (
     WINDOW_PATH, cold_start_partitions, cold_start_predictor, cold_start_users,
 )
+from interest_lib.scoring.event_models import event_model_name
 from interest_lib.scoring.explain import explain_batch
 from interest_lib.sequence_contract import default_session_bucket, new_session_bucket
 from interest_lib.scoring.recommend import recommend
@@ -117,6 +118,7 @@ def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, 
         migration, evolution = predictors.value
         for pdf in batches:
             arrays = _arrays(pdf)
+            arrays["user_id"] = pdf["user_id"].to_numpy()  # event-level models look users up
             mig = migration.predict(arrays, batch_size, device)
             evo = evolution.predict(arrays, batch_size, device)
             n_cat = min(len(keys) - 1, mig["next_probs"].shape[1] - 1, evo["forecast"].shape[1] - 1)
@@ -144,14 +146,22 @@ def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, 
     return run
 
 
-def load_predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]:
+def load_predictors(conf: Config, tables: Tables,
+                    when: Optional[dt.datetime] = None) -> tuple[Predictor, Predictor]:
     """The migration and evolution predictors ``score.migration`` / ``score.evolution`` name
-    (newest trained run, MLflow URI or a baseline fitted on the train split)."""
+    (newest trained run, MLflow URI, a baseline fitted on the train split, or for migration an
+    event-level model fitted on the events before ``when``: :mod:`.event_models`).
+
+    Raises:
+        ConfigError: an event-level model without ``when`` (the stream's scoring) or for evolution.
+    """
     store_root = fs.canonical(conf.train.store)
     chosen, train = {}, None
     version = tables.version(GOLD_TRAINING_SEQUENCES)
     for task, source in (("migration", conf.score.migration), ("evolution", conf.score.evolution)):
-        if source == "model":
+        if event_model_name(source) is not None:
+            chosen[task] = _event_predictor(conf, tables, task, source, when, version)
+        elif source == "model":
             run = latest_run(store_root, task)
             if run is None:
                 raise FileNotFoundError(f"no finished {task} run under {store_root}: run `interest train "
@@ -171,6 +181,29 @@ def load_predictors(conf: Config, tables: Tables) -> tuple[Predictor, Predictor]
             n_cat = int(max(train["ev_category"].max(), train["win_category"].max(), train["next_category"].max()))
             chosen[task] = baseline_predictor(task, source, train, n_cat, version, conf.features.top_k)
     return chosen["migration"], chosen["evolution"]
+
+
+def _event_predictor(conf: Config, tables: Tables, task: str, source: str, when: Optional[dt.datetime],
+                     table_version: int) -> Predictor:
+    """``score.migration = event:<name>``: the model fitted on the driver on the events before
+    ``when`` (:func:`~.event_models.fit_event_model`), its top categories per user broadcast."""
+    from interest_lib.evaluate.event_benchmark import warehouse_events
+    from interest_lib.scoring.event_models import KEEP, fit_event_model
+
+    name = event_model_name(source)
+    if task != "migration":
+        raise ConfigError(f"score.{task}={source}: event-level models predict the next category; "
+                          "set it for score.migration only")
+    if when is None:
+        raise ConfigError(f"score.migration={source} is fitted once on the history before a scoring run's "
+                          "as_of, so the stream cannot serve it: set score.migration to model or a "
+                          "baseline for stream.score, or score in batch with `interest score`")
+    keep = max(KEEP, conf.score.top_k, conf.score.recommendations)
+    fitted = fit_event_model(name, warehouse_events(conf.storage.warehouse), when, category_keys(tables),
+                             log_line=lambda line: log.info("%s", line), keep=keep)
+    silver = tables.version(SILVER_EVENTS_SESSIONIZED)
+    return Predictor(task=task, name=source, version=f"{SILVER_EVENTS_SESSIONIZED}@{silver}",
+                     baseline=fitted, table_version=table_version, top_k=conf.features.top_k)
 
 
 def category_keys(tables: Tables) -> np.ndarray:
@@ -240,7 +273,7 @@ def append_drift(spark: SparkSession, conf: Config, tables: Tables, migration: P
         return "off (monitor.drift = false)"
     predictor = migration if m.task == "migration" else evolution
     if predictor.baseline is not None:
-        return f"none: score.{m.task} is the baseline {predictor.name} (the series follows a trained model)"
+        return f"none: score.{m.task} is {predictor.name}, not a trained model (the series follows a trained model)"
     version = tables.version(GOLD_TRAINING_SEQUENCES)
     rows = week_drift(tables.path(GOLD_TRAINING_SEQUENCES), version, predictor, m.task, m.slice, m.metric,
                       conf.score.batch_size, conf.score.device)
@@ -265,7 +298,7 @@ def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional
     text = as_of or conf.score.as_of
     when = (dt.datetime.fromisoformat(text).replace(tzinfo=None) if text
             else default_as_of(events.agg(F.max(S.EVENT_TIME)).first()[0], conf))
-    migration, evolution = load_predictors(conf, tables)
+    migration, evolution = load_predictors(conf, tables, when)
     score_run = conf.run.run_id or "score-" + hashlib.sha256(
         f"{migration.version}|{evolution.version}|{when.isoformat()}".encode()).hexdigest()[:12]
     log.info("score as of %s with %s (%s) and %s (%s)", when, migration.name, migration.version,

@@ -1,15 +1,18 @@
 """Scoring on the small pipeline run: gold tables readable without Spark (as BI reads them),
-scored users = eligible users, reruns replace their own as-of date, baselines can be scored."""
+scored users = eligible users, reruns replace their own as-of date, baselines and event-level
+models can be scored."""
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
+from interest_lib.conf import ConfigError
 from interest_lib.features.windows import WINDOW_END
-from interest_lib.scoring.job import run_score
+from interest_lib.scoring.job import load_predictors, run_score
 from interest_lib.scoring.recommend import EXPLOIT, EXPLORE
 from interest_lib.storage.catalog import (
     GOLD_MIGRATION_FLOWS, GOLD_MODEL_METRICS, GOLD_RECOMMENDATIONS, GOLD_USER_INTEREST_SCORES,
-    SILVER_USER_INTEREST_WINDOWS,
+    SILVER_EVENTS_SESSIONIZED, SILVER_USER_INTEREST_WINDOWS,
 )
 from tests.helpers import assert_valid_window_scores, read_as_bi
 
@@ -88,3 +91,32 @@ def test_rescoring_replaces_its_as_of_date_and_baselines_can_be_scored(pipeline)
     assert len(rows) == before  # same as-of date: replaced, not appended
     assert {r.migration_model for r in rows} == {"markov"} and {r.forecast_stage for r in rows} == {None}
     assert tables.read(GOLD_RECOMMENDATIONS).count() == before * conf.score.recommendations
+
+
+def test_an_event_level_model_is_served_from_the_events_before_as_of(pipeline):
+    """score.migration = event:popularity: every window-path user's next categories are the most
+    frequent categories of silver.events_sessionized before as_of, with their shares as
+    probabilities, and P(switch) is the mass outside the user's current interests. The stream,
+    which scores without a fixed as_of, refuses event-level models by name."""
+    _settings, tables, conf = pipeline
+    conf.score.migration = "event:popularity"
+    try:
+        with pytest.raises(ConfigError, match="the stream cannot serve it"):
+            load_predictors(conf, tables)  # no as_of: the stream's call
+        report = run_score(tables.spark, conf, tables)
+    finally:
+        conf.score.migration = "model"
+    assert report.scored_users == report.eligible_users
+    scores = read_as_bi(tables.path(GOLD_USER_INTEREST_SCORES))
+    scores = scores[scores["scoring_path"] == "window"]
+    assert len(scores) > 100 and set(scores["migration_model"]) == {"event:popularity"}
+    as_of = scores["as_of"].iloc[0]
+    events = read_as_bi(tables.path(SILVER_EVENTS_SESSIONIZED))
+    shares = events.loc[events["event_time"] < as_of, "category_id"].value_counts(normalize=True)
+    kth = shares.sort_values(ascending=False).iloc[conf.score.top_k]  # the best share left out
+    for row in scores.itertuples():
+        expected = shares.reindex(row.next_categories).to_numpy()
+        np.testing.assert_allclose(row.next_probs, expected, rtol=1e-5)
+        assert min(row.next_probs) >= kth - 1e-7 and list(row.next_probs) == sorted(row.next_probs, reverse=True)
+        current = [i["category"] for i in row.current_interests]
+        assert row.p_switch == pytest.approx(1 - shares.reindex(current).fillna(0).sum(), abs=1e-5)
