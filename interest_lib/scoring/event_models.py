@@ -104,7 +104,7 @@ def fit_event_model(name: str, events: pd.DataFrame, when: dt.datetime, vocab_ke
             raise ValueError(f"event:{name}: no user has events on both sides of the history's 80th percentile "
                              "of event times: too little history to choose its settings")
         log_line(f"event:{name}: choosing settings on the latest {len(targets):,} events")
-        _, chosen, best = choose_baselines(log, targets, log_line=lambda line: None)
+        _, chosen, best = choose_baselines(log, targets, log_line=log_line)
         log_line(f"event:{name}: best baseline {best} = {chosen[best].label()}")
         if name == "learned_ranker":
             from interest_lib.models.event_ranker import LearnedRanker

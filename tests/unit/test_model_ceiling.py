@@ -1,9 +1,13 @@
-"""bench/model_ceiling.py's seen-through oracle and headroom share, on known answers."""
+"""bench/model_ceiling.py's seen-through oracle, headroom share and the event-level models'
+scoring at each row's cut-off, on known answers."""
 
 import importlib.util
 
 import numpy as np
+import pandas as pd
 import pytest
+
+from interest_lib.evaluate.event_protocol import encode_events
 
 from tests.stores import REPO
 
@@ -36,3 +40,38 @@ def test_headroom_share_counts_from_the_best_baseline_to_the_oracle(ceiling):
     assert ceiling.headroom_share(0.45, 0.40, 0.50) == pytest.approx(0.5)
     assert ceiling.headroom_share(0.38, 0.40, 0.50) == pytest.approx(-0.2)
     assert ceiling.headroom_share(-0.085, -0.09, -0.08) == pytest.approx(0.5)  # JS, negated
+
+
+class _Counts:
+    """A protocol model whose scores are the counts of each user's categories it has seen."""
+
+    def fit(self, log, n):
+        self.counts = np.zeros((log.num_users, log.num_categories + 1))
+        np.add.at(self.counts, (log.user[:n], log.category[:n]), 1)
+        return self
+
+    def observe(self, users, categories, now):
+        np.add.at(self.counts, (users, categories), 1)
+
+    def scores(self, users, now):
+        return self.counts[users].copy()
+
+
+def test_event_models_score_each_row_from_the_events_strictly_before_its_cut_off(ceiling):
+    rng = np.random.default_rng(0)
+    ts = pd.Timestamp("2026-01-05") + pd.to_timedelta(rng.integers(0, 28 * 24, 400), unit="h")
+    events = pd.DataFrame({"user_id": rng.choice(["a", "b", "c"], 400), "category": rng.choice(["x", "y", "z"], 400),
+                           "ts": ts})
+    at_cutoffs = pd.DataFrame({"user_id": ["a", "b", "c", "c"], "category": ["x", "y", "z", "x"],
+                               "ts": pd.to_datetime(["2026-01-12", "2026-01-12", "2026-01-19", "2026-01-26"])})
+    events = pd.concat([events, at_cutoffs], ignore_index=True)  # seen only by later cut-offs
+    log = encode_events(events)
+    # rows at weekly cut-offs (midnight, where events also fall) in any order, one before the fit point
+    cutoff = pd.to_datetime(["2026-01-26", "2026-01-12", "2026-01-19", "2026-01-26", "2026-01-12"])
+    users = np.array([0, 1, 2, 2, 0])
+    start = int(np.searchsorted(log.ts, cutoff.min().value, side="left"))
+    got = ceiling.scores_at_cutoffs(_Counts().fit(log, start), log, start, users, cutoff.asi8)
+    for row, (u, c) in enumerate(zip(users, cutoff)):
+        before = events[(events["user_id"] == log.users[u]) & (events["ts"] < c)]
+        expected = [0] + [int((before["category"] == k).sum()) for k in log.categories]
+        assert got[row].tolist() == expected
