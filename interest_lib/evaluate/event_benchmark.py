@@ -168,10 +168,11 @@ def model_factories(models: str, ranker: str = "",
     return {name: learned_ranker for name in names}
 
 
-def warehouse_events(warehouse: str) -> pd.DataFrame:
-    """silver.events_sessionized of ``warehouse`` as the protocol's events frame (``user_id``,
-    ``category``, ``ts`` naive UTC), read from its Delta log without Spark. Raises
-    :class:`~interest_lib.errors.InputError` when the table is missing or empty."""
+def warehouse_events(warehouse: str, version: int | None = None) -> pd.DataFrame:
+    """silver.events_sessionized of ``warehouse`` (at ``version``; None: the latest) as the
+    protocol's events frame (``user_id``, ``category``, ``ts`` naive UTC), read from its Delta log
+    without Spark. Raises :class:`~interest_lib.errors.InputError` when the table is missing or
+    empty."""
     from interest_lib import schema as S
     from interest_lib.errors import InputError
     from interest_lib.storage.arrow_snapshot import read_snapshot
@@ -179,7 +180,7 @@ def warehouse_events(warehouse: str) -> pd.DataFrame:
 
     path = table_path(warehouse, SILVER_EVENTS_SESSIONIZED)
     try:
-        table = read_snapshot(path, columns=[S.USER_ID, S.CATEGORY_ID, S.EVENT_TIME])
+        table = read_snapshot(path, version, columns=[S.USER_ID, S.CATEGORY_ID, S.EVENT_TIME])
     except Exception as exc:  # no Delta log there (or unreadable): say which table and what to run
         raise InputError(f"{SILVER_EVENTS_SESSIONIZED} cannot be read at {path} ({type(exc).__name__}: {exc}); "
                          "run `interest ingest` and `interest sessionize` first") from exc

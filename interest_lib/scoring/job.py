@@ -146,11 +146,12 @@ def score_partitions(predictors, keys: np.ndarray, top_k: int, forecast_k: int, 
     return run
 
 
-def load_predictors(conf: Config, tables: Tables,
-                    when: Optional[dt.datetime] = None) -> tuple[Predictor, Predictor]:
+def load_predictors(conf: Config, tables: Tables, when: Optional[dt.datetime] = None,
+                    events_version: Optional[int] = None) -> tuple[Predictor, Predictor]:
     """The migration and evolution predictors ``score.migration`` / ``score.evolution`` name
     (newest trained run, MLflow URI, a baseline fitted on the train split, or for migration an
-    event-level model fitted on the events before ``when``: :mod:`.event_models`).
+    event-level model fitted on the events before ``when``, of silver.events_sessionized at
+    ``events_version`` (None: the latest): :mod:`.event_models`).
 
     Raises:
         ConfigError: an event-level model without ``when`` (the stream's scoring) or for evolution.
@@ -160,7 +161,7 @@ def load_predictors(conf: Config, tables: Tables,
     version = tables.version(GOLD_TRAINING_SEQUENCES)
     for task, source in (("migration", conf.score.migration), ("evolution", conf.score.evolution)):
         if event_model_name(source) is not None:
-            chosen[task] = _event_predictor(conf, tables, task, source, when, version)
+            chosen[task] = _event_predictor(conf, tables, task, source, when, version, events_version)
         elif source == "model":
             run = latest_run(store_root, task)
             if run is None:
@@ -184,7 +185,7 @@ def load_predictors(conf: Config, tables: Tables,
 
 
 def _event_predictor(conf: Config, tables: Tables, task: str, source: str, when: Optional[dt.datetime],
-                     table_version: int) -> Predictor:
+                     table_version: int, events_version: Optional[int]) -> Predictor:
     """``score.migration = event:<name>``: the model fitted on the driver on the events before
     ``when`` (:func:`~.event_models.fit_event_model`), its top categories per user broadcast."""
     from interest_lib.evaluate.event_benchmark import warehouse_events
@@ -199,9 +200,9 @@ def _event_predictor(conf: Config, tables: Tables, task: str, source: str, when:
                           "as_of, so the stream cannot serve it: set score.migration to model or a "
                           "baseline for stream.score, or score in batch with `interest score`")
     keep = max(KEEP, conf.score.top_k, conf.score.recommendations)
-    fitted = fit_event_model(name, warehouse_events(conf.storage.warehouse), when, category_keys(tables),
+    silver = tables.version(SILVER_EVENTS_SESSIONIZED) if events_version is None else events_version
+    fitted = fit_event_model(name, warehouse_events(conf.storage.warehouse, silver), when, category_keys(tables),
                              log_line=lambda line: log.info("%s", line), keep=keep)
-    silver = tables.version(SILVER_EVENTS_SESSIONIZED)
     return Predictor(task=task, name=source, version=f"{SILVER_EVENTS_SESSIONIZED}@{silver}",
                      baseline=fitted, table_version=table_version, top_k=conf.features.top_k)
 
@@ -294,11 +295,14 @@ def run_score(spark: SparkSession, conf: Config, tables: Tables, as_of: Optional
     for name in (SILVER_EVENTS_SESSIONIZED, SILVER_USER_INTEREST_WINDOWS, REF_VOCAB, GOLD_TRAINING_SEQUENCES):
         if not tables.exists(name):
             raise FileNotFoundError(f"{name} does not exist: run `interest featurize` first")
-    events = tables.read(SILVER_EVENTS_SESSIONIZED)
+    # one version of the events for the inputs and an event-level model (a sessionize committing
+    # meanwhile must not give them different histories)
+    events_version = tables.version(SILVER_EVENTS_SESSIONIZED)
+    events = tables.read(SILVER_EVENTS_SESSIONIZED, version=events_version)
     text = as_of or conf.score.as_of
     when = (dt.datetime.fromisoformat(text).replace(tzinfo=None) if text
             else default_as_of(events.agg(F.max(S.EVENT_TIME)).first()[0], conf))
-    migration, evolution = load_predictors(conf, tables, when)
+    migration, evolution = load_predictors(conf, tables, when, events_version)
     score_run = conf.run.run_id or "score-" + hashlib.sha256(
         f"{migration.version}|{evolution.version}|{when.isoformat()}".encode()).hexdigest()[:12]
     log.info("score as of %s with %s (%s) and %s (%s)", when, migration.name, migration.version,
