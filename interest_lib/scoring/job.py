@@ -5,8 +5,10 @@ gold.recommendations.
    last event), built by the same code as the training samples (``build_scoring_inputs``);
    users with events but no complete window go the cold-start path
    (:mod:`interest_lib.scoring.cold_start`, ``score.cold_start``). ``scoring_path`` says which.
-2. Predictors: the newest trained runs (or baselines fitted on the train split), pickled into one
-   broadcast; each Python worker rebuilds a model once and keeps it.
+2. Predictors: the newest trained runs (or baselines fitted on the train split, or for migration
+   an event-level model fitted on the driver on the events before ``as_of``:
+   :mod:`interest_lib.scoring.event_models`), pickled into one broadcast; each Python worker
+   rebuilds a model once and keeps it.
 3. ``mapInPandas``: Arrow batches of ``spark.arrow_batch_size`` rows -> tensors in
    ``score.batch_size`` chunks (CUDA when present) -> top-K next categories, P(switch), the
    forecast, its stage, and the exploit / explore recommendations, as typed columns, each
@@ -187,7 +189,7 @@ def load_predictors(conf: Config, tables: Tables, when: Optional[dt.datetime] = 
 def _event_predictor(conf: Config, tables: Tables, task: str, source: str, when: Optional[dt.datetime],
                      table_version: int, events_version: Optional[int]) -> Predictor:
     """``score.migration = event:<name>``: the model fitted on the driver on the events before
-    ``when`` (:func:`~.event_models.fit_event_model`), its top categories per user broadcast."""
+    ``when`` (:func:`~.event_models.fit_event_model`), its users' probabilities broadcast."""
     from interest_lib.evaluate.event_benchmark import warehouse_events
     from interest_lib.scoring.event_models import KEEP, fit_event_model
 
