@@ -158,11 +158,11 @@ def event_model_rows(warehouse: str, test: dict, categories: dict, conf,
     the events before the earliest test row's cut-off (a row's label window can come weeks after
     its cut-off) and grows through the later events, each row scored at its own cut-off (the end
     of its window: the events strictly before it)."""
-    from interest_lib.evaluate.event_benchmark import choose_baselines, warehouse_events
-    from interest_lib.evaluate.event_protocol import encode_events, make_targets, time_cut
+    from interest_lib.evaluate.event_benchmark import warehouse_events
+    from interest_lib.evaluate.event_protocol import encode_events
     from interest_lib.features.sequences import split_bounds
-    from interest_lib.models.event_baselines import FIXED
-    from interest_lib.models.event_ranker import FeatureState, LearnedRanker
+    from interest_lib.models.event_ranker import FeatureState
+    from interest_lib.scoring.event_models import event_settings, new_event_model, vocabulary_ids
 
     f = conf.features
     ns = lambda t: int(np.datetime64(t, "ns").astype(np.int64))  # noqa: E731
@@ -170,25 +170,26 @@ def event_model_rows(warehouse: str, test: dict, categories: dict, conf,
     log = encode_events(warehouse_events(warehouse))
     users = {u: i for i, u in enumerate(log.users)}
     row_user = np.array([users[u] for u in test["user_id"]])
-    to_vocab = np.array([categories.get(c, 0) for c in log.categories])
+    to_vocab = vocabulary_ids(log.categories, categories)
     known = to_vocab > 0
     last = dt.datetime.fromtimestamp(int(log.ts.max()) / 1e9, dt.timezone.utc).replace(tzinfo=None)
     _, test_start = split_bounds(last, f.step_days, conf.sequences.validation_days, conf.sequences.test_days)
     n_fit = int(np.searchsorted(log.ts, ns(test_start), side="left"))
     n0 = int(np.searchsorted(log.ts, cutoff.min(), side="left"))
-    latest = make_targets(log, time_cut(log.ts[:n_fit]), end=int(log.ts[n_fit - 1]))
-    _, chosen, best = choose_baselines(log, latest, log_line=lambda line: None)
+    quiet = lambda line: None  # noqa: E731
+    settings = event_settings(log, n_fit, quiet)
+    chosen, best = settings
     print(f"event-level models: settings and the ranker's training on the {n_fit:,} events before "
           f"{test_start:%Y-%m-%d} (best baseline there {chosen[best].label()}); states from the {n0:,} "
           f"events before the earliest test cut-off")
     out = []
     for name in names:
-        if name == "learned_ranker":
-            model = LearnedRanker(log_line=lambda line: None, reference=chosen[best].build).fit(log, n_fit)
+        model = new_event_model(name, settings, quiet)
+        if name == "learned_ranker":  # weights trained before the test period, its state from n0
+            model.fit(log, n_fit)
             model.state = FeatureState(tifu_k=model.params.tifu_k, hour_habit=model.params.hour_habit)
             model.state.fit(log, n0)
         else:
-            model = (FIXED[name] if name in FIXED else chosen[name]).build()
             model.fit(log, n0)
         got = scores_at_cutoffs(model, log, n0, row_user, cutoff)
         scores = np.full((len(row_user), max(categories.values()) + 1), -np.inf)

@@ -187,7 +187,8 @@ class ScoreTask(Task):
 
     name = "score"
     help = ("score every user inside Spark with the newest trained models (or baselines: "
-            "--set score.migration=markov; or the event-level ranker: --set score.migration=event:learned_ranker): top next categories, P(switch), next-window forecast "
+            "--set score.migration=markov; or the event-level ranker: "
+            "--set score.migration=event:learned_ranker): top next categories, P(switch), next-window forecast "
             "and stage into gold.user_interest_scores, exploit/explore recommendations into "
             "gold.recommendations; a rerun replaces its own as-of date")
 

@@ -35,10 +35,10 @@ _DEVICE = Limit(choices=("auto", "cpu", "cuda"))
 _MODEL = Limit(choices=lambda get: get("models").names())
 _SCORE_SOURCE = Limit(choices=SCORE_SOURCES, or_else=(lambda v: ":/" in v, "an MLflow model URI such as runs:/..."))
 #: score.migration may also name an event-level model (interest_lib.scoring.event_models).
+_EVENT_SOURCES = tuple(EVENT_PREFIX + m for m in EVENT_MODELS)
 _MIGRATION_SOURCE = Limit(choices=SCORE_SOURCES, or_else=(
-    lambda v: ":/" in v or v in [EVENT_PREFIX + m for m in EVENT_MODELS],
-    "an MLflow model URI such as runs:/..., or an event-level model: "
-    + ", ".join(EVENT_PREFIX + m for m in EVENT_MODELS)))
+    lambda v: ":/" in v or v in _EVENT_SOURCES,
+    "an MLflow model URI such as runs:/..., or an event-level model: " + ", ".join(_EVENT_SOURCES)))
 
 #: Every range and choice check of the configuration, by dotted key.
 LIMITS: dict[str, Limit] = {

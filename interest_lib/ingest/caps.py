@@ -30,7 +30,7 @@ from pyspark.sql import Column, DataFrame, Window, functions as F
 
 from interest_lib import schema as S
 from interest_lib.ingest.dedupe import counted
-from interest_lib.ingest.validate import REASONS
+from interest_lib.ingest.validate import REASONS, canonical
 
 #: Quarantine reason of the events over the cap (explained in :data:`REASONS`).
 OVER_CAP = "user_day_over_cap"
@@ -53,7 +53,7 @@ def heavy_user_days(checked: DataFrame, cap: int, stored: Optional[DataFrame] = 
     if stored is not None and key is None:
         raise ValueError("heavy_user_days: stored user-days are matched by pseudonymised user id: pass the key")
     valid = checked.filter(counted(checked))
-    counts = (valid.groupBy(F.trim(S.USER_ID).alias(_USER), F.to_date("_ts").alias(_DAY))
+    counts = (valid.groupBy(canonical(S.USER_ID).alias(_USER), F.to_date("_ts").alias(_DAY))
               .agg(F.count(F.lit(1)).alias("events")))
     if stored is None:
         allow = counts.withColumn(_ALLOW, F.lit(cap).cast("long"))
@@ -131,7 +131,7 @@ def cap_user_days(checked: DataFrame, cap: int, heavy: Optional[DataFrame] = Non
     if heavy.isEmpty():
         return checked
     valid = counted(checked)
-    keyed = (checked.withColumn(_USER, F.when(valid, F.trim(S.USER_ID)))
+    keyed = (checked.withColumn(_USER, F.when(valid, canonical(S.USER_ID)))
              .withColumn(_DAY, F.when(valid, F.to_date("_ts"))))
     heavy_keys = F.broadcast(heavy.select(_USER, _DAY, _ALLOW))
     flagged = keyed.join(heavy_keys, [_USER, _DAY], "left")

@@ -109,8 +109,8 @@ def with_reason(df: DataFrame, now: dt.datetime, max_future_skew_minutes: int,
 
 def canonical(col: str) -> Column:
     """What bronze.events stores for the raw identifier column ``col`` (event_id, user_id,
-    category_id, event_type): the trimmed text, event types also lower-cased. Validation checks
-    and dedupe's choice of the copy to keep read the same values."""
+    category_id, event_type): the trimmed text, event types also lower-cased. Validation checks,
+    dedupe's choice of the copy to keep and the daily cap's user key read the same values."""
     value = F.trim(F.col(col))
     return F.lower(value) if col == S.EVENT_TYPE else value
 

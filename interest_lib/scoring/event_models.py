@@ -78,15 +78,52 @@ class EventScores:
         return out
 
 
+def event_settings(log, n: int, log_line: Callable[[str], None] = print,
+                   what: str = "event-level models") -> tuple[dict, str]:
+    """(chosen setting per baseline, the best baseline's name), chosen on the latest fifth of the
+    first ``n`` events of ``log`` as the protocol's validation period chooses them
+    (:func:`~interest_lib.evaluate.event_benchmark.choose_baselines`). Raises ValueError naming
+    ``what`` when no user has events on both sides of that period's cut."""
+    from interest_lib.evaluate.event_benchmark import choose_baselines
+    from interest_lib.evaluate.event_protocol import make_targets, time_cut
+
+    targets = make_targets(log, time_cut(log.ts[:n]), end=int(log.ts[n - 1]))
+    if len(targets) == 0:
+        raise ValueError(f"{what}: no user has events on both sides of the history's 80th percentile "
+                         "of event times: too little history to choose its settings")
+    log_line(f"{what}: choosing settings on the latest {len(targets):,} events")
+    _, chosen, best = choose_baselines(log, targets, log_line=log_line)
+    log_line(f"{what}: best baseline {best} = {chosen[best].label()}")
+    return chosen, best
+
+
+def new_event_model(name: str, settings: tuple[dict, str] | None, log_line: Callable[[str], None] = print):
+    """An unfitted event model ``name`` (one of :data:`MODELS`): popularity, decayed frequency
+    and Markov with their fixed settings, the others with ``settings`` (:func:`event_settings`;
+    the learned ranker chooses its switch weight against the best baseline there). Raises
+    ValueError for an unknown name."""
+    from interest_lib.models.event_baselines import FIXED
+
+    if name not in MODELS:
+        raise ValueError(f"unknown event model {name!r}; known: {', '.join(MODELS)}")
+    if name in FIXED:
+        return FIXED[name].build()
+    chosen, best = settings
+    if name == "learned_ranker":
+        from interest_lib.models.event_ranker import LearnedRanker
+
+        return LearnedRanker(log_line=log_line, reference=chosen[best].build)
+    return chosen[name].build()
+
+
 def fit_event_model(name: str, events: pd.DataFrame, when: dt.datetime, vocab_keys: np.ndarray,
                     log_line: Callable[[str], None] = print, keep: int = KEEP) -> EventScores:
     """Fit event model ``name`` (one of :data:`MODELS`) on ``events`` (``user_id``, ``category``,
     ``ts`` naive UTC) before ``when`` and score every user at ``when``, keeping each user's ``keep``
     most probable categories; ``vocab_keys``: vocabulary id -> category key (``""`` for ids
-    without one). Raises ValueError for an unknown name or
-    when there are no events before ``when``."""
-    from interest_lib.evaluate.event_benchmark import choose_baselines
-    from interest_lib.evaluate.event_protocol import encode_events, make_targets, time_cut
+    without one). Raises ValueError for an unknown name, when there are no events before
+    ``when`` or too few to choose its settings."""
+    from interest_lib.evaluate.event_protocol import encode_events
     from interest_lib.models.event_baselines import FIXED
 
     if name not in MODELS:
@@ -96,24 +133,10 @@ def fit_event_model(name: str, events: pd.DataFrame, when: dt.datetime, vocab_ke
         raise ValueError(f"no events before {when:%Y-%m-%dT%H:%M:%S} to fit event:{name} on")
     log = encode_events(before)
     now = int(pd.Timestamp(when).value)
-    if name in FIXED:
-        model = FIXED[name].build()
-    else:  # settings (and the ranker's bar) chosen on the latest fifth of the history
-        targets = make_targets(log, time_cut(log.ts))
-        if len(targets) == 0:
-            raise ValueError(f"event:{name}: no user has events on both sides of the history's 80th percentile "
-                             "of event times: too little history to choose its settings")
-        log_line(f"event:{name}: choosing settings on the latest {len(targets):,} events")
-        _, chosen, best = choose_baselines(log, targets, log_line=log_line)
-        log_line(f"event:{name}: best baseline {best} = {chosen[best].label()}")
-        if name == "learned_ranker":
-            from interest_lib.models.event_ranker import LearnedRanker
-
-            model = LearnedRanker(log_line=log_line, reference=chosen[best].build)
-        else:
-            model = chosen[name].build()
+    settings = None if name in FIXED else event_settings(log, len(log), log_line, what=f"event:{name}")
+    model = new_event_model(name, settings, log_line)
     model.fit(log, len(log))
-    to_vocab = _vocabulary_ids(log.categories, vocab_keys)
+    to_vocab = vocabulary_ids(log.categories, {k: i for i, k in enumerate(vocab_keys) if k})
     known = to_vocab > 0
     width = len(vocab_keys)
     whole = log.num_users * width * 4 <= DENSE_BYTES
@@ -136,10 +159,10 @@ def fit_event_model(name: str, events: pd.DataFrame, when: dt.datetime, vocab_ke
     return EventScores(users={u: i for i, u in enumerate(log.users)}, ids=ids, probs=probs, width=width)
 
 
-def _vocabulary_ids(categories: np.ndarray, vocab_keys: np.ndarray) -> np.ndarray:
-    """Per log category (index c - 1 for category c), its vocabulary id (0: not in the vocabulary)."""
-    index = {k: i for i, k in enumerate(vocab_keys) if k}
-    return np.array([index.get(c, 0) for c in categories], dtype=np.int64)
+def vocabulary_ids(categories: np.ndarray, key_ids: dict) -> np.ndarray:
+    """Per log category (index c - 1 for category c), its vocabulary id in ``key_ids`` (category
+    key -> id; 0: not in the vocabulary)."""
+    return np.array([key_ids.get(c, 0) for c in categories], dtype=np.int64)
 
 
 def _probabilities(scores: np.ndarray, softmax: bool) -> np.ndarray:

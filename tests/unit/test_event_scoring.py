@@ -57,7 +57,7 @@ def test_unknown_model_and_empty_history_are_clear_errors():
         fit_event_model("nope", events, WHEN, vocab)
     with pytest.raises(ValueError, match="no events before 2026-01-01"):
         fit_event_model("popularity", events, dt.datetime(2026, 1, 1), vocab)
-    with pytest.raises(ValueError, match="too little history"):
+    with pytest.raises(ValueError, match="event:tifu_knn: .*too little history"):
         fit_event_model("tifu_knn", events, WHEN, vocab)
 
 
