@@ -353,6 +353,11 @@ class ScoreConf:
     batch scoring only: interest_lib.scoring.event_models)."""
     evolution: str = "model"
     """What forecasts the next window: model (newest trained run), an MLflow model URI, or a baseline name."""
+    event_refit_days: float = 7.0
+    """An event-level score.migration reuses the fit (settings, the learned ranker's network) kept
+    in the run store by a run at most this many days before as_of (never after it) on the same
+    events table and model code, rebuilding only its state from the events before as_of; older:
+    fitted again and kept (interest_lib.scoring.event_fits). 0 = fit at every run, keep nothing."""
     top_k: int = 10
     """Next categories (with probabilities) stored per user."""
     forecast_k: int = 5

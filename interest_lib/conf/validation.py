@@ -122,6 +122,7 @@ LIMITS: dict[str, Limit] = {
     "score.cold_start_popularity_weight": Limit(ge=0),
     "score.cold_start_temperature": _POSITIVE,
     "score.cold_start_popularity_days": _POSITIVE,
+    "score.event_refit_days": Limit(ge=0),
     "stream.source": Limit(choices=("files", "kafka")),
     "stream.max_files_per_trigger": Limit(ge=1),
     "stream.max_offsets_per_trigger": Limit(ge=1),

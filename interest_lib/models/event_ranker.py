@@ -73,6 +73,10 @@ PEAK_FACTOR = 1.5
 #: the replay to choose the switch weight (TIFU-KNN's decayed counts, shares and neighbours' mean)
 REFERENCE_ARRAYS = 4
 
+#: The exported network's arrays with one row per category (index 0: padding); the others are
+#: shared by all categories.
+CATEGORY_ROWS = ("cat1", "b3")
+
 #: Switch weights ``fit`` tries in turn, when ``RankerParams.switch_weight`` is 0 and it has a
 #: reference baseline, until one judges no better on the holdout than the one before.
 SWITCH_WEIGHTS = (1.0, 1.1, 1.2, 1.3, 1.5, 2.0)
@@ -575,6 +579,28 @@ class LearnedRanker(EventBaseline):
         if "gate.0.weight" in sd:
             self._np.update({"g1": sd["gate.0.weight"].T, "gb1": sd["gate.0.bias"],
                              "g2": sd["gate.2.weight"].T[:, 0], "gb2": sd["gate.2.bias"][0]})
+
+    def network(self) -> dict[str, np.ndarray]:
+        """The trained network as named arrays (what :meth:`restore` takes back); the rows of
+        :data:`CATEGORY_ROWS` follow this fit's category index (0: padding)."""
+        return {k: np.asarray(v) for k, v in self._np.items()}
+
+    def restore(self, network: dict[str, np.ndarray], categories_then: np.ndarray, log, n: int) -> "LearnedRanker":
+        """Score with a network trained by an earlier fit instead of training one: the feature
+        state is built from the first ``n`` events of ``log`` (as :meth:`fit` leaves it), the
+        network's per-category rows are moved from ``categories_then`` (that fit's category names,
+        index c - 1 for category c) to this log's categories by name, and a category that fit
+        never saw gets the mean of the others' rows (no learned identity, only its features)."""
+        self.num_users, self.num_categories, self.width = log.num_users, log.num_categories, log.num_categories + 1
+        self.state.fit(log, n)
+        then = {name: i + 1 for i, name in enumerate(categories_then)}
+        rows = np.array([0] + [then.get(c, -1) for c in log.categories], dtype=np.int64)
+        self._np = {k: np.asarray(v, dtype=np.float64) for k, v in network.items()}
+        for key in CATEGORY_ROWS:
+            old = self._np[key]
+            mean = old[1:].mean(axis=0) if len(old) > 1 else np.zeros(old.shape[1:])
+            self._np[key] = np.where((rows >= 0)[:, None], old[np.maximum(rows, 0)], mean)
+        return self
 
     def _score_features(self, X: np.ndarray) -> np.ndarray:
         """``[n, C+1]`` scores of ``[n, C+1, F]`` features with the exported network."""

@@ -16,6 +16,9 @@ the protocol reads them), exactly as the protocol fits it at its cut:
   scoring UDF in the predictors' broadcast (:class:`EventScores`): whole rows up to
   :data:`DENSE_BYTES`, beyond that each user's :data:`KEEP` most probable categories.
 
+A fit (the chosen settings, the ranker's network) is kept in the run store and reused by later
+runs within ``score.event_refit_days`` (:mod:`.event_fits`): they only rebuild the state.
+
 Driver memory grows with users x categories (the protocol's model state); the learned ranker
 caps its replayed training baskets itself (``RankerParams.max_train_gb``). The stream's scoring
 cannot use these models (they are fitted once, on the history before a fixed ``as_of``).
@@ -25,12 +28,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
 
 from interest_lib.conf.validation import EVENT_MODELS as MODELS, EVENT_PREFIX as PREFIX
+
+if TYPE_CHECKING:
+    from interest_lib.scoring.event_fits import FitStore
 
 #: Categories kept per user when the whole rows would not fit :data:`DENSE_BYTES` (the job keeps
 #: at least score.top_k and score.recommendations).
@@ -60,6 +66,8 @@ class EventScores:
     """[users, kept] the kept ids' probabilities, or [users, width] whole rows (float32)."""
     width: int
     """Vocabulary size (ids 0..width-1; 0 is padding)."""
+    fit: str = ""
+    """The kept fit (:mod:`.event_fits`) the model was restored from or written to; "" for none."""
 
     def forecast(self, arrays: dict) -> np.ndarray:
         """[N, width] next-category probabilities of the batch's users (zero outside each
@@ -117,14 +125,15 @@ def new_event_model(name: str, settings: tuple[dict, str] | None, log_line: Call
 
 
 def fit_event_model(name: str, events: pd.DataFrame, when: dt.datetime, vocab_keys: np.ndarray,
-                    log_line: Callable[[str], None] = print, keep: int = KEEP) -> EventScores:
+                    log_line: Callable[[str], None] = print, keep: int = KEEP,
+                    fits: "FitStore | None" = None) -> EventScores:
     """Fit event model ``name`` (one of :data:`MODELS`) on ``events`` (``user_id``, ``category``,
     ``ts`` naive UTC) before ``when`` and score every user at ``when``, keeping each user's ``keep``
     most probable categories; ``vocab_keys``: vocabulary id -> category key (``""`` for ids
-    without one). Raises ValueError for an unknown name, when there are no events before
-    ``when`` or too few to choose its settings."""
+    without one). With ``fits`` a fit kept there recently enough is reused (its state rebuilt
+    from these events) and a new fit is kept (:mod:`.event_fits`). Raises ValueError for an
+    unknown name, when there are no events before ``when`` or too few to choose its settings."""
     from interest_lib.evaluate.event_protocol import encode_events
-    from interest_lib.models.event_baselines import FIXED
 
     if name not in MODELS:
         raise ValueError(f"unknown event model {name!r}; known: {', '.join(MODELS)}")
@@ -133,9 +142,7 @@ def fit_event_model(name: str, events: pd.DataFrame, when: dt.datetime, vocab_ke
         raise ValueError(f"no events before {when:%Y-%m-%dT%H:%M:%S} to fit event:{name} on")
     log = encode_events(before)
     now = int(pd.Timestamp(when).value)
-    settings = None if name in FIXED else event_settings(log, len(log), log_line, what=f"event:{name}")
-    model = new_event_model(name, settings, log_line)
-    model.fit(log, len(log))
+    model, fit_id = _fitted(name, log, when, log_line, fits)
     to_vocab = vocabulary_ids(log.categories, {k: i for i, k in enumerate(vocab_keys) if k})
     known = to_vocab > 0
     width = len(vocab_keys)
@@ -156,7 +163,29 @@ def fit_event_model(name: str, events: pd.DataFrame, when: dt.datetime, vocab_ke
     log_line(f"event:{name}: {log.num_users:,} users scored at {when:%Y-%m-%dT%H:%M:%S} from {len(log):,} events"
              + ("" if whole else f"; each user's {keep} most probable categories kept (P(switch) and the "
                                  "explore slots read only those)"))
-    return EventScores(users={u: i for i, u in enumerate(log.users)}, ids=ids, probs=probs, width=width)
+    return EventScores(users={u: i for i, u in enumerate(log.users)}, ids=ids, probs=probs, width=width, fit=fit_id)
+
+
+def _fitted(name: str, log, when: dt.datetime, log_line: Callable[[str], None], fits: "FitStore | None"):
+    """(model ``name`` with its state at the end of ``log``, the id of the kept fit it uses or
+    wrote, "" for none): a kept fit of ``fits`` when one is recent enough, else a new fit (kept
+    in ``fits``)."""
+    from interest_lib.models.event_baselines import FIXED
+    from interest_lib.scoring.event_fits import restore_model
+
+    if name in FIXED:  # nothing chosen or trained: nothing to keep
+        return new_event_model(name, None, log_line).fit(log, len(log)), ""
+    kept = fits.find(name, when) if fits is not None else None
+    if kept is not None:
+        age = (when - kept.fitted_at).total_seconds() / 86400
+        log_line(f"event:{name}: reusing the fit made at {kept.fitted_at:%Y-%m-%dT%H:%M:%S} ({age:.1f} days "
+                 f"before as_of; score.event_refit_days {fits.max_days:g}), state rebuilt from {len(log):,} events")
+        return restore_model(kept, log, len(log), log_line), kept.fit_id
+    settings = event_settings(log, len(log), log_line, what=f"event:{name}")
+    model = new_event_model(name, settings, log_line).fit(log, len(log))
+    if fits is None:
+        return model, ""
+    return model, fits.save(name, when, model, settings, log.categories, log_line).fit_id
 
 
 def vocabulary_ids(categories: np.ndarray, key_ids: dict) -> np.ndarray:

@@ -54,7 +54,7 @@ from interest_lib.storage.catalog import (
     SILVER_EVENTS_SESSIONIZED, SILVER_INTEREST_STAGES, SILVER_USER_INTEREST_WINDOWS,
 )
 from interest_lib.runs import fs
-from interest_lib.runs.store import latest_run
+from interest_lib.runs.store import latest_run, table_identity
 
 log = get_logger(__name__)
 
@@ -191,6 +191,7 @@ def _event_predictor(conf: Config, tables: Tables, task: str, source: str, when:
     """``score.migration = event:<name>``: the model fitted on the driver on the events before
     ``when`` (:func:`~.event_models.fit_event_model`), its users' probabilities broadcast."""
     from interest_lib.evaluate.event_benchmark import warehouse_events
+    from interest_lib.scoring.event_fits import FitStore
     from interest_lib.scoring.event_models import KEEP, fit_event_model
 
     name = event_model_name(source)
@@ -203,9 +204,14 @@ def _event_predictor(conf: Config, tables: Tables, task: str, source: str, when:
                           "baseline for stream.score, or score in batch with `interest score`")
     keep = max(KEEP, conf.score.top_k, conf.score.recommendations)
     silver = tables.version(SILVER_EVENTS_SESSIONIZED) if events_version is None else events_version
+    fits = None
+    if conf.score.event_refit_days > 0:
+        fits = FitStore(root=fs.canonical(conf.train.store), table=table_identity(tables.path(SILVER_EVENTS_SESSIONIZED)),
+                        events_version=silver, max_days=conf.score.event_refit_days)
     fitted = fit_event_model(name, warehouse_events(conf.storage.warehouse, silver), when, category_keys(tables),
-                             log_line=lambda line: log.info("%s", line), keep=keep)
-    return Predictor(task=task, name=source, version=f"{SILVER_EVENTS_SESSIONIZED}@{silver}",
+                             log_line=lambda line: log.info("%s", line), keep=keep, fits=fits)
+    version = f"{SILVER_EVENTS_SESSIONIZED}@{silver}" + (f" fit {fitted.fit}" if fitted.fit else "")
+    return Predictor(task=task, name=source, version=version,
                      baseline=fitted, table_version=table_version, top_k=conf.features.top_k)
 
 

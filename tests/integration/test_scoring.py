@@ -2,6 +2,8 @@
 scored users = eligible users, reruns replace their own as-of date, baselines and event-level
 models can be scored."""
 
+import datetime as dt
+
 import numpy as np
 import pytest
 from pyspark.sql import functions as F
@@ -120,3 +122,27 @@ def test_an_event_level_model_is_served_from_the_events_before_as_of(pipeline):
         assert min(row.next_probs) >= kth - 1e-7 and list(row.next_probs) == sorted(row.next_probs, reverse=True)
         current = [i["category"] for i in row.current_interests]
         assert row.p_switch == pytest.approx(1 - shares.reindex(current).fillna(0).sum(), abs=1e-5)
+
+
+def test_an_event_level_fit_is_kept_in_the_run_store_and_reused_by_a_later_run(pipeline, tmp_path):
+    """score.migration = event:tifu_knn: the first run chooses its settings and keeps the fit under
+    train.store; a run two days later reuses it (its version names the same fit); with
+    score.event_refit_days 0 nothing is kept or reused."""
+    _settings, tables, conf = pipeline
+    when = read_as_bi(tables.path(GOLD_USER_INTEREST_SCORES))["as_of"].iloc[0].to_pydatetime().replace(tzinfo=None)
+    saved = conf.score.migration, conf.score.evolution, conf.train.store, conf.score.event_refit_days
+    # an empty run store of its own: evolution from a baseline
+    conf.score.migration, conf.score.evolution, conf.train.store = "event:tifu_knn", "persistence", str(tmp_path / "runs")
+    try:
+        first, _ = load_predictors(conf, tables, when)
+        later, _ = load_predictors(conf, tables, when + dt.timedelta(days=2))
+        conf.score.event_refit_days = 0
+        uncached, _ = load_predictors(conf, tables, when)
+    finally:
+        conf.score.migration, conf.score.evolution, conf.train.store, conf.score.event_refit_days = saved
+    silver = f"{SILVER_EVENTS_SESSIONIZED}@{tables.version(SILVER_EVENTS_SESSIONIZED)}"
+    fit_id = first.version.removeprefix(f"{silver} fit ")
+    assert first.version == f"{silver} fit {fit_id}" and fit_id.startswith(f"{when:%Y%m%dT%H%M%S}-")
+    assert later.version == first.version and uncached.version == silver
+    assert sorted(p.name for p in (tmp_path / "runs" / "event-models" / "tifu_knn").iterdir()) == [fit_id]
+    assert (tmp_path / "runs" / "event-models" / "tifu_knn" / fit_id / "fit.json").exists()

@@ -60,22 +60,3 @@ def test_unknown_model_and_empty_history_are_clear_errors():
     with pytest.raises(ValueError, match="event:tifu_knn: .*too little history"):
         fit_event_model("tifu_knn", events, WHEN, vocab)
 
-
-def test_learned_ranker_serves_distributions_that_rank_each_users_staple_first():
-    """40 households, 8 weekly baskets each before as_of: every basket holds the household's own
-    staple and one shared category drawn at random; the ranker's softmax is a distribution over
-    the vocabulary and puts the staple (in every basket) first."""
-    rng = np.random.default_rng(3)
-    shared = [f"c{i}" for i in range(8)]
-    rows = []
-    for u in range(40):
-        for week in range(8):
-            ts = dt.datetime(2026, 1, 1, 10) + dt.timedelta(days=7 * week, hours=int(rng.integers(0, 8)))
-            rows += [(f"u{u}", f"own{u % 8}", ts), (f"u{u}", shared[int(rng.integers(0, 8))], ts)]
-    events = _events(rows)
-    vocab = np.array(["", *sorted(set(events["category"]))], dtype=object)
-    fitted = fit_event_model("learned_ranker", events, WHEN, vocab, log_line=lambda line: None)
-    probs = fitted.forecast({"user_id": np.array([f"u{u}" for u in range(40)], dtype=object)})
-    assert probs.shape == (40, len(vocab)) and (probs >= 0).all() and (probs[:, 0] == 0).all()
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)  # every category is in the vocabulary
-    assert list(vocab[probs.argmax(axis=1)]) == [f"own{u % 8}" for u in range(40)]
