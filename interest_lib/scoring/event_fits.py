@@ -144,7 +144,8 @@ class FitStore:
         fs.write_bytes(fs.join(location, "fit.json"), json.dumps(record, indent=1).encode())  # last: complete
         kept = KeptFit(location, record)
         for old in self.fits(name)[:-KEEP_FITS]:
-            fs.remove_tree(old.location)
+            if old.location != kept.location:  # a backfill's fit is older than the rest: still kept
+                fs.remove_tree(old.location)
         log_line(f"event:{name}: fit kept at {location}")
         return kept
 
@@ -152,11 +153,7 @@ class FitStore:
 def restore_model(kept: KeptFit, log, n: int, log_line: Callable[[str], None] = print):
     """The model of ``kept`` with its state built from the first ``n`` events of ``log``: the
     baselines rebuilt from their chosen settings, the learned ranker with the kept network."""
-    from interest_lib.models.event_baselines import FIXED
-
     name = kept.record["name"]
-    if name in FIXED:
-        return FIXED[name].build().fit(log, n)
     if name == "learned_ranker":
         from interest_lib.models.event_ranker import LearnedRanker, RankerParams
 

@@ -114,6 +114,11 @@ def test_kept_settings_are_the_ones_chosen_and_only_the_newest_fits_are_kept(tmp
         fit_event_model("tifu_knn", events, WHEN - dt.timedelta(days=10 * day), vocab, log_line=lambda line: None,
                         fits=store)
     assert [f.record["as_of"] for f in store.fits("tifu_knn")] == ["2026-02-19T00:00:00", "2026-03-01T00:00:00"]
+    # a backfill's fit, older than every kept one, is not removed by its own writing
+    old = fit_event_model("tifu_knn", events, WHEN - dt.timedelta(days=40), vocab, log_line=lambda line: None,
+                          fits=store)
+    assert [f.fit_id for f in store.fits("tifu_knn")][0] == old.fit
+    assert [f.record["as_of"] for f in store.fits("tifu_knn")][1:] == ["2026-02-19T00:00:00", "2026-03-01T00:00:00"]
 
 
 def test_a_restored_ranker_is_the_fitted_one_with_its_neighbours_found_at_as_of(tmp_path):
