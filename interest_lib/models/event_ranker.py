@@ -148,6 +148,7 @@ class RankerParams:
     switch_weight: float = 0.0  # loss weight of switch targets (1 = every target alike); 0: chosen on the holdout (SWITCH_WEIGHTS)
     repeat_gate: bool = False  # repeat/explore mixture: a gate P(repeat) and one head each (see _mixture)
     hour_habit: bool = True  # one more feature: the household's share of the category at this part of the day
+    category_identity: bool = True  # a learned embedding and bias per category (False: categories differ only by their features)
     max_train_gb: float = 4.0  # most memory (GiB) the replayed baskets' features may take; beyond it the latest that fit train (0: no cap)
 
 
@@ -532,7 +533,8 @@ class LearnedRanker(EventBaseline):
         Xtr, Ytr, Xho, Yho = X[:-n_hold], Y[:-n_hold], X[-n_hold:], Y[-n_hold:]
         mean, std = column_mean_std(Xtr.reshape(-1, X.shape[-1]))
         self.mean, self.std = torch.tensor(mean), torch.tensor(std + 1e-6)
-        self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding, p.repeat_gate)
+        self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding if p.category_identity else 0,
+                        p.repeat_gate, p.category_identity)
         opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         Xtr_t, Ytr_t = torch.from_numpy(Xtr), torch.from_numpy(Ytr)
         best, best_state, best_scores = -1.0, None, None
@@ -645,7 +647,8 @@ class LearnedRanker(EventBaseline):
 class _Net:
     """Factory for the scoring network (kept out of module import so torch loads lazily)."""
 
-    def __new__(cls, n_features: int, width: int, hidden: int, embedding: int, gate: bool = False):
+    def __new__(cls, n_features: int, width: int, hidden: int, embedding: int, gate: bool = False,
+                identity: bool = True):
         import torch
 
         class Net(torch.nn.Module):
@@ -655,7 +658,8 @@ class _Net:
                 self.mlp = torch.nn.Sequential(
                     torch.nn.Linear(n_features + embedding, hidden), torch.nn.ReLU(),
                     torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2 if gate else 1))
-                self.bias = torch.nn.Parameter(torch.zeros(width))
+                # without identity the bias stays zero (and the embedding has no columns)
+                self.bias = torch.nn.Parameter(torch.zeros(width), requires_grad=identity)
                 if gate:  # P(repeat) from the per-user features (every column holds them; column 0 is padding)
                     self.gate = torch.nn.Sequential(torch.nn.Linear(n_features, 16), torch.nn.ReLU(),
                                                     torch.nn.Linear(16, 1))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -41,9 +42,11 @@ _CODE = ("interest_lib.models.event_ranker", "interest_lib.models.event_baseline
          "interest_lib.scoring.event_fits")
 
 
+@functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """Hash of the event models' source (:data:`_CODE`), read through the module loaders (as
-    training's model fingerprint: works when interest_lib is shipped as a zip)."""
+    training's model fingerprint: works when interest_lib is shipped as a zip); read once per
+    process (a run looks for a fit and keeps one)."""
     import importlib
 
     digest = hashlib.sha256()

@@ -347,3 +347,17 @@ def test_cooccurrence_rows_kept_normalised_as_baskets_arrive_equal_a_full_recomp
     share90 = share90 / np.maximum(share90.sum(axis=1, keepdims=True), 1e-300)
     expected = np.log1p(100 * (share90 @ full)).astype(np.float32)
     assert np.allclose(state.features(np.arange(8), now)[:, :, col], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_without_category_identity_categories_differ_only_by_their_features():
+    log = encode_events(replenishment_log())
+    targets = make_targets(log, time_cut(log.ts))
+    ranker = LearnedRanker(RankerParams(epochs=10, batch=16, hidden=32, embedding=4, tifu_k=20, threads=1,
+                                        category_identity=False), log_line=lambda s: None)
+    learned = ndcg(ranker, log, targets)
+    network = ranker.network()
+    # every category's row of the first layer and of the output bias is the same: no identity learned
+    for key in ("cat1", "b3"):
+        assert np.ptp(network[key][1:], axis=0).max() == 0.0
+    # the cycles are in the features, so the ranker still finds the due category
+    assert learned == pytest.approx((1 + 1 / np.log2(3)) / 2, abs=0.01)
