@@ -17,7 +17,10 @@ other). ``fit(log, n)``:
    :data:`SWITCH_WEIGHTS` are trained in turn while the worse of the two target fractions,
    min(overall gain / 5%, switch gain / 15%), rises, and the best is kept. A data set
    whose switches are mostly never-bought, popular categories (Ta-Feng: 1.2-1.3) gets a higher
-   weight than one where the next basket mostly repeats (Complete Journey: 1-1.1).
+   weight than one where the next basket mostly repeats (Complete Journey: 1-1.1). The same
+   search runs with and without the per-category embedding and bias (``choose_identity``): they
+   carry Ta-Feng's overall gain and cost Complete Journey's, whose 2,469 households are too few
+   to estimate them (docs/event_protocol.md, "What in the ranker is hungry for households").
 
 After ``fit`` the states stand at event ``n``, where the protocol starts scoring. The network is
 not retrained afterwards; its inputs keep growing with the observed history.
@@ -149,6 +152,7 @@ class RankerParams:
     repeat_gate: bool = False  # repeat/explore mixture: a gate P(repeat) and one head each (see _mixture)
     hour_habit: bool = True  # one more feature: the household's share of the category at this part of the day
     category_identity: bool = True  # a learned embedding and bias per category (False: categories differ only by their features)
+    choose_identity: bool = True  # while choosing the switch weight: also train with the other category_identity, keep the better
     max_train_gb: float = 4.0  # most memory (GiB) the replayed baskets' features may take; beyond it the latest that fit train (0: no cap)
 
 
@@ -399,6 +403,7 @@ class LearnedRanker(EventBaseline):
         #: per switch weight tried: its holdout gains over the reference and its rule value
         self.switch_trials: list[dict] = []
         self.switch_weight = self.params.switch_weight or 1.0
+        self.category_identity = self.params.category_identity
 
     def fit(self, log, n: int) -> "LearnedRanker":
         """Replay the history up to event ``n``, train on it, and leave the state at event ``n``."""
@@ -447,7 +452,10 @@ class LearnedRanker(EventBaseline):
     def _choose_switch_weight(self, log, train, X, torch) -> None:
         """Train with each of :data:`SWITCH_WEIGHTS` in turn and keep the one whose holdout NDCG@10
         gains over the reference baseline reach the larger worse fraction of the targets
-        (:data:`TARGET_GAINS`); stop at the first weight that judges no better than the one before."""
+        (:data:`TARGET_GAINS`); stop at the first weight that judges no better than the one before.
+        With ``choose_identity`` the same search runs with and without the category identity, and
+        the best of both is kept (the identity's per-category parameters pay where a data set has
+        users enough to estimate them, and cost where it has not)."""
         first = len(X) - self._holdout_size(len(X))
         hold = train.basket >= first
         rows, cols = train.basket[hold] - first, train.category[hold] - 1
@@ -464,27 +472,32 @@ class LearnedRanker(EventBaseline):
         slices = {"all": np.ones(len(rows), dtype=bool), "switch": train.is_switch[hold]}
         self.log_line(f"learned_ranker: choosing the switch weight on {len(X) - first:,} holdout baskets "
                       f"against {ref_name} ({time.perf_counter() - start:.0f}s)")
-        best, previous = None, None
-        for weight in SWITCH_WEIGHTS:
-            epochs = len(self.history)
-            ndcg = holdout_ndcg(self._train(X, self._target_weights(train, weight), torch))
-            for entry in self.history[epochs:]:
-                entry["switch_weight"] = weight
-            gains = {name: float(ndcg[m].mean() / ref_ndcg[m].mean() - 1.0)
-                     for name, m in slices.items() if m.any() and ref_ndcg[m].mean() > 0}
-            rule = min((gains[name] / target for name, target in TARGET_GAINS if name in gains), default=0.0)
-            self.switch_trials.append({"switch_weight": weight, **{f"gain_{k}": v for k, v in gains.items()},
-                                       "rule": rule})
-            self.log_line(f"learned_ranker: switch weight {weight:g}: holdout NDCG@10 "
-                          + ", ".join(f"{100 * v:+.1f}% {k}" for k, v in gains.items())
-                          + f" vs {ref_name}, worse target fraction {rule:.2f}")
-            if best is None or rule > best[0]:
-                best = (rule, weight, self.net, self.mean, self.std, self._np)
-            if previous is not None and rule <= previous:
-                break
-            previous = rule
-        _, self.switch_weight, self.net, self.mean, self.std, self._np = best
-        self.log_line(f"learned_ranker: switch weight {self.switch_weight:g} chosen")
+        identities = (self.params.category_identity,) + ((not self.params.category_identity,)
+                                                         if self.params.choose_identity else ())
+        best = None
+        for identity in identities:
+            self.category_identity, previous = identity, None
+            for weight in SWITCH_WEIGHTS:
+                epochs = len(self.history)
+                ndcg = holdout_ndcg(self._train(X, self._target_weights(train, weight), torch))
+                for entry in self.history[epochs:]:
+                    entry.update(switch_weight=weight, category_identity=identity)
+                gains = {name: float(ndcg[m].mean() / ref_ndcg[m].mean() - 1.0)
+                         for name, m in slices.items() if m.any() and ref_ndcg[m].mean() > 0}
+                rule = min((gains[name] / target for name, target in TARGET_GAINS if name in gains), default=0.0)
+                self.switch_trials.append({"switch_weight": weight, "category_identity": identity,
+                                           **{f"gain_{k}": v for k, v in gains.items()}, "rule": rule})
+                self.log_line(f"learned_ranker: switch weight {weight:g} {_identity_words(identity)}: holdout NDCG@10 "
+                              + ", ".join(f"{100 * v:+.1f}% {k}" for k, v in gains.items())
+                              + f" vs {ref_name}, worse target fraction {rule:.2f}")
+                if best is None or rule > best[0]:
+                    best = (rule, weight, identity, self.net, self.mean, self.std, self._np)
+                if previous is not None and rule <= previous:
+                    break
+                previous = rule
+        _, self.switch_weight, self.category_identity, self.net, self.mean, self.std, self._np = best
+        self.log_line(f"learned_ranker: switch weight {self.switch_weight:g} chosen, "
+                      f"{_identity_words(self.category_identity)}")
 
     def _check_memory(self, log, replay_baskets: int) -> None:
         """Say how much memory the fit will take; stop with an :class:`InputError` saying why and
@@ -533,8 +546,8 @@ class LearnedRanker(EventBaseline):
         Xtr, Ytr, Xho, Yho = X[:-n_hold], Y[:-n_hold], X[-n_hold:], Y[-n_hold:]
         mean, std = column_mean_std(Xtr.reshape(-1, X.shape[-1]))
         self.mean, self.std = torch.tensor(mean), torch.tensor(std + 1e-6)
-        self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding if p.category_identity else 0,
-                        p.repeat_gate, p.category_identity)
+        identity = self.category_identity
+        self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding if identity else 0, p.repeat_gate, identity)
         opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         Xtr_t, Ytr_t = torch.from_numpy(Xtr), torch.from_numpy(Ytr)
         best, best_state, best_scores = -1.0, None, None
@@ -693,6 +706,10 @@ def _mixture(xp, repeat, explore, gate, ever):
     lp_repeat = log_softmax(where(ever, repeat, -1e4)) + log_sig(gate)
     lp_explore = log_softmax(where(explore_set, explore, -1e4)) + log_sig(-gate)
     return where(ever, lp_repeat, lp_explore)
+
+
+def _identity_words(identity: bool) -> str:
+    return "with category identity" if identity else "without category identity"
 
 
 def _ndcg_at_10(scores: np.ndarray, weights: np.ndarray) -> float:

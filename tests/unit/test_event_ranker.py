@@ -132,21 +132,29 @@ def test_switch_weight_is_raised_while_the_switch_slice_is_what_falls_short_of_t
 
     ranker = LearnedRanker(RankerParams(**SMALL), log_line=lines.append, reference=due_first)
     ranker.fit(log, log.upto(time_cut(log.ts)))
-    trials = ranker.switch_trials
-    # weighted 1, the ranker puts each user's sure staple first: above the bar overall, below it on
-    # switches (the due category second), so the switch fraction binds and heavier weights raise it
-    assert trials[0]["switch_weight"] == 1.0 and trials[0]["gain_switch"] < 0 < trials[0]["gain_all"]
+    # the search ran with the category identity, then without it
+    assert [t["category_identity"] for t in ranker.switch_trials][0] is True
+    assert {t["category_identity"] for t in ranker.switch_trials} == {True, False}
+    for identity in (True, False):
+        trials = [t for t in ranker.switch_trials if t["category_identity"] == identity]
+        # weighted 1, the ranker puts each user's sure staple first: above the bar overall, below
+        # it on switches (the due category second), so the switch fraction binds and heavier
+        # weights raise it
+        assert trials[0]["switch_weight"] == 1.0 and trials[0]["gain_switch"] < 0 < trials[0]["gain_all"]
+        rules = [t["rule"] for t in trials]
+        # weights were tried in order until one judged no better than the one before (or the grid ended)
+        assert [t["switch_weight"] for t in trials] == list(SWITCH_WEIGHTS[:len(trials)])
+        assert all(a < b for a, b in zip(rules[:-2], rules[1:-1]))
+        assert len(trials) == len(SWITCH_WEIGHTS) or rules[-1] <= rules[-2]
     assert ranker.switch_weight > 1.0
-    chosen = max(trials, key=lambda t: t["rule"])
-    assert ranker.switch_weight == chosen["switch_weight"]
-    rules = [t["rule"] for t in trials]
-    # weights were tried in order until one judged no better than the one before (or the grid ended)
-    assert [t["switch_weight"] for t in trials] == list(SWITCH_WEIGHTS[:len(trials)])
-    assert all(a < b for a, b in zip(rules[:-2], rules[1:-1]))
-    assert len(trials) == len(SWITCH_WEIGHTS) or rules[-1] <= rules[-2]
+    chosen = max(ranker.switch_trials, key=lambda t: t["rule"])
+    assert (ranker.switch_weight, ranker.category_identity) == (chosen["switch_weight"], chosen["category_identity"])
     assert any(f"switch weight {ranker.switch_weight:g} chosen" in line for line in lines)
-    # the kept network is the chosen weight's: its holdout ranking is the one judged
-    assert {e["switch_weight"] for e in ranker.history} == {t["switch_weight"] for t in trials}
+    # the kept network is the chosen one: its rows per category are equal exactly without identity
+    rows_equal = np.ptp(ranker.network()["b3"][1:], axis=0).max() == 0.0
+    assert rows_equal == (not ranker.category_identity)
+    assert ({(e["switch_weight"], e["category_identity"]) for e in ranker.history}
+            == {(t["switch_weight"], t["category_identity"]) for t in ranker.switch_trials})
 
 
 def test_without_a_reference_or_with_a_set_switch_weight_nothing_is_chosen():
