@@ -546,8 +546,7 @@ class LearnedRanker(EventBaseline):
         Xtr, Ytr, Xho, Yho = X[:-n_hold], Y[:-n_hold], X[-n_hold:], Y[-n_hold:]
         mean, std = column_mean_std(Xtr.reshape(-1, X.shape[-1]))
         self.mean, self.std = torch.tensor(mean), torch.tensor(std + 1e-6)
-        identity = self.category_identity
-        self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding if identity else 0, p.repeat_gate, identity)
+        self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding, p.repeat_gate, self.category_identity)
         opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         Xtr_t, Ytr_t = torch.from_numpy(Xtr), torch.from_numpy(Ytr)
         best, best_state, best_scores = -1.0, None, None
@@ -664,6 +663,8 @@ class _Net:
                 identity: bool = True):
         import torch
 
+        embedding = embedding if identity else 0  # without identity: no embedding columns, and the bias stays zero
+
         class Net(torch.nn.Module):
             def __init__(self):
                 super().__init__()
@@ -671,7 +672,6 @@ class _Net:
                 self.mlp = torch.nn.Sequential(
                     torch.nn.Linear(n_features + embedding, hidden), torch.nn.ReLU(),
                     torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2 if gate else 1))
-                # without identity the bias stays zero (and the embedding has no columns)
                 self.bias = torch.nn.Parameter(torch.zeros(width), requires_grad=identity)
                 if gate:  # P(repeat) from the per-user features (every column holds them; column 0 is padding)
                     self.gate = torch.nn.Sequential(torch.nn.Linear(n_features, 16), torch.nn.ReLU(),
