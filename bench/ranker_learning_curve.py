@@ -27,7 +27,11 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+
+from event_refit import Timed  # noqa: E402  (a protocol model made by a factory: here, a restore)
 
 from interest_lib.evaluate.cj_events import load_complete_journey_events  # noqa: E402
 from interest_lib.evaluate.event_benchmark import ranker_params, validation_cut  # noqa: E402
@@ -41,24 +45,6 @@ from interest_lib.models.event_ranker import LearnedRanker  # noqa: E402
 #: TIFU-KNN as ``bench/real_data_protocol.py --period validation`` chooses it on Complete Journey
 #: (the best baseline of the validation period, chosen before its cut)
 TIFU_AT_VALIDATION = dict(unit="day", decay=0.995, binary=False, prior=0.2, k=300, alpha=0.9)
-
-
-class Restored:
-    """A protocol model standing for a network fitted elsewhere: ``fit`` restores it at ``n``."""
-
-    def __init__(self, params, network, categories):
-        self.params, self.network, self.categories = params, network, categories
-
-    def fit(self, log, n):
-        self.model = LearnedRanker(self.params, log_line=lambda line: None).restore(
-            self.network, self.categories, log, n)
-        return self
-
-    def scores(self, users, now):
-        return self.model.scores(users, now)
-
-    def observe(self, users, categories, now):
-        self.model.observe(users, categories, now)
 
 
 def household_share(user_ids: pd.Series) -> pd.Series:
@@ -97,8 +83,9 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             network = LearnedRanker(params, log_line=lambda line: None).fit(part, len(part)).network()
             seconds = time.perf_counter() - start
-            ndcg = per_target_metrics(evaluate_model(Restored(params, network, part.categories), log, targets),
-                                      (10,))["ndcg@10"]
+            restored = Timed(lambda lg, n, net=network, cats=part.categories, params=params:
+                             LearnedRanker(params, log_line=lambda line: None).restore(net, cats, lg, n))
+            ndcg = per_target_metrics(evaluate_model(restored, log, targets), (10,))["ndcg@10"]
             cells = []
             for s, m in masks.items():
                 value, ref = ndcg[m].mean(), reference[m].mean()
