@@ -172,7 +172,7 @@ def main(argv=None) -> int:
 
         if params.threads:
             torch.set_num_threads(params.threads)
-        ranker._train(X, Y, torch)
+        ranker._train(X, Y, torch, params.category_identity)
         ranks = target_ranks_of(ranker._predict(Xva), val)
         per_target[label] = per_target_metrics(ranks, (10,))["ndcg@10"]
         refs = {"tifu_knn": per_target_metrics(tifu, (10,))["ndcg@10"]}

@@ -153,6 +153,7 @@ class RankerParams:
     hour_habit: bool = True  # one more feature: the household's share of the category at this part of the day
     category_identity: bool = True  # a learned embedding and bias per category (False: categories differ only by their features)
     choose_identity: bool = True  # while choosing the switch weight: also train with the other category_identity, keep the better
+    blend_identities: bool = True  # with choose_identity: also judge the blend of the best network with and without identity (their log-probabilities averaged)
     max_train_gb: float = 4.0  # most memory (GiB) the replayed baskets' features may take; beyond it the latest that fit train (0: no cap)
 
 
@@ -402,8 +403,22 @@ class LearnedRanker(EventBaseline):
         self.history: list[dict] = []
         #: per switch weight tried: its holdout gains over the reference and its rule value
         self.switch_trials: list[dict] = []
-        self.switch_weight = self.params.switch_weight or 1.0
-        self.category_identity = self.params.category_identity
+        #: the blend's holdout gains and rule value, when it was judged
+        self.blend_trial: dict | None = None
+        #: the networks that score: one, or two blended; each with its identity and switch weight
+        self.members = [{"category_identity": self.params.category_identity,
+                         "switch_weight": self.params.switch_weight or 1.0}]
+        self._nets: list[dict[str, np.ndarray]] = []
+
+    @property
+    def switch_weight(self) -> float | None:
+        """The scoring network's switch weight (None for a blend)."""
+        return self.members[0]["switch_weight"] if len(self.members) == 1 else None
+
+    @property
+    def category_identity(self) -> bool | None:
+        """Whether the scoring network has the category identity (None for a blend)."""
+        return self.members[0]["category_identity"] if len(self.members) == 1 else None
 
     def fit(self, log, n: int) -> "LearnedRanker":
         """Replay the history up to event ``n``, train on it, and leave the state at event ``n``."""
@@ -431,7 +446,7 @@ class LearnedRanker(EventBaseline):
             if self._chooses_switch_weight():
                 self._choose_switch_weight(log, train, X, torch)
             else:
-                self._train(X, self._target_weights(train, self.switch_weight), torch)
+                self._train(X, self._target_weights(train, self.switch_weight), torch, self.category_identity)
         finally:
             torch.set_num_threads(threads)
         return self
@@ -455,7 +470,11 @@ class LearnedRanker(EventBaseline):
         (:data:`TARGET_GAINS`); stop at the first weight that judges no better than the one before.
         With ``choose_identity`` the same search runs with and without the category identity, and
         the best of both is kept (the identity's per-category parameters pay where a data set has
-        users enough to estimate them, and cost where it has not)."""
+        users enough to estimate them, and cost where it has not). With ``blend_identities`` the
+        blend of each identity's best network (log-probabilities averaged) is judged too, and kept
+        where it judges best: two networks that err differently (on Complete Journey's validation
+        period the blend gained 0.3 points overall over the better one; two seeds of one network
+        gained nothing)."""
         first = len(X) - self._holdout_size(len(X))
         hold = train.basket >= first
         rows, cols = train.basket[hold] - first, train.category[hold] - 1
@@ -472,32 +491,50 @@ class LearnedRanker(EventBaseline):
         slices = {"all": np.ones(len(rows), dtype=bool), "switch": train.is_switch[hold]}
         self.log_line(f"learned_ranker: choosing the switch weight on {len(X) - first:,} holdout baskets "
                       f"against {ref_name} ({time.perf_counter() - start:.0f}s)")
+        def judged(scores, what):  # (holdout gains per slice, the rule's worse target fraction), logged
+            ndcg = holdout_ndcg(scores)
+            gains = {name: float(ndcg[m].mean() / ref_ndcg[m].mean() - 1.0)
+                     for name, m in slices.items() if m.any() and ref_ndcg[m].mean() > 0}
+            rule = min((gains[name] / target for name, target in TARGET_GAINS if name in gains), default=0.0)
+            self.log_line(f"learned_ranker: {what}: holdout NDCG@10 "
+                          + ", ".join(f"{100 * v:+.1f}% {k}" for k, v in gains.items())
+                          + f" vs {ref_name}, worse target fraction {rule:.2f}")
+            return gains, rule
+
         identities = (self.params.category_identity,) + ((not self.params.category_identity,)
                                                          if self.params.choose_identity else ())
-        best = None
+        best = {}  # identity -> (rule, weight, exported network, holdout scores) of its best weight
         for identity in identities:
-            self.category_identity, previous = identity, None
+            previous = None
             for weight in SWITCH_WEIGHTS:
                 epochs = len(self.history)
-                ndcg = holdout_ndcg(self._train(X, self._target_weights(train, weight), torch))
+                scores = self._train(X, self._target_weights(train, weight), torch, identity)
                 for entry in self.history[epochs:]:
                     entry.update(switch_weight=weight, category_identity=identity)
-                gains = {name: float(ndcg[m].mean() / ref_ndcg[m].mean() - 1.0)
-                         for name, m in slices.items() if m.any() and ref_ndcg[m].mean() > 0}
-                rule = min((gains[name] / target for name, target in TARGET_GAINS if name in gains), default=0.0)
+                gains, rule = judged(scores, f"switch weight {weight:g} {_identity_words(identity)}")
                 self.switch_trials.append({"switch_weight": weight, "category_identity": identity,
                                            **{f"gain_{k}": v for k, v in gains.items()}, "rule": rule})
-                self.log_line(f"learned_ranker: switch weight {weight:g} {_identity_words(identity)}: holdout NDCG@10 "
-                              + ", ".join(f"{100 * v:+.1f}% {k}" for k, v in gains.items())
-                              + f" vs {ref_name}, worse target fraction {rule:.2f}")
-                if best is None or rule > best[0]:
-                    best = (rule, weight, identity, self.net, self.mean, self.std, self._np)
+                if identity not in best or rule > best[identity][0]:
+                    best[identity] = (rule, weight, self._nets[0], scores)
                 if previous is not None and rule <= previous:
                     break
                 previous = rule
-        _, self.switch_weight, self.category_identity, self.net, self.mean, self.std, self._np = best
-        self.log_line(f"learned_ranker: switch weight {self.switch_weight:g} chosen, "
-                      f"{_identity_words(self.category_identity)}")
+        chosen = max(best, key=lambda identity: best[identity][0])
+        rule, weight, net, _ = best[chosen]
+        self.members, self._nets = [{"category_identity": chosen, "switch_weight": weight}], [net]
+        if self.params.blend_identities and len(best) == 2:
+            parts = [best[identity] for identity in identities]
+            gains, blend_rule = judged(np.mean([_log_softmax(part[3]) for part in parts], axis=0),
+                                       "the blend of both identities' best")
+            self.blend_trial = {"switch_weights": [part[1] for part in parts], "category_identities": list(identities),
+                                **{f"gain_{k}": v for k, v in gains.items()}, "rule": blend_rule}
+            if blend_rule > rule:
+                self.members = [{"category_identity": identity, "switch_weight": part[1]}
+                                for identity, part in zip(identities, parts)]
+                self._nets = [part[2] for part in parts]
+        self.log_line("learned_ranker: " + " and ".join(
+            f"switch weight {m['switch_weight']:g} {_identity_words(m['category_identity'])}" for m in self.members)
+            + (" blended" if len(self.members) > 1 else "") + " chosen")
 
     def _check_memory(self, log, replay_baskets: int) -> None:
         """Say how much memory the fit will take; stop with an :class:`InputError` saying why and
@@ -535,18 +572,18 @@ class LearnedRanker(EventBaseline):
                           f"{self.params.max_train_gb:g}): training on the latest {len(train.basket_ts):,}")
         return train
 
-    def _train(self, X, Y, torch):
+    def _train(self, X, Y, torch, identity: bool):
         """Train on features ``X`` ``[n, C+1, F]`` and target weights ``Y`` ``[n, C+1]`` (counts,
-        switch targets weighted), keeping the epoch with the best (weighted) holdout NDCG@10; returns
-        that epoch's ``[holdout baskets, C+1]`` scores of the holdout (the last ``holdout`` share of
-        ``X``)."""
+        switch targets weighted), with or without the category ``identity``, keeping the epoch with
+        the best (weighted) holdout NDCG@10 as the one scoring network; returns that epoch's
+        ``[holdout baskets, C+1]`` scores of the holdout (the last ``holdout`` share of ``X``)."""
         p = self.params
         torch.manual_seed(p.seed)
         n_hold = self._holdout_size(len(X))
         Xtr, Ytr, Xho, Yho = X[:-n_hold], Y[:-n_hold], X[-n_hold:], Y[-n_hold:]
         mean, std = column_mean_std(Xtr.reshape(-1, X.shape[-1]))
         self.mean, self.std = torch.tensor(mean), torch.tensor(std + 1e-6)
-        self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding, p.repeat_gate, self.category_identity)
+        self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding, p.repeat_gate, identity)
         opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         Xtr_t, Ytr_t = torch.from_numpy(Xtr), torch.from_numpy(Ytr)
         best, best_state, best_scores = -1.0, None, None
@@ -575,29 +612,33 @@ class LearnedRanker(EventBaseline):
                 best_scores = holdout_scores
         self.net.load_state_dict(best_state)
         self.net.eval()
-        self._export()
+        self._nets = [self._export()]
         return best_scores
 
-    def _export(self) -> None:
+    def _export(self) -> dict[str, np.ndarray]:
         """The trained network as numpy arrays: scoring one basket at a time through torch costs
         far more in call overhead than the arithmetic (and stalls under a loaded CPU)."""
         sd = {k: v.detach().numpy().astype(np.float64) for k, v in self.net.state_dict().items()}
         n_feat = len(self.mean)
         w1 = sd["mlp.0.weight"].T
-        self._np = {
+        net = {
             "mean": self.mean.numpy().astype(np.float64), "std": self.std.numpy().astype(np.float64),
             "w1x": w1[:n_feat], "cat1": sd["embed.weight"] @ w1[n_feat:] + sd["mlp.0.bias"],
             "w2": sd["mlp.2.weight"].T, "b2": sd["mlp.2.bias"], "w3": sd["mlp.4.weight"].T,
             "b3": sd["mlp.4.bias"][None, :] + sd["bias"][:, None],
         }
         if "gate.0.weight" in sd:
-            self._np.update({"g1": sd["gate.0.weight"].T, "gb1": sd["gate.0.bias"],
-                             "g2": sd["gate.2.weight"].T[:, 0], "gb2": sd["gate.2.bias"][0]})
+            net.update({"g1": sd["gate.0.weight"].T, "gb1": sd["gate.0.bias"],
+                        "g2": sd["gate.2.weight"].T[:, 0], "gb2": sd["gate.2.bias"][0]})
+        return net
 
     def network(self) -> dict[str, np.ndarray]:
         """The trained network as named arrays (what :meth:`restore` takes back); the rows of
-        :data:`CATEGORY_ROWS` follow this fit's category index (0: padding)."""
-        return {k: np.asarray(v) for k, v in self._np.items()}
+        :data:`CATEGORY_ROWS` follow this fit's category index (0: padding). A blend's networks
+        are named ``<i>/<array>``, in the order of :attr:`members`."""
+        if len(self._nets) == 1:
+            return {k: np.asarray(v) for k, v in self._nets[0].items()}
+        return {f"{i}/{k}": np.asarray(v) for i, net in enumerate(self._nets) for k, v in net.items()}
 
     def restore(self, network: dict[str, np.ndarray], categories_then: np.ndarray, log, n: int) -> "LearnedRanker":
         """Score with a network trained by an earlier fit instead of training one: the feature
@@ -609,25 +650,29 @@ class LearnedRanker(EventBaseline):
         self.state.fit(log, n)
         then = {name: i + 1 for i, name in enumerate(categories_then)}
         rows = np.array([0] + [then.get(c, -1) for c in log.categories], dtype=np.int64)
-        self._np = {k: np.asarray(v, dtype=np.float64) for k, v in network.items()}
-        for key in CATEGORY_ROWS:
-            old = self._np[key]
-            mean = old[1:].mean(axis=0) if len(old) > 1 else np.zeros(old.shape[1:])
-            self._np[key] = np.where((rows >= 0)[:, None], old[np.maximum(rows, 0)], mean)
+        parts: dict[str, dict] = {}
+        for key, value in network.items():
+            index, _, name = key.rpartition("/")
+            parts.setdefault(index, {})[name] = np.asarray(value, dtype=np.float64)
+        self._nets = [parts[index] for index in sorted(parts)]
+        for net in self._nets:
+            for key in CATEGORY_ROWS:
+                old = net[key]
+                mean = old[1:].mean(axis=0) if len(old) > 1 else np.zeros(old.shape[1:])
+                net[key] = np.where((rows >= 0)[:, None], old[np.maximum(rows, 0)], mean)
         return self
 
     def _score_features(self, X: np.ndarray) -> np.ndarray:
-        """``[n, C+1]`` scores of ``[n, C+1, F]`` features with the exported network."""
-        m = self._np
-        n, width, n_feat = X.shape
-        x = (X.reshape(-1, n_feat).astype(np.float64) - m["mean"]) / m["std"]  # 2-D: BLAS matmuls
-        h = np.maximum((x @ m["w1x"]).reshape(n, width, -1) + m["cat1"], 0.0).reshape(n * width, -1)
-        h = np.maximum(h @ m["w2"] + m["b2"], 0.0)
-        out = (h @ m["w3"]).reshape(n, width, -1) + m["b3"]
-        if "g1" not in m:
-            return out[..., 0]
-        gate = np.maximum(x.reshape(n, width, -1)[:, 0] @ m["g1"] + m["gb1"], 0.0) @ m["g2"] + m["gb2"]
-        return _mixture(np, out[..., 0], out[..., 1], gate[:, None], X[..., EVER] > 0.5)
+        """``[n, C+1]`` scores of ``[n, C+1, F]`` features with the exported network; a blend's
+        are its networks' log-probabilities averaged (column 0, padding, ``-inf``)."""
+        if len(self._nets) == 1:
+            return _network_scores(self._nets[0], X)
+        parts = []
+        for net in self._nets:
+            s = _network_scores(net, X)
+            s[:, 0] = -np.inf
+            parts.append(_log_softmax(s))
+        return np.mean(parts, axis=0)
 
     def _logits(self, x):
         import torch
@@ -688,15 +733,32 @@ class _Net:
         return Net()
 
 
+def _network_scores(m: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """``[n, C+1]`` scores of ``[n, C+1, F]`` features with one exported network ``m``."""
+    n, width, n_feat = X.shape
+    x = (X.reshape(-1, n_feat).astype(np.float64) - m["mean"]) / m["std"]  # 2-D: BLAS matmuls
+    h = np.maximum((x @ m["w1x"]).reshape(n, width, -1) + m["cat1"], 0.0).reshape(n * width, -1)
+    h = np.maximum(h @ m["w2"] + m["b2"], 0.0)
+    out = (h @ m["w3"]).reshape(n, width, -1) + m["b3"]
+    if "g1" not in m:
+        return out[..., 0]
+    gate = np.maximum(x.reshape(n, width, -1)[:, 0] @ m["g1"] + m["gb1"], 0.0) @ m["g2"] + m["gb2"]
+    return _mixture(np, out[..., 0], out[..., 1], gate[:, None], X[..., EVER] > 0.5)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    """Log-probabilities of the rows of ``z`` (``-inf`` entries get none of the mass)."""
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
 def _mixture(xp, repeat, explore, gate, ever):
     """Log-probabilities of the repeat/explore mixture: ``P(c) = g * softmax_repeat(c)`` over the
     categories the user had (``ever``), ``(1 - g) * softmax_explore(c)`` over the others (column 0,
     padding, excluded), ``g = sigmoid(gate)``. ``xp`` is torch or numpy (one formula for training and
     scoring)."""
     if xp is np:
-        def log_softmax(z):
-            z = z - z.max(axis=-1, keepdims=True)
-            return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        log_softmax = _log_softmax
         log_sig = lambda z: -np.logaddexp(0.0, -z)  # noqa: E731
         where, col = np.where, np.arange(repeat.shape[-1])
     else:

@@ -140,8 +140,7 @@ class FitStore:
                                   "best": best}
         if hasattr(model, "network"):
             record["params"] = dataclasses.asdict(model.params)
-            record["switch_weight"] = model.switch_weight
-            record["category_identity"] = model.category_identity
+            record["members"] = model.members
             buf = io.BytesIO()
             np.savez(buf, **model.network())
             fs.write_bytes(fs.join(location, "network.npz"), buf.getvalue())
@@ -162,8 +161,7 @@ def restore_model(kept: KeptFit, log, n: int, log_line: Callable[[str], None] = 
         from interest_lib.models.event_ranker import LearnedRanker, RankerParams
 
         ranker = LearnedRanker(RankerParams(**kept.record["params"]), log_line=log_line)
-        ranker.switch_weight = kept.record["switch_weight"]
-        ranker.category_identity = kept.record["category_identity"]
+        ranker.members = kept.record["members"]
         return ranker.restore(kept.network(), np.array(kept.record["categories"], dtype=object), log, n)
     chosen, _ = kept.settings()
     return chosen[name].build().fit(log, n)

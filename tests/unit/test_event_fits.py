@@ -132,9 +132,10 @@ def test_a_restored_ranker_is_the_fitted_one_with_its_neighbours_found_at_as_of(
     kept = _store(tmp_path).save("learned_ranker", WHEN, fitted, None, log.categories, log_line=lambda line: None)
     restored = event_fits.restore_model(kept, log, len(log))
     assert restored.params == fitted.params and restored.switch_weight == fitted.switch_weight
-    assert set(restored._np) == set(fitted._np)
-    for key, value in fitted._np.items():
-        np.testing.assert_array_equal(restored._np[key], value)
+    assert restored.members == fitted.members and len(restored._nets) == 1
+    assert set(restored._nets[0]) == set(fitted._nets[0])
+    for key, value in fitted._nets[0].items():
+        np.testing.assert_array_equal(restored._nets[0][key], value)
     users, now = np.arange(log.num_users), int(pd.Timestamp(WHEN).value)
     a, b = fitted.state.features(users, now), restored.state.features(users, now)
     others = [i for i, name in enumerate(restored.state.names) if name != "tifu_neighbours"]
@@ -158,7 +159,28 @@ def test_restored_network_follows_categories_by_name_and_a_new_category_gets_the
     restored = LearnedRanker(RankerParams(epochs=1), log_line=lambda line: None).restore(
         network, log.categories, later, len(later))
     for key in CATEGORY_ROWS:
-        np.testing.assert_array_equal(restored._np[key][0], network[key][0])  # padding
-        np.testing.assert_array_equal(restored._np[key][2:], network[key][1:])
-        np.testing.assert_allclose(restored._np[key][1], network[key][1:].mean(axis=0))
+        np.testing.assert_array_equal(restored._nets[0][key][0], network[key][0])  # padding
+        np.testing.assert_array_equal(restored._nets[0][key][2:], network[key][1:])
+        np.testing.assert_allclose(restored._nets[0][key][1], network[key][1:].mean(axis=0))
     assert restored.scores(np.arange(later.num_users), int(later.ts[-1]) + 1).shape == (later.num_users, later.num_categories + 1)
+
+
+def test_a_kept_blend_restores_both_networks_and_scores_as_it_did(tmp_path):
+    from interest_lib.models.event_ranker import LearnedRanker, RankerParams
+
+    log = encode_events(_households(9))
+    parts = [LearnedRanker(RankerParams(epochs=1, switch_weight=w, category_identity=identity),
+                           log_line=lambda line: None).fit(log, len(log)) for identity, w in ((True, 1.1), (False, 1.3))]
+    blend = LearnedRanker(RankerParams(epochs=1), log_line=lambda line: None).restore(
+        {f"{i}/{k}": v for i, part in enumerate(parts) for k, v in part.network().items()}, log.categories, log, len(log))
+    blend.members = [{"category_identity": True, "switch_weight": 1.1}, {"category_identity": False, "switch_weight": 1.3}]
+    kept = _store(tmp_path).save("learned_ranker", WHEN, blend, None, log.categories, log_line=lambda line: None)
+    assert kept.record["members"] == blend.members
+    restored = event_fits.restore_model(kept, log, len(log))
+    assert restored.members == blend.members and restored.switch_weight is None and restored.category_identity is None
+    assert len(restored._nets) == 2
+    for mine, theirs in zip(restored._nets, blend._nets):
+        for key, value in theirs.items():
+            np.testing.assert_array_equal(mine[key], value)
+    users, now = np.arange(log.num_users), int(pd.Timestamp(WHEN).value)
+    np.testing.assert_allclose(restored.scores(users, now), blend.scores(users, now), rtol=1e-9, atol=1e-9)

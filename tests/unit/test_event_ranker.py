@@ -130,7 +130,7 @@ def test_switch_weight_is_raised_while_the_switch_slice_is_what_falls_short_of_t
     def due_first():  # the bar: a ranker whose switch targets weigh 3x puts every due category first
         return LearnedRanker(RankerParams(**SMALL, switch_weight=3.0), log_line=lambda s: None)
 
-    ranker = LearnedRanker(RankerParams(**SMALL), log_line=lines.append, reference=due_first)
+    ranker = LearnedRanker(RankerParams(**SMALL, blend_identities=False), log_line=lines.append, reference=due_first)
     ranker.fit(log, log.upto(time_cut(log.ts)))
     # the search ran with the category identity, then without it
     assert [t["category_identity"] for t in ranker.switch_trials][0] is True
@@ -149,12 +149,62 @@ def test_switch_weight_is_raised_while_the_switch_slice_is_what_falls_short_of_t
     assert ranker.switch_weight > 1.0
     chosen = max(ranker.switch_trials, key=lambda t: t["rule"])
     assert (ranker.switch_weight, ranker.category_identity) == (chosen["switch_weight"], chosen["category_identity"])
-    assert any(f"switch weight {ranker.switch_weight:g} chosen" in line for line in lines)
+    assert any(f"switch weight {ranker.switch_weight:g} {'with' if ranker.category_identity else 'without'} "
+               "category identity chosen" in line for line in lines)
+    assert ranker.blend_trial is None and len(ranker.members) == 1
     # the kept network is the chosen one: its rows per category are equal exactly without identity
     rows_equal = np.ptp(ranker.network()["b3"][1:], axis=0).max() == 0.0
     assert rows_equal == (not ranker.category_identity)
     assert ({(e["switch_weight"], e["category_identity"]) for e in ranker.history}
             == {(t["switch_weight"], t["category_identity"]) for t in ranker.switch_trials})
+
+
+def test_the_blend_of_both_identities_best_networks_is_judged_and_kept_only_where_it_judges_best():
+    log = encode_events(uneven_due_log())
+    lines = []
+
+    def due_first():
+        return LearnedRanker(RankerParams(**SMALL, switch_weight=3.0), log_line=lambda s: None)
+
+    ranker = LearnedRanker(RankerParams(**SMALL), log_line=lines.append, reference=due_first)
+    ranker.fit(log, log.upto(time_cut(log.ts)))
+    trial = ranker.blend_trial
+    # its parts are each identity's best weight, the identity first
+    assert trial["category_identities"] == [True, False]
+    for identity, weight in zip(trial["category_identities"], trial["switch_weights"]):
+        best = max((t for t in ranker.switch_trials if t["category_identity"] == identity), key=lambda t: t["rule"])
+        assert weight == best["switch_weight"]
+    blended = trial["rule"] > max(t["rule"] for t in ranker.switch_trials)
+    assert len(ranker.members) == (2 if blended else 1) and len(ranker._nets) == len(ranker.members)
+    assert (ranker.switch_weight is None) == blended
+    assert any("the blend of both identities' best: holdout NDCG@10" in line for line in lines)
+    assert any(line.endswith("blended chosen") == blended and line.endswith(" chosen") for line in lines)
+
+
+def test_a_blend_scores_the_mean_of_its_networks_log_probabilities():
+    log = encode_events(replenishment_log())
+    n = log.upto(time_cut(log.ts))
+    small = dict(epochs=3, batch=16, hidden=16, embedding=4, tifu_k=20, threads=1, switch_weight=1.0)
+    parts = [LearnedRanker(RankerParams(**small, category_identity=identity), log_line=lambda s: None).fit(log, n)
+             for identity in (True, False)]
+    network = {f"{i}/{k}": v for i, part in enumerate(parts) for k, v in part.network().items()}
+    blend = LearnedRanker(RankerParams(**small), log_line=lambda s: None).restore(network, log.categories, log, n)
+    # each network restored alone on the same state (a fit's neighbours are found at its internal cut)
+    parts = [LearnedRanker(RankerParams(**small), log_line=lambda s: None).restore(
+        part.network(), log.categories, log, n) for part in parts]
+    assert len(blend._nets) == 2 and set(blend.network()) == set(network)
+    users, now = np.arange(log.num_users), int(log.ts[n]) + 1
+
+    def log_probabilities(s):
+        s = s - s[:, 1:].max(axis=1, keepdims=True)
+        return s - np.log(np.exp(s[:, 1:]).sum(axis=1, keepdims=True))
+
+    expected = (log_probabilities(parts[0].scores(users, now)) + log_probabilities(parts[1].scores(users, now))) / 2
+    got = blend.scores(users, now)
+    assert np.isneginf(got[:, 0]).all()
+    np.testing.assert_allclose(got[:, 1:], expected[:, 1:], rtol=1e-9, atol=1e-9)
+    # the two networks differ: the blend is neither of them
+    assert not np.allclose(got[:, 1:], log_probabilities(parts[0].scores(users, now))[:, 1:])
 
 
 def test_without_a_reference_or_with_a_set_switch_weight_nothing_is_chosen():
