@@ -21,6 +21,8 @@ other). ``fit(log, n)``:
    search runs with and without the per-category embedding and bias (``choose_identity``): they
    carry Ta-Feng's overall gain and cost Complete Journey's, whose 2,469 households are too few
    to estimate them (docs/event_protocol.md, "What in the ranker is hungry for households").
+   Then the blend of the two identities' best networks (``blend_identities``: their
+   log-probabilities averaged) is judged by the same rule, and kept where it is best.
 
 After ``fit`` the states stand at event ``n``, where the protocol starts scoring. The network is
 not retrained afterwards; its inputs keep growing with the observed history.

@@ -6,11 +6,12 @@ day's events hardly move the weights: they move the model's *state* (counts, rec
 neighbours), which is rebuilt at every run anyway. So a fit is kept in the run store:
 
     <train.store>/event-models/<name>/<fit id>/
-        network.npz   the learned ranker's network (per-category rows in fit.json's category order)
+        network.npz   the learned ranker's network, or a blend's networks as ``<i>/<array>``
+                      (per-category rows in fit.json's category order)
         fit.json      the events table (location, version) and as-of time it was fitted on, the
-                      model code's fingerprint, the ranker's parameters, the baseline settings
-                      chosen on validation, the categories; written last: a folder without it is
-                      ignored
+                      model code's fingerprint, the ranker's parameters and its networks' members
+                      (category identity and switch weight each), the baseline settings chosen on
+                      validation, the categories; written last: a folder without it is ignored
 
 A later run whose as-of time is at most ``score.event_refit_days`` days after a kept fit's (never
 before it: a backfill is fitted on its own past), on the same events table and the same model
