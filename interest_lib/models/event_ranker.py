@@ -495,6 +495,7 @@ class LearnedRanker(EventBaseline):
         slices = {"all": np.ones(len(rows), dtype=bool), "switch": train.is_switch[hold]}
         self.log_line(f"learned_ranker: choosing the switch weight on {len(X) - first:,} holdout baskets "
                       f"against {ref_name} ({time.perf_counter() - start:.0f}s)")
+
         def judged(scores, what):  # (holdout gains per slice, the rule's worse target fraction), logged
             ndcg = holdout_ndcg(scores)
             gains = {name: float(ndcg[m].mean() / ref_ndcg[m].mean() - 1.0)
