@@ -529,8 +529,7 @@ class LearnedRanker(EventBaseline):
         self.members, self._nets = [{"category_identity": chosen, "switch_weight": weight}], [net]
         if self.params.blend_identities and len(best) == 2:
             parts = [best[identity] for identity in identities]
-            gains, blend_rule = judged(np.mean([_log_softmax(part[3]) for part in parts], axis=0),
-                                       "the blend of both identities' best")
+            gains, blend_rule = judged(_blend([part[3] for part in parts]), "the blend of both identities' best")
             self.blend_trial = {"switch_weights": [part[1] for part in parts], "category_identities": list(identities),
                                 **{f"gain_{k}": v for k, v in gains.items()}, "rule": blend_rule}
             if blend_rule > rule:
@@ -672,12 +671,7 @@ class LearnedRanker(EventBaseline):
         are its networks' log-probabilities averaged (column 0, padding, ``-inf``)."""
         if len(self._nets) == 1:
             return _network_scores(self._nets[0], X)
-        parts = []
-        for net in self._nets:
-            s = _network_scores(net, X)
-            s[:, 0] = -np.inf
-            parts.append(_log_softmax(s))
-        return np.mean(parts, axis=0)
+        return _blend([_network_scores(net, X) for net in self._nets])
 
     def _logits(self, x):
         import torch
@@ -749,6 +743,18 @@ def _network_scores(m: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
         return out[..., 0]
     gate = np.maximum(x.reshape(n, width, -1)[:, 0] @ m["g1"] + m["gb1"], 0.0) @ m["g2"] + m["gb2"]
     return _mixture(np, out[..., 0], out[..., 1], gate[:, None], X[..., EVER] > 0.5)
+
+
+def _blend(scores: list[np.ndarray]) -> np.ndarray:
+    """The blend of networks' ``[n, C+1]`` scores: their log-probabilities over the categories
+    averaged (column 0, padding, ``-inf``); one formula for the holdout that judges a blend and
+    for scoring with it."""
+    parts = []
+    for s in scores:
+        s = s.copy()
+        s[:, 0] = -np.inf
+        parts.append(_log_softmax(s))
+    return np.mean(parts, axis=0)
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
