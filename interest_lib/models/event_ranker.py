@@ -644,12 +644,19 @@ class LearnedRanker(EventBaseline):
             return {k: np.asarray(v) for k, v in self._nets[0].items()}
         return {f"{i}/{k}": np.asarray(v) for i, net in enumerate(self._nets) for k, v in net.items()}
 
-    def restore(self, network: dict[str, np.ndarray], categories_then: np.ndarray, log, n: int) -> "LearnedRanker":
+    def restore(self, network: dict[str, np.ndarray], categories_then: np.ndarray, log, n: int,
+                members: list[dict] | None = None) -> "LearnedRanker":
         """Score with a network trained by an earlier fit instead of training one: the feature
         state is built from the first ``n`` events of ``log`` (as :meth:`fit` leaves it), the
         network's per-category rows are moved from ``categories_then`` (that fit's category names,
         index c - 1 for category c) to this log's categories by name, and a category that fit
-        never saw gets the mean of the others' rows (no learned identity, only its features)."""
+        never saw gets the mean of the others' rows (no learned identity, only its features).
+        ``members``: that fit's :attr:`members`; without them a blend's identities and switch
+        weights are unknown (None), a single network's are this ranker's parameters.
+
+        Raises:
+            ValueError: ``members`` does not name one member per network.
+        """
         self.num_users, self.num_categories, self.width = log.num_users, log.num_categories, log.num_categories + 1
         self.state.fit(log, n)
         then = {name: i + 1 for i, name in enumerate(categories_then)}
@@ -659,6 +666,11 @@ class LearnedRanker(EventBaseline):
             index, _, name = key.rpartition("/")
             parts.setdefault(index, {})[name] = np.asarray(value, dtype=np.float64)
         self._nets = [parts[index] for index in sorted(parts)]
+        if members is not None and len(members) != len(self._nets):
+            raise ValueError(f"learned_ranker: {len(members)} members for {len(self._nets)} networks")
+        if members is not None or len(self._nets) > 1:
+            self.members = [dict(m) for m in members] if members is not None else [
+                {"category_identity": None, "switch_weight": None} for _ in self._nets]
         for net in self._nets:
             for key in CATEGORY_ROWS:
                 old = net[key]

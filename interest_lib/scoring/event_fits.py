@@ -162,7 +162,7 @@ def restore_model(kept: KeptFit, log, n: int, log_line: Callable[[str], None] = 
         from interest_lib.models.event_ranker import LearnedRanker, RankerParams
 
         ranker = LearnedRanker(RankerParams(**kept.record["params"]), log_line=log_line)
-        ranker.members = kept.record["members"]
-        return ranker.restore(kept.network(), np.array(kept.record["categories"], dtype=object), log, n)
+        return ranker.restore(kept.network(), np.array(kept.record["categories"], dtype=object), log, n,
+                              members=kept.record["members"])
     chosen, _ = kept.settings()
     return chosen[name].build().fit(log, n)

@@ -193,6 +193,11 @@ def test_a_blend_scores_the_mean_of_its_networks_log_probabilities():
     parts = [LearnedRanker(RankerParams(**small), log_line=lambda s: None).restore(
         part.network(), log.categories, log, n) for part in parts]
     assert len(blend._nets) == 2 and set(blend.network()) == set(network)
+    # restored without its fit's record: a blend, whose members' settings are unknown
+    assert blend.members == [{"category_identity": None, "switch_weight": None}] * 2 and blend.switch_weight is None
+    with pytest.raises(ValueError, match="1 members for 2 networks"):
+        LearnedRanker(RankerParams(**small), log_line=lambda s: None).restore(
+            network, log.categories, log, n, members=[{"category_identity": True, "switch_weight": 1.0}])
     users, now = np.arange(log.num_users), int(log.ts[n]) + 1
 
     def log_probabilities(s):
