@@ -43,7 +43,7 @@ _PURCHASE = S.EVENT_TYPES.index("purchase")
 _REVIEW = S.EVENT_TYPES.index("review")
 
 #: Share of a session's interactions on the session's focus leaf.
-_SESSION_FOCUS = 0.5
+SESSION_FOCUS = 0.5
 _HOUR_OF_DAY = np.array([0.20, 0.10, 0.05, 0.05, 0.05, 0.10, 0.30, 0.60, 0.80, 0.90, 0.90, 1.00,
                          1.10, 1.00, 0.90, 0.90, 1.00, 1.10, 1.30, 1.60, 1.80, 1.70, 1.20, 0.60])
 _WEEKEND_FACTOR = 1.25
@@ -177,7 +177,7 @@ def simulate_user(ctx: EventContext, prof: Profile, rng: np.random.Generator) ->
     # Categories and items: session focus + fresh draws, items by Zipf within the leaf.
     sess_leaf = sample_leaves(rng, prof, starts, ctx.noise_cdf)
     fresh = sample_leaves(rng, prof, starts[sess_of_int[:n_int]], ctx.noise_cdf)
-    int_leaf = np.where(rng.random(n_int) < _SESSION_FOCUS, sess_leaf[sess_of_int[:n_int]], fresh)
+    int_leaf = np.where(rng.random(n_int) < SESSION_FOCUS, sess_leaf[sess_of_int[:n_int]], fresh)
     rank = np.minimum(np.searchsorted(ctx.item_cdf, rng.random(n_int), side="right"),
                       ctx.cat.items_per_category - 1)
     int_item = ctx.cat.item_index(int_leaf, rank)

@@ -36,6 +36,28 @@ def test_seen_through_draws_is_the_prior_without_events_and_the_mixture_with_man
     np.testing.assert_allclose(((few - prior / 4) * 4) % 1, 0.0, atol=1e-9)
 
 
+def test_seen_through_sessions_counts_one_draw_per_focus_kept_and_per_fresh_interaction(ceiling):
+    one = np.array([[0.0, 1.0, 0.0, 0.0]])  # every draw lands on category 1
+    prior = np.array([0.0, 0.0, 0.0, 1.0])  # the pseudo-draw on category 3: shares tell the draws
+
+    def draws(per_session, seeds):
+        return [d / (1 - d) for d in (est[0, 1] for est in ceiling.seen_through_sessions(
+            one, [np.array(per_session)], prior, seeds=seeds))]
+
+    none = ceiling.seen_through_sessions(one, [np.array([], dtype=int)], prior, seeds=1)[0]
+    np.testing.assert_allclose(none, prior[None, :])
+    # sessions of one interaction: that interaction is the focus or a fresh draw, one draw either way
+    np.testing.assert_allclose(draws([1, 1, 1, 1, 1], seeds=5), 5.0)
+    # one session of 20 interactions: the focus (kept by some interaction, 1 - 0.5^20) + 10 fresh on average
+    counts = np.array(draws([20], seeds=400))
+    assert ((counts >= 1) & (counts <= 21)).all()
+    assert counts.mean() == pytest.approx(11.0, abs=0.5)  # standard error of the mean 0.11
+    # many sessions: the estimate is the mixture
+    mix = np.array([[0.0, 0.7, 0.2, 0.1]])
+    many = ceiling.seen_through_sessions(mix, [np.full(20_000, 3)], prior, seeds=1)[0]
+    np.testing.assert_allclose(many, mix, atol=0.01)
+
+
 def test_headroom_share_counts_from_the_best_baseline_to_the_oracle(ceiling):
     assert ceiling.headroom_share(0.45, 0.40, 0.50) == pytest.approx(0.5)
     assert ceiling.headroom_share(0.38, 0.40, 0.50) == pytest.approx(-0.2)
