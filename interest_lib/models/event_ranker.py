@@ -580,7 +580,10 @@ class LearnedRanker(EventBaseline):
         """Train on features ``X`` ``[n, C+1, F]`` and target weights ``Y`` ``[n, C+1]`` (counts,
         switch targets weighted), with or without the category ``identity``, keeping the epoch with
         the best (weighted) holdout NDCG@10 as the one scoring network; returns that epoch's
-        ``[holdout baskets, C+1]`` scores of the holdout (the last ``holdout`` share of ``X``)."""
+        ``[holdout baskets, C+1]`` scores of the holdout (the last ``holdout`` share of ``X``).
+        ``self.net`` (with ``mean`` and ``std``) is the torch network of the latest training, read
+        by :meth:`_predict` only; scoring reads the exported :attr:`_nets`, which after a choice
+        hold the chosen network(s), not necessarily the latest trained."""
         p = self.params
         torch.manual_seed(p.seed)
         n_hold = self._holdout_size(len(X))
