@@ -129,6 +129,13 @@ def seen_through_draws(mix: np.ndarray, n_events: np.ndarray, prior: np.ndarray,
     return normalise_rows(counts + prior[None, :])
 
 
+def row_cutoffs(rows: dict, conf) -> np.ndarray:
+    """[N] datetime64[ns] (naive UTC): each row's cut-off, the end of its window."""
+    f = conf.features
+    return np.array([np.datetime64(ORIGIN + dt.timedelta(days=int(w) * f.step_days + f.window_days), "ns")
+                     for w in rows["window"]])
+
+
 def history_sessions(warehouse: str, rows: dict, conf) -> list[np.ndarray]:
     """Per row, the interactions (items looked at, the unit the generator draws a category for) of
     each of the user's sessions before the end of the row's cut-off window, oldest first, from
@@ -136,7 +143,6 @@ def history_sessions(warehouse: str, rows: dict, conf) -> list[np.ndarray]:
     after the purchase, same item) is none."""
     import pandas as pd
 
-    f = conf.features
     table = read_snapshot(catalog.table_path(warehouse, catalog.SILVER_EVENTS_SESSIONIZED),
                           columns=["user_id", "item_id", "event_type", "event_time", "session_id"]).to_pandas()
     table = table[table["event_type"].isin(["view", "click", "favourite", "cart", "purchase"])]
@@ -146,11 +152,9 @@ def history_sessions(warehouse: str, rows: dict, conf) -> list[np.ndarray]:
     starts = table[~(same_session & table["item_id"].eq(table["item_id"].shift()))]
     starts = starts.assign(event_time=starts["event_time"].dt.tz_convert(None).astype("datetime64[us]"))
     by_user = {u: (g["event_time"].to_numpy(), g["session_id"].to_numpy()) for u, g in starts.groupby("user_id", sort=False)}
-    origin = np.datetime64(ORIGIN.replace(tzinfo=None), "us")
     out = []
-    for user, window in zip(rows["user_id"], rows["window"]):
+    for user, end in zip(rows["user_id"], row_cutoffs(rows, conf)):
         times, sessions = by_user.get(user, (np.empty(0, "datetime64[us]"), np.empty(0, object)))
-        end = origin + np.timedelta64(int(window) * f.step_days + f.window_days, "D")
         before = sessions[times < end]
         _, first, counts = np.unique(before, return_index=True, return_counts=True)
         out.append(counts[np.argsort(first)])
@@ -234,7 +238,7 @@ def event_model_rows(warehouse: str, test: dict, categories: dict, conf,
 
     f = conf.features
     ns = lambda t: int(np.datetime64(t, "ns").astype(np.int64))  # noqa: E731
-    cutoff = np.array([ns(ORIGIN + dt.timedelta(days=int(w) * f.step_days + f.window_days)) for w in test["window"]])
+    cutoff = row_cutoffs(test, conf).astype(np.int64)
     log = encode_events(warehouse_events(warehouse))
     users = {u: i for i, u in enumerate(log.users)}
     row_user = np.array([users[u] for u in test["user_id"]])
@@ -334,8 +338,9 @@ def main(warehouse: str = "warehouse", store_root: str = "runs", overrides: Sequ
         oracle_row("seed", {s: draws[s][seed] for s in ("validation", "test")})
     per_seed = np.array([r[1:] for r in rows[first:]])
     del rows[first:]
-    rows.append((f"oracle (cut-off mixture seen through the user's sessions, mean of {len(per_seed)} draws)",
-                 *per_seed.mean(axis=0)))
+    sessions_oracle = (f"oracle (cut-off mixture seen through the user's sessions, mean of {len(per_seed)} draws)",
+                       *per_seed.mean(axis=0))
+    rows.append(sessions_oracle)
     cutoff_oracle, first_model = rows[len(baselines)], len(rows)
     for name, scores, forecast in model_rows(store_root, test, num_categories):
         row(name, scores, forecast)
@@ -363,7 +368,7 @@ def main(warehouse: str = "warehouse", store_root: str = "runs", overrides: Sequ
     print("| forecaster | of the cut-off oracle's: NDCG@10 switch | forecast JS "
           "| of the seen-through oracle's: NDCG@10 switch | forecast JS |")
     print("|---|---:|---:|---:|---:|")
-    for name, _ndcg, switch, js in [seen_oracle] + rows[first_model - 1:]:
+    for name, _ndcg, switch, js in [seen_oracle, sessions_oracle] + rows[first_model:]:
         cells = []
         for oracle in (cutoff_oracle, seen_oracle):
             cells += [f"{100 * headroom_share(switch, best[1], oracle[2]):+.0f}%" if switch == switch else "–",
