@@ -64,6 +64,29 @@ def test_headroom_share_counts_from_the_best_baseline_to_the_oracle(ceiling):
     assert ceiling.headroom_share(-0.085, -0.09, -0.08) == pytest.approx(0.5)  # JS, negated
 
 
+def test_switch_frontier_trades_the_cut_off_window_for_the_switch_slice(ceiling):
+    # one switch row (label 2, outside the window {1}) and one stay row (label 1); same scores
+    scores = np.array([[0.0, 0.6, 0.3, 0.1], [0.0, 0.6, 0.3, 0.1]])
+    in_window = np.array([[False, True, False, False]] * 2)
+    rows = {"next_category": np.array([2, 1]), "is_switch": np.array([True, False])}
+    second = 1 / np.log2(3)  # NDCG@10 of a target ranked second
+    frontier = ceiling.switch_frontier(scores, in_window, rows, divisors=(1, 4))
+    np.testing.assert_allclose(frontier, [[(second + 1) / 2, second], [(1 + second) / 2, 1.0]])
+    # log-scores rank and divide as their probabilities do
+    np.testing.assert_allclose(ceiling.switch_frontier(np.log(scores + 1e-12), in_window, rows, divisors=(1, 4)),
+                               frontier)
+
+
+def test_switch_at_reads_the_frontier_at_one_overall_level(ceiling):
+    frontier = np.array([[0.80, 0.40], [0.70, 0.50], [0.60, 0.55]])
+    assert ceiling.switch_at(frontier, 0.80) == pytest.approx(0.40)
+    assert ceiling.switch_at(frontier, 0.75) == pytest.approx(0.45)
+    assert ceiling.switch_at(frontier, 0.65) == pytest.approx(0.525)
+    assert np.isnan(ceiling.switch_at(frontier, 0.85))  # above even the undivided scores
+    # a frontier that bends back: the best switch NDCG at or above the level counts
+    assert ceiling.switch_at(np.array([[0.80, 0.40], [0.78, 0.60], [0.70, 0.50]]), 0.75) == pytest.approx(0.60)
+
+
 class _Counts:
     """A protocol model whose scores are the counts of each user's categories it has seen."""
 
