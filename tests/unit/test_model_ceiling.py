@@ -87,6 +87,24 @@ def test_switch_at_reads_the_frontier_at_one_overall_level(ceiling):
     assert ceiling.switch_at(np.array([[0.80, 0.40], [0.78, 0.60], [0.70, 0.50]]), 0.75) == pytest.approx(0.60)
 
 
+def test_matched_switch_compares_at_the_lower_overall_of_the_forecaster_and_the_best_baseline(ceiling):
+    f = lambda *points: np.array(points)  # noqa: E731
+    frontiers = {"b1": f([0.8, 0.40], [0.7, 0.50]), "b2": f([0.6, 0.45], [0.5, 0.50]),
+                 "oracle": f([0.9, 0.60], [0.7, 0.80]),
+                 "below": f([0.75, 0.44], [0.65, 0.50]), "above": f([0.85, 0.42], [0.8, 0.47], [0.7, 0.50]),
+                 "redraws": [f([0.8, 0.50]), f([0.8, 0.60])]}
+    # below the best baseline (b1, 0.8): b1 is divided to 0.75 (0.45); b2 never reaches 0.75 and
+    # counts as it is (0.45); the oracle at 0.75 is 0.75
+    level, value, best, oracle, share = ceiling.matched_switch(frontiers, "below", ["b1", "b2"], "oracle")
+    assert (level, value, best, oracle) == pytest.approx((0.75, 0.44, 0.45, 0.75))
+    assert share == pytest.approx(-0.01 / 0.30)
+    # above it: the forecaster is divided to the baseline's 0.8
+    assert ceiling.matched_switch(frontiers, "above", ["b1", "b2"], "oracle") == pytest.approx(
+        (0.8, 0.47, 0.45, 0.70, 0.02 / 0.25))
+    # an oracle's redraws count their mean
+    assert ceiling.matched_switch(frontiers, "redraws", ["b1", "b2"], "oracle")[1] == pytest.approx(0.55)
+
+
 class _Counts:
     """A protocol model whose scores are the counts of each user's categories it has seen."""
 
