@@ -150,11 +150,11 @@ def history_sessions(warehouse: str, rows: dict, conf) -> list[np.ndarray]:
     each of the user's sessions before the end of the row's cut-off window, oldest first, from
     silver.events_sessionized: a search belongs to the interaction it precedes, a review (days
     after the purchase, same item) is none."""
-    import pandas as pd
+    from interest_lib.generate.events import INTERACTION_TYPES
 
     table = read_snapshot(catalog.table_path(warehouse, catalog.SILVER_EVENTS_SESSIONIZED),
                           columns=["user_id", "item_id", "event_type", "event_time", "session_id"]).to_pandas()
-    table = table[table["event_type"].isin(["view", "click", "favourite", "cart", "purchase"])]
+    table = table[table["event_type"].isin(INTERACTION_TYPES)]
     table = table.sort_values(["user_id", "event_time"], kind="stable")
     # a new interaction: a new session, or another item than the event before in the session
     same_session = table["session_id"].eq(table["session_id"].shift()) & table["user_id"].eq(table["user_id"].shift())

@@ -44,6 +44,9 @@ _REVIEW = S.EVENT_TYPES.index("review")
 
 #: Share of a session's interactions on the session's focus leaf.
 SESSION_FOCUS = 0.5
+#: The event types of an interaction (an item looked at, the unit a category is drawn for): the
+#: funnel after its search; reviews come days after a purchase, of the same item.
+INTERACTION_TYPES = _FUNNEL[1:]
 _HOUR_OF_DAY = np.array([0.20, 0.10, 0.05, 0.05, 0.05, 0.10, 0.30, 0.60, 0.80, 0.90, 0.90, 1.00,
                          1.10, 1.00, 0.90, 0.90, 1.00, 1.10, 1.30, 1.60, 1.80, 1.70, 1.20, 0.60])
 _WEEKEND_FACTOR = 1.25
