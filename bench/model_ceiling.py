@@ -28,7 +28,14 @@ exploration every user does (``NOISE_SHARE`` of the draws, by leaf popularity):
   fewer independent draws than events. Every session and interaction of the user before the
   cut-off (silver.events_sessionized) is redrawn from the cut-off mixture and only the
   independent draws are counted, the mean of 5 redraws. Still optimistic (no drift, and the
-  independent draws are known): the tighter of the two bounds on what a model can capture.
+  independent draws are known).
+- ``oracle (the same, the cut-off window's sessions as they were)``: the sessions that started in
+  the cut-off window keep the categories they really had (each once per session), only the older
+  ones are redrawn (:func:`history_sessions` with ``window_as_it_was``). The oracle above sees
+  the present through draws independent of the cut-off window the forecast blends in and the
+  labels carry over, which no model can: its estimate and that window are two looks at the
+  present where a model has one. The tightest of the bounds: no drift before the cut-off window,
+  and the independent draws known.
 
 For the next category an oracle ranks categories by the mixture; for the next window it
 forecasts ``a * cut-off window + (1 - a) * mixture`` (a label window's profile carries half of
@@ -145,39 +152,61 @@ def row_cutoffs(rows: dict, conf) -> np.ndarray:
                      for w in rows["window"]])
 
 
-def history_sessions(warehouse: str, rows: dict, conf) -> list[np.ndarray]:
-    """Per row, the interactions (items looked at, the unit the generator draws a category for) of
-    each of the user's sessions before the end of the row's cut-off window, oldest first, from
-    silver.events_sessionized: a search belongs to the interaction it precedes, a review (days
-    after the purchase, same item) is none."""
+def history_interactions(warehouse: str, categories: dict):
+    """Every interaction (an item looked at: the unit the generator draws a category for) from
+    silver.events_sessionized, by user and time: a DataFrame of ``user_id``, ``event_time`` (naive
+    UTC), ``session_id`` and ``category`` (vocabulary index). A search belongs to the interaction
+    it precedes, a review (days after the purchase, same item) is none."""
     from interest_lib.generate.events import INTERACTION_TYPES
 
     table = read_snapshot(catalog.table_path(warehouse, catalog.SILVER_EVENTS_SESSIONIZED),
-                          columns=["user_id", "item_id", "event_type", "event_time", "session_id"]).to_pandas()
+                          columns=["user_id", "item_id", "category_id", "event_type", "event_time",
+                                   "session_id"]).to_pandas()
     table = table[table["event_type"].isin(INTERACTION_TYPES)]
     table = table.sort_values(["user_id", "event_time"], kind="stable")
     # a new interaction: a new session, or another item than the event before in the session
     same_session = table["session_id"].eq(table["session_id"].shift()) & table["user_id"].eq(table["user_id"].shift())
     starts = table[~(same_session & table["item_id"].eq(table["item_id"].shift()))]
-    starts = starts.assign(event_time=starts["event_time"].dt.tz_convert(None).astype("datetime64[us]"))
-    by_user = {u: (g["event_time"].to_numpy(), g["session_id"].to_numpy()) for u, g in starts.groupby("user_id", sort=False)}
-    out = []
-    for user, end in zip(rows["user_id"], row_cutoffs(rows, conf)):
-        times, sessions = by_user.get(user, (np.empty(0, "datetime64[us]"), np.empty(0, object)))
-        before = sessions[times < end]
-        _, first, counts = np.unique(before, return_index=True, return_counts=True)
-        out.append(counts[np.argsort(first)])
-    return out
+    return starts.assign(event_time=starts["event_time"].dt.tz_convert(None).astype("datetime64[us]"),
+                         category=starts["category_id"].map(categories).fillna(0).astype(np.int64))[
+        ["user_id", "event_time", "session_id", "category"]]
+
+
+def history_sessions(interactions, rows: dict, conf, num_categories: int,
+                     window_as_it_was: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per row, (the interactions of each of the user's sessions before the end of the row's
+    cut-off window, oldest first; [N, C+1] zeros). With ``window_as_it_was``, the sessions that
+    started inside the cut-off window are left out of the list and given instead as the
+    categories their interactions really had, each once per session, in the array.
+    ``interactions``: :func:`history_interactions`."""
+    by_user = {u: (g["event_time"].to_numpy(), g["session_id"].to_numpy(), g["category"].to_numpy())
+               for u, g in interactions.groupby("user_id", sort=False)}
+    window = np.timedelta64(conf.features.window_days * 86400, "s")
+    sessions, actual = [], np.zeros((len(rows["user_id"]), num_categories + 1))
+    for i, (user, end) in enumerate(zip(rows["user_id"], row_cutoffs(rows, conf))):
+        times, ids, cats = by_user.get(user, (np.empty(0, "datetime64[us]"), np.empty(0, object), np.empty(0, np.int64)))
+        before = times < end
+        times, ids, cats = times[before], ids[before], cats[before]
+        names, first, inverse, counts = np.unique(ids, return_index=True, return_inverse=True, return_counts=True)
+        recent = times[first] >= end - window if window_as_it_was else np.zeros(len(names), dtype=bool)
+        order = np.argsort(first)
+        sessions.append(counts[order][~recent[order]])
+        in_window = recent[inverse]
+        pairs = np.unique(np.stack([inverse[in_window], cats[in_window]]), axis=1)
+        np.add.at(actual[i], pairs[1], 1.0)
+    actual[:, 0] = 0.0
+    return sessions, actual
 
 
 def seen_through_sessions(mix: np.ndarray, sessions: list[np.ndarray], prior: np.ndarray,
-                          seeds: int = 5) -> list[np.ndarray]:
+                          seeds: int = 5, actual: np.ndarray | None = None) -> list[np.ndarray]:
     """Per seed, [N, C+1]: each row's true cut-off mixture as a perfect estimator would see it
     through the user's real sessions (``sessions``: interactions per session), all drawn from
     that mixture the way the generator draws them (a focus per session that each interaction
     keeps with probability ``SESSION_FOCUS``, else a fresh draw), counting only the independent
     draws (the focus once where some interaction kept it, every fresh draw once), plus one
-    pseudo-draw spread by ``prior``. Events of one interaction, and interactions that keep the
+    pseudo-draw spread by ``prior``, plus ``actual`` ([N, C+1]: draws counted as they really were,
+    see :func:`history_sessions`). Events of one interaction, and interactions that keep the
     session's focus, repeat one draw: counting them as draws, as :func:`seen_through_draws`
     does, overstates how much a history says. Optimistic for any model on two counts: no drift
     (the whole history comes from the present mixture) and the independent draws are known."""
@@ -199,7 +228,7 @@ def seen_through_sessions(mix: np.ndarray, sessions: list[np.ndarray], prior: np
             fresh = int((~keeps).sum())
             if fresh:
                 np.add.at(counts[i], rng.choice(len(probs[i]), size=fresh, p=probs[i]), 1.0)
-        out.append(normalise_rows(counts + prior[None, :]))
+        out.append(normalise_rows(counts + (0.0 if actual is None else actual) + prior[None, :]))
     return out
 
 
@@ -394,18 +423,26 @@ def main(warehouse: str = "warehouse", store_root: str = "runs", overrides: Sequ
                {s: seen_through_draws(at_cutoff[s], (splits[s]["ev_category"] > 0).sum(axis=1), popularity)
                 for s in ("validation", "test")})
     seen_oracle = rows[-1]
-    sessions = {s: history_sessions(warehouse, splits[s], conf) for s in ("validation", "test")}
-    draws = {s: seen_through_sessions(at_cutoff[s], sessions[s], popularity) for s in ("validation", "test")}
-    first = len(rows)
-    for seed in range(len(draws["test"])):
-        oracle_row("seed", {s: draws[s][seed] for s in ("validation", "test")})
-    per_seed = np.array([r[1:] for r in rows[first:]])
-    for seed_row in rows[first:]:
-        ranked.pop(seed_row[0], None)
-    del rows[first:]
-    sessions_oracle = (f"oracle (cut-off mixture seen through the user's sessions, mean of {len(per_seed)} draws)",
-                       *per_seed.mean(axis=0))
-    rows.append(sessions_oracle)
+    interactions = history_interactions(warehouse, categories)
+
+    def sessions_row(label: str, window_as_it_was: bool) -> tuple[tuple, list]:
+        seen = {s: history_sessions(interactions, splits[s], conf, num_categories, window_as_it_was)
+                for s in ("validation", "test")}
+        draws = {s: seen_through_sessions(at_cutoff[s], *seen[s][:1], popularity, actual=seen[s][1])
+                 for s in ("validation", "test")}
+        first = len(rows)
+        for seed in range(len(draws["test"])):
+            oracle_row("seed", {s: draws[s][seed] for s in ("validation", "test")})
+        per_seed = np.array([r[1:] for r in rows[first:]])
+        for seed_row in rows[first:]:
+            ranked.pop(seed_row[0], None)
+        del rows[first:]
+        rows.append((f"{label}, mean of {len(per_seed)} draws)", *per_seed.mean(axis=0)))
+        return rows[-1], draws["test"]
+
+    sessions_oracle, session_draws = sessions_row("oracle (cut-off mixture seen through the user's sessions", False)
+    window_oracle, window_draws = sessions_row(
+        "oracle (the same, the cut-off window's sessions as they were", True)
     cutoff_oracle, first_model = rows[len(baselines)], len(rows)
     for name, scores, forecast in model_rows(store_root, test, num_categories):
         row(name, scores, forecast)
@@ -433,7 +470,7 @@ def main(warehouse: str = "warehouse", store_root: str = "runs", overrides: Sequ
     print("| forecaster | of the cut-off oracle's: NDCG@10 switch | forecast JS "
           "| of the seen-through oracle's: NDCG@10 switch | forecast JS |")
     print("|---|---:|---:|---:|---:|")
-    for name, _ndcg, switch, js in [seen_oracle, sessions_oracle] + rows[first_model:]:
+    for name, _ndcg, switch, js in [seen_oracle, sessions_oracle, window_oracle] + rows[first_model:]:
         cells = []
         for oracle in (cutoff_oracle, seen_oracle):
             cells += [f"{100 * headroom_share(switch, best[1], oracle[2]):+.0f}%" if switch == switch else "–",
@@ -442,9 +479,11 @@ def main(warehouse: str = "warehouse", store_root: str = "runs", overrides: Sequ
 
     in_window = cutoff_window_categories(warehouse, test, categories)
     frontiers = {name: switch_frontier(scores, in_window, test) for name, scores in ranked.items()}
-    frontiers[sessions_oracle[0]] = [switch_frontier(mix, in_window, test) for mix in draws["test"]]
+    frontiers[sessions_oracle[0]] = [switch_frontier(mix, in_window, test) for mix in session_draws]
+    frontiers[window_oracle[0]] = [switch_frontier(mix, in_window, test) for mix in window_draws]
     print_matched_overall(frontiers, [r[0] for r in measured], cutoff_oracle[0],
-                          [seen_oracle[0], sessions_oracle[0]] + [r[0] for r in rows[first_model:] if r[2] == r[2]])
+                          [seen_oracle[0], sessions_oracle[0], window_oracle[0]]
+                          + [r[0] for r in rows[first_model:] if r[2] == r[2]])
 
 
 def matched_switch(frontiers: dict, name: str, baselines: Sequence[str], cutoff_name: str) -> tuple:

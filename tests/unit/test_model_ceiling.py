@@ -1,6 +1,7 @@
 """bench/model_ceiling.py's seen-through oracle, headroom share and the event-level models'
 scoring at each row's cut-off, on known answers."""
 
+import datetime as dt
 import importlib.util
 
 import numpy as np
@@ -62,6 +63,34 @@ def test_headroom_share_counts_from_the_best_baseline_to_the_oracle(ceiling):
     assert ceiling.headroom_share(0.45, 0.40, 0.50) == pytest.approx(0.5)
     assert ceiling.headroom_share(0.38, 0.40, 0.50) == pytest.approx(-0.2)
     assert ceiling.headroom_share(-0.085, -0.09, -0.08) == pytest.approx(0.5)  # JS, negated
+
+
+def test_history_sessions_gives_the_cut_off_window_as_it_was_and_redraws_the_rest(ceiling):
+    from types import SimpleNamespace
+
+    from interest_lib.features.windows import ORIGIN
+
+    conf = SimpleNamespace(features=SimpleNamespace(window_days=7, step_days=7))
+    end = ORIGIN + dt.timedelta(days=10 * 7 + 7)  # the end of window 10, the row's cut-off
+    at = lambda days: np.datetime64(end + dt.timedelta(days=days), "us")  # noqa: E731
+    interactions = pd.DataFrame({
+        "user_id": ["u"] * 7,
+        "event_time": [at(-20), at(-20 + 0.01), at(-9), at(-3), at(-3 + 0.01), at(-3 + 0.02), at(1)],
+        "session_id": ["old1", "old1", "old2", "new", "new", "new", "after"],
+        "category": [1, 2, 1, 3, 3, 5, 4],
+    })
+    rows = {"user_id": np.array(["u"]), "window": np.array([10])}
+    sessions, actual = ceiling.history_sessions(interactions, rows, conf, 5)
+    np.testing.assert_array_equal(sessions[0], [2, 1, 3])  # every session before the cut-off, oldest first
+    assert not actual.any()
+    sessions, actual = ceiling.history_sessions(interactions, rows, conf, 5, window_as_it_was=True)
+    np.testing.assert_array_equal(sessions[0], [2, 1])  # the older sessions, to be redrawn
+    np.testing.assert_array_equal(actual[0], [0, 0, 0, 1, 0, 1])  # the window's session: 3 once, 5 once
+    # the window's categories count as they were, beside the redrawn ones
+    prior = np.array([0.0, 0.2, 0.2, 0.2, 0.2, 0.2])
+    only_window = ceiling.seen_through_sessions(np.array([[0.0, 1, 0, 0, 0, 0]]), [np.array([], dtype=int)], prior,
+                                                seeds=1, actual=actual)[0]
+    np.testing.assert_allclose(only_window, (actual + prior) / 3)
 
 
 def test_switch_frontier_trades_the_cut_off_window_for_the_switch_slice(ceiling):
