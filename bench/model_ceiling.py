@@ -174,10 +174,10 @@ def history_interactions(warehouse: str, categories: dict):
 
 def history_sessions(interactions, rows: dict, conf, num_categories: int,
                      window_as_it_was: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per row, (the interactions of each of the user's sessions before the end of the row's
-    cut-off window, oldest first; [N, C+1] zeros). With ``window_as_it_was``, the sessions that
-    started inside the cut-off window are left out of the list and given instead as the
-    categories their interactions really had, each once per session, in the array.
+    """(per row, the number of interactions of each of the user's sessions before the end of the
+    row's cut-off window, oldest first; an [N, C+1] array of zeros). With ``window_as_it_was``
+    the sessions that started inside the cut-off window leave the lists, and the array counts
+    the categories their interactions really had instead, each once per session.
     ``interactions``: :func:`history_interactions`."""
     by_user = {u: (g["event_time"].to_numpy(), g["session_id"].to_numpy(), g["category"].to_numpy())
                for u, g in interactions.groupby("user_id", sort=False)}
@@ -254,12 +254,14 @@ def switch_frontier(scores: np.ndarray, in_window: np.ndarray, rows: dict,
     """[len(divisors), 2]: NDCG@10 (all, switch slice) of ``scores`` with the cut-off window's
     categories' scores divided by each divisor. Any ranking can trade its overall NDCG for the
     switch slice this way (a switch target is never in the cut-off window): the frontier says
-    what a forecaster's switch NDCG is worth at a given overall NDCG. Scores with negative values
-    are read as log-scores."""
+    what a forecaster's switch NDCG is worth at a given overall NDCG. Scores with finite negative
+    values are read as log-scores; otherwise -inf (a category a model cannot score) is 0."""
     scores = np.asarray(scores, dtype=np.float64)
-    if (scores < 0).any():
-        finite = np.where(np.isfinite(scores), scores, -np.inf)
-        scores = np.exp(finite - finite.max(axis=1, keepdims=True))
+    finite = np.isfinite(scores)
+    if (scores[finite] < 0).any():
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+    else:
+        scores = np.where(finite, scores, 0.0)
     points = []
     for divisor in divisors:
         ranking = sliced_ranking_metrics(np.where(in_window, scores / divisor, scores),
@@ -428,7 +430,7 @@ def main(warehouse: str = "warehouse", store_root: str = "runs", overrides: Sequ
     def sessions_row(label: str, window_as_it_was: bool) -> tuple[tuple, list]:
         seen = {s: history_sessions(interactions, splits[s], conf, num_categories, window_as_it_was)
                 for s in ("validation", "test")}
-        draws = {s: seen_through_sessions(at_cutoff[s], *seen[s][:1], popularity, actual=seen[s][1])
+        draws = {s: seen_through_sessions(at_cutoff[s], seen[s][0], popularity, actual=seen[s][1])
                  for s in ("validation", "test")}
         first = len(rows)
         for seed in range(len(draws["test"])):
@@ -515,7 +517,7 @@ def print_matched_overall(frontiers: dict, baselines: Sequence[str], cutoff_name
           "baseline's, the other's scores of the cut-off window's categories divided until it falls to that "
           "level (a switch target is never in the cut-off window, so any ranking buys switch NDCG with overall "
           "NDCG; at one overall level it cannot):")
-    print("| forecaster | overall NDCG@10 | its NDCG@10 switch | best baseline's | cut-off oracle's "
+    print("| forecaster | matched overall NDCG@10 | its NDCG@10 switch | best baseline's | cut-off oracle's "
           "| share of the cut-off oracle's switch headroom |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in forecasters:

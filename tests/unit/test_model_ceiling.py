@@ -104,6 +104,9 @@ def test_switch_frontier_trades_the_cut_off_window_for_the_switch_slice(ceiling)
     # log-scores rank and divide as their probabilities do
     np.testing.assert_allclose(ceiling.switch_frontier(np.log(scores + 1e-12), in_window, rows, divisors=(1, 4)),
                                frontier)
+    # non-negative scores with categories a model cannot score (-inf) divide as they are
+    unscored = np.where(scores == 0.1, -np.inf, scores)
+    np.testing.assert_allclose(ceiling.switch_frontier(unscored, in_window, rows, divisors=(1, 4)), frontier)
 
 
 def test_switch_at_reads_the_frontier_at_one_overall_level(ceiling):
