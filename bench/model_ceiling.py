@@ -274,15 +274,11 @@ def switch_at(frontier: np.ndarray, overall: float) -> float:
     """The switch NDCG@10 a frontier (:func:`switch_frontier`) reaches at overall NDCG@10
     ``overall``: the best of its points at or above that overall NDCG, and along each segment
     that crosses it (linear); NaN when even the undivided scores are below it."""
-    best = float("nan")
+    candidates = list(frontier[frontier[:, 0] >= overall, 1])
     for (a0, s0), (a1, s1) in zip(frontier[:-1], frontier[1:]):
-        if a0 >= overall:
-            best = np.nanmax([best, s0])
         if (a0 - overall) * (a1 - overall) <= 0 and a0 != a1:
-            best = np.nanmax([best, s0 + (s1 - s0) * (overall - a0) / (a1 - a0)])
-    if frontier[-1, 0] >= overall:
-        best = np.nanmax([best, frontier[-1, 1]])
-    return float(best)
+            candidates.append(s0 + (s1 - s0) * (overall - a0) / (a1 - a0))
+    return float(max(candidates)) if candidates else float("nan")
 
 
 def blended_forecast(last: np.ndarray, mix: np.ndarray, a: float, k: int) -> np.ndarray:
@@ -494,17 +490,19 @@ def matched_switch(frontiers: dict, name: str, baselines: Sequence[str], cutoff_
     baseline's (the one ranking best overall), the other's cut-off window down-weighted to meet it
     (:func:`switch_at`; a baseline below that level counts as it is). A forecaster given as a list
     of frontiers (the redraws of an oracle) counts the mean of theirs."""
-    def at(frontier, level: float) -> float:
-        return float(np.mean([switch_at(f, level) for f in frontier])) if isinstance(frontier, list) else switch_at(frontier, level)
+    listed = {n: f if isinstance(f, list) else [f] for n, f in frontiers.items()}
 
-    def own(frontier) -> float:
-        return float(np.mean([f[0, 0] for f in frontier])) if isinstance(frontier, list) else float(frontier[0, 0])
+    def at(n: str, level: float) -> float:
+        return float(np.mean([switch_at(f, level) for f in listed[n]]))
 
-    level = min(own(frontiers[name]), max(own(frontiers[b]) for b in baselines))
+    def own(n: str, column: int = 0) -> float:  # undivided overall (0) or switch (1) NDCG@10
+        return float(np.mean([f[0, column] for f in listed[n]]))
+
+    level = min(own(name), max(own(b) for b in baselines))
     # a baseline that ranks below that level overall keeps its undivided switch NDCG (the most it
     # shows with less overall NDCG than asked): it favours the baselines, never the forecaster
-    best = max(at(frontiers[b], level) if own(frontiers[b]) >= level else float(frontiers[b][0, 1]) for b in baselines)
-    value, oracle = at(frontiers[name], level), at(frontiers[cutoff_name], level)
+    best = max(at(b, level) if own(b) >= level else own(b, 1) for b in baselines)
+    value, oracle = at(name, level), at(cutoff_name, level)
     return level, value, best, oracle, headroom_share(value, best, oracle)
 
 
