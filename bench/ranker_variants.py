@@ -11,8 +11,10 @@ features appended to the recorded ones: ``itemcos`` item-item cosine over the us
 graph, ``gcn`` its LightGCN-normalised 2-hop propagation, ``svd`` a rank-32 SVD of the log counts,
 all fitted on the events before the ranker's internal cut, and ``dept`` "same department" from
 Complete Journey's one path per category; each as the user's day-decayed profile times the
-category similarity, e.g. the share of the user's purchases in the candidate's department) and ``insample=1`` (train on the validation period itself: an
-optimistic ceiling, not a model). Printed: NDCG@10 per slice and the gain vs TIFU-KNN (the best
+category similarity, e.g. the share of the user's purchases in the candidate's department), ``insample=1`` (train on the validation period itself: an
+optimistic ceiling, not a model) and ``crossfit=1`` (train on the validation period's answers of
+the other half of the households, by the parity of the user index, and score each half with the
+network of the other: what the period teaches without the scored household's own answers). Printed: NDCG@10 per slice and the gain vs TIFU-KNN (the best
 baseline on validation) and vs the first variant, with user-clustered bootstrap CIs (200).
 
 The records are those :meth:`LearnedRanker.fit` makes at the validation cut: states built at the
@@ -137,17 +139,35 @@ def with_extra(X, sims: dict[str, np.ndarray], chunk: int = 4096) -> np.ndarray:
 
 
 def parse_variant(text: str):
+    """(label, RankerParams, extra similarities, insample, crossfit) of ``label:key=value,...``."""
     label, _, spec = text.partition(":")
-    extra, insample, settings = [], False, []
+    extra, insample, crossfit, settings = [], False, False, []
     for item in filter(None, spec.split(",")):
         key, _, value = item.partition("=")
         if key == "extra":
             extra = value.split("+")
         elif key == "insample":
             insample = bool(int(value))
+        elif key == "crossfit":
+            crossfit = bool(int(value))
         else:
             settings.append(item)
-    return label, ranker_params(",".join(settings)), extra, insample
+    return label, ranker_params(",".join(settings)), extra, insample, crossfit
+
+
+def crossfit_scores(ranker, X, Y, val, torch) -> np.ndarray:
+    """Scores of every validation basket from a network trained on the validation period's own
+    answers of the *other* half of the households (users split by the parity of their index):
+    what the period itself teaches, without the scored household's answers."""
+    fold = np.asarray(val.basket_user) % 2
+    scores = None
+    for f in (0, 1):
+        ranker._train(X[fold != f], Y[fold != f], torch, ranker.params.category_identity)
+        part = ranker._predict(X[fold == f])
+        if scores is None:
+            scores = np.zeros((len(X), part.shape[1]), dtype=part.dtype)
+        scores[fold == f] = part
+    return scores
 
 
 def main(argv=None) -> int:
@@ -159,12 +179,12 @@ def main(argv=None) -> int:
     log = encode_events(load_complete_journey_events())
     per_target, first = {}, None
     for text in args.variants:
-        label, params, extra, insample = parse_variant(text)
+        label, params, extra, insample, crossfit = parse_variant(text)
         start = time.perf_counter()
         train, val, Xtr, Xva, tifu, t1 = record(log, params, args.cache)
         sims = collaborative(log, log.upto(t1), extra)
         Xva = with_extra(Xva, sims)
-        src, X = (val, Xva) if insample else (train, with_extra(Xtr, sims))
+        src, X = (val, Xva) if insample or crossfit else (train, with_extra(Xtr, sims))
         ranker = LearnedRanker(params, log_line=lambda s: None)
         ranker.num_users, ranker.num_categories, ranker.width = log.num_users, log.num_categories, log.num_categories + 1
         Y = ranker._target_weights(src, ranker.switch_weight)
@@ -172,14 +192,18 @@ def main(argv=None) -> int:
 
         if params.threads:
             torch.set_num_threads(params.threads)
-        ranker._train(X, Y, torch, params.category_identity)
-        ranks = target_ranks_of(ranker._predict(Xva), val)
+        if crossfit:
+            ranks = target_ranks_of(crossfit_scores(ranker, X, Y, val, torch), val)
+        else:
+            ranker._train(X, Y, torch, params.category_identity)
+            ranks = target_ranks_of(ranker._predict(Xva), val)
         per_target[label] = per_target_metrics(ranks, (10,))["ndcg@10"]
         refs = {"tifu_knn": per_target_metrics(tifu, (10,))["ndcg@10"]}
         if first is not None:
             refs[first] = per_target[first]
         first = first or label
-        print(f"{label} ({params}, extra={extra}, insample={insample}; {time.perf_counter() - start:.0f}s)")
+        print(f"{label} ({params}, extra={extra}, insample={insample}, crossfit={crossfit}; "
+              f"{time.perf_counter() - start:.0f}s)")
         for sl in ("all", "switch", "new"):
             mask = val.slice_mask(sl)
             boot = ClusterBootstrap.draw(val.user[mask], args.boot, 0)

@@ -1,8 +1,11 @@
-"""Test helpers: independent readers of Delta tables (delta-rs only, no Spark), and the checks
-of a scored row that every scoring test shares."""
+"""Test helpers: independent readers of Delta tables (delta-rs only, no Spark), the checks
+of a scored row that every scoring test shares, and a bench script loaded as a module."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 from typing import Optional
 
 import pyarrow as pa
@@ -43,3 +46,12 @@ def assert_valid_window_scores(scores, score_conf) -> None:
         assert 0 < len(row.forecast_categories) <= score_conf.forecast_k
         assert sum(row.forecast_shares) <= 1 + 1e-5
         assert row.forecast_stage in ("initial", "developing", "stable", "fading")
+
+
+def load_bench(name: str) -> ModuleType:
+    """``bench/<name>.py`` loaded as a module (bench/ is a folder of scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

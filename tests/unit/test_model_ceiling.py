@@ -2,7 +2,6 @@
 scoring at each row's cut-off, on known answers."""
 
 import datetime as dt
-import importlib.util
 
 import numpy as np
 import pandas as pd
@@ -10,17 +9,14 @@ import pytest
 
 from interest_lib.evaluate.event_protocol import encode_events
 
-from tests.stores import REPO
+from tests.helpers import load_bench
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
 def ceiling():
-    spec = importlib.util.spec_from_file_location("model_ceiling", REPO / "bench" / "model_ceiling.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("model_ceiling")
 
 
 def test_seen_through_draws_is_the_prior_without_events_and_the_mixture_with_many(ceiling):
