@@ -11,11 +11,13 @@ features appended to the recorded ones: ``itemcos`` item-item cosine over the us
 graph, ``gcn`` its LightGCN-normalised 2-hop propagation, ``svd`` a rank-32 SVD of the log counts,
 all fitted on the events before the ranker's internal cut, and ``dept`` "same department" from
 Complete Journey's one path per category; each as the user's day-decayed profile times the
-category similarity, e.g. the share of the user's purchases in the candidate's department), ``insample=1`` (train on the validation period itself: an
-optimistic ceiling, not a model) and ``crossfit=1`` (train on the validation period's answers of
-the other half of the households, by the parity of the user index, and score each half with the
-network of the other: what the period teaches without the scored household's own answers). Printed: NDCG@10 per slice and the gain vs TIFU-KNN (the best
-baseline on validation) and vs the first variant, with user-clustered bootstrap CIs (200).
+category similarity, e.g. the share of the user's purchases in the candidate's department),
+``insample=1`` (train on the validation period itself: not a ceiling, since a network fitted long
+enough memorises the scored households' answers) and ``crossfit=1`` (train on the validation
+period's answers of one half of the households, by the parity of the user index, and score the
+other half with it, both ways: what the period teaches without the scored household's own
+answers). Printed: NDCG@10 per slice and the gain vs TIFU-KNN (the best baseline on validation)
+and vs the first variant, with user-clustered bootstrap CIs (200).
 
 The records are those :meth:`LearnedRanker.fit` makes at the validation cut: states built at the
 internal cut, the rest of the history up to the validation cut replayed for training, the
