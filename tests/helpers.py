@@ -4,13 +4,13 @@ of a scored row that every scoring test shares, and a bench script loaded as a m
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from types import ModuleType
 from typing import Optional
 
 import pyarrow as pa
 
 from interest_lib.storage.arrow_snapshot import delta_rs_engine_usable, plain_types, read_snapshot
+from tests.stores import REPO
 
 
 def read_with_delta_rs(path: str, version: Optional[int] = None) -> pa.Table:
@@ -50,7 +50,7 @@ def assert_valid_window_scores(scores, score_conf) -> None:
 
 def load_bench(name: str) -> ModuleType:
     """``bench/<name>.py`` loaded as a module (bench/ is a folder of scripts, not a package)."""
-    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    path = REPO / "bench" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
