@@ -34,8 +34,8 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="/tmp/cj_real_data", help="folder for the raw store, warehouse and runs")
     parser.add_argument("--households", type=int, help="only the first N households (a quick run)")
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (users)")
-    parser.add_argument("--models", default="", help="protocol models beside the baselines (learned_ranker: about "
-                                                     "10 more minutes on the whole data set)")
+    parser.add_argument("--models", default="", help="protocol models beside the baselines (learned_ranker: an "
+                                                     "estimated 25-30 more minutes on the whole data set)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="configuration override, as for `interest`")
     args = parser.parse_args(argv)

@@ -135,7 +135,8 @@ PROTOCOL_MODELS = ("learned_ranker",)
 
 def ranker_params(text: str = ""):
     """:class:`~interest_lib.models.event_ranker.RankerParams` from ``key=value,...`` (its fields'
-    types; booleans as 0/1). Raises ValueError naming an unknown key and the known ones."""
+    types; booleans as 0/1). Raises ValueError naming an unknown key and the known ones, or a
+    setting whose value is not of its type."""
     from interest_lib.models.event_ranker import RankerParams
 
     types = {f.name: f.type for f in fields(RankerParams)}
@@ -144,8 +145,12 @@ def ranker_params(text: str = ""):
         key, _, value = item.partition("=")
         if key not in types:
             raise ValueError(f"unknown ranker setting {key!r}; known: {', '.join(types)}")
-        kind = {"int": int, "float": float, "bool": lambda v: bool(int(v))}[str(types[key])]
-        params = replace(params, **{key: kind(value)})
+        kind = str(types[key])
+        try:
+            params = replace(params, **{key: {"int": int, "float": float, "bool": lambda v: bool(int(v))}[kind](value)})
+        except ValueError:
+            raise ValueError(f"ranker setting {key!r} is {value!r}: expected " +
+                             ("0 or 1" if kind == "bool" else f"a number ({kind})")) from None
     return params
 
 

@@ -15,7 +15,7 @@ neighbours), which is rebuilt at every run anyway. So a fit is kept in the run s
 
 A later run whose as-of time is at most ``score.event_refit_days`` days after a kept fit's (never
 before it: a backfill is fitted on its own past), on the same events table and the same model
-code, reuses its settings and network and only builds the state from the events before its own
+code (and for the learned ranker the same ``score.event_ranker`` parameters), reuses its settings and network and only builds the state from the events before its own
 as-of time. Popularity, decayed frequency and Markov have nothing to keep. The newest
 :data:`KEEP_FITS` fits per model and table are kept.
 """
@@ -107,19 +107,21 @@ class FitStore:
         """``<root>/event-models/<name>``."""
         return fs.join(self.root, "event-models", name)
 
-    def fits(self, name: str) -> list[KeptFit]:
-        """The complete fits of ``name`` on this table with the current code, oldest first."""
+    def fits(self, name: str, params: dict | None = None) -> list[KeptFit]:
+        """The complete fits of ``name`` on this table with the current code (and, given
+        ``params``, made with those model parameters), oldest first."""
         code, found = code_fingerprint(), []
         for record_file in fs.glob(fs.join(self.folder(name), "*", "fit.json")):
             record = json.loads(fs.read_bytes(record_file))
-            if record.get("table") == self.table and record.get("code") == code and record.get("name") == name:
+            if (record.get("table") == self.table and record.get("code") == code and record.get("name") == name
+                    and (params is None or record.get("params") == params)):
                 found.append(KeptFit(record_file[: -len("/fit.json")], record))
         return sorted(found, key=lambda f: (f.record["as_of"], f.record["written_at"]))
 
-    def find(self, name: str, when: dt.datetime) -> Optional[KeptFit]:
+    def find(self, name: str, when: dt.datetime, params: dict | None = None) -> Optional[KeptFit]:
         """The newest fit of ``name`` made at most ``max_days`` days before ``when`` and not after
-        it; None when there is none."""
-        usable = [f for f in self.fits(name)
+        it (given ``params``, with those model parameters); None when there is none."""
+        usable = [f for f in self.fits(name, params)
                   if dt.timedelta(0) <= when - f.fitted_at <= dt.timedelta(days=self.max_days)]
         return usable[-1] if usable else None
 
@@ -129,7 +131,9 @@ class FitStore:
         ``categories``), then remove this table's fits of ``name`` beyond the newest
         :data:`KEEP_FITS`."""
         code = code_fingerprint()
-        key = json.dumps([self.table, name, code, when.strftime(_TIME)]).encode()
+        params = dataclasses.asdict(model.params) if hasattr(model, "network") else None
+        # the parameters are part of the folder's name: a fit with others at the same as_of is another fit
+        key = json.dumps([self.table, name, code, when.strftime(_TIME)] + ([params] if params else [])).encode()
         location = fs.join(self.folder(name), f"{when:%Y%m%dT%H%M%S}-{hashlib.sha256(key).hexdigest()[:8]}")
         record = {"name": name, "table": self.table, "events_version": self.events_version,
                   "as_of": when.strftime(_TIME), "code": code,
@@ -140,7 +144,7 @@ class FitStore:
             record["settings"] = {"chosen": {n: {"family": c.family, "params": c.params} for n, c in chosen.items()},
                                   "best": best}
         if hasattr(model, "network"):
-            record["params"] = dataclasses.asdict(model.params)
+            record["params"] = params
             record["members"] = model.members
             buf = io.BytesIO()
             np.savez(buf, **model.network())

@@ -26,6 +26,7 @@ cannot use these models (they are fitted once, on the history before a fixed ``a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -105,11 +106,12 @@ def event_settings(log, n: int, log_line: Callable[[str], None] = print,
     return chosen, best
 
 
-def new_event_model(name: str, settings: tuple[dict, str] | None, log_line: Callable[[str], None] = print):
+def new_event_model(name: str, settings: tuple[dict, str] | None, log_line: Callable[[str], None] = print,
+                    ranker=None):
     """An unfitted event model ``name`` (one of :data:`MODELS`): popularity, decayed frequency
     and Markov with their fixed settings, the others with ``settings`` (:func:`event_settings`;
-    the learned ranker chooses its switch weight against the best baseline there). Raises
-    ValueError for an unknown name."""
+    the learned ranker chooses its switch weight against the best baseline there; ``ranker``: its
+    RankerParams, None for the defaults). Raises ValueError for an unknown name."""
     from interest_lib.models.event_baselines import FIXED
 
     if name not in MODELS:
@@ -120,19 +122,21 @@ def new_event_model(name: str, settings: tuple[dict, str] | None, log_line: Call
     if name == "learned_ranker":
         from interest_lib.models.event_ranker import LearnedRanker
 
-        return LearnedRanker(log_line=log_line, reference=chosen[best].build)
+        return LearnedRanker(ranker, log_line=log_line, reference=chosen[best].build)
     return chosen[name].build()
 
 
 def fit_event_model(name: str, events: pd.DataFrame, when: dt.datetime, vocab_keys: np.ndarray,
                     log_line: Callable[[str], None] = print, keep: int = KEEP,
-                    fits: "FitStore | None" = None) -> EventScores:
+                    fits: "FitStore | None" = None, ranker=None) -> EventScores:
     """Fit event model ``name`` (one of :data:`MODELS`) on ``events`` (``user_id``, ``category``,
     ``ts`` naive UTC) before ``when`` and score every user at ``when``, keeping each user's ``keep``
     most probable categories; ``vocab_keys``: vocabulary id -> category key (``""`` for ids
     without one). With ``fits`` a fit kept there recently enough is reused (its state rebuilt
-    from these events) and a new fit is kept (:mod:`.event_fits`). Raises ValueError for an
-    unknown name, when there are no events before ``when`` or too few to choose its settings."""
+    from these events) and a new fit is kept (:mod:`.event_fits`); ``ranker``: the learned
+    ranker's RankerParams (None: the defaults), a kept fit is reused only with the same ones.
+    Raises ValueError for an unknown name, when there are no events before ``when`` or too few to
+    choose its settings."""
     from interest_lib.evaluate.event_protocol import encode_events
 
     if name not in MODELS:
@@ -142,7 +146,7 @@ def fit_event_model(name: str, events: pd.DataFrame, when: dt.datetime, vocab_ke
         raise ValueError(f"no events before {when:%Y-%m-%dT%H:%M:%S} to fit event:{name} on")
     log = encode_events(before)
     now = int(pd.Timestamp(when).value)
-    model, fit_id = _fitted(name, log, when, log_line, fits)
+    model, fit_id = _fitted(name, log, when, log_line, fits, ranker)
     to_vocab = vocabulary_ids(log.categories, {k: i for i, k in enumerate(vocab_keys) if k})
     known = to_vocab > 0
     width = len(vocab_keys)
@@ -166,23 +170,29 @@ def fit_event_model(name: str, events: pd.DataFrame, when: dt.datetime, vocab_ke
     return EventScores(users={u: i for i, u in enumerate(log.users)}, ids=ids, probs=probs, width=width, fit=fit_id)
 
 
-def _fitted(name: str, log, when: dt.datetime, log_line: Callable[[str], None], fits: "FitStore | None"):
+def _fitted(name: str, log, when: dt.datetime, log_line: Callable[[str], None], fits: "FitStore | None",
+            ranker=None):
     """(model ``name`` with its state at the end of ``log``, the id of the kept fit it uses or
-    wrote, "" for none): a kept fit of ``fits`` when one is recent enough, else a new fit (kept
-    in ``fits``)."""
+    wrote, "" for none): a kept fit of ``fits`` when one is recent enough (for the learned
+    ranker: made with the same ``ranker`` parameters), else a new fit (kept in ``fits``)."""
     from interest_lib.models.event_baselines import FIXED
     from interest_lib.scoring.event_fits import restore_model
 
     if name in FIXED:  # nothing chosen or trained: nothing to keep
         return new_event_model(name, None, log_line).fit(log, len(log)), ""
-    kept = fits.find(name, when) if fits is not None else None
+    if name == "learned_ranker" and ranker is None:
+        from interest_lib.models.event_ranker import RankerParams
+
+        ranker = RankerParams()
+    params = dataclasses.asdict(ranker) if name == "learned_ranker" else None
+    kept = fits.find(name, when, params) if fits is not None else None
     if kept is not None:
         age = (when - kept.fitted_at).total_seconds() / 86400
         log_line(f"event:{name}: reusing the fit made at {kept.fitted_at:%Y-%m-%dT%H:%M:%S} ({age:.1f} days "
                  f"before as_of; score.event_refit_days {fits.max_days:g}), state rebuilt from {len(log):,} events")
         return restore_model(kept, log, len(log), log_line), kept.fit_id
     settings = event_settings(log, len(log), log_line, what=f"event:{name}")
-    model = new_event_model(name, settings, log_line).fit(log, len(log))
+    model = new_event_model(name, settings, log_line, ranker).fit(log, len(log))
     if fits is None:
         return model, ""
     return model, fits.save(name, when, model, settings, log.categories, log_line).fit_id

@@ -190,7 +190,7 @@ def _event_predictor(conf: Config, tables: Tables, task: str, source: str, when:
                      table_version: int, events_version: Optional[int]) -> Predictor:
     """``score.migration = event:<name>``: the model fitted on the driver on the events before
     ``when`` (:func:`~.event_models.fit_event_model`), its users' probabilities broadcast."""
-    from interest_lib.evaluate.event_benchmark import warehouse_events
+    from interest_lib.evaluate.event_benchmark import ranker_params, warehouse_events
     from interest_lib.scoring.event_fits import FitStore
     from interest_lib.scoring.event_models import KEEP, fit_event_model
 
@@ -202,6 +202,10 @@ def _event_predictor(conf: Config, tables: Tables, task: str, source: str, when:
         raise ConfigError(f"score.migration={source} is fitted once on the history before a scoring run's "
                           "as_of, so the stream cannot serve it: set score.migration to model or a "
                           "baseline for stream.score, or score in batch with `interest score`")
+    try:
+        ranker = ranker_params(conf.score.event_ranker)
+    except ValueError as exc:
+        raise ConfigError(f"key 'score.event_ranker' is {conf.score.event_ranker!r}: {exc}") from None
     keep = max(KEEP, conf.score.top_k, conf.score.recommendations)
     silver = tables.version(SILVER_EVENTS_SESSIONIZED) if events_version is None else events_version
     fits = None
@@ -209,7 +213,7 @@ def _event_predictor(conf: Config, tables: Tables, task: str, source: str, when:
         fits = FitStore(root=fs.canonical(conf.train.store), table=table_identity(tables.path(SILVER_EVENTS_SESSIONIZED)),
                         events_version=silver, max_days=conf.score.event_refit_days)
     fitted = fit_event_model(name, warehouse_events(conf.storage.warehouse, silver), when, category_keys(tables),
-                             log_line=lambda line: log.info("%s", line), keep=keep, fits=fits)
+                             log_line=lambda line: log.info("%s", line), keep=keep, fits=fits, ranker=ranker)
     version = f"{SILVER_EVENTS_SESSIONIZED}@{silver}" + (f" fit {fitted.fit}" if fitted.fit else "")
     return Predictor(task=task, name=source, version=version,
                      baseline=fitted, table_version=table_version, top_k=conf.features.top_k)

@@ -76,7 +76,10 @@ def test_a_warehouse_without_events_is_a_clear_error(tmp_path, capsys):
 def test_an_unknown_model_or_ranker_setting_is_a_configuration_error(tmp_path, capsys):
     wh = _warehouse(tmp_path, replenishment_log(n_users=4, n_days=4))
     for args, named in ((["--models", "transformer"], "unknown protocol model(s) transformer"),
-                        (["--ranker", "depth=3"], "unknown ranker setting 'depth'")):
+                        (["--ranker", "depth=3"], "unknown ranker setting 'depth'"),
+                        (["--ranker", "epochs=many"], "ranker setting 'epochs' is 'many': expected a number (int)"),
+                        (["--ranker", "cosine=yes"], "unknown ranker setting 'cosine'"),
+                        (["--ranker", "hour_habit=yes"], "ranker setting 'hour_habit' is 'yes': expected 0 or 1")):
         with pytest.raises(SystemExit) as exit_:
             main(["evaluate", "--protocol", "event", *args, "--set", f"storage.warehouse={wh}"])
         assert exit_.value.code == 2 and named in capsys.readouterr().err

@@ -75,6 +75,31 @@ def test_the_ranker_serves_distributions_and_its_kept_fit_is_reused_within_the_r
     assert not np.allclose(probs, first.forecast(USERS))  # the week's baskets moved the state
 
 
+def test_a_kept_ranker_fit_is_reused_only_by_runs_with_the_same_ranker_settings(tmp_path):
+    """score.event_ranker: the network trains with the settings given (one epoch: no line of a
+    second), and a fit kept with other settings is not reused, while one with the same is."""
+    from interest_lib.evaluate.event_benchmark import ranker_params
+
+    events = _households(8)
+    vocab = _vocab(events)
+    lines = []
+    one = fit_event_model("learned_ranker", events, WHEN, vocab, log_line=lines.append, fits=_store(tmp_path),
+                          ranker=ranker_params("epochs=1"))
+    trained = [line for line in lines if "learned_ranker: epoch " in line]
+    assert trained and all("epoch 0 " in line for line in trained)
+    lines.clear()
+    two = fit_event_model("learned_ranker", events, WHEN, vocab, log_line=lines.append, fits=_store(tmp_path),
+                          ranker=ranker_params("epochs=2"))
+    assert two.fit != one.fit and any("learned_ranker: epoch 1 " in line for line in lines)
+    lines.clear()
+    again = fit_event_model("learned_ranker", events, WHEN, vocab, log_line=lines.append, fits=_store(tmp_path),
+                            ranker=ranker_params("epochs=1"))
+    assert again.fit == one.fit and not any("replayed for training" in line for line in lines)
+    assert any("reusing the fit made at" in line for line in lines)
+    kept = {f.fit_id: f.record["params"]["epochs"] for f in _store(tmp_path).fits("learned_ranker")}
+    assert kept == {one.fit: 1, two.fit: 2}
+
+
 def test_a_fit_is_not_reused_for_an_earlier_as_of_an_older_fit_another_table_or_other_code(tmp_path, monkeypatch):
     events = _households(12)
     vocab = _vocab(events)
