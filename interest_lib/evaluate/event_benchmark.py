@@ -146,11 +146,13 @@ def ranker_params(text: str = ""):
         if key not in types:
             raise ValueError(f"unknown ranker setting {key!r}; known: {', '.join(types)}")
         kind = str(types[key])
+        parse = {"int": int, "float": float, "bool": lambda v: bool(int(v))}[kind]
         try:
-            params = replace(params, **{key: {"int": int, "float": float, "bool": lambda v: bool(int(v))}[kind](value)})
+            parsed = parse(value)
         except ValueError:
-            raise ValueError(f"ranker setting {key!r} is {value!r}: expected " +
-                             ("0 or 1" if kind == "bool" else f"a number ({kind})")) from None
+            raise ValueError(f"ranker setting {key!r} is {value!r}: expected "
+                             + ("0 or 1" if kind == "bool" else f"a number ({kind})")) from None
+        params = replace(params, **{key: parsed})
     return params
 
 

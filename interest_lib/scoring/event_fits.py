@@ -15,9 +15,10 @@ neighbours), which is rebuilt at every run anyway. So a fit is kept in the run s
 
 A later run whose as-of time is at most ``score.event_refit_days`` days after a kept fit's (never
 before it: a backfill is fitted on its own past), on the same events table and the same model
-code (and for the learned ranker the same ``score.event_ranker`` parameters), reuses its settings and network and only builds the state from the events before its own
-as-of time. Popularity, decayed frequency and Markov have nothing to keep. The newest
-:data:`KEEP_FITS` fits per model and table are kept.
+code (and for the learned ranker the same ``score.event_ranker`` parameters), reuses its settings
+and network and only builds the state from the events before its own as-of time. Popularity,
+decayed frequency and Markov have nothing to keep. The newest :data:`KEEP_FITS` fits per model and
+table are kept.
 """
 
 from __future__ import annotations
