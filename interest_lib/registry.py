@@ -1,5 +1,6 @@
-"""Pluggable training parts by name: distributed backends (``train.backend``) and feeds
-(``train.feed``), each registered as a ``"module:attribute"`` path and imported only when used.
+"""Pluggable parts by name: distributed backends (``train.backend``), feeds (``train.feed``) and
+the parsers of settings with a syntax of their own, each registered as a ``"module:attribute"``
+path and imported only when used.
 
 Listing them imports nothing, so the configuration takes its choices from here without
 importing torch, and the optional implementations (Horovod, Petastorm: card environment only)
@@ -23,6 +24,14 @@ BACKENDS: dict[str, str] = {
 FEEDS: dict[str, str] = {
     "delta": "interest_lib.training.feed:DeltaArrowFeed",
     "petastorm": "interest_lib.training.petastorm_feed:PetastormFeed",  # card env only: scripts/install_card_env.sh
+}
+
+
+#: Settings whose value is a small language of its own, by dotted key -> the parser (``text ->
+#: value``, raising ValueError saying what is wrong) of the module that owns it. The configuration
+#: checks them when loaded, importing the parser only for a value that is set.
+SETTING_PARSERS: dict[str, str] = {
+    "score.event_ranker": "interest_lib.evaluate.event_benchmark:ranker_params",  # RankerParams as key=value,...
 }
 
 

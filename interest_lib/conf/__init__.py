@@ -18,12 +18,12 @@ from interest_lib.conf.sections import (
     MonitorConf, PrivacyConf, ReportConf, RunConf, ScoreConf, SequencesConf, SessionizeConf, SparkConf, StagesConf,
     StorageConf, StreamConf, TrackingConf, TrainConf,
 )
-from interest_lib.conf.validation import LIMITS, SCORE_SOURCES, TARGET_METRICS
+from interest_lib.conf.validation import LIMITS, SCORE_SOURCES, TARGET_METRICS, parsed_setting
 
 __all__ = [
     "CONF_DIR", "ENVIRONMENTS", "ConfigError", "Limit", "load_config", "ModelsConf", "ModelSpec",
     "model_names", "model_spec", "Config", "EmbeddingsConf", "EvaluateConf", "FeaturesConf",
     "GenerateConf", "IngestConf", "MigrationConf", "MonitorConf", "PrivacyConf", "ReportConf", "RunConf", "ScoreConf",
     "SequencesConf", "SessionizeConf", "SparkConf", "StagesConf", "StorageConf", "StreamConf", "TrackingConf",
-    "TrainConf", "LIMITS", "SCORE_SOURCES", "TARGET_METRICS",
+    "TrainConf", "LIMITS", "SCORE_SOURCES", "TARGET_METRICS", "parsed_setting",
 ]

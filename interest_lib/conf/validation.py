@@ -14,7 +14,7 @@ import math
 from typing import TYPE_CHECKING
 
 from interest_lib.conf.core import ConfigError, Limit, check_limits
-from interest_lib.registry import BACKENDS, FEEDS
+from interest_lib.registry import BACKENDS, FEEDS, SETTING_PARSERS, resolve
 
 if TYPE_CHECKING:
     from interest_lib.conf.sections import Config
@@ -158,12 +158,31 @@ def validate(conf: Config) -> None:
     if conf.score.as_of:
         _check_date("score.as_of", conf.score.as_of)
     _check_targets(conf.evaluate.targets)
+    for key in SETTING_PARSERS:  # an empty value means the owner's defaults: nothing to import
+        if _setting(conf, key):
+            parsed_setting(conf, key)
     m = conf.monitor
     slices, metrics = TARGET_METRICS[m.task]
     if m.slice not in slices:
         raise ConfigError(f"key 'monitor.slice' is {m.slice!r}: the {m.task} task has slices {', '.join(slices)}")
     if m.metric not in metrics:
         raise ConfigError(f"key 'monitor.metric' is {m.metric!r}: the {m.task} task has metrics {', '.join(metrics)}")
+
+
+def parsed_setting(conf: Config, key: str):
+    """The value of ``key`` (one of :data:`~interest_lib.registry.SETTING_PARSERS`) parsed by its
+    owner's parser; a ConfigError naming the key, the value and what is wrong where it does not
+    parse (also for a configuration changed after it was loaded)."""
+    value = _setting(conf, key)
+    try:
+        return resolve(SETTING_PARSERS[key])(value)
+    except ValueError as exc:
+        raise ConfigError(f"key '{key}' is {value!r}: {exc}") from None
+
+
+def _setting(conf: Config, key: str):
+    section, _, name = key.partition(".")
+    return getattr(getattr(conf, section), name)
 
 
 def _check_date(key: str, value: str, date_only: bool = False) -> None:

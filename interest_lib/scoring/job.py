@@ -33,7 +33,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
 from interest_lib import schema as S
-from interest_lib.conf import Config, ConfigError
+from interest_lib.conf import Config, ConfigError, parsed_setting
 from interest_lib.features.sequences import build_scoring_inputs
 from interest_lib.features.profiles import PROFILE_CATEGORIES, PROFILE_SHARES
 from interest_lib.features.stages import INTEREST as STAGE_INTEREST, SHARE, STAGE, STAGES
@@ -190,7 +190,7 @@ def _event_predictor(conf: Config, tables: Tables, task: str, source: str, when:
                      table_version: int, events_version: Optional[int]) -> Predictor:
     """``score.migration = event:<name>``: the model fitted on the driver on the events before
     ``when`` (:func:`~.event_models.fit_event_model`), its users' probabilities broadcast."""
-    from interest_lib.evaluate.event_benchmark import ranker_params, warehouse_events
+    from interest_lib.evaluate.event_benchmark import warehouse_events
     from interest_lib.scoring.event_fits import FitStore
     from interest_lib.scoring.event_models import KEEP, fit_event_model
 
@@ -202,10 +202,7 @@ def _event_predictor(conf: Config, tables: Tables, task: str, source: str, when:
         raise ConfigError(f"score.migration={source} is fitted once on the history before a scoring run's "
                           "as_of, so the stream cannot serve it: set score.migration to model or a "
                           "baseline for stream.score, or score in batch with `interest score`")
-    try:
-        ranker = ranker_params(conf.score.event_ranker)
-    except ValueError as exc:
-        raise ConfigError(f"key 'score.event_ranker' is {conf.score.event_ranker!r}: {exc}") from None
+    ranker = parsed_setting(conf, "score.event_ranker")
     keep = max(KEEP, conf.score.top_k, conf.score.recommendations)
     silver = tables.version(SILVER_EVENTS_SESSIONIZED) if events_version is None else events_version
     fits = None

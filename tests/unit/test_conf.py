@@ -94,6 +94,25 @@ def test_backend_and_feed_choices_come_from_the_registry(monkeypatch):
     assert registry.resolve(registry.FEEDS["delta"]).__name__ == "DeltaArrowFeed"
 
 
+def test_a_setting_with_its_own_syntax_is_parsed_at_load_by_its_owner():
+    """score.event_ranker (RankerParams as key=value,...) is refused when the configuration loads,
+    not first when a scoring run builds the learned ranker; a good value parses to the ranker's
+    settings, and the default imports no model."""
+    from interest_lib.conf import parsed_setting
+
+    with pytest.raises(ConfigError, match=r"key 'score\.event_ranker' is 'epochs=many': ranker setting 'epochs' "
+                                          r"is 'many': expected a number \(int\)"):
+        load_config(overrides=["score.event_ranker=epochs=many"])
+    with pytest.raises(ConfigError, match=r"key 'score\.event_ranker' is 'depth=3': unknown ranker setting 'depth'"):
+        load_config(overrides=["score.event_ranker=depth=3"])
+    conf = load_config(overrides=["score.event_ranker=epochs=5,hour_habit=0"])
+    params = parsed_setting(conf, "score.event_ranker")
+    assert (params.epochs, params.hour_habit, params.hidden) == (5, False, 96)
+    conf.score.event_ranker = "epochs=5,hour_habit=yes"  # changed after loading: still refused by name
+    with pytest.raises(ConfigError, match=r"key 'score\.event_ranker' is 'epochs=5,hour_habit=yes': .*expected 0 or 1"):
+        parsed_setting(conf, "score.event_ranker")
+
+
 def test_evaluation_targets_are_settings():
     conf = load_config(overrides=["evaluate.targets.migration.all.ndcg@10=0.25"])
     assert conf.evaluate.targets["migration"] == {"all": {"ndcg@10": 0.25}, "switch": {"ndcg@10": 0.20}}
