@@ -161,6 +161,7 @@ class RankerParams:
     choose_identity: bool = True  # while choosing the switch weight: also train with the other category_identity, keep the better
     blend_identities: bool = True  # with choose_identity: also judge the blend of the best network with and without identity (their log-probabilities averaged)
     max_train_gb: float = 4.0  # most memory (GiB) the replayed baskets' features may take; beyond it the latest that fit train (0: no cap)
+    refit: bool = False  # after the choices: train the chosen network(s) again on every replayed basket, holdout included, for their best epoch count
 
 
 class FeatureState(EventBaseline):
@@ -415,6 +416,9 @@ class LearnedRanker(EventBaseline):
         self.members = [{"category_identity": self.params.category_identity,
                          "switch_weight": self.params.switch_weight or 1.0}]
         self._nets: list[dict[str, np.ndarray]] = []
+        #: per member: the epochs its network trained to its best holdout NDCG (what ``refit`` trains)
+        self._member_epochs: list[int] = []
+        self._best_epochs = 0
 
     @property
     def switch_weight(self) -> float | None:
@@ -453,6 +457,9 @@ class LearnedRanker(EventBaseline):
                 self._choose_switch_weight(log, train, X, torch)
             else:
                 self._train(X, self._target_weights(train, self.switch_weight), torch, self.category_identity)
+                self._member_epochs = [self._best_epochs]
+            if p.refit:
+                self._refit(X, train, torch)
         finally:
             torch.set_num_threads(threads)
         return self
@@ -522,13 +529,14 @@ class LearnedRanker(EventBaseline):
                 self.switch_trials.append({"switch_weight": weight, "category_identity": identity,
                                            **{f"gain_{k}": v for k, v in gains.items()}, "rule": rule})
                 if identity not in best or rule > best[identity][0]:
-                    best[identity] = (rule, weight, self._nets[0], scores)
+                    best[identity] = (rule, weight, self._nets[0], scores, self._best_epochs)
                 if previous is not None and rule <= previous:
                     break
                 previous = rule
         chosen = max(best, key=lambda identity: best[identity][0])
-        rule, weight, net, _ = best[chosen]
+        rule, weight, net, _, epochs = best[chosen]
         self.members, self._nets = [{"category_identity": chosen, "switch_weight": weight}], [net]
+        self._member_epochs = [epochs]
         if self.params.blend_identities and len(best) == 2:
             parts = [best[identity] for identity in identities]
             gains, blend_rule = judged(_blend([part[3] for part in parts]), "the blend of both identities' best")
@@ -538,6 +546,7 @@ class LearnedRanker(EventBaseline):
                 self.members = [{"category_identity": identity, "switch_weight": part[1]}
                                 for identity, part in zip(identities, parts)]
                 self._nets = [part[2] for part in parts]
+                self._member_epochs = [part[4] for part in parts]
         self.log_line("learned_ranker: " + " and ".join(
             f"switch weight {m['switch_weight']:g} {_identity_words(m['category_identity'])}" for m in self.members)
             + (" blended" if len(self.members) > 1 else "") + " chosen")
@@ -578,25 +587,39 @@ class LearnedRanker(EventBaseline):
                           f"{self.params.max_train_gb:g}): training on the latest {len(train.basket_ts):,}")
         return train
 
-    def _train(self, X, Y, torch, identity: bool):
+    def _refit(self, X, train, torch) -> None:
+        """``refit``: train each chosen member again, with its identity and switch weight, on every
+        replayed basket (the holdout, the latest, included) for the epochs that were its best, and
+        score with those networks instead."""
+        nets = []
+        for member, epochs in zip(self.members, self._member_epochs):
+            self.log_line(f"learned_ranker: refit on all {len(X):,} replayed baskets, {epochs} epochs, switch weight "
+                          f"{member['switch_weight']:g} {_identity_words(member['category_identity'])}")
+            self._train(X, self._target_weights(train, member["switch_weight"]), torch,
+                        member["category_identity"], epochs=epochs)
+            nets.append(self._nets[0])
+        self._nets = nets
+
+    def _train(self, X, Y, torch, identity: bool, epochs: int | None = None):
         """Train on features ``X`` ``[n, C+1, F]`` and target weights ``Y`` ``[n, C+1]`` (counts,
         switch targets weighted), with or without the category ``identity``, keeping the epoch with
         the best (weighted) holdout NDCG@10 as the one scoring network; returns that epoch's
         ``[holdout baskets, C+1]`` scores of the holdout (the last ``holdout`` share of ``X``).
         ``self.net`` (with ``mean`` and ``std``) is the torch network of the latest training, read
         by :meth:`_predict` only; scoring reads the exported :attr:`_nets`, which after a choice
-        hold the chosen network(s), not necessarily the latest trained."""
+        hold the chosen network(s), not necessarily the latest trained. With ``epochs`` it trains on
+        all of ``X`` for exactly that many epochs (no holdout; returns None)."""
         p = self.params
         torch.manual_seed(p.seed)
-        n_hold = self._holdout_size(len(X))
-        Xtr, Ytr, Xho, Yho = X[:-n_hold], Y[:-n_hold], X[-n_hold:], Y[-n_hold:]
+        n_hold = 0 if epochs else self._holdout_size(len(X))
+        Xtr, Ytr, Xho, Yho = X[:len(X) - n_hold], Y[:len(X) - n_hold], X[len(X) - n_hold:], Y[len(X) - n_hold:]
         mean, std = column_mean_std(Xtr.reshape(-1, X.shape[-1]))
         self.mean, self.std = torch.tensor(mean), torch.tensor(std + 1e-6)
         self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding, p.repeat_gate, identity)
         opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         Xtr_t, Ytr_t = torch.from_numpy(Xtr), torch.from_numpy(Ytr)
         best, best_state, best_scores = -1.0, None, None
-        for epoch in range(p.epochs):
+        for epoch in range(epochs or p.epochs):
             start = time.perf_counter()
             self.net.train()
             perm = torch.randperm(len(Xtr_t))
@@ -610,6 +633,12 @@ class LearnedRanker(EventBaseline):
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(idx)
+            if epochs:  # refit: the epoch count is given, there is no holdout to judge by
+                self.history.append({"epoch": epoch, "loss": total / len(perm), "refit": True,
+                                     "seconds": time.perf_counter() - start})
+                self.log_line(f"learned_ranker: refit epoch {epoch} loss {total / len(perm):.4f} "
+                              f"({time.perf_counter() - start:.0f}s)")
+                continue
             holdout_scores = self._predict(Xho)
             ndcg = _ndcg_at_10(holdout_scores, Yho)
             self.history.append({"epoch": epoch, "loss": total / len(perm), "holdout_ndcg@10": ndcg,
@@ -618,7 +647,11 @@ class LearnedRanker(EventBaseline):
                           f"holdout ndcg@10 {ndcg:.4f} ({time.perf_counter() - start:.0f}s)")
             if ndcg > best:
                 best, best_state = ndcg, {k: v.clone() for k, v in self.net.state_dict().items()}
-                best_scores = holdout_scores
+                best_scores, self._best_epochs = holdout_scores, epoch + 1
+        if epochs:
+            self.net.eval()
+            self._nets = [self._export()]
+            return None
         self.net.load_state_dict(best_state)
         self.net.eval()
         self._nets = [self._export()]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,6 +181,42 @@ def test_the_blend_of_both_identities_best_networks_is_judged_and_kept_only_wher
     assert (ranker.switch_weight is None) == blended
     assert any("the blend of both identities' best: holdout NDCG@10" in line for line in lines)
     assert any(line.endswith("blended chosen") == blended and line.endswith(" chosen") for line in lines)
+
+
+def test_refit_trains_each_chosen_network_again_on_every_replayed_basket_for_its_best_epochs():
+    """``refit``: after the choices, each member trains again on the holdout too, for the epochs
+    that were its best, from the same seed; on the replenishment log it still finds the planted
+    best ranking."""
+    log = encode_events(uneven_due_log())
+    lines = []
+
+    def due_first():
+        return LearnedRanker(RankerParams(**SMALL, switch_weight=3.0), log_line=lambda s: None)
+
+    ranker = LearnedRanker(RankerParams(**SMALL, refit=True), log_line=lines.append, reference=due_first)
+    ranker.fit(log, log.upto(time_cut(log.ts)))
+    chosen = [e for e in ranker.history if "refit" not in e]
+    refits = [e for e in ranker.history if e.get("refit")]
+    # one refit per member, each as long as that member's best epoch on the holdout (epochs count from 0)
+    expected = []
+    for member in ranker.members:
+        own = [e for e in chosen if (e["switch_weight"], e["category_identity"])
+               == (member["switch_weight"], member["category_identity"])]
+        runs = [own[i:i + SMALL["epochs"]] for i in range(0, len(own), SMALL["epochs"])]
+        assert len(runs) == 1  # each (weight, identity) trained once during the search
+        expected.append(max(runs[0], key=lambda e: e["holdout_ndcg@10"])["epoch"] + 1)
+    assert len(refits) == sum(expected) and [e["epoch"] for e in refits] == [i for n in expected for i in range(n)]
+    replayed = int(next(line for line in lines if "baskets replayed for training" in line).split()[1].replace(",", ""))
+    assert sum(f"refit on all {replayed:,} replayed baskets" in line for line in lines) == len(ranker.members)
+    assert len(ranker._nets) == len(ranker.members)
+
+    log = encode_events(replenishment_log())
+    targets = make_targets(log, time_cut(log.ts))
+    params = RankerParams(epochs=10, batch=16, hidden=32, embedding=4, tifu_k=20, threads=1, refit=True)
+    plain, refit = (LearnedRanker(replace(params, refit=r), log_line=lambda s: None) for r in (False, True))
+    assert ndcg(refit, log, targets) == pytest.approx((1 + 1 / np.log2(3)) / 2, abs=0.01)
+    ndcg(plain, log, targets)
+    assert not np.allclose(plain.network()["w2"], refit.network()["w2"])  # a network trained again, not the kept one
 
 
 def test_a_blend_scores_the_mean_of_its_networks_log_probabilities():
