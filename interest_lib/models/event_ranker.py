@@ -161,7 +161,7 @@ class RankerParams:
     choose_identity: bool = True  # while choosing the switch weight: also train with the other category_identity, keep the better
     blend_identities: bool = True  # with choose_identity: also judge the blend of the best network with and without identity (their log-probabilities averaged)
     max_train_gb: float = 4.0  # most memory (GiB) the replayed baskets' features may take; beyond it the latest that fit train (0: no cap)
-    refit: bool = False  # after the choices: train the chosen network(s) again on every replayed basket, holdout included, for their best epoch count
+    refit: bool = True  # after the choices: train the chosen network(s) again on every replayed basket, holdout included, for their best epoch count
 
 
 class FeatureState(EventBaseline):
