@@ -595,8 +595,11 @@ class LearnedRanker(EventBaseline):
         for member, epochs in zip(self.members, self._member_epochs):
             self.log_line(f"learned_ranker: refit on all {len(X):,} replayed baskets, {epochs} epochs, switch weight "
                           f"{member['switch_weight']:g} {_identity_words(member['category_identity'])}")
+            trained = len(self.history)
             self._train(X, self._target_weights(train, member["switch_weight"]), torch,
                         member["category_identity"], epochs=epochs)
+            for entry in self.history[trained:]:
+                entry.update(member)
             nets.append(self._nets[0])
         self._nets = nets
 

@@ -254,10 +254,13 @@ def test_without_a_reference_or_with_a_set_switch_weight_nothing_is_chosen():
     log = encode_events(uneven_due_log(n_users=12, n_days=20))
     n = log.upto(time_cut(log.ts))
     plain = LearnedRanker(RankerParams(**{**SMALL, "epochs": 2}), log_line=lambda s: None).fit(log, n)
-    assert plain.switch_weight == 1.0 and not plain.switch_trials and len(plain.history) == 2
+    def trainings(ranker):  # epochs judged on the holdout, epochs of the refit
+        return [sum(1 for e in ranker.history if bool(e.get("refit")) == refit) for refit in (False, True)]
+
+    assert plain.switch_weight == 1.0 and not plain.switch_trials and trainings(plain) == [2, plain._member_epochs[0]]
     fixed = LearnedRanker(RankerParams(**{**SMALL, "epochs": 2, "switch_weight": 1.3}), log_line=lambda s: None,
                           reference=PersonalFrequency).fit(log, n)
-    assert fixed.switch_weight == 1.3 and not fixed.switch_trials and len(fixed.history) == 2
+    assert fixed.switch_weight == 1.3 and not fixed.switch_trials and trainings(fixed) == [2, fixed._member_epochs[0]]
 
 
 def test_the_protocol_gives_the_ranker_its_best_baseline_to_choose_the_switch_weight_against():
