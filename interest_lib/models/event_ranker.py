@@ -43,6 +43,7 @@ than a weekly shop).
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -422,7 +423,6 @@ class LearnedRanker(EventBaseline):
         self._nets: list[dict[str, np.ndarray]] = []
         #: per member: the epochs its network trained to its best holdout NDCG (what ``refit`` trains)
         self._member_epochs: list[int] = []
-        self._best_epochs = 0
 
     @property
     def switch_weight(self) -> float | None:
@@ -460,8 +460,9 @@ class LearnedRanker(EventBaseline):
             if self._chooses_switch_weight():
                 self._choose_switch_weight(log, train, X, torch)
             else:
-                self._train(X, self._target_weights(train, self.switch_weight), torch, self.category_identity)
-                self._member_epochs = [self._best_epochs]
+                _, epochs = self._train(X, self._target_weights(train, self.switch_weight), torch,
+                                        self.category_identity)
+                self._member_epochs = [epochs]
             if p.refit:
                 self._refit(X, train, torch)
         finally:
@@ -525,15 +526,13 @@ class LearnedRanker(EventBaseline):
         for identity in identities:
             previous = None
             for weight in SWITCH_WEIGHTS:
-                epochs = len(self.history)
-                scores = self._train(X, self._target_weights(train, weight), torch, identity)
-                for entry in self.history[epochs:]:
-                    entry.update(switch_weight=weight, category_identity=identity)
+                with self._tagging_history(switch_weight=weight, category_identity=identity):
+                    scores, epochs = self._train(X, self._target_weights(train, weight), torch, identity)
                 gains, rule = judged(scores, f"switch weight {weight:g} {_identity_words(identity)}")
                 self.switch_trials.append({"switch_weight": weight, "category_identity": identity,
                                            **{f"gain_{k}": v for k, v in gains.items()}, "rule": rule})
                 if identity not in best or rule > best[identity][0]:
-                    best[identity] = (rule, weight, self._nets[0], scores, self._best_epochs)
+                    best[identity] = (rule, weight, self._nets[0], scores, epochs)
                 if previous is not None and rule <= previous:
                     break
                 previous = rule
@@ -599,70 +598,93 @@ class LearnedRanker(EventBaseline):
         for member, epochs in zip(self.members, self._member_epochs):
             self.log_line(f"learned_ranker: refit on all {len(X):,} replayed baskets, {epochs} epochs, switch weight "
                           f"{member['switch_weight']:g} {_identity_words(member['category_identity'])}")
-            trained = len(self.history)
-            self._train(X, self._target_weights(train, member["switch_weight"]), torch,
-                        member["category_identity"], epochs=epochs)
-            for entry in self.history[trained:]:
-                entry.update(member)
+            with self._tagging_history(**member):
+                self._train_fixed(X, self._target_weights(train, member["switch_weight"]), torch,
+                                  member["category_identity"], epochs)
             nets.append(self._nets[0])
         self._nets = nets
 
-    def _train(self, X, Y, torch, identity: bool, epochs: int | None = None):
+    @contextmanager
+    def _tagging_history(self, **fields):
+        """Add ``fields`` (the switch weight and identity being trained) to every :attr:`history`
+        entry written inside the ``with`` block."""
+        start = len(self.history)
+        try:
+            yield
+        finally:
+            for entry in self.history[start:]:
+                entry.update(fields)
+
+    def _train(self, X, Y, torch, identity: bool) -> tuple[np.ndarray, int]:
         """Train on features ``X`` ``[n, C+1, F]`` and target weights ``Y`` ``[n, C+1]`` (counts,
         switch targets weighted), with or without the category ``identity``, keeping the epoch with
         the best (weighted) holdout NDCG@10 as the one scoring network; returns that epoch's
-        ``[holdout baskets, C+1]`` scores of the holdout (the last ``holdout`` share of ``X``).
-        ``self.net`` (with ``mean`` and ``std``) is the torch network of the latest training, read
-        by :meth:`_predict` only; scoring reads the exported :attr:`_nets`, which after a choice
-        hold the chosen network(s), not necessarily the latest trained. With ``epochs`` it trains on
-        all of ``X`` for exactly that many epochs (no holdout; returns None)."""
+        ``[holdout baskets, C+1]`` scores of the holdout (the last ``holdout`` share of ``X``) and
+        the number of epochs it took. ``self.net`` (with ``mean`` and ``std``) is the torch network
+        of the latest training, read by :meth:`_predict` only; scoring reads the exported
+        :attr:`_nets`, which after a choice hold the chosen network(s), not necessarily the latest
+        trained."""
+        n_train = len(X) - self._holdout_size(len(X))
+        Xho, Yho = X[n_train:], Y[n_train:]
+        step = self._trainer(X[:n_train], Y[:n_train], torch, identity)
+        best, best_state, best_scores, best_epochs = -1.0, None, None, 0
+        for epoch in range(self.params.epochs):
+            start = time.perf_counter()
+            loss = step()
+            holdout_scores = self._predict(Xho)
+            ndcg = _ndcg_at_10(holdout_scores, Yho)
+            self.history.append({"epoch": epoch, "loss": loss, "holdout_ndcg@10": ndcg,
+                                 "seconds": time.perf_counter() - start})
+            self.log_line(f"learned_ranker: epoch {epoch} loss {loss:.4f} "
+                          f"holdout ndcg@10 {ndcg:.4f} ({time.perf_counter() - start:.0f}s)")
+            if ndcg > best:
+                best, best_state = ndcg, {k: v.clone() for k, v in self.net.state_dict().items()}
+                best_scores, best_epochs = holdout_scores, epoch + 1
+        self.net.load_state_dict(best_state)
+        self.net.eval()
+        self._nets = [self._export()]
+        return best_scores, best_epochs
+
+    def _train_fixed(self, X, Y, torch, identity: bool, epochs: int) -> None:
+        """Train as :meth:`_train` does, but on all of ``X`` for exactly ``epochs`` epochs: no
+        holdout to judge by (``refit``); the network after the last epoch scores."""
+        step = self._trainer(X, Y, torch, identity)
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            loss = step()
+            self.history.append({"epoch": epoch, "loss": loss, "refit": True, "seconds": time.perf_counter() - start})
+            self.log_line(f"learned_ranker: refit epoch {epoch} loss {loss:.4f} ({time.perf_counter() - start:.0f}s)")
+        self.net.eval()
+        self._nets = [self._export()]
+
+    def _trainer(self, X, Y, torch, identity: bool):
+        """A fresh seeded network (``self.net``, standardised by ``X``'s column means and stds)
+        and its optimiser; returns ``step()``, one shuffled pass over ``(X, Y)`` giving the mean
+        listwise loss."""
         p = self.params
         torch.manual_seed(p.seed)
-        n_hold = 0 if epochs else self._holdout_size(len(X))
-        Xtr, Ytr, Xho, Yho = X[:len(X) - n_hold], Y[:len(X) - n_hold], X[len(X) - n_hold:], Y[len(X) - n_hold:]
-        mean, std = column_mean_std(Xtr.reshape(-1, X.shape[-1]))
+        mean, std = column_mean_std(X.reshape(-1, X.shape[-1]))
         self.mean, self.std = torch.tensor(mean), torch.tensor(std + 1e-6)
         self.net = _Net(X.shape[-1], self.width, p.hidden, p.embedding, p.repeat_gate, identity)
         opt = torch.optim.Adam(self.net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
-        Xtr_t, Ytr_t = torch.from_numpy(Xtr), torch.from_numpy(Ytr)
-        best, best_state, best_scores = -1.0, None, None
-        for epoch in range(epochs or p.epochs):
-            start = time.perf_counter()
+        X_t, Y_t = torch.from_numpy(X), torch.from_numpy(Y)
+
+        def step() -> float:
             self.net.train()
-            perm = torch.randperm(len(Xtr_t))
+            perm = torch.randperm(len(X_t))
             total = 0.0
             for lo in range(0, len(perm), p.batch):
                 idx = perm[lo:lo + p.batch]
-                logp = torch.log_softmax(self._logits(Xtr_t[idx]), dim=-1)[:, 1:]  # column 0 is padding
-                y = Ytr_t[idx, 1:]
+                logp = torch.log_softmax(self._logits(X_t[idx]), dim=-1)[:, 1:]  # column 0 is padding
+                y = Y_t[idx, 1:]
                 loss = -(y * logp).sum() / y.sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(idx)
-            if epochs:  # refit: the epoch count is given, there is no holdout to judge by
-                self.history.append({"epoch": epoch, "loss": total / len(perm), "refit": True,
-                                     "seconds": time.perf_counter() - start})
-                self.log_line(f"learned_ranker: refit epoch {epoch} loss {total / len(perm):.4f} "
-                              f"({time.perf_counter() - start:.0f}s)")
-                continue
-            holdout_scores = self._predict(Xho)
-            ndcg = _ndcg_at_10(holdout_scores, Yho)
-            self.history.append({"epoch": epoch, "loss": total / len(perm), "holdout_ndcg@10": ndcg,
-                                 "seconds": time.perf_counter() - start})
-            self.log_line(f"learned_ranker: epoch {epoch} loss {total / len(perm):.4f} "
-                          f"holdout ndcg@10 {ndcg:.4f} ({time.perf_counter() - start:.0f}s)")
-            if ndcg > best:
-                best, best_state = ndcg, {k: v.clone() for k, v in self.net.state_dict().items()}
-                best_scores, self._best_epochs = holdout_scores, epoch + 1
-        if epochs:
-            self.net.eval()
-            self._nets = [self._export()]
-            return None
-        self.net.load_state_dict(best_state)
-        self.net.eval()
-        self._nets = [self._export()]
-        return best_scores
+            return total / len(perm)
+
+        return step
 
     def _export(self) -> dict[str, np.ndarray]:
         """The trained network as numpy arrays: scoring one basket at a time through torch costs
