@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from interest_lib.evaluate.event_benchmark import ranker_params
 from interest_lib.evaluate.event_protocol import encode_events
 from interest_lib.scoring import event_fits
 from interest_lib.scoring.event_fits import FitStore
@@ -46,8 +47,6 @@ USERS = {"user_id": np.array([f"u{u}" for u in range(40)], dtype=object)}
 def test_the_ranker_serves_distributions_and_its_kept_fit_is_reused_within_the_refit_days(tmp_path):
     """The ranker's softmax is a distribution over the vocabulary that puts each household's
     staple (in every basket) first; kept, it is reused without training."""
-    from interest_lib.evaluate.event_benchmark import ranker_params
-
     events = _households(8)  # 8 weeks: the last basket on 2026-02-19, before WHEN
     vocab = _vocab(events)
     lines = []
@@ -87,8 +86,6 @@ def test_the_ranker_serves_distributions_and_its_kept_fit_is_reused_within_the_r
 def test_a_kept_ranker_fit_is_reused_only_by_runs_with_the_same_ranker_settings(tmp_path):
     """score.event_ranker: the network trains with the settings given (one epoch: no line of a
     second), and a fit kept with other settings is not reused, while one with the same is."""
-    from interest_lib.evaluate.event_benchmark import ranker_params
-
     events = _households(8)
     vocab = _vocab(events)
     lines = []
